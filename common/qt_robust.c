@@ -1,0 +1,6 @@
+#include "quintet.h"
+void
+qt_robust_test (bool verbose)
+{
+    (void) verbose;
+}

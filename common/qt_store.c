@@ -1,0 +1,7 @@
+/*  qt_store: placeholder until implemented. */
+#include "quintet.h"
+void
+qt_store_test (bool verbose)
+{
+    (void) verbose;
+}

@@ -1,0 +1,28 @@
+/*  quintet: the project header. Every daemon, tool and test includes this one
+    header; it pulls in the dependencies and every class of libquintet.
+*/
+#ifndef QUINTET_H_INCLUDED
+#define QUINTET_H_INCLUDED
+
+#include <czmq.h>
+#include <sodium.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <inttypes.h>
+
+#include "quintet.pb-c.h"
+
+#include "qt_rng.h"
+#include "qt_robust.h"
+#include "qt_tournesol.h"
+#include "qt_log.h"
+#include "qt_notify.h"
+#include "qt_config.h"
+#include "qt_store.h"
+#include "qt_keys.h"
+#include "qt_envelope.h"
+#include "qt_transport.h"
+#include "qt_quorum.h"
+
+#endif
