@@ -21,6 +21,7 @@
 #include "qt_config.h"
 #include "qt_store.h"
 #include "qt_keys.h"
+#include "qt_payload.h"
 #include "qt_envelope.h"
 #include "qt_transport.h"
 #include "qt_quorum.h"

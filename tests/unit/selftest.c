@@ -17,6 +17,7 @@ static test_item_t s_tests [] = {
     { "config",    qt_config_test },
     { "store",     qt_store_test },
     { "keys",      qt_keys_test },
+    { "payload",   qt_payload_test },
     { "envelope",  qt_envelope_test },
     { "transport", qt_transport_test },
     { "quorum",    qt_quorum_test },

@@ -1,0 +1,260 @@
+/*  qt_payload: topic table and generic validation of payload values. */
+#include "quintet.h"
+
+static const char *const s_cause_names [QT_DROP_CAUSES] = {
+    [QT_DROP_NONE] = "none",
+    [QT_DROP_OVERSIZE] = "oversize",
+    [QT_DROP_MALFORMED] = "malformed",
+    [QT_DROP_UNKNOWN_KEY] = "unknown-key",
+    [QT_DROP_WRONG_ROLE] = "wrong-role",
+    [QT_DROP_BAD_SIGNATURE] = "bad-signature",
+    [QT_DROP_REPLAY] = "replay",
+    [QT_DROP_STALE] = "stale",
+    [QT_DROP_WRONG_TYPE] = "wrong-type",
+    [QT_DROP_UNEXPECTED] = "unexpected-sender",
+    [QT_DROP_BAD_PAYLOAD] = "bad-payload",
+    [QT_DROP_BATCH_SIZE] = "batch-size",
+    [QT_DROP_INVALID] = "invalid-value",
+};
+
+const char *
+qt_drop_cause_name (qt_drop_cause_t cause)
+{
+    return cause < QT_DROP_CAUSES ? s_cause_names [cause] : "unknown";
+}
+
+typedef struct {
+    const char *topic;
+    Quintet__PayloadType type;
+    const ProtobufCMessageDescriptor *descriptor;
+} s_topic_t;
+
+static const s_topic_t s_topics [] = {
+    { "sensor",   QUINTET__PAYLOAD_TYPE__SENSOR_FRAME,      &quintet__sensor_frame__descriptor },
+    { "obs",      QUINTET__PAYLOAD_TYPE__OBSERVATION_BATCH, &quintet__observation_batch__descriptor },
+    { "belief",   QUINTET__PAYLOAD_TYPE__BELIEF_BATCH,      &quintet__belief_batch__descriptor },
+    { "score",    QUINTET__PAYLOAD_TYPE__SCORE_BATCH,       &quintet__score_batch__descriptor },
+    { "proposal", QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH,    &quintet__proposal_batch__descriptor },
+    { "reward",   QUINTET__PAYLOAD_TYPE__REWARD_BATCH,      &quintet__reward_batch__descriptor },
+    { "action",   QUINTET__PAYLOAD_TYPE__ACTION_BATCH,      &quintet__action_batch__descriptor },
+    { "eval",     QUINTET__PAYLOAD_TYPE__EVAL_RECORD,       &quintet__eval_record__descriptor },
+    { NULL, QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED, NULL }
+};
+
+Quintet__PayloadType
+qt_payload_type_of_topic (const char *topic)
+{
+    for (const s_topic_t *item = s_topics; item->topic; item++)
+        if (streq (item->topic, topic))
+            return item->type;
+    return QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED;
+}
+
+const char *
+qt_payload_topic (Quintet__PayloadType type)
+{
+    for (const s_topic_t *item = s_topics; item->topic; item++)
+        if (item->type == type)
+            return item->topic;
+    return NULL;
+}
+
+const ProtobufCMessageDescriptor *
+qt_payload_descriptor (Quintet__PayloadType type)
+{
+    for (const s_topic_t *item = s_topics; item->topic; item++)
+        if (item->type == type)
+            return item->descriptor;
+    return NULL;
+}
+
+static bool
+s_all_finite (const double *values, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite (values [i]))
+            return false;
+    return true;
+}
+
+static bool
+s_probabilities (const double *values, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!(values [i] >= 0 && values [i] <= 1))     //  false for NaN
+            return false;
+    return true;
+}
+
+static qt_drop_cause_t
+s_readings_valid (Quintet__Readings **instances, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (!instances [i] || !isfinite (instances [i]->observed_reward))
+            return QT_DROP_INVALID;
+        for (size_t k = 0; k < instances [i]->n_moisture; k++)
+            if (instances [i]->moisture [k] > 1)
+                return QT_DROP_INVALID;
+    }
+    return QT_DROP_NONE;
+}
+
+static qt_drop_cause_t
+s_belief_valid (const Quintet__BeliefBatch *batch)
+{
+    size_t sensors = batch->n_sensors;
+    for (size_t i = 0; i < batch->n_instances; i++) {
+        const Quintet__Belief *belief = batch->instances [i];
+        if (!s_probabilities (belief->marginals, belief->n_marginals)
+        ||  !s_probabilities (belief->reliability, belief->n_reliability)
+        ||  !s_probabilities (belief->honest, belief->n_honest)
+        ||  !s_probabilities (&belief->data_reliability, 1)
+        ||  !isfinite (belief->entropy) || belief->entropy < 0
+        ||  belief->n_reliability != sensors || belief->n_honest != sensors)
+            return QT_DROP_INVALID;
+        for (size_t s = 0; s < belief->n_samples; s++) {
+            const Quintet__StateSample *sample = belief->samples [s];
+            if (!(sample->weight >= 0 && sample->weight <= 1)
+            ||  sample->n_values != belief->n_marginals)
+                return QT_DROP_INVALID;
+        }
+    }
+    return QT_DROP_NONE;
+}
+
+qt_drop_cause_t
+qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload, size_t batch)
+{
+    switch (type) {
+        case QUINTET__PAYLOAD_TYPE__SENSOR_FRAME: {
+            const Quintet__SensorFrame *frame = (const Quintet__SensorFrame *) payload;
+            if (frame->batch != batch || frame->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            return s_readings_valid (frame->instances, frame->n_instances);
+        }
+        case QUINTET__PAYLOAD_TYPE__OBSERVATION_BATCH: {
+            const Quintet__ObservationBatch *obs = (const Quintet__ObservationBatch *) payload;
+            if (obs->batch != batch || obs->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            return s_readings_valid (obs->instances, obs->n_instances);
+        }
+        case QUINTET__PAYLOAD_TYPE__BELIEF_BATCH: {
+            const Quintet__BeliefBatch *beliefs = (const Quintet__BeliefBatch *) payload;
+            if (beliefs->batch != batch || beliefs->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            return s_belief_valid (beliefs);
+        }
+        case QUINTET__PAYLOAD_TYPE__SCORE_BATCH: {
+            const Quintet__ScoreBatch *scores = (const Quintet__ScoreBatch *) payload;
+            if (scores->batch != batch || scores->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            if (!(scores->quantile > 0 && scores->quantile < 1))
+                return QT_DROP_INVALID;
+            for (size_t i = 0; i < scores->n_instances; i++) {
+                const Quintet__ScoreDistribution *score = scores->instances [i];
+                double values [] = { score->mean, score->q10, score->q50, score->q90,
+                                     score->spread, score->disagreement };
+                if (!s_all_finite (values, sizeof values / sizeof values [0])
+                ||  score->spread < 0 || !s_probabilities (&score->data_reliability, 1))
+                    return QT_DROP_INVALID;
+            }
+            return QT_DROP_NONE;
+        }
+        case QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH: {
+            const Quintet__ProposalBatch *proposals = (const Quintet__ProposalBatch *) payload;
+            if (proposals->batch != batch || proposals->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            for (size_t i = 0; i < proposals->n_instances; i++) {
+                const Quintet__RewardVector *vector = proposals->instances [i];
+                if (vector->n_values != proposals->n_components || vector->n_values == 0
+                ||  !s_all_finite (vector->values, vector->n_values))
+                    return QT_DROP_INVALID;
+            }
+            return QT_DROP_NONE;
+        }
+        case QUINTET__PAYLOAD_TYPE__REWARD_BATCH: {
+            const Quintet__RewardBatch *rewards = (const Quintet__RewardBatch *) payload;
+            if (rewards->batch != batch || rewards->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            for (size_t i = 0; i < rewards->n_instances; i++) {
+                const Quintet__AggregatedReward *reward = rewards->instances [i];
+                if (!isfinite (reward->reward) || !s_all_finite (reward->vector, reward->n_vector))
+                    return QT_DROP_INVALID;
+            }
+            return QT_DROP_NONE;
+        }
+        case QUINTET__PAYLOAD_TYPE__ACTION_BATCH: {
+            const Quintet__ActionBatch *actions = (const Quintet__ActionBatch *) payload;
+            if (actions->batch != batch || actions->n_actions != batch)
+                return QT_DROP_BATCH_SIZE;
+            return QT_DROP_NONE;
+        }
+        case QUINTET__PAYLOAD_TYPE__EVAL_RECORD: {
+            const Quintet__EvalRecord *eval = (const Quintet__EvalRecord *) payload;
+            if (eval->batch != batch || eval->n_instances != batch)
+                return QT_DROP_BATCH_SIZE;
+            for (size_t i = 0; i < eval->n_instances; i++)
+                if (!isfinite (eval->instances [i]->performance)
+                ||  !isfinite (eval->instances [i]->observed_return))
+                    return QT_DROP_INVALID;
+            return QT_DROP_NONE;
+        }
+        default:
+            return QT_DROP_WRONG_TYPE;
+    }
+}
+
+void
+qt_payload_test (bool verbose)
+{
+    if (verbose)
+        printf (" * qt_payload: ");
+    assert (qt_payload_type_of_topic ("belief") == QUINTET__PAYLOAD_TYPE__BELIEF_BATCH);
+    assert (qt_payload_type_of_topic ("bogus") == QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED);
+    assert (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__REWARD_BATCH), "reward"));
+    assert (streq (qt_drop_cause_name (QT_DROP_BAD_SIGNATURE), "bad-signature"));
+
+    //  A proposal batch: right size passes; wrong size, NaN, inf do not
+    double good [2] = { 0.5, 1.0 };
+    double nan_values [2] = { NAN, 1.0 };
+    double inf_values [2] = { INFINITY, 1.0 };
+    char *components [2] = { "reward", "score" };
+    Quintet__RewardVector vector = QUINTET__REWARD_VECTOR__INIT;
+    Quintet__RewardVector *instances [1] = { &vector };
+    Quintet__ProposalBatch batch = QUINTET__PROPOSAL_BATCH__INIT;
+    batch.batch = 1;
+    batch.n_instances = 1;
+    batch.instances = instances;
+    batch.n_components = 2;
+    batch.components = components;
+    vector.n_values = 2;
+    vector.values = good;
+    Quintet__PayloadType type = QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH;
+    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_NONE);
+    assert (qt_payload_validate (type, &batch.base, 2) == QT_DROP_BATCH_SIZE);
+    vector.values = nan_values;
+    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    vector.values = inf_values;
+    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    vector.values = good;
+    vector.n_values = 1;
+    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+
+    //  Probabilities out of range in a belief
+    double marginal = 1.5;
+    Quintet__Belief belief = QUINTET__BELIEF__INIT;
+    Quintet__Belief *beliefs [1] = { &belief };
+    Quintet__BeliefBatch belief_batch = QUINTET__BELIEF_BATCH__INIT;
+    belief_batch.batch = 1;
+    belief_batch.n_instances = 1;
+    belief_batch.instances = beliefs;
+    belief.n_marginals = 1;
+    belief.marginals = &marginal;
+    belief.data_reliability = 1;
+    type = QUINTET__PAYLOAD_TYPE__BELIEF_BATCH;
+    assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
+    marginal = 0.25;
+    assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_NONE);
+    if (verbose)
+        printf ("OK\n");
+}
