@@ -1,6 +1,81 @@
-/*  qt_quorum: placeholder until implemented. */
+/*  qt_quorum: per-tick collection of one upstream role's replicas.
+
+    The one liveness mechanism of every consumer (design.md section 2): for
+    tick t, wait for every live upstream replica until a deadline counted
+    from the first arrival, then proceed with at least n - f. A replica that
+    misses down_after consecutive ticks is marked down and no longer waited
+    for; it is re-admitted as soon as it speaks again. Below n - f the stage
+    holds (says so once) rather than proceed on too little.
+
+    Ticks are processed in increasing order. A tick that is already done is
+    late (an honest slow replica or a re-send), counted but harmless; when a
+    newer tick completes while an older one never will, the older is skipped.
+*/
 #ifndef QT_QUORUM_H_INCLUDED
 #define QT_QUORUM_H_INCLUDED
+
 #include <stdbool.h>
+#include <stdint.h>
+#include "qt_envelope.h"
+
+#define QT_QUORUM_WINDOW    16      //  ticks held pending at most
+#define QT_QUORUM_MAX_REPLICAS 64
+
+typedef enum {
+    QT_QUORUM_ACCEPTED = 0,
+    QT_QUORUM_LATE,                 //  tick already processed or skipped
+    QT_QUORUM_DUPLICATE,            //  this replica already sent this tick
+    QT_QUORUM_UNKNOWN_REPLICA,      //  replica id outside 1..n
+    QT_QUORUM_STALE,                //  tick beyond the window after the last done
+} qt_quorum_result_t;
+
+typedef struct _qt_quorum_t qt_quorum_t;
+
+//  n replicas with ids 1..n, f tolerated faults; NULL when n < 2f + 1 or n
+//  is 0 or above QT_QUORUM_MAX_REPLICAS.
+qt_quorum_t *qt_quorum_new (const char *role, uint32_t replicas, uint32_t faults,
+                            int64_t deadline_ms, uint32_t down_after);
+void qt_quorum_destroy (qt_quorum_t **self_p);
+
+//  Offers a verified message from a replica for a tick; takes it when
+//  accepted (the pointer is nulled), leaves it with the caller otherwise.
+qt_quorum_result_t qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
+                                  qt_message_t **message_p, int64_t now_ms);
+
+//  True when a tick is ready to process: all live replicas arrived (at least
+//  n - f of them), or the deadline passed with at least n - f.
+bool qt_quorum_ready (qt_quorum_t *self, int64_t now_ms, uint64_t *tick);
+
+//  True if the tick is pending and ready (for stages with two upstreams).
+bool qt_quorum_tick_ready (qt_quorum_t *self, uint64_t tick, int64_t now_ms);
+
+//  Messages of a pending tick, indexed by replica - 1 (NULL where missing).
+//  Valid until qt_quorum_done.
+qt_message_t **qt_quorum_slots (qt_quorum_t *self, uint64_t tick);
+
+//  The tick is processed: frees it and every older pending tick, counts a
+//  miss for each live replica absent from it, marks replicas down.
+void qt_quorum_done (qt_quorum_t *self, uint64_t tick, int64_t now_ms);
+
+//  Milliseconds until the next deadline that could make a tick ready, or -1.
+int64_t qt_quorum_timeout (qt_quorum_t *self, int64_t now_ms);
+
+//  Last processed tick; false when none yet.
+bool qt_quorum_last (qt_quorum_t *self, uint64_t *tick);
+
+uint32_t qt_quorum_replicas (qt_quorum_t *self);
+uint32_t qt_quorum_faults (qt_quorum_t *self);
+uint32_t qt_quorum_up (qt_quorum_t *self);
+bool qt_quorum_replica_up (qt_quorum_t *self, uint32_t replica);
+const char *qt_quorum_role (qt_quorum_t *self);
+
+//  True while a deadline passed below quorum (the stage is holding)
+bool qt_quorum_holding (qt_quorum_t *self);
+
+//  Counters: late messages, ticks skipped
+uint64_t qt_quorum_late (qt_quorum_t *self);
+uint64_t qt_quorum_skipped (qt_quorum_t *self);
+
 void qt_quorum_test (bool verbose);
+
 #endif
