@@ -10,9 +10,9 @@
 */
 #include "quintet.h"
 
-//  Distances below this, in units of the largest input magnitude, are a
-//  coincidence: far under the rounding error of any iterate, so treating the
-//  point as "at" the iterate loses nothing and keeps w / distance finite.
+//  Distances below this, relative to the magnitude of the points compared,
+//  are a coincidence: far under the rounding error of any iterate, so
+//  treating the point as "at" the iterate loses nothing.
 #define GEOMEDIAN_COINCIDENT 0x1p-100
 
 //  Seeds and sizes of the property tests.
@@ -212,6 +212,12 @@ qt_coordmedian (const double *x, size_t n, size_t d, double *z)
     return rc;
 }
 
+//  Sums of squares below this have lost digits to underflow: it happens
+//  only when differences are 2^-450 of the largest input (one input near
+//  1e300 next to honest ones near 1), and then the distance is recomputed
+//  with its own scale.
+#define DISTANCE_UNDERFLOW 0x1p-900
+
 //  Euclidean distance between two rows of the scaled copy (magnitudes < 1,
 //  so the sum of squares cannot overflow).
 static double
@@ -222,7 +228,38 @@ s_distance (const double *a, const double *b, size_t d)
         double diff = a [j] - b [j];
         sum += diff * diff;
     }
-    return sqrt (sum);
+    if (sum >= DISTANCE_UNDERFLOW)
+        return sqrt (sum);
+    double largest = 0;
+    for (size_t j = 0; j < d; j++)
+        largest = fmax (largest, fabs (a [j] - b [j]));
+    if (largest == 0)
+        return 0;
+    sum = 0;
+    for (size_t j = 0; j < d; j++) {
+        double diff = (a [j] - b [j]) / largest;
+        sum += diff * diff;
+    }
+    return largest * sqrt (sum);
+}
+
+//  Largest magnitude of a row.
+static double
+s_magnitude (const double *row, size_t d)
+{
+    double largest = 0;
+    for (size_t j = 0; j < d; j++)
+        largest = fmax (largest, fabs (row [j]));
+    return largest;
+}
+
+//  Two points this close, relative to their own magnitude, are one point
+//  for the Weiszfeld step: the distance is rounding noise, and w / distance
+//  would swamp every other term (or overflow).
+static bool
+s_coincide (double distance, double magnitude)
+{
+    return distance <= GEOMEDIAN_COINCIDENT * magnitude;
 }
 
 //  Is data point `vertex` the geometric median? Its optimality condition:
@@ -230,8 +267,8 @@ s_distance (const double *a, const double *b, size_t d)
 //  others (sum of w_i times the unit vector towards x_i). Writes the
 //  objective at the vertex to *objective; pull is scratch of d values.
 static bool
-s_vertex_is_median (const double *data, const double *weight, size_t used, size_t d,
-                    size_t vertex, double *pull, double *objective)
+s_vertex_is_median (const double *data, const double *weight, const double *magnitude,
+                    size_t used, size_t d, size_t vertex, double *pull, double *objective)
 {
     const double *point = data + vertex * d;
     double resting = 0;
@@ -240,12 +277,13 @@ s_vertex_is_median (const double *data, const double *weight, size_t used, size_
     for (size_t i = 0; i < used; i++) {
         const double *row = data + i * d;
         double distance = s_distance (row, point, d);
-        if (distance <= GEOMEDIAN_COINCIDENT) {
+        double pull_scale = weight [i] / distance;
+        if (s_coincide (distance, fmax (magnitude [i], magnitude [vertex]))
+        ||  isinf (pull_scale)) {
             resting += weight [i];
             continue;
         }
         sum += weight [i] * distance;
-        double pull_scale = weight [i] / distance;
         for (size_t j = 0; j < d; j++)
             pull [j] += pull_scale * (row [j] - point [j]);
     }
@@ -278,9 +316,9 @@ s_geomedian_line (const s_row_t *rows, size_t used, s_pair_t *pairs,
 //  Returns the index of the data point that is the exact median, or used
 //  when the median is the iterate y.
 static size_t
-s_weiszfeld (const double *data, const double *weight, size_t used, size_t d,
-             double tol, int max_iter, double *y, double *scratch, bool *checked,
-             qt_geomedian_report_t *report)
+s_weiszfeld (const double *data, const double *weight, const double *magnitude,
+             size_t used, size_t d, double tol, int max_iter, double *y,
+             double *scratch, bool *checked, qt_geomedian_report_t *report)
 {
     double *target = scratch;           //  plain Weiszfeld target T(y)
     double *pull = scratch + d;
@@ -294,6 +332,7 @@ s_weiszfeld (const double *data, const double *weight, size_t used, size_t d,
         double objective = 0, resting = 0, denominator = 0;
         double nearest_distance = INFINITY;
         size_t nearest = 0;
+        double y_magnitude = s_magnitude (y, d);
         memset (target, 0, d * sizeof (double));
         for (size_t i = 0; i < used; i++) {
             const double *row = data + i * d;
@@ -303,11 +342,12 @@ s_weiszfeld (const double *data, const double *weight, size_t used, size_t d,
                 nearest_distance = distance;
                 nearest = i;
             }
-            if (distance <= GEOMEDIAN_COINCIDENT) {
+            double share = weight [i] / distance;
+            if (s_coincide (distance, fmax (magnitude [i], y_magnitude))
+            ||  isinf (share)) {
                 resting += weight [i];
                 continue;
             }
-            double share = weight [i] / distance;
             denominator += share;
             for (size_t j = 0; j < d; j++)
                 target [j] += share * row [j];
@@ -323,8 +363,8 @@ s_weiszfeld (const double *data, const double *weight, size_t used, size_t d,
         if (!checked [nearest]) {
             checked [nearest] = true;
             double vertex_objective;
-            if (s_vertex_is_median (data, weight, used, d, nearest, pull,
-                                    &vertex_objective)) {
+            if (s_vertex_is_median (data, weight, magnitude, used, d, nearest,
+                                    pull, &vertex_objective)) {
                 report->objective = vertex_objective;
                 report->converged = true;
                 exact = nearest;
@@ -388,18 +428,20 @@ qt_geomedian (const double *x, const double *w, size_t n, size_t d,
         int exponent = s_scale_exponent (rows, used, d);
         double *data = (double *) malloc (used * d * sizeof (double));
         double *weight = (double *) malloc (used * sizeof (double));
+        double *magnitude = (double *) malloc (used * sizeof (double));
         double *work = (double *) malloc (3 * d * sizeof (double));
         bool *checked = (bool *) calloc (used, sizeof (bool));
-        if (data && weight && work && checked) {
+        if (data && weight && magnitude && work && checked) {
             for (size_t i = 0; i < used; i++) {
                 weight [i] = rows [i].weight;
                 for (size_t j = 0; j < d; j++)
                     data [i * d + j] = ldexp (rows [i].values [j], -exponent);
+                magnitude [i] = s_magnitude (data + i * d, d);
             }
             double *y = work;
             s_coordmedian_rows (rows, used, d, exponent, pairs, y);
-            size_t exact = s_weiszfeld (data, weight, used, d, tol, max_iter,
-                                        y, work + d, checked, report);
+            size_t exact = s_weiszfeld (data, weight, magnitude, used, d, tol,
+                                        max_iter, y, work + d, checked, report);
             if (exact < used)
                 memcpy (z, rows [exact].values, d * sizeof (double));
             else
@@ -410,6 +452,7 @@ qt_geomedian (const double *x, const double *w, size_t n, size_t d,
         }
         free (data);
         free (weight);
+        free (magnitude);
         free (work);
         free (checked);
     }
@@ -654,11 +697,428 @@ qt_centered_clip (const double *x, size_t n, size_t d, double radius,
 //  --------------------------------------------------------------------------
 //  Selftest
 
+//  Largest |a_j - b_j|.
+static double
+s_max_diff (const double *a, const double *b, size_t d)
+{
+    double largest = 0;
+    for (size_t j = 0; j < d; j++)
+        largest = fmax (largest, fabs (a [j] - b [j]));
+    return largest;
+}
+
+//  Norm of the objective's gradient at z (over the rows z is not at),
+//  relative to the total weight: 0 at the median unless z is a data point.
+static double
+s_gradient (const double *x, const double *w, size_t n, size_t d, const double *z)
+{
+    double gradient [8] = { 0 };
+    double total = 0;
+    assert (d <= 8);
+    for (size_t i = 0; i < n; i++) {
+        double weight = w? w [i]: 1;
+        double distance = 0;
+        for (size_t j = 0; j < d; j++)
+            distance += (x [i * d + j] - z [j]) * (x [i * d + j] - z [j]);
+        distance = sqrt (distance);
+        total += weight;
+        if (distance > 0)
+            for (size_t j = 0; j < d; j++)
+                gradient [j] += weight * (z [j] - x [i * d + j]) / distance;
+    }
+    double norm = 0;
+    for (size_t j = 0; j < d; j++)
+        norm += gradient [j] * gradient [j];
+    return sqrt (norm) / total;
+}
+
+//  A random rotation of dimension d (2 or 3): Gram-Schmidt on Gaussian rows.
+static void
+s_random_rotation (qt_rng_t *rng, size_t d, double *rotation)
+{
+    for (size_t a = 0; a < d; a++) {
+        double *row = rotation + a * d;
+        for (size_t j = 0; j < d; j++)
+            row [j] = qt_rng_normal (rng);
+        for (size_t b = 0; b < a; b++) {
+            double dot = 0;
+            for (size_t j = 0; j < d; j++)
+                dot += row [j] * rotation [b * d + j];
+            for (size_t j = 0; j < d; j++)
+                row [j] -= dot * rotation [b * d + j];
+        }
+        double norm = 0;
+        for (size_t j = 0; j < d; j++)
+            norm += row [j] * row [j];
+        for (size_t j = 0; j < d; j++)
+            row [j] /= sqrt (norm);
+    }
+}
+
+//  The reference values of robust-stats.md.
+static void
+s_test_reference (void)
+{
+    double x [] = { 1, 2, 3,  4, 5, 6,  7, 8, 9 };
+    double z [3];
+    double expected [] = { 4, 5, 6 };
+    qt_geomedian_report_t report;
+    assert (qt_geomedian (x, NULL, 3, 3, 0, 0, z, &report) == 0);
+    assert (memcmp (z, expected, sizeof (z)) == 0);
+    assert (report.converged && report.used == 3 && report.rejected == 0);
+    assert (fabs (report.objective - 2 * sqrt (27)) < 1e-12);
+    assert (qt_coordmedian (x, 3, 3, z) == 0);
+    assert (memcmp (z, expected, sizeof (z)) == 0);
+    assert (qt_trimmed_mean (x, 3, 3, 1, z) == 0);
+    assert (memcmp (z, expected, sizeof (z)) == 0);
+    size_t index = 99;
+    assert (qt_krum (x, 3, 3, 1, z, &index) == 0);
+    assert (index == 0 && z [0] == 1 && z [1] == 2 && z [2] == 3);
+}
+
+//  The median is a data point: the answer is that row, bit for bit.
+static void
+s_test_exact (qt_rng_t *rng)
+{
+    //  5 points, 3 identical
+    double five [] = { 0.1, 0.7,  0.1, 0.7,  3, -2,  0.1, 0.7,  -5, 9 };
+    double z [3];
+    qt_geomedian_report_t report;
+    assert (qt_geomedian (five, NULL, 5, 2, 0, 0, z, &report) == 0);
+    assert (z [0] == 0.1 && z [1] == 0.7 && report.converged);
+
+    //  Obtuse triangle (angle > 120 degrees at the origin): the Fermat
+    //  point is the vertex, though the start (0, 1) is not a data point
+    double obtuse [] = { 0, 0,  10, 1,  -10, 1 };
+    assert (qt_geomedian (obtuse, NULL, 3, 2, 0, 0, z, &report) == 0);
+    assert (z [0] == 0 && z [1] == 0 && report.converged);
+
+    //  Weighted: a point whose weight equals 1.01 times the pull of the
+    //  others is the median, 0.99 times is not
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        const size_t n = 7, d = 3;
+        double x [7 * 3], w [7];
+        for (size_t k = 0; k < n * d; k++)
+            x [k] = qt_rng_normal (rng);
+        double pull [3] = { 0 };
+        for (size_t i = 1; i < n; i++) {
+            w [i] = 0.5 + qt_rng_uniform (rng);
+            double distance = 0;
+            for (size_t j = 0; j < d; j++)
+                distance += (x [i * d + j] - x [j]) * (x [i * d + j] - x [j]);
+            distance = sqrt (distance);
+            for (size_t j = 0; j < d; j++)
+                pull [j] += w [i] * (x [i * d + j] - x [j]) / distance;
+        }
+        double pull_norm = sqrt (pull [0] * pull [0] + pull [1] * pull [1] + pull [2] * pull [2]);
+        w [0] = 1.01 * pull_norm;
+        assert (qt_geomedian (x, w, n, d, 0, 0, z, &report) == 0);
+        assert (memcmp (z, x, d * sizeof (double)) == 0 && report.converged);
+        w [0] = 0.99 * pull_norm;
+        assert (qt_geomedian (x, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, z, &report) == 0);
+        assert (memcmp (z, x, d * sizeof (double)) != 0);
+        assert (s_gradient (x, w, n, d, z) < 1e-6);
+    }
+}
+
+//  Degenerate inputs: n = 1, all identical, collinear, d = 1, no usable row.
+static void
+s_test_degenerate (qt_rng_t *rng)
+{
+    double z [4];
+    qt_geomedian_report_t report;
+    double one [] = { 1.5, -2, 1e-300, 7 };
+    assert (qt_geomedian (one, NULL, 1, 4, 0, 0, z, &report) == 0);
+    assert (memcmp (z, one, sizeof (one)) == 0 && report.converged);
+    assert (report.iterations == 0 && report.objective == 0 && report.used == 1);
+
+    double same [4 * 3];
+    for (size_t i = 0; i < 4; i++)
+        memcpy (same + i * 3, one, 3 * sizeof (double));
+    assert (qt_geomedian (same, NULL, 4, 3, 0, 0, z, &report) == 0);
+    assert (memcmp (z, one, 3 * sizeof (double)) == 0 && report.iterations == 0);
+
+    //  Collinear, odd count, points given out of order along the line:
+    //  the middle point. Even count: a point of the middle segment.
+    double line [5 * 2];
+    double positions [] = { 3, -1, 10, 0.5, 2 };
+    for (size_t i = 0; i < 5; i++) {
+        line [2 * i] = 1 + 2 * positions [i];
+        line [2 * i + 1] = 4 - 3 * positions [i];
+    }
+    assert (qt_geomedian (line, NULL, 5, 2, 0, 0, z, &report) == 0);
+    assert (z [0] == 1 + 2 * 2.0 && z [1] == 4 - 3 * 2.0);
+    assert (qt_geomedian (line, NULL, 4, 2, 0, 0, z, &report) == 0);
+    double t = (z [0] - 1) / 2;
+    assert (t >= 0.5 - 1e-9 && t <= 3 + 1e-9);
+    assert (fabs (z [1] - (4 - 3 * t)) < 1e-9);
+
+    //  d = 1: the weighted median, exactly
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        size_t n = 1 + qt_rng_below (rng, 12);
+        double x [12], w [12];
+        for (size_t i = 0; i < n; i++) {
+            x [i] = qt_rng_normal (rng);
+            w [i] = trial % 2? qt_rng_uniform (rng): 1;
+        }
+        assert (qt_geomedian (x, w, n, 1, 0, 0, z, &report) == 0);
+        assert (z [0] == qt_quantile (x, w, n, 0.5));
+    }
+
+    //  No usable row
+    double bad [] = { NAN, 1, INFINITY, 2, 3, -INFINITY };
+    assert (qt_geomedian (bad, NULL, 3, 2, 0, 0, z, &report) == -1);
+    assert (report.rejected == 3 && report.used == 0);
+    double zero [] = { 0, 0 };
+    assert (qt_geomedian (one, zero, 2, 2, 0, 0, z, &report) == -1);
+    assert (qt_geomedian (one, NULL, 0, 2, 0, 0, z, &report) == -1);
+    assert (qt_coordmedian (bad, 3, 2, z) == -1);
+    assert (qt_trimmed_mean (bad, 3, 2, 0, z) == -1);
+    assert (qt_krum (bad, 3, 2, 0, z, NULL) == -1);
+    assert (qt_mean (bad, NULL, 3, 2, z) == -1);
+}
+
+//  Rows with NaN or inf are dropped and counted, never propagated: the
+//  result is the one without them, bit for bit.
+static void
+s_test_rejection (qt_rng_t *rng)
+{
+    const size_t n = 9, d = 4;
+    double x [9 * 4], clean [9 * 4], z [4], reference [4];
+    for (size_t k = 0; k < n * d; k++)
+        x [k] = qt_rng_normal (rng);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 2 || i == 5 || i == 6)
+            continue;
+        memcpy (clean + kept++ * d, x + i * d, d * sizeof (double));
+    }
+    x [2 * d + 1] = NAN;
+    x [5 * d + 3] = INFINITY;
+    x [6 * d + 0] = -INFINITY;
+    qt_geomedian_report_t report;
+    assert (qt_geomedian (x, NULL, n, d, 0, 0, z, &report) == 0);
+    assert (report.rejected == 3 && report.used == 6);
+    assert (qt_geomedian (clean, NULL, kept, d, 0, 0, reference, NULL) == 0);
+    assert (memcmp (z, reference, sizeof (z)) == 0);
+    for (size_t j = 0; j < d; j++)
+        assert (isfinite (z [j]));
+    assert (qt_coordmedian (x, n, d, z) == 0);
+    assert (qt_coordmedian (clean, kept, d, reference) == 0);
+    assert (memcmp (z, reference, sizeof (z)) == 0);
+    assert (qt_trimmed_mean (x, n, d, 1, z) == 0);
+    assert (qt_trimmed_mean (clean, kept, d, 1, reference) == 0);
+    assert (memcmp (z, reference, sizeof (z)) == 0);
+    assert (qt_mean (x, NULL, n, d, z) == 0);
+    assert (qt_mean (clean, NULL, kept, d, reference) == 0);
+    assert (memcmp (z, reference, sizeof (z)) == 0);
+    size_t index;
+    assert (qt_krum (x, n, d, 1, z, &index) == 0);
+    assert (index != 2 && index != 5 && index != 6);
+
+    //  A non-finite or negative weight rejects its row too
+    double w [9] = { 1, 1, 1, 1, NAN, 1, 1, -1, 1 };
+    assert (qt_geomedian (x, w, n, d, 0, 0, z, &report) == 0);
+    assert (report.rejected == 5 && report.used == 4);
+}
+
+//  Equivariance and invariance of the geometric median, on random data.
+static void
+s_test_properties (qt_rng_t *rng)
+{
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        size_t d = 2 + (size_t) (trial % 2);
+        size_t n = 3 + qt_rng_below (rng, 10);
+        double x [13 * 3], y [13 * 3], w [13], v [13];
+        double z [3], moved [3], expected [3], rotation [9];
+        for (size_t k = 0; k < n * d; k++)
+            x [k] = qt_rng_normal (rng);
+        for (size_t i = 0; i < n; i++)
+            w [i] = 0.1 + qt_rng_uniform (rng);
+        qt_geomedian_report_t report;
+        assert (qt_geomedian (x, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, z, &report) == 0);
+        assert (report.converged);
+        //  Optimal: zero gradient, or resting on a data point
+        bool at_row = false;
+        for (size_t i = 0; i < n; i++)
+            if (memcmp (z, x + i * d, d * sizeof (double)) == 0)
+                at_row = true;
+        assert (at_row || s_gradient (x, w, n, d, z) < 1e-6);
+
+        //  Permutation: bit for bit, thanks to the canonical order
+        for (size_t i = 0; i < n; i++) {
+            memcpy (y + i * d, x + (n - 1 - i) * d, d * sizeof (double));
+            v [i] = w [n - 1 - i];
+        }
+        for (size_t i = n - 1; i > 0; i--) {
+            size_t k = qt_rng_below (rng, (uint32_t) (i + 1));
+            double swap [3];
+            memcpy (swap, y + i * d, d * sizeof (double));
+            memcpy (y + i * d, y + k * d, d * sizeof (double));
+            memcpy (y + k * d, swap, d * sizeof (double));
+            double swap_weight = v [i];
+            v [i] = v [k];
+            v [k] = swap_weight;
+        }
+        assert (qt_geomedian (y, v, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        assert (memcmp (z, moved, d * sizeof (double)) == 0);
+        assert (qt_coordmedian (y, n, d, moved) == 0);
+        assert (qt_coordmedian (x, n, d, expected) == 0);
+        assert (memcmp (expected, moved, d * sizeof (double)) == 0);
+
+        //  Translation
+        double shift [3];
+        for (size_t j = 0; j < d; j++)
+            shift [j] = 100 * qt_rng_normal (rng);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < d; j++)
+                y [i * d + j] = x [i * d + j] + shift [j];
+        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        for (size_t j = 0; j < d; j++)
+            expected [j] = z [j] + shift [j];
+        assert (s_max_diff (moved, expected, d) < 1e-6);
+
+        //  Rotation
+        s_random_rotation (rng, d, rotation);
+        for (size_t i = 0; i < n; i++)
+            for (size_t a = 0; a < d; a++) {
+                y [i * d + a] = 0;
+                for (size_t j = 0; j < d; j++)
+                    y [i * d + a] += rotation [a * d + j] * x [i * d + j];
+            }
+        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        for (size_t a = 0; a < d; a++) {
+            expected [a] = 0;
+            for (size_t j = 0; j < d; j++)
+                expected [a] += rotation [a * d + j] * z [j];
+        }
+        assert (s_max_diff (moved, expected, d) < 1e-6);
+
+        //  Positive scale: bit for bit for a power of two, else to rounding
+        double factor = ldexp (1, (int) qt_rng_below (rng, 200) - 100);
+        for (size_t k = 0; k < n * d; k++)
+            y [k] = x [k] * factor;
+        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        for (size_t j = 0; j < d; j++)
+            assert (moved [j] == z [j] * factor);
+        factor = exp (20 * qt_rng_uniform (rng) - 10);
+        for (size_t k = 0; k < n * d; k++)
+            y [k] = x [k] * factor;
+        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        for (size_t j = 0; j < d; j++)
+            expected [j] = z [j] * factor;
+        assert (s_max_diff (moved, expected, d) < 1e-6 * factor);
+    }
+}
+
+//  Breakdown: one input sent arbitrarily far cannot drag the median of
+//  n >= 3 inputs away. Bound checked: with c the centroid of the n - 1
+//  honest inputs and r their largest distance to c, the median z satisfies
+//  |z - c| <= 2 r (n - 1) / (n - 2), whatever the outlier. (Comparing the
+//  objective at z and at c: each honest term grows by at least |z - c| - 2r,
+//  the outlier's term shrinks by at most |z - c|.)
+static void
+s_test_outlier (qt_rng_t *rng)
+{
+    double distances [] = { 1e6, 1e12, 1e300 };
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        size_t n = 3 + qt_rng_below (rng, 8);
+        size_t d = 1 + qt_rng_below (rng, 8);
+        double x [11 * 8], centroid [8] = { 0 }, direction [8], z [8];
+        for (size_t i = 0; i + 1 < n; i++)
+            for (size_t j = 0; j < d; j++) {
+                x [i * d + j] = qt_rng_normal (rng);
+                centroid [j] += x [i * d + j] / (double) (n - 1);
+            }
+        double radius = 0;
+        for (size_t i = 0; i + 1 < n; i++) {
+            double distance = 0;
+            for (size_t j = 0; j < d; j++)
+                distance += (x [i * d + j] - centroid [j]) * (x [i * d + j] - centroid [j]);
+            radius = fmax (radius, sqrt (distance));
+        }
+        double bound = 2 * radius * (double) (n - 1) / (double) (n - 2);
+        for (size_t j = 0; j < d; j++)
+            direction [j] = qt_rng_normal (rng);
+        for (size_t k = 0; k < sizeof (distances) / sizeof (distances [0]); k++) {
+            double *outlier = x + (n - 1) * d;
+            for (size_t j = 0; j < d; j++)
+                outlier [j] = direction [j] * distances [k];
+            qt_geomedian_report_t report;
+            assert (qt_geomedian (x, NULL, n, d, 0, 0, z, &report) == 0);
+            assert (report.converged && report.used == n);
+            double distance = 0;
+            for (size_t j = 0; j < d; j++)
+                distance += (z [j] - centroid [j]) * (z [j] - centroid [j]);
+            assert (sqrt (distance) <= bound);
+            //  Krum and the trimmed mean are not fooled either
+            size_t index;
+            assert (qt_krum (x, n, d, 1, z, &index) == 0);
+            assert (index != n - 1 || n == 3);
+            assert (qt_trimmed_mean (x, n, d, 1, z) == 0);
+            for (size_t j = 0; j < d; j++)
+                assert (fabs (z [j]) < 1e3);
+        }
+    }
+}
+
+//  Quantiles and the simple aggregators.
+static void
+s_test_others (void)
+{
+    double v [] = { 5, NAN, 1, 4, 2, INFINITY, 3 };
+    assert (qt_median (v, 7) == 3);
+    assert (qt_median (v, 5) == 3);             //  5, 1, 4, 2: even count
+    assert (isnan (qt_median (v + 1, 1)));
+    assert (isnan (qt_quantile (v, NULL, 7, 1.5)));
+    //  Majority judgment: 10% quantile of 10 raters
+    double scores [] = { 9, 1, 8, 2, 7, 3, 6, 4, 5, 0 };
+    assert (qt_quantile (scores, NULL, 10, 0.1) == 0.5);
+    assert (qt_quantile (scores, NULL, 10, 0.15) == 1);
+    assert (qt_quantile (scores, NULL, 10, 0) == 0);
+    assert (qt_quantile (scores, NULL, 10, 1) == 9);
+    //  One rater holding 60% of the weight is the median
+    double weights [] = { 6, 1, 1, 1, 1, 0, 0, 0, 0, 0 };
+    assert (qt_quantile (scores, weights, 10, 0.5) == 9);
+    assert (qt_quantile (scores, weights, 10, 0.45) == 9);
+    assert (qt_quantile (scores, weights, 10, 0.3) == 7.5);
+    assert (qt_quantile (scores, weights, 10, 0.2) == 4.5);
+
+    double x [] = { 0, 0,  1, 0,  2, 0,  3, 0,  100, 100 };
+    double z [2];
+    assert (qt_trimmed_mean (x, 5, 2, 1, z) == 0);
+    assert (z [0] == 2 && z [1] == 0);
+    assert (qt_trimmed_mean (x, 5, 2, 3, z) == -1);
+    assert (qt_mean (x, NULL, 5, 2, z) == 0);
+    assert (fabs (z [0] - 21.2) < 1e-12 && z [1] == 20);
+    assert (qt_multikrum (x, 5, 2, 1, 4, z) == 0);
+    assert (z [0] == 1.5 && z [1] == 0);
+    assert (qt_multikrum (x, 5, 2, 1, 0, z) == -1);
+    size_t index;
+    assert (qt_krum (x, 5, 2, 1, z, &index) == 0);
+    assert (index == 1 && z [0] == 1);
+    //  Centered clipping: the outlier's pull is capped at the radius
+    assert (qt_centered_clip (x, 5, 2, 1, 3, z) == 0);
+    assert (fabs (z [0] - 2) < 1 && fabs (z [1]) < 1);
+    assert (qt_centered_clip (x, 5, 2, INFINITY, 1, z) == 0);
+    assert (fabs (z [0] - 21.2) < 1e-12 && fabs (z [1] - 20) < 1e-12);
+    assert (qt_centered_clip (x, 5, 2, 0, 1, z) == -1);
+}
+
 void
 qt_robust_test (bool verbose)
 {
     if (verbose)
         printf (" * qt_robust: ");
+    qt_rng_t rng;
+    qt_rng_seed (&rng, TEST_SEED, 0);
+    s_test_reference ();
+    s_test_exact (&rng);
+    s_test_degenerate (&rng);
+    s_test_rejection (&rng);
+    s_test_properties (&rng);
+    s_test_outlier (&rng);
+    s_test_others ();
     if (verbose)
         printf ("OK\n");
 }
