@@ -349,12 +349,162 @@ s_test_reference (void)
     assert (fabs (s_naive_root (ratings, 1000, 1e12, 0.9, 1899, 1900) - 1899.1817) <= 1e-4);
 }
 
+//  Random ratings: values N(0, 3), weights in [0.5, 1.5), uncertainties
+//  in [0, 0.5).
+static void
+s_random_ratings (qt_rng_t *rng, qt_rating_t *ratings, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ratings [i] = (qt_rating_t) {
+            .value = 3 * qt_rng_normal (rng),
+            .weight = 0.5 + qt_rng_uniform (rng),
+            .left = 0.5 * qt_rng_uniform (rng),
+            .right = 0.5 * qt_rng_uniform (rng)
+        };
+}
+
+//  Lipschitz resilience: one rater of weight w added anywhere moves QrQtl
+//  by at most L w; one rater changing its report arbitrarily, by 2 L w.
+//  Also: QrQtl grows with q, and translates with the data and the prior.
+static void
+s_test_resilience (qt_rng_t *rng)
+{
+    double lipschitzes [] = { 0.01, 0.1, 1, 10 };
+    double quantiles [] = { 0.1, 0.5, 0.9 };
+    double far [] = { 1e6, -1e12, 1e300 };
+    double slack = 2 * QT_TOURNESOL_TOLERANCE;
+    qt_rating_t ratings [TEST_RATERS + 1];
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        size_t n = 1 + qt_rng_below (rng, TEST_RATERS);
+        s_random_ratings (rng, ratings, n);
+        double lipschitz = lipschitzes [trial % 4];
+        double previous = -INFINITY;
+        for (size_t k = 0; k < 3; k++) {
+            double q = quantiles [k];
+            double base = qt_qrquantile (ratings, n, lipschitz, q, 0, 0);
+            assert (isfinite (base) && base >= previous - slack);
+            previous = base;
+            for (size_t f = 0; f < 3; f++) {
+                double weight = 2 * qt_rng_uniform (rng);
+                ratings [n] = (qt_rating_t) {
+                    .value = far [f], .weight = weight, .left = 0, .right = 0
+                };
+                double added = qt_qrquantile (ratings, n + 1, lipschitz, q, 0, 0);
+                assert (fabs (added - base) <= lipschitz * weight + slack);
+                //  Rater 0 turns from its value to the far one
+                qt_rating_t honest = ratings [0];
+                ratings [0].value = far [f];
+                double changed = qt_qrquantile (ratings, n, lipschitz, q, 0, 0);
+                assert (fabs (changed - base) <= 2 * lipschitz * honest.weight + slack);
+                ratings [0] = honest;
+            }
+            //  Translation of every value and the prior
+            double shift = 100 * qt_rng_normal (rng);
+            qt_rating_t shifted [TEST_RATERS];
+            for (size_t i = 0; i < n; i++) {
+                shifted [i] = ratings [i];
+                shifted [i].value += shift;
+            }
+            double moved = qt_qrquantile (shifted, n, lipschitz, q, shift, 0);
+            assert (fabs (moved - (base + shift)) <= 1e-6);
+        }
+    }
+}
+
+//  BrMean: the weighted mean when participation is large against the
+//  spread of the values; the prior with no ratings; clipped otherwise.
+static void
+s_test_brmean (qt_rng_t *rng)
+{
+    qt_rating_t ratings [100];
+    double mean = 0, total = 0;
+    for (size_t i = 0; i < 100; i++) {
+        ratings [i] = (qt_rating_t) {
+            .value = 2 * qt_rng_uniform (rng) - 1,
+            .weight = 0.5 + qt_rng_uniform (rng), .left = 0.1, .right = 0.1
+        };
+        total += ratings [i].weight;
+    }
+    for (size_t i = 0; i < 100; i++)
+        mean += ratings [i].weight / total * ratings [i].value;
+    assert (fabs (qt_brmean (ratings, 100, 1, 0, 0) - mean) < 1e-12);
+    assert (qt_brmean (ratings, 0, 1, 7, 0) == 7);
+    //  One rater at 1e12 with little participation: its value is clipped to
+    //  within L W / 4 of the center
+    ratings [0].value = 1e12;
+    double clipped = qt_brmean (ratings, 3, 0.1, 0, 0);
+    double radius = 0.1 / 4 * (ratings [0].weight + ratings [1].weight + ratings [2].weight);
+    assert (fabs (clipped) <= 2 * radius);
+    assert (isnan (qt_brmean (ratings, 3, 0, 0, 0)));
+}
+
+//  The class: collects ratings, same answers as the stateless functions.
+static void
+s_test_class (qt_rng_t *rng)
+{
+    qt_tournesol_t *poll = qt_tournesol_new (0.5);
+    assert (poll);
+    assert (qt_tournesol_median (poll) == 0);         //  the prior
+    qt_tournesol_set_prior (poll, 2);
+    assert (qt_tournesol_median (poll) == 2);
+    assert (qt_tournesol_mean (poll) == 2);
+    qt_rating_t ratings [TEST_RATERS];
+    s_random_ratings (rng, ratings, TEST_RATERS);
+    for (size_t i = 0; i < TEST_RATERS; i++)
+        assert (qt_tournesol_add (poll, ratings [i].value, ratings [i].weight,
+                                  ratings [i].left, ratings [i].right) == 0);
+    assert (qt_tournesol_add (poll, NAN, 1, 0, 0) == -1);
+    assert (qt_tournesol_add (poll, 1, INFINITY, 0, 0) == -1);
+    assert (qt_tournesol_add (poll, 1, -1, 0, 0) == -1);
+    assert (qt_tournesol_add (poll, 1, 1, -0.5, 0) == -1);
+    assert (qt_tournesol_size (poll) == TEST_RATERS);
+    qt_tournesol_set_tolerance (poll, 1e-12);
+    assert (qt_tournesol_quantile (poll, 0.2)
+         == qt_qrquantile (ratings, TEST_RATERS, 0.5, 0.2, 2, 1e-12));
+    assert (qt_tournesol_median (poll)
+         == qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 1e-12));
+    assert (qt_tournesol_mean (poll)
+         == qt_brmean (ratings, TEST_RATERS, 0.5, 2, 1e-12));
+    //  Tolerance is honoured: default and tight answers agree to it
+    assert (fabs (qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 0)
+                - qt_tournesol_median (poll)) <= QT_TOURNESOL_TOLERANCE);
+    //  Invalid ratings are ignored by the stateless functions too
+    ratings [3].value = NAN;
+    ratings [5].weight = -1;
+    qt_tournesol_reset (poll);
+    assert (qt_tournesol_size (poll) == 0);
+    for (size_t i = 0; i < TEST_RATERS; i++)
+        qt_tournesol_add (poll, ratings [i].value, ratings [i].weight,
+                          ratings [i].left, ratings [i].right);
+    assert (qt_tournesol_size (poll) == TEST_RATERS - 2);
+    assert (qt_tournesol_median (poll)
+         == qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 1e-12));
+    assert (isnan (qt_tournesol_quantile (poll, 0)));
+    assert (isnan (qt_tournesol_quantile (poll, 1)));
+    qt_tournesol_destroy (&poll);
+    assert (poll == NULL);
+    qt_tournesol_destroy (&poll);
+    assert (qt_tournesol_new (0) == NULL);
+    assert (qt_tournesol_new (NAN) == NULL);
+
+    //  Large L and certain ratings: the plain median; INFINITY: no prior
+    double values [] = { 4, -1, 9, 2, 7 };
+    s_fill (ratings, values, 5, 1, 0);
+    assert (fabs (qt_qrmedian (ratings, 5, 1e9, 0, 0) - 4) < 1e-6);
+    assert (fabs (qt_qrmedian (ratings, 5, INFINITY, 1e6, 0) - 4) < 1e-6);
+}
+
 void
 qt_tournesol_test (bool verbose)
 {
     if (verbose)
         printf (" * qt_tournesol: ");
+    qt_rng_t rng;
+    qt_rng_seed (&rng, TEST_SEED, 0);
     s_test_reference ();
+    s_test_resilience (&rng);
+    s_test_brmean (&rng);
+    s_test_class (&rng);
     if (verbose)
         printf ("OK\n");
 }
