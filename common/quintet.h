@@ -25,5 +25,6 @@
 #include "qt_envelope.h"
 #include "qt_transport.h"
 #include "qt_quorum.h"
+#include "qt_stage.h"
 
 #endif

@@ -1,0 +1,582 @@
+/*  qt_stage: one loop per replica on a zpoller: the SUB socket for upstream
+    messages, timeouts for quorum deadlines, re-sends and status.
+*/
+#include "quintet.h"
+#include "qt_stage.h"
+#include <getopt.h>
+
+struct _qt_stage_t {
+    const qt_role_t *role;
+    void *state;                            //  the role's state
+    qt_config_t *config;
+    uint32_t replica;
+    size_t batch;
+    uint64_t seed;
+    const char *env;
+    char *state_dir;
+    int64_t resend_ms;
+    int64_t status_ms;
+
+    qt_trust_t *trust;
+    qt_signer_t *signer;
+    qt_verifier_t *verifier;
+    zsock_t *pub;
+    char *endpoint;
+    zsock_t *sub;
+    qt_quorum_t *quorum [QT_STAGE_MAX_UPSTREAMS];
+
+    //  Last output, re-sent while the pipeline makes no progress
+    uint8_t *last_payload;
+    size_t last_size;
+    uint64_t last_tick;
+    bool have_last;
+
+    uint64_t ticks;                         //  ticks processed
+    uint64_t published;
+    uint64_t resends;
+    int64_t last_progress_ms;               //  a tick was processed
+    int64_t last_resend_ms;
+    int64_t last_status_ms;
+    int64_t last_watchdog_ms;
+    uint64_t watchdog_usec;
+    qt_ratelimit_t *drop_log;
+};
+
+static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
+static const int s_log_priorities [] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+
+uint32_t qt_stage_replica (qt_stage_t *self) { return self->replica; }
+size_t qt_stage_batch (qt_stage_t *self) { return self->batch; }
+uint64_t qt_stage_seed (qt_stage_t *self) { return self->seed; }
+const char *qt_stage_env (qt_stage_t *self) { return self->env; }
+const char *qt_stage_state_dir (qt_stage_t *self) { return self->state_dir; }
+qt_verifier_t *qt_stage_verifier (qt_stage_t *self) { return self->verifier; }
+
+qt_quorum_t *
+qt_stage_quorum (qt_stage_t *self, size_t upstream)
+{
+    return upstream < self->role->upstreams ? self->quorum [upstream] : NULL;
+}
+
+//  A secret key named relative to systemd's credentials directory when
+//  there is one (LoadCredential=), else as given
+static char *
+s_secret_path (const char *configured)
+{
+    const char *credentials = getenv ("CREDENTIALS_DIRECTORY");
+    if (configured [0] != '/' && credentials && *credentials)
+        return zsys_sprintf ("%s/%s", credentials, configured);
+    return strdup (configured);
+}
+
+static bool
+s_is_replica_name (const char *name)
+{
+    if (!*name)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!isdigit ((unsigned char) *c))
+            return false;
+    return true;
+}
+
+//  Reads upstream/<role>: quorum parameters and replica endpoints. The
+//  endpoints are also connected on the SUB socket.
+static int
+s_configure_upstream (qt_stage_t *self, size_t index, char **error)
+{
+    const char *up_role = self->role->upstream [index].role;
+    char *base = zsys_sprintf ("quintet/upstream/%s", up_role);
+    char *key = zsys_sprintf ("%s/faults", base);
+    uint64_t faults = 0, deadline_ms = 0, down_after = 0;
+    int rc = qt_config_uint (self->config, key, false, 0, 0, QT_QUORUM_MAX_REPLICAS, &faults);
+    zstr_free (&key);
+    key = zsys_sprintf ("%s/deadline_ms", base);
+    rc |= qt_config_uint (self->config, key, false, QT_STAGE_DEADLINE_MS, 1, 600000, &deadline_ms);
+    zstr_free (&key);
+    key = zsys_sprintf ("%s/down_after", base);
+    rc |= qt_config_uint (self->config, key, false, QT_STAGE_DOWN_AFTER, 1, 1000000, &down_after);
+    zstr_free (&key);
+    if (rc) {
+        *error = strdup (qt_config_error (self->config));
+        zstr_free (&base);
+        return -1;
+    }
+    //  Endpoints: children named by replica id, 1..n without gaps
+    zlist_t *children = qt_config_children (self->config, base);
+    uint32_t replicas = 0;
+    uint32_t max_id = 0;
+    for (char *name = (char *) zlist_first (children); name; name = (char *) zlist_next (children)) {
+        if (!s_is_replica_name (name))
+            continue;       //  faults, deadline_ms, down_after, or unknown: caught below
+        key = zsys_sprintf ("%s/%s", base, name);
+        const char *endpoint = NULL;
+        rc = qt_config_string (self->config, key, NULL, &endpoint);
+        zstr_free (&key);
+        unsigned long id = strtoul (name, NULL, 10);
+        if (rc == 0 && (id < 1 || id > QT_QUORUM_MAX_REPLICAS)) {
+            *error = zsys_sprintf ("%s: %s/%s: replica ids are 1..%d",
+                                   qt_config_path (self->config), base, name, QT_QUORUM_MAX_REPLICAS);
+            rc = -1;
+        }
+        else
+        if (rc)
+            *error = strdup (qt_config_error (self->config));
+        else
+            rc = qt_transport_connect (self->sub, endpoint, error);
+        if (rc) {
+            zlist_destroy (&children);
+            zstr_free (&base);
+            return -1;
+        }
+        replicas++;
+        if (id > max_id)
+            max_id = (uint32_t) id;
+    }
+    zlist_destroy (&children);
+    if (replicas == 0 || max_id != replicas) {
+        *error = zsys_sprintf ("%s: %s: expected endpoints named 1..n (one per %s replica), found %u",
+                               qt_config_path (self->config), base, up_role, replicas);
+        zstr_free (&base);
+        return -1;
+    }
+    self->quorum [index] = qt_quorum_new (up_role, replicas, (uint32_t) faults,
+                                          (int64_t) deadline_ms, (uint32_t) down_after);
+    if (!self->quorum [index]) {
+        *error = zsys_sprintf ("%s: %s/faults: %u replicas cannot tolerate %u faults (n >= 2f+1)",
+                               qt_config_path (self->config), base, replicas, (unsigned) faults);
+        zstr_free (&base);
+        return -1;
+    }
+    zstr_free (&base);
+    return 0;
+}
+
+static int
+s_mkdir_p (const char *path)
+{
+    char *copy = strdup (path);
+    for (char *slash = strchr (copy + 1, '/'); slash; slash = strchr (slash + 1, '/')) {
+        *slash = 0;
+        if (mkdir (copy, 0750) == -1 && errno != EEXIST) {
+            free (copy);
+            return -1;
+        }
+        *slash = '/';
+    }
+    free (copy);
+    return (mkdir (path, 0750) == -1 && errno != EEXIST) ? -1 : 0;
+}
+
+//  Everything common to all roles, from config to bound sockets
+static qt_stage_t *
+s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
+{
+    qt_stage_t *self = (qt_stage_t *) zmalloc (sizeof (qt_stage_t));
+    self->role = role;
+    self->config = config;
+    const char *role_name = NULL, *secret = NULL, *trust_dir = NULL, *bind = NULL;
+    const char *state_dir = NULL;
+    uint64_t replica = 0, batch = 0, resend_ms = 0, status_ms = 0;
+    int level = 0;
+    int rc = qt_config_string (config, "quintet/role", NULL, &role_name);
+    if (rc == 0 && strneq (role_name, role->role)) {
+        *error = zsys_sprintf ("%s: quintet/role: this is quintet-%s, the file configures \"%s\"",
+                               qt_config_path (config), role->role, role_name);
+        free (self);
+        return NULL;
+    }
+    rc |= qt_config_uint (config, "quintet/replica", true, 0, 1, QT_QUORUM_MAX_REPLICAS, &replica);
+    rc |= qt_config_uint (config, "quintet/batch", true, 0, 1, QT_STAGE_BATCH_MAX, &batch);
+    rc |= qt_config_uint (config, "quintet/seed", false, 1, 0, UINT64_MAX, &self->seed);
+    rc |= qt_config_string (config, "quintet/env", "tomato_watering", &self->env);
+    rc |= qt_config_string (config, "quintet/secret_key", NULL, &secret);
+    rc |= qt_config_string (config, "quintet/trust_dir", NULL, &trust_dir);
+    rc |= qt_config_string (config, "quintet/state_dir", "", &state_dir);
+    rc |= qt_config_string (config, "quintet/bind", NULL, &bind);
+    rc |= qt_config_uint (config, "quintet/resend_ms", false, QT_STAGE_RESEND_MS, 10, 600000, &resend_ms);
+    rc |= qt_config_uint (config, "quintet/status_ms", false, QT_STAGE_STATUS_MS, 10, 600000, &status_ms);
+    rc |= qt_config_choice (config, "quintet/log_level", s_log_levels, "info", &level);
+    if (rc) {
+        *error = strdup (qt_config_error (config));
+        free (self);
+        return NULL;
+    }
+    self->replica = (uint32_t) replica;
+    self->batch = (size_t) batch;
+    self->resend_ms = (int64_t) resend_ms;
+    self->status_ms = (int64_t) status_ms;
+    qt_log_init (role->role, self->replica);
+    qt_log_set_level (s_log_priorities [level]);
+    if (*state_dir) {
+        if (s_mkdir_p (state_dir)) {
+            *error = zsys_sprintf ("%s: quintet/state_dir: cannot create %s: %s",
+                                   qt_config_path (config), state_dir, strerror (errno));
+            free (self);
+            return NULL;
+        }
+        self->state_dir = strdup (state_dir);
+    }
+    self->drop_log = qt_ratelimit_new (QT_STAGE_DROP_LOG_MS);
+
+    char *secret_path = s_secret_path (secret);
+    qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
+    zstr_free (&secret_path);
+    if (!keypair)
+        return self;        //  the caller sees *error and destroys
+    self->signer = qt_signer_new (&keypair);
+    self->trust = qt_trust_load (trust_dir, error);
+    if (!self->trust)
+        return self;
+    self->verifier = qt_verifier_new (self->trust, self->batch);
+
+    self->pub = qt_transport_publisher (bind, &self->endpoint, error);
+    if (!self->pub)
+        return self;
+    const char *topics [QT_STAGE_MAX_UPSTREAMS + 1] = { NULL };
+    for (size_t i = 0; i < role->upstreams; i++)
+        topics [i] = role->upstream [i].topic;
+    self->sub = qt_transport_subscriber (NULL, topics, (int64_t) QT_MESSAGE_SIZE_CAP * 2, error);
+    for (size_t i = 0; i < role->upstreams && !*error; i++)
+        s_configure_upstream (self, i, error);
+    return self;
+}
+
+static void
+s_stage_destroy (qt_stage_t **self_p)
+{
+    qt_stage_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->state && self->role->destroy)
+        self->role->destroy (&self->state);
+    for (size_t i = 0; i < QT_STAGE_MAX_UPSTREAMS; i++)
+        qt_quorum_destroy (&self->quorum [i]);
+    zsock_destroy (&self->sub);
+    zsock_destroy (&self->pub);
+    zstr_free (&self->endpoint);
+    qt_verifier_destroy (&self->verifier);
+    qt_trust_destroy (&self->trust);
+    qt_signer_destroy (&self->signer);
+    qt_ratelimit_destroy (&self->drop_log);
+    free (self->last_payload);
+    free (self->state_dir);
+    free (self);
+    *self_p = NULL;
+}
+
+static int
+s_send_sealed (qt_stage_t *self, const char *topic, zframe_t *frame)
+{
+    if (qt_transport_send (self->pub, topic, &frame)) {
+        qt_log (LOG_WARNING, "publish on %s failed: %s", topic, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    self->published++;
+    return 0;
+}
+
+int
+qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
+{
+    size_t size = protobuf_c_message_get_packed_size (payload);
+    uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
+    assert (bytes);
+    protobuf_c_message_pack (payload, bytes);
+    free (self->last_payload);
+    self->last_payload = bytes;
+    self->last_size = size;
+    self->last_tick = tick;
+    self->have_last = true;
+    zframe_t *frame = qt_signer_seal_bytes (self->signer, self->role->type, tick, bytes, size);
+    return s_send_sealed (self, self->role->topic, frame);
+}
+
+int
+qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
+                     uint64_t tick, const ProtobufCMessage *payload)
+{
+    zframe_t *frame = qt_signer_seal (self->signer, type, tick, payload);
+    return s_send_sealed (self, topic, frame);
+}
+
+static const char *
+s_message_id_of_cause (qt_drop_cause_t cause)
+{
+    if (cause == QT_DROP_BAD_SIGNATURE || cause == QT_DROP_UNKNOWN_KEY || cause == QT_DROP_WRONG_ROLE)
+        return QT_MSG_SIGNATURE_REJECTED;
+    if (cause == QT_DROP_REPLAY)
+        return QT_MSG_REPLAY_DROPPED;
+    return QT_MSG_MESSAGE_DROPPED;
+}
+
+static void
+s_log_drop (qt_stage_t *self, qt_drop_cause_t cause, const char *topic, const char *peer,
+            uint64_t tick, int64_t now_ms)
+{
+    uint64_t suppressed = 0;
+    const char *name = qt_drop_cause_name (cause);
+    if (qt_ratelimit_pass (self->drop_log, name, now_ms, &suppressed))
+        qt_log_event (LOG_WARNING, s_message_id_of_cause (cause), tick, peer, name,
+                      "dropped a message on %s: %s (%" PRIu64 " more of this cause since last report)",
+                      topic, name, suppressed);
+}
+
+//  One message from the SUB socket through the receive path into a quorum
+static void
+s_receive (qt_stage_t *self, int64_t now_ms)
+{
+    char *topic = NULL;
+    zframe_t *frame = NULL;
+    if (qt_transport_recv (self->sub, &topic, &frame)) {
+        qt_verifier_count (self->verifier, QT_DROP_MALFORMED);
+        s_log_drop (self, QT_DROP_MALFORMED, "?", NULL, UINT64_MAX, now_ms);
+        return;
+    }
+    size_t index = self->role->upstreams;
+    for (size_t i = 0; i < self->role->upstreams; i++)
+        if (streq (topic, self->role->upstream [i].topic))
+            index = i;
+    if (index == self->role->upstreams) {
+        //  A topic we never subscribed to exactly (a longer topic with our prefix)
+        qt_verifier_count (self->verifier, QT_DROP_WRONG_TYPE);
+        s_log_drop (self, QT_DROP_WRONG_TYPE, topic, NULL, UINT64_MAX, now_ms);
+        zstr_free (&topic);
+        zframe_destroy (&frame);
+        return;
+    }
+    qt_drop_cause_t cause = QT_DROP_NONE;
+    qt_message_t *message = qt_verifier_open (self->verifier, topic, self->role->upstream [index].role,
+                                              zframe_data (frame), zframe_size (frame), &cause);
+    zframe_destroy (&frame);
+    if (message && self->role->validate) {
+        cause = self->role->validate (self->state, index, message->payload);
+        if (cause != QT_DROP_NONE) {
+            qt_verifier_count (self->verifier, cause);
+            qt_message_destroy (&message);
+        }
+    }
+    if (!message) {
+        s_log_drop (self, cause, topic, NULL, UINT64_MAX, now_ms);
+        zstr_free (&topic);
+        return;
+    }
+    uint32_t replica = message->sender->replica;
+    uint64_t tick = message->envelope->tick;
+    qt_quorum_result_t result = qt_quorum_add (self->quorum [index], replica, tick, &message, now_ms);
+    if (result == QT_QUORUM_UNKNOWN_REPLICA || result == QT_QUORUM_STALE) {
+        cause = result == QT_QUORUM_STALE ? QT_DROP_STALE : QT_DROP_UNEXPECTED;
+        qt_verifier_count (self->verifier, cause);
+        char *peer = zsys_sprintf ("%s-%u", self->role->upstream [index].role, replica);
+        s_log_drop (self, cause, topic, peer, tick, now_ms);
+        zstr_free (&peer);
+    }
+    qt_message_destroy (&message);      //  still ours unless the quorum took it
+    zstr_free (&topic);
+}
+
+//  Processes every tick that is ready in all upstreams
+static int
+s_process_ready (qt_stage_t *self, int64_t now_ms)
+{
+    uint64_t tick;
+    while (self->role->upstreams > 0 && qt_quorum_ready (self->quorum [0], now_ms, &tick)) {
+        for (size_t i = 1; i < self->role->upstreams; i++)
+            if (!qt_quorum_tick_ready (self->quorum [i], tick, now_ms))
+                return 0;       //  the other upstream has not delivered this tick yet
+        qt_message_t **inputs [QT_STAGE_MAX_UPSTREAMS];
+        for (size_t i = 0; i < self->role->upstreams; i++)
+            inputs [i] = qt_quorum_slots (self->quorum [i], tick);
+        if (self->role->process (self->state, self, tick, inputs))
+            return -1;
+        for (size_t i = 0; i < self->role->upstreams; i++)
+            qt_quorum_done (self->quorum [i], tick, now_ms);
+        self->ticks++;
+        self->last_progress_ms = now_ms;
+    }
+    return 0;
+}
+
+static void
+s_status (qt_stage_t *self, int64_t now_ms)
+{
+    char upstreams [256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        qt_quorum_t *quorum = self->quorum [i];
+        used += (size_t) snprintf (upstreams + used, sizeof upstreams - used, "%s%s %u/%u up%s",
+                                   i ? ", " : "", qt_quorum_role (quorum), qt_quorum_up (quorum),
+                                   qt_quorum_replicas (quorum),
+                                   qt_quorum_holding (quorum) ? " (holding)" : "");
+    }
+    qt_notify_status ("tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
+                      PRIu64 " dropped, %" PRIu64 " re-sent",
+                      self->have_last ? self->last_tick : 0, self->ticks, upstreams,
+                      qt_verifier_accepted (self->verifier), qt_verifier_drops_total (self->verifier),
+                      self->resends);
+    //  The watchdog is fed only while ticks progress: a stuck pipeline gets
+    //  restarted by systemd, and the first tick is allowed one full interval
+    if (self->watchdog_usec > 0
+    &&  now_ms - self->last_progress_ms < (int64_t) (self->watchdog_usec / 1000)) {
+        qt_notify_watchdog ();
+        self->last_watchdog_ms = now_ms;
+    }
+    self->last_status_ms = now_ms;
+}
+
+static int
+s_run (qt_stage_t *self)
+{
+    zpoller_t *poller = zpoller_new (self->sub, NULL);
+    int64_t now_ms = zclock_mono ();
+    self->last_progress_ms = now_ms;
+    self->last_resend_ms = now_ms;
+    self->last_status_ms = now_ms;
+    qt_notify_watchdog_usec (&self->watchdog_usec);
+    if (self->role->start && self->role->start (self->state, self)) {
+        zpoller_destroy (&poller);
+        return -1;
+    }
+    qt_log_event (LOG_NOTICE, QT_MSG_STARTED, UINT64_MAX, NULL, NULL,
+                  "quintet-%s replica %u publishing %s on %s", self->role->role, self->replica,
+                  self->role->topic, self->endpoint);
+    qt_notify_ready ();
+    int rc = 0;
+    while (!zsys_interrupted && rc == 0) {
+        now_ms = zclock_mono ();
+        int64_t quiet_since = MAX (self->last_progress_ms, self->last_resend_ms);
+        int64_t timeout = quiet_since + self->resend_ms - now_ms;
+        int64_t status_left = self->last_status_ms + self->status_ms - now_ms;
+        if (status_left < timeout)
+            timeout = status_left;
+        for (size_t i = 0; i < self->role->upstreams; i++) {
+            int64_t left = qt_quorum_timeout (self->quorum [i], now_ms);
+            if (left >= 0 && left < timeout)
+                timeout = left;
+        }
+        if (timeout < 0)
+            timeout = 0;
+        void *which = zpoller_wait (poller, (int) timeout);
+        if (zpoller_terminated (poller))
+            break;
+        now_ms = zclock_mono ();
+        if (which == self->sub) {
+            //  Drain what is queued before deciding, so a burst costs one pass
+            int drained = 0;
+            do
+                s_receive (self, now_ms);
+            while (++drained < 1000 && (zsock_events (self->sub) & ZMQ_POLLIN));
+        }
+        rc = s_process_ready (self, now_ms);
+        if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
+            if (self->have_last) {
+                zframe_t *frame = qt_signer_seal_bytes (self->signer, self->role->type,
+                                                        self->last_tick, self->last_payload,
+                                                        self->last_size);
+                s_send_sealed (self, self->role->topic, frame);
+                self->resends++;
+                qt_log (LOG_DEBUG, "no progress for %" PRId64 " ms: re-sent tick %" PRIu64,
+                        now_ms - self->last_progress_ms, self->last_tick);
+            }
+            self->last_resend_ms = now_ms;
+        }
+        if (now_ms - self->last_status_ms >= self->status_ms)
+            s_status (self, now_ms);
+    }
+    zpoller_destroy (&poller);
+    return rc;
+}
+
+static void
+s_usage (const qt_role_t *role, FILE *out)
+{
+    fprintf (out,
+        "Usage: quintet-%s --config FILE [--check] [--verbose]\n"
+        "%s\n\n"
+        "  -c, --config FILE   the replica's configuration (ZPL); see quintet(7)/README\n"
+        "      --check         load and validate the configuration and keys, then exit\n"
+        "  -v, --verbose       log at debug level\n"
+        "  -h, --help          this text\n"
+        "      --version       print the version\n\n"
+        "Publishes \"%s\"", role->role, role->summary, role->topic);
+    for (size_t i = 0; i < role->upstreams; i++)
+        fprintf (out, "%s\"%s\" from %s", i ? ", " : "; consumes ", role->upstream [i].topic,
+                 role->upstream [i].role);
+    fprintf (out, ".\nSignals: SIGTERM/SIGINT stop cleanly. Exit status: 0 ok, 1 runtime error, 2 usage or configuration error.\n");
+}
+
+int
+qt_stage_main (const qt_role_t *role, int argc, char *argv [])
+{
+    enum { OPT_CHECK = 256, OPT_VERSION };
+    static const struct option options [] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, OPT_CHECK },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *config_path = NULL;
+    bool check = false, verbose = false;
+    int option;
+    while ((option = getopt_long (argc, argv, "c:vh", options, NULL)) != -1) {
+        switch (option) {
+            case 'c': config_path = optarg; break;
+            case OPT_CHECK: check = true; break;
+            case 'v': verbose = true; break;
+            case 'h': s_usage (role, stdout); return 0;
+            case OPT_VERSION: printf ("quintet-%s %s\n", role->role, QT_VERSION); return 0;
+            default: s_usage (role, stderr); return 2;
+        }
+    }
+    if (!config_path || optind < argc) {
+        s_usage (role, stderr);
+        return 2;
+    }
+    qt_log_init (role->role, 0);
+    if (sodium_init () < 0) {
+        qt_log (LOG_ERR, "libsodium failed to initialise");
+        return 1;
+    }
+    zsys_init ();
+    zsys_catch_interrupts ();       //  SIGINT/SIGTERM set zsys_interrupted; the loop ends
+
+    qt_config_t *config = qt_config_load (config_path);
+    if (!config)
+        return 2;
+    char *error = NULL;
+    qt_stage_t *stage = s_stage_new (role, config, &error);
+    if (stage && !error && verbose)
+        qt_log_set_level (LOG_DEBUG);
+    if (stage && !error) {
+        stage->state = role->create (stage, config, &error);
+        if (!stage->state && !error)
+            error = zsys_sprintf ("%s: quintet/%s: invalid role configuration",
+                                  qt_config_path (config), role->role);
+    }
+    if (!error && qt_config_check_unknown (config))
+        error = strdup (qt_config_error (config));
+    if (error) {
+        qt_log_event (LOG_ERR, QT_MSG_CONFIG_ERROR, UINT64_MAX, NULL, "config", "%s", error);
+        zstr_free (&error);
+        s_stage_destroy (&stage);
+        qt_config_destroy (&config);
+        return 2;
+    }
+    int rc = 0;
+    if (check)
+        printf ("%s: configuration and keys are valid\n", config_path);
+    else {
+        rc = s_run (stage);
+        qt_notify_stopping ();
+        qt_log_event (LOG_NOTICE, QT_MSG_STOPPING, stage->have_last ? stage->last_tick : UINT64_MAX,
+                      NULL, NULL, "stopping after %" PRIu64 " ticks: %" PRIu64 " published, %"
+                      PRIu64 " accepted, %" PRIu64 " dropped, %" PRIu64 " re-sent",
+                      stage->ticks, stage->published, qt_verifier_accepted (stage->verifier),
+                      qt_verifier_drops_total (stage->verifier), stage->resends);
+    }
+    s_stage_destroy (&stage);
+    qt_config_destroy (&config);
+    return rc ? 1 : 0;
+}

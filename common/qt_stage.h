@@ -1,0 +1,90 @@
+/*  qt_stage: the running replica of one role, shared by every daemon.
+
+    A role supplies what it computes (qt_role_t: create, validate, process);
+    the stage does the rest, the same way for every role: command line,
+    config, keys and trust store, the PUB socket it publishes on, the SUB
+    socket to its upstream replicas, the receive path (verify, validate,
+    quorum per upstream role), the tick loop, re-sending its last output
+    while the pipeline makes no progress (slow joiners, restarts), drop
+    counters with rate-limited logs, and systemd notification.
+
+    Config keys read here (ZPL, section "quintet"):
+        role, replica, batch, seed, env, secret_key, trust_dir, state_dir,
+        bind, resend_ms, status_ms, log_level,
+        upstream/<role>/faults, upstream/<role>/deadline_ms,
+        upstream/<role>/down_after, upstream/<role>/<replica> = endpoint
+    Role-specific keys live under quintet/<role>/ and are read by the role.
+*/
+#ifndef QT_STAGE_H_INCLUDED
+#define QT_STAGE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "quintet.pb-c.h"
+#include "qt_config.h"
+#include "qt_envelope.h"
+#include "qt_quorum.h"
+
+#define QT_STAGE_MAX_UPSTREAMS  2
+#define QT_STAGE_RESEND_MS      250     //  no progress for this long: re-send the last output
+#define QT_STAGE_STATUS_MS      1000    //  STATUS= and log interval
+#define QT_STAGE_DEADLINE_MS    100     //  default per-tick deadline for upstream replicas
+#define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
+#define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
+#define QT_STAGE_BATCH_MAX      4096
+
+typedef struct _qt_stage_t qt_stage_t;
+
+typedef struct {
+    const char *role;           //  upstream role
+    const char *topic;          //  topic consumed from it
+} qt_upstream_spec_t;
+
+typedef struct {
+    const char *role;           //  this stage's role
+    const char *topic;          //  topic it publishes
+    Quintet__PayloadType type;
+    qt_upstream_spec_t upstream [QT_STAGE_MAX_UPSTREAMS];
+    size_t upstreams;
+    const char *summary;        //  one line for --help
+
+    //  Reads the role's own config keys (under quintet/<role>/). NULL and
+    //  *error (caller frees) on a bad configuration.
+    void *(*create) (qt_stage_t *stage, qt_config_t *config, char **error);
+    void (*destroy) (void **state_p);
+
+    //  Role-specific checks of an upstream payload (the generic ones are
+    //  done); QT_DROP_NONE to accept. May be NULL.
+    qt_drop_cause_t (*validate) (void *state, size_t upstream, const ProtobufCMessage *payload);
+
+    //  Called once the sockets are up; the tick source publishes its first
+    //  tick here. May be NULL.
+    int (*start) (void *state, qt_stage_t *stage);
+
+    //  A tick is ready in every upstream: inputs [u][replica - 1] are the
+    //  verified messages (NULL where missing). Publishes with
+    //  qt_stage_publish. Returns 0, or -1 on a fatal error.
+    int (*process) (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **inputs []);
+} qt_role_t;
+
+//  The whole daemon: parses the command line, loads the config, runs the
+//  stage until SIGTERM/SIGINT. Returns the process exit code.
+int qt_stage_main (const qt_role_t *role, int argc, char *argv []);
+
+//  Publishes a payload on the role's topic for a tick; it is kept for re-sends.
+int qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload);
+
+//  Publishes on another topic (e.g. eval); not re-sent.
+int qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
+                         uint64_t tick, const ProtobufCMessage *payload);
+
+uint32_t qt_stage_replica (qt_stage_t *self);
+size_t qt_stage_batch (qt_stage_t *self);
+uint64_t qt_stage_seed (qt_stage_t *self);
+const char *qt_stage_env (qt_stage_t *self);
+//  State directory (created if missing), or NULL when not configured
+const char *qt_stage_state_dir (qt_stage_t *self);
+qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);
+qt_verifier_t *qt_stage_verifier (qt_stage_t *self);
+
+#endif

@@ -1,0 +1,171 @@
+/*  quintet-aggregator: the Byzantine-resilient reward stream.
+
+    Per instance, the geometric median of the reward vectors proposed by the
+    rewarder replicas of this tick (weighted Weiszfeld with the Vardi-Zhang
+    fix, run to a relative tolerance: qt_geomedian), published as a signed
+    `reward` batch for the actors and dashboards, with which replicas were
+    used and each one's distance to the median (mean over the batch).
+
+    Only proposals whose component list matches the majority's take part:
+    a vector of another shape cannot be compared with the others.
+
+    Config (quintet/aggregator/...): tolerance (relative, default 1e-10),
+    max_iterations (default 1000).
+*/
+#include "quintet.h"
+
+typedef struct {
+    size_t batch;
+    double tolerance;
+    uint64_t max_iterations;
+    uint64_t not_converged;     //  instances that hit the iteration cap
+} aggregator_t;
+
+static void
+s_aggregator_destroy (void **state_p)
+{
+    free (*state_p);
+    *state_p = NULL;
+}
+
+static void *
+s_aggregator_create (qt_stage_t *stage, qt_config_t *config, char **error)
+{
+    aggregator_t *self = (aggregator_t *) zmalloc (sizeof (aggregator_t));
+    self->batch = qt_stage_batch (stage);
+    int rc = qt_config_double (config, "quintet/aggregator/tolerance", false,
+                               QT_GEOMEDIAN_TOLERANCE, 1e-15, 1e-2, &self->tolerance);
+    rc |= qt_config_uint (config, "quintet/aggregator/max_iterations", false,
+                          QT_GEOMEDIAN_MAX_ITER, 1, 1000000, &self->max_iterations);
+    if (rc) {
+        *error = strdup (qt_config_error (config));
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+//  Two proposals have the same shape when their component lists match
+static bool
+s_same_shape (const Quintet__ProposalBatch *a, const Quintet__ProposalBatch *b)
+{
+    if (a->n_components != b->n_components)
+        return false;
+    for (size_t c = 0; c < a->n_components; c++)
+        if (strneq (a->components [c], b->components [c]))
+            return false;
+    return true;
+}
+
+static int
+s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **inputs [])
+{
+    aggregator_t *self = (aggregator_t *) state;
+    uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
+    const Quintet__ProposalBatch *proposal [QT_QUORUM_MAX_REPLICAS] = { NULL };
+    for (uint32_t r = 0; r < replicas; r++)
+        if (inputs [0][r])
+            proposal [r] = (const Quintet__ProposalBatch *) inputs [0][r]->payload;
+
+    //  The reference shape: the one most replicas share
+    const Quintet__ProposalBatch *shape = NULL;
+    uint32_t best_votes = 0;
+    for (uint32_t r = 0; r < replicas; r++) {
+        if (!proposal [r])
+            continue;
+        uint32_t votes = 0;
+        for (uint32_t s = 0; s < replicas; s++)
+            votes += proposal [s] && s_same_shape (proposal [r], proposal [s]);
+        if (votes > best_votes) {
+            best_votes = votes;
+            shape = proposal [r];
+        }
+    }
+    if (!shape)
+        return 0;
+    bool used [QT_QUORUM_MAX_REPLICAS] = { false };
+    uint32_t n_used = 0;
+    for (uint32_t r = 0; r < replicas; r++)
+        if (proposal [r] && s_same_shape (proposal [r], shape)) {
+            used [r] = true;
+            n_used++;
+        }
+
+    size_t dim = shape->n_components;
+    double *points = (double *) zmalloc (sizeof (double) * n_used * dim);
+    double *medians = (double *) zmalloc (sizeof (double) * self->batch * dim);
+    double distance [QT_QUORUM_MAX_REPLICAS] = { 0 };
+    Quintet__AggregatedReward *rewards = (Quintet__AggregatedReward *) zmalloc (sizeof (Quintet__AggregatedReward) * self->batch);
+    Quintet__AggregatedReward **rewards_p = (Quintet__AggregatedReward **) zmalloc (sizeof (void *) * self->batch);
+    for (size_t i = 0; i < self->batch; i++) {
+        size_t row = 0;
+        for (uint32_t r = 0; r < replicas; r++)
+            if (used [r])
+                memcpy (points + dim * row++, proposal [r]->instances [i]->values, sizeof (double) * dim);
+        double *median = medians + i * dim;
+        qt_geomedian_report_t report;
+        if (qt_geomedian (points, NULL, n_used, dim, self->tolerance, (int) self->max_iterations,
+                          median, &report))
+            memset (median, 0, sizeof (double) * dim);     //  cannot happen: inputs were validated
+        if (!report.converged)
+            self->not_converged++;
+        row = 0;
+        for (uint32_t r = 0; r < replicas; r++)
+            if (used [r]) {
+                double squared = 0;
+                for (size_t c = 0; c < dim; c++) {
+                    double delta = points [dim * row + c] - median [c];
+                    squared += delta * delta;
+                }
+                distance [r] += sqrt (squared) / (double) self->batch;
+                row++;
+            }
+        quintet__aggregated_reward__init (&rewards [i]);
+        rewards [i].reward = median [0];
+        rewards [i].n_vector = dim;
+        rewards [i].vector = median;
+        rewards [i].iterations = (uint32_t) report.iterations;
+        rewards [i].converged = report.converged;
+        rewards_p [i] = &rewards [i];
+    }
+    Quintet__ReplicaReport *reports = (Quintet__ReplicaReport *) zmalloc (sizeof (Quintet__ReplicaReport) * replicas);
+    Quintet__ReplicaReport **reports_p = (Quintet__ReplicaReport **) zmalloc (sizeof (void *) * replicas);
+    for (uint32_t r = 0; r < replicas; r++) {
+        quintet__replica_report__init (&reports [r]);
+        reports [r].replica = r + 1;
+        reports [r].used = used [r];
+        reports [r].distance = used [r] ? distance [r] : NAN;
+        reports_p [r] = &reports [r];
+    }
+    Quintet__RewardBatch batch = QUINTET__REWARD_BATCH__INIT;
+    batch.batch = (uint32_t) self->batch;
+    batch.episode = shape->episode;
+    batch.step = shape->step;
+    batch.done = shape->done;
+    batch.n_components = shape->n_components;
+    batch.components = shape->components;
+    batch.n_instances = self->batch;
+    batch.instances = rewards_p;
+    batch.n_replicas = replicas;
+    batch.replicas = reports_p;
+    int rc = qt_stage_publish (stage, tick, &batch.base);
+    free (reports_p);
+    free (reports);
+    free (rewards_p);
+    free (rewards);
+    free (medians);
+    free (points);
+    return rc;
+}
+
+const qt_role_t qt_aggregator_role = {
+    .role = "aggregator",
+    .topic = "reward",
+    .type = QUINTET__PAYLOAD_TYPE__REWARD_BATCH,
+    .upstream = { { "rewarder", "proposal" } },
+    .upstreams = 1,
+    .summary = "The aggregator: geometric median of the rewarders' reward vectors, per instance.",
+    .create = s_aggregator_create,
+    .destroy = s_aggregator_destroy,
+    .process = s_aggregator_process,
+};

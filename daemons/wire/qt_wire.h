@@ -1,0 +1,29 @@
+/*  qt_wire: conversions between the wire messages (protobuf) and the plain
+    structs of the environment and role logic, shared by the daemons so each
+    conversion is written once. Converting from the wire also bounds every
+    size by the structs' capacities: a message that does not fit is invalid.
+*/
+#ifndef QT_WIRE_H_INCLUDED
+#define QT_WIRE_H_INCLUDED
+
+#include "quintet.h"
+#include "qt_env.h"
+#include "filter.h"
+
+//  Readings: wire -> struct. -1 when a size exceeds the capacities.
+int qt_wire_readings_get (const Quintet__Readings *wire, qt_readings_t *readings);
+
+//  Readings: struct -> wire. The wire message points into readings and
+//  moisture (n_vars uint32 of storage), which must outlive it.
+void qt_wire_readings_put (const qt_readings_t *readings, uint32_t *moisture,
+                           Quintet__Readings *wire);
+
+//  Belief: wire -> struct. -1 when sizes exceed capacities or disagree.
+int qt_wire_belief_get (const Quintet__Belief *wire, wm_belief_t *belief);
+
+//  Belief: struct -> wire, allocating what the message needs; free it with
+//  qt_wire_belief_free.
+void qt_wire_belief_put (const wm_belief_t *belief, Quintet__Belief *wire);
+void qt_wire_belief_free (Quintet__Belief *wire);
+
+#endif
