@@ -102,3 +102,26 @@ qt_wire_belief_free (Quintet__Belief *wire)
     wire->samples = NULL;
     wire->n_samples = 0;
 }
+
+int
+qt_wire_clock_majority (const qt_wire_clock_t *clocks, const bool *present, size_t n,
+                        qt_wire_clock_t *out)
+{
+    size_t best = n, best_votes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!present [i])
+            continue;
+        size_t votes = 0;
+        for (size_t j = 0; j < n; j++)
+            votes += present [j] && clocks [j].episode == clocks [i].episode
+                  && clocks [j].step == clocks [i].step && clocks [j].done == clocks [i].done;
+        if (votes > best_votes) {
+            best_votes = votes;
+            best = i;
+        }
+    }
+    if (best == n)
+        return -1;
+    *out = clocks [best];
+    return 0;
+}

@@ -26,4 +26,17 @@ int qt_wire_belief_get (const Quintet__Belief *wire, wm_belief_t *belief);
 void qt_wire_belief_put (const wm_belief_t *belief, Quintet__Belief *wire);
 void qt_wire_belief_free (Quintet__Belief *wire);
 
+
+//  Where a tick stands in the episode, as every batch carries it
+typedef struct {
+    uint32_t episode;
+    uint32_t step;
+    bool done;
+} qt_wire_clock_t;
+
+//  The clock most of the n present replicas agree on (missing ones have
+//  present [i] false); ties go to the lowest replica. -1 when none present.
+int qt_wire_clock_majority (const qt_wire_clock_t *clocks, const bool *present, size_t n,
+                            qt_wire_clock_t *out);
+
 #endif

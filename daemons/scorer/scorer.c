@@ -1,0 +1,217 @@
+/*  quintet-scorer (Charlie): how desirable the likely states are.
+
+    Beliefs from the world-model replicas are combined robustly first
+    (coordinate-wise median, samples from the replica nearest the median:
+    wm_belief_combine). Every sampled state is then scored by each rater of
+    the configured panel and the panel's score is the q-quantile of the
+    raters' scores (majority judgment); the distribution of that score over
+    the likely states is published (sc_panel).
+
+    Config (quintet/scorer/...): quantile (q, default 0.5), and the panel as
+    sub-sections rater/<name>/ with kind = watered_count | weighted |
+    constant | inverted, scale, value, vote (the rater's weight), and for
+    weighted raters weight/<k> per variable. Without any rater section the
+    default panel of panel.h is used.
+*/
+#include "quintet.h"
+#include "qt_wire.h"
+#include "panel.h"
+
+typedef struct {
+    qt_env_decl_t decl;
+    size_t batch;
+    double quantile;
+    uint32_t raters;
+    sc_panel_t *panel;
+} scorer_t;
+
+static void
+s_scorer_destroy (void **state_p)
+{
+    scorer_t *self = (scorer_t *) *state_p;
+    if (!self)
+        return;
+    sc_panel_destroy (&self->panel);
+    free (self);
+    *state_p = NULL;
+}
+
+//  One rater from quintet/scorer/rater/<name>/...
+static int
+s_read_rater (qt_config_t *config, const char *name, uint32_t n_vars, sc_rater_t *rater, char **error)
+{
+    static const char *const kinds [] = { "watered_count", "weighted", "constant", "inverted", NULL };
+    memset (rater, 0, sizeof *rater);
+    char *base = zsys_sprintf ("quintet/scorer/rater/%s", name);
+    char *key = zsys_sprintf ("%s/kind", base);
+    int kind = 0;
+    int rc = qt_config_choice (config, key, kinds, NULL, &kind);
+    zstr_free (&key);
+    if (rc == 0 && sc_rater_kind_parse (kinds [kind], &rater->kind))
+        rc = -1;
+    key = zsys_sprintf ("%s/scale", base);
+    rc |= qt_config_double (config, key, false, 0.02, -1e6, 1e6, &rater->scale);
+    zstr_free (&key);
+    key = zsys_sprintf ("%s/value", base);
+    rc |= qt_config_double (config, key, false, 0, -1e6, 1e6, &rater->value);
+    zstr_free (&key);
+    key = zsys_sprintf ("%s/vote", base);
+    rc |= qt_config_double (config, key, false, 1, 1e-9, 1e9, &rater->vote);
+    zstr_free (&key);
+    char *weights = zsys_sprintf ("%s/weight", base);
+    zlist_t *children = qt_config_children (config, weights);
+    for (char *k = (char *) zlist_first (children); k && rc == 0; k = (char *) zlist_next (children)) {
+        char *end = NULL;
+        unsigned long index = strtoul (k, &end, 10);
+        key = zsys_sprintf ("%s/%s", weights, k);
+        if (*end || index >= n_vars) {
+            *error = zsys_sprintf ("%s: %s: expected a variable index in [0, %u)",
+                                   qt_config_path (config), key, n_vars);
+            rc = -1;
+        }
+        else
+            rc = qt_config_double (config, key, false, 0, -1e6, 1e6, &rater->weight [index]);
+        zstr_free (&key);
+    }
+    zlist_destroy (&children);
+    zstr_free (&weights);
+    zstr_free (&base);
+    if (rc && !*error)
+        *error = strdup (qt_config_error (config));
+    return rc;
+}
+
+static void *
+s_scorer_create (qt_stage_t *stage, qt_config_t *config, char **error)
+{
+    scorer_t *self = (scorer_t *) zmalloc (sizeof (scorer_t));
+    self->batch = qt_stage_batch (stage);
+    qt_env_params_t params;
+    if (qt_env_params_default (qt_stage_env (stage), &params)
+    ||  qt_env_declare (qt_stage_env (stage), &params, &self->decl)) {
+        *error = zsys_sprintf ("%s: quintet/env: unknown environment \"%s\"",
+                               qt_config_path (config), qt_stage_env (stage));
+        free (self);
+        return NULL;
+    }
+    sc_panel_config_t panel;
+    sc_panel_config_default (&panel, self->decl.n_vars);
+    int rc = qt_config_double (config, "quintet/scorer/quantile", false, panel.quantile,
+                               1e-6, 1 - 1e-6, &panel.quantile);
+    zlist_t *names = qt_config_children (config, "quintet/scorer/rater");
+    if (rc == 0 && zlist_size (names) > 0) {
+        panel.n_raters = 0;
+        for (char *name = (char *) zlist_first (names); name && rc == 0; name = (char *) zlist_next (names)) {
+            sc_rater_t rater;
+            rc = s_read_rater (config, name, self->decl.n_vars, &rater, error);
+            if (rc == 0 && sc_panel_config_add (&panel, &rater)) {
+                *error = zsys_sprintf ("%s: quintet/scorer/rater: at most %d raters",
+                                       qt_config_path (config), SC_MAX_RATERS);
+                rc = -1;
+            }
+        }
+    }
+    zlist_destroy (&names);
+    if (rc == 0) {
+        self->panel = sc_panel_new (&panel, self->decl.n_vars);
+        if (!self->panel) {
+            *error = zsys_sprintf ("%s: quintet/scorer: invalid rater panel", qt_config_path (config));
+            rc = -1;
+        }
+    }
+    if (rc) {
+        if (!*error)
+            *error = strdup (qt_config_error (config));
+        free (self);
+        return NULL;
+    }
+    self->quantile = panel.quantile;
+    self->raters = panel.n_raters;
+    return self;
+}
+
+static qt_drop_cause_t
+s_scorer_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
+{
+    scorer_t *self = (scorer_t *) state;
+    (void) upstream;
+    const Quintet__BeliefBatch *beliefs = (const Quintet__BeliefBatch *) payload;
+    if (beliefs->n_sensors != self->decl.n_sensors)
+        return QT_DROP_INVALID;
+    for (size_t i = 0; i < beliefs->n_instances; i++)
+        if (beliefs->instances [i]->n_marginals != self->decl.n_vars)
+            return QT_DROP_INVALID;
+    return QT_DROP_NONE;
+}
+
+static int
+s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **inputs [])
+{
+    scorer_t *self = (scorer_t *) state;
+    uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
+    const Quintet__BeliefBatch *beliefs [QT_QUORUM_MAX_REPLICAS] = { NULL };
+    qt_wire_clock_t clocks [QT_QUORUM_MAX_REPLICAS];
+    bool present [QT_QUORUM_MAX_REPLICAS] = { false };
+    for (uint32_t r = 0; r < replicas; r++)
+        if (inputs [0][r]) {
+            beliefs [r] = (const Quintet__BeliefBatch *) inputs [0][r]->payload;
+            clocks [r] = (qt_wire_clock_t) { beliefs [r]->episode, beliefs [r]->step, beliefs [r]->done };
+            present [r] = true;
+        }
+    qt_wire_clock_t clock;
+    if (qt_wire_clock_majority (clocks, present, replicas, &clock))
+        return 0;
+
+    wm_belief_t *replica_belief = (wm_belief_t *) zmalloc (sizeof (wm_belief_t) * replicas);
+    Quintet__ScoreDistribution *scores = (Quintet__ScoreDistribution *) zmalloc (sizeof (Quintet__ScoreDistribution) * self->batch);
+    Quintet__ScoreDistribution **scores_p = (Quintet__ScoreDistribution **) zmalloc (sizeof (void *) * self->batch);
+    const wm_belief_t *views [QT_QUORUM_MAX_REPLICAS];
+    for (size_t i = 0; i < self->batch; i++) {
+        for (uint32_t r = 0; r < replicas; r++) {
+            views [r] = NULL;
+            if (beliefs [r] && qt_wire_belief_get (beliefs [r]->instances [i], &replica_belief [r]) == 0)
+                views [r] = &replica_belief [r];
+        }
+        wm_belief_t combined;
+        sc_score_t score;
+        memset (&score, 0, sizeof score);
+        if (wm_belief_combine (views, replicas, &combined) == 0)
+            sc_panel_score (self->panel, &combined, &score);
+        quintet__score_distribution__init (&scores [i]);
+        scores [i].mean = score.mean;
+        scores [i].q10 = score.q10;
+        scores [i].q50 = score.q50;
+        scores [i].q90 = score.q90;
+        scores [i].spread = score.spread;
+        scores [i].disagreement = score.disagreement;
+        scores [i].data_reliability = score.data_reliability;
+        scores_p [i] = &scores [i];
+    }
+    Quintet__ScoreBatch batch = QUINTET__SCORE_BATCH__INIT;
+    batch.batch = (uint32_t) self->batch;
+    batch.episode = clock.episode;
+    batch.step = clock.step;
+    batch.done = clock.done;
+    batch.quantile = self->quantile;
+    batch.raters = self->raters;
+    batch.n_instances = self->batch;
+    batch.instances = scores_p;
+    int rc = qt_stage_publish (stage, tick, &batch.base);
+    free (scores_p);
+    free (scores);
+    free (replica_belief);
+    return rc;
+}
+
+const qt_role_t qt_scorer_role = {
+    .role = "scorer",
+    .topic = "score",
+    .type = QUINTET__PAYLOAD_TYPE__SCORE_BATCH,
+    .upstream = { { "worldmodel", "belief" } },
+    .upstreams = 1,
+    .summary = "Charlie: scores the likely states by majority judgment over a panel of raters.",
+    .create = s_scorer_create,
+    .destroy = s_scorer_destroy,
+    .validate = s_scorer_validate,
+    .process = s_scorer_process,
+};

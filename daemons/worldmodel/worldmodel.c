@@ -1,0 +1,161 @@
+/*  quintet-worldmodel (Dave): the likely state of the world, as a posterior.
+
+    Per tick, the collector replicas' readings of each instance are combined
+    robustly first (majority per reading: wm_readings_combine), then fused by
+    Bayes in a filter whose prior and dynamics are the environment's own
+    declaration and whose sensor models include "this sensor is tampered"
+    (wm_filter). Publishes per instance the marginals, a small weighted
+    sample of likely states, the entropy and per-sensor reliability.
+
+    A replica restarted mid-episode starts from the declared prior and is
+    off for the rest of that episode; its peers outvote it meanwhile.
+
+    Config (quintet/worldmodel/...): samples, reliability_prior — the
+    filter's defaults otherwise (daemons/worldmodel/filter.h).
+*/
+#include "quintet.h"
+#include "qt_wire.h"
+
+typedef struct {
+    qt_env_decl_t decl;
+    size_t batch;
+    wm_filter_t *filter;
+    char **sensor_names;
+    qt_readings_t *replica_readings;        //  [replica], scratch
+} worldmodel_t;
+
+static void
+s_worldmodel_destroy (void **state_p)
+{
+    worldmodel_t *self = (worldmodel_t *) *state_p;
+    if (!self)
+        return;
+    wm_filter_destroy (&self->filter);
+    free (self->sensor_names);
+    free (self->replica_readings);
+    free (self);
+    *state_p = NULL;
+}
+
+static void *
+s_worldmodel_create (qt_stage_t *stage, qt_config_t *config, char **error)
+{
+    worldmodel_t *self = (worldmodel_t *) zmalloc (sizeof (worldmodel_t));
+    self->batch = qt_stage_batch (stage);
+    qt_env_params_t params;
+    if (qt_env_params_default (qt_stage_env (stage), &params)
+    ||  qt_env_declare (qt_stage_env (stage), &params, &self->decl)) {
+        *error = zsys_sprintf ("%s: quintet/env: unknown environment \"%s\"",
+                               qt_config_path (config), qt_stage_env (stage));
+        free (self);
+        return NULL;
+    }
+    wm_filter_config_t filter_config;
+    wm_filter_config_default (&filter_config);
+    uint64_t samples = 0;
+    int rc = qt_config_uint (config, "quintet/worldmodel/samples", false, filter_config.samples,
+                             1, WM_MAX_SAMPLES, &samples);
+    rc |= qt_config_double (config, "quintet/worldmodel/reliability_prior", false,
+                            filter_config.reliability_prior, filter_config.reliability_min,
+                            filter_config.reliability_max, &filter_config.reliability_prior);
+    filter_config.samples = (uint32_t) samples;
+    if (rc) {
+        *error = strdup (qt_config_error (config));
+        free (self);
+        return NULL;
+    }
+    self->filter = wm_filter_new (&self->decl, &filter_config, (uint32_t) self->batch,
+                                  qt_stage_seed (stage));
+    if (!self->filter) {
+        *error = zsys_sprintf ("%s: quintet/worldmodel: invalid filter configuration",
+                               qt_config_path (config));
+        free (self);
+        return NULL;
+    }
+    self->sensor_names = (char **) zmalloc (sizeof (char *) * self->decl.n_sensors);
+    for (uint32_t s = 0; s < self->decl.n_sensors; s++)
+        self->sensor_names [s] = self->decl.sensors [s].name;
+    self->replica_readings = (qt_readings_t *) zmalloc (sizeof (qt_readings_t) * QT_QUORUM_MAX_REPLICAS);
+    return self;
+}
+
+static qt_drop_cause_t
+s_worldmodel_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
+{
+    worldmodel_t *self = (worldmodel_t *) state;
+    (void) upstream;
+    const Quintet__ObservationBatch *obs = (const Quintet__ObservationBatch *) payload;
+    if (strneq (obs->env, self->decl.name) || obs->step > self->decl.max_steps)
+        return QT_DROP_INVALID;
+    qt_readings_t reading;
+    for (size_t i = 0; i < obs->n_instances; i++)
+        if (qt_wire_readings_get (obs->instances [i], &reading)
+        ||  wm_readings_validate (&self->decl, &reading, NULL))
+            return QT_DROP_INVALID;
+    return QT_DROP_NONE;
+}
+
+static int
+s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **inputs [])
+{
+    worldmodel_t *self = (worldmodel_t *) state;
+    uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
+    const Quintet__ObservationBatch *obs [QT_QUORUM_MAX_REPLICAS] = { NULL };
+    qt_wire_clock_t clocks [QT_QUORUM_MAX_REPLICAS];
+    bool present [QT_QUORUM_MAX_REPLICAS] = { false };
+    for (uint32_t r = 0; r < replicas; r++)
+        if (inputs [0][r]) {
+            obs [r] = (const Quintet__ObservationBatch *) inputs [0][r]->payload;
+            clocks [r] = (qt_wire_clock_t) { obs [r]->episode, obs [r]->step, obs [r]->done };
+            present [r] = true;
+        }
+    qt_wire_clock_t clock;
+    if (qt_wire_clock_majority (clocks, present, replicas, &clock))
+        return 0;
+
+    wm_belief_t *beliefs = (wm_belief_t *) zmalloc (sizeof (wm_belief_t) * self->batch);
+    Quintet__Belief *wire = (Quintet__Belief *) zmalloc (sizeof (Quintet__Belief) * self->batch);
+    Quintet__Belief **wire_p = (Quintet__Belief **) zmalloc (sizeof (void *) * self->batch);
+    const qt_readings_t *views [QT_QUORUM_MAX_REPLICAS];
+    for (size_t i = 0; i < self->batch; i++) {
+        for (uint32_t r = 0; r < replicas; r++) {
+            views [r] = NULL;
+            if (obs [r] && qt_wire_readings_get (obs [r]->instances [i], &self->replica_readings [r]) == 0)
+                views [r] = &self->replica_readings [r];
+        }
+        qt_readings_t combined;
+        if (wm_readings_combine (views, replicas, &combined) == 0)
+            wm_filter_update (self->filter, (uint32_t) i, clock.step, &combined, &beliefs [i]);
+        qt_wire_belief_put (&beliefs [i], &wire [i]);
+        wire_p [i] = &wire [i];
+    }
+    Quintet__BeliefBatch batch = QUINTET__BELIEF_BATCH__INIT;
+    batch.batch = (uint32_t) self->batch;
+    batch.episode = clock.episode;
+    batch.step = clock.step;
+    batch.done = clock.done;
+    batch.n_sensors = self->decl.n_sensors;
+    batch.sensors = self->sensor_names;
+    batch.n_instances = self->batch;
+    batch.instances = wire_p;
+    int rc = qt_stage_publish (stage, tick, &batch.base);
+    for (size_t i = 0; i < self->batch; i++)
+        qt_wire_belief_free (&wire [i]);
+    free (wire_p);
+    free (wire);
+    free (beliefs);
+    return rc;
+}
+
+const qt_role_t qt_worldmodel_role = {
+    .role = "worldmodel",
+    .topic = "belief",
+    .type = QUINTET__PAYLOAD_TYPE__BELIEF_BATCH,
+    .upstream = { { "collector", "obs" } },
+    .upstreams = 1,
+    .summary = "Dave: Bayesian inference of the likely world state, sensor tampering among the theories.",
+    .create = s_worldmodel_create,
+    .destroy = s_worldmodel_destroy,
+    .validate = s_worldmodel_validate,
+    .process = s_worldmodel_process,
+};
