@@ -36,7 +36,7 @@ static const char *s_board =
 //  The model's slack on the camera: even a noiseless camera is modelled as
 //  slightly noisy, so that one odd cell cannot make the world model certain
 //  of anything.
-#define TW_CAMERA_MODEL_NOISE 0.01
+#define TW_CAMERA_MODEL_NOISE 0.001
 
 void
 tw_params_default (qt_env_params_t *params)

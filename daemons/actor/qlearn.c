@@ -25,6 +25,9 @@
 
 #define AC_AGENT_CODE   'A'
 #define AC_DRY_CODE     't'
+#define AC_WALL_CODE    '#'
+//  Largest board the breadth-first feature handles.
+#define AC_MAX_CELLS    1024
 #define AC_NEIGHBOURS   4
 #define AC_CHECKPOINT_MAGIC   "QTQLRN01"
 #define AC_CHECKPOINT_VERSION 1
@@ -65,12 +68,17 @@ ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t h
     config->n_actions = n_actions;
     config->agent_code = AC_AGENT_CODE;
     config->dry_code = AC_DRY_CODE;
+    config->wall_code = AC_WALL_CODE;
 }
 
 static uint32_t
 s_feature_multiplier (const ac_qlearn_config_t *config)
 {
-    return config->features == AC_FEATURES_NEIGHBOURS? 1u << AC_NEIGHBOURS: 1u;
+    switch (config->features) {
+        case AC_FEATURES_NEIGHBOURS:  return 1u << AC_NEIGHBOURS;
+        case AC_FEATURES_NEAREST_DRY: return 1u + AC_NEIGHBOURS;
+        default:                      return 1u;
+    }
 }
 
 ac_qlearn_t *
@@ -78,12 +86,13 @@ ac_qlearn_new (const ac_qlearn_config_t *config, uint32_t batch, uint64_t seed)
 {
     if (batch == 0 || config->n_actions == 0 || config->n_actions > AC_MAX_ACTIONS
     ||  config->width == 0 || config->n_cells == 0 || config->n_cells % config->width
+    ||  config->n_cells > AC_MAX_CELLS
     ||  !(config->alpha > 0 && config->alpha <= 1)
     ||  !(config->gamma >= 0 && config->gamma <= 1)
     ||  !(config->epsilon_start >= 0 && config->epsilon_start <= 1)
     ||  !(config->epsilon_end >= 0 && config->epsilon_end <= 1)
     ||  !isfinite (config->q_initial)
-    ||  config->features > AC_FEATURES_NEIGHBOURS)
+    ||  config->features > AC_FEATURES_NEAREST_DRY)
         return NULL;
     ac_qlearn_t *self = (ac_qlearn_t *) calloc (1, sizeof (ac_qlearn_t));
     assert (self);
@@ -121,6 +130,36 @@ ac_qlearn_destroy (ac_qlearn_t **self_p)
     }
 }
 
+//  First move of a shortest walk (over non-wall cells) from the agent to a
+//  dry-looking cell, as 1 + action; 0 when none is visible. Breadth-first,
+//  neighbours in action order, so ties go to the lower action.
+static uint32_t
+s_nearest_dry (const ac_qlearn_config_t *config, const uint8_t *camera, uint32_t position,
+               const int32_t *offsets)
+{
+    uint32_t queue [AC_MAX_CELLS];
+    uint8_t first_move [AC_MAX_CELLS];
+    bool seen [AC_MAX_CELLS] = { false };
+    uint32_t head = 0, tail = 0;
+    seen [position] = true;
+    queue [tail++] = position;
+    while (head < tail) {
+        uint32_t cell = queue [head++];
+        for (uint32_t d = 0; d < AC_NEIGHBOURS; d++) {
+            int64_t next = (int64_t) cell + offsets [d];
+            if (next < 0 || next >= (int64_t) config->n_cells || seen [next]
+            ||  camera [next] == config->wall_code)
+                continue;
+            seen [next] = true;
+            first_move [next] = (uint8_t) (cell == position? d: first_move [cell]);
+            if (camera [next] == config->dry_code)
+                return 1u + first_move [next];
+            queue [tail++] = (uint32_t) next;
+        }
+    }
+    return 0;
+}
+
 static uint32_t
 s_state (const ac_qlearn_t *self, const uint8_t *camera, size_t camera_len)
 {
@@ -141,6 +180,9 @@ s_state (const ac_qlearn_t *self, const uint8_t *camera, size_t camera_len)
     //  Neighbours in action order UP, DOWN, LEFT, RIGHT
     int32_t width = (int32_t) config->width;
     int32_t offsets [AC_NEIGHBOURS] = { -width, width, -1, 1 };
+    if (config->features == AC_FEATURES_NEAREST_DRY)
+        return position * (1u + AC_NEIGHBOURS)
+             + s_nearest_dry (config, camera, position, offsets);
     uint32_t bits = 0;
     for (uint32_t d = 0; d < AC_NEIGHBOURS; d++) {
         int64_t cell = (int64_t) position + offsets [d];
@@ -304,6 +346,7 @@ s_put_identity (s_buffer_t *buffer, const ac_qlearn_t *self)
     s_put (buffer, &c->n_actions, sizeof (c->n_actions));
     s_put (buffer, &c->agent_code, sizeof (c->agent_code));
     s_put (buffer, &c->dry_code, sizeof (c->dry_code));
+    s_put (buffer, &c->wall_code, sizeof (c->wall_code));
     s_put (buffer, &self->batch, sizeof (self->batch));
     s_put (buffer, &self->seed, sizeof (self->seed));
     s_put (buffer, &self->n_states, sizeof (self->n_states));

@@ -39,7 +39,8 @@
 
 typedef enum {
     AC_FEATURES_POSITION = 0,
-    AC_FEATURES_NEIGHBOURS = 1
+    AC_FEATURES_NEIGHBOURS = 1,
+    AC_FEATURES_NEAREST_DRY = 2
 } ac_features_t;
 
 typedef struct {
@@ -54,7 +55,8 @@ typedef struct {
     //  What the camera looks like (from the environment declaration)
     uint32_t width, n_cells, n_actions;
     uint8_t agent_code;             //  'A'
-    uint8_t dry_code;               //  't', for AC_FEATURES_NEIGHBOURS
+    uint8_t dry_code;               //  't', for the neighbour features
+    uint8_t wall_code;              //  '#', for AC_FEATURES_NEAREST_DRY
 } ac_qlearn_config_t;
 
 typedef struct _ac_qlearn_t ac_qlearn_t;

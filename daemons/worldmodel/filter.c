@@ -143,6 +143,7 @@ wm_filter_update (wm_filter_t *self, uint32_t instance, uint32_t step,
     const qt_env_decl_t *decl = &self->decl;
     const wm_filter_config_t *config = &self->config;
     s_instance_t *inst = &self->instances [instance];
+    memset (belief, 0, sizeof (*belief));
     uint32_t position = readings->position;
     uint32_t n_vars = decl->n_vars;
     double floor = config->prior_floor;

@@ -58,6 +58,7 @@ s_usage (FILE *out)
         "  --reward-source SRC    pipeline (default) or env (naive baseline)\n"
         "  --features F           position (default) or neighbours\n"
         "  --alpha A --gamma G    Q-learning step size and discount\n"
+        "  --q-init Q             initial Q values\n"
         "  --eps-start E --eps-end E --eps-episodes N   exploration schedule (rounds)\n"
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
         "  --checkpoint PATH      save the learner at the end\n"
@@ -70,7 +71,7 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_EPISODES = 256, O_BATCH, O_SEED, O_SOURCE, O_FEATURES, O_ALPHA, O_GAMMA,
-           O_EPS_START, O_EPS_END, O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_CHECKPOINT,
+           O_EPS_START, O_EPS_END, O_Q_INIT, O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_CHECKPOINT,
            O_MIN, O_MAX, O_QUIET, O_HELP };
     static const struct option long_options [] = {
         { "episodes", required_argument, NULL, O_EPISODES },
@@ -81,6 +82,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "alpha", required_argument, NULL, O_ALPHA },
         { "gamma", required_argument, NULL, O_GAMMA },
         { "eps-start", required_argument, NULL, O_EPS_START },
+        { "q-init", required_argument, NULL, O_Q_INIT },
         { "eps-end", required_argument, NULL, O_EPS_END },
         { "eps-episodes", required_argument, NULL, O_EPS_EPISODES },
         { "lambda-u", required_argument, NULL, O_LAMBDA_U },
@@ -114,11 +116,15 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 if (strcmp (optarg, "neighbours") == 0)
                     options->actor.features = AC_FEATURES_NEIGHBOURS;
                 else
+                if (strcmp (optarg, "nearest-dry") == 0)
+                    options->actor.features = AC_FEATURES_NEAREST_DRY;
+                else
                     return -1;
                 break;
             case O_ALPHA: options->actor.alpha = atof (optarg); break;
             case O_GAMMA: options->actor.gamma = atof (optarg); break;
             case O_EPS_START: options->actor.epsilon_start = atof (optarg); break;
+            case O_Q_INIT: options->actor.q_initial = atof (optarg); break;
             case O_EPS_END: options->actor.epsilon_end = atof (optarg); break;
             case O_EPS_EPISODES:
                 options->actor.epsilon_episodes = (uint32_t) strtoul (optarg, NULL, 10);
