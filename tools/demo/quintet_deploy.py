@@ -83,6 +83,12 @@ ROLE_SECTIONS = {
     "actor": {"reward_source": "pipeline"},
 }
 
+# The demo's defaults (quintet-demo, the end-to-end test)
+DEFAULT_EPISODES = 3200
+DEFAULT_BATCH = 32
+DEFAULT_REPLICAS = 3
+DEFAULT_SEED = 1
+
 SIGNATURE_CONTEXT = b"quintet-v1:"
 MESSAGE_SIZE_CAP = 4 * 1024 * 1024
 START_GRACE_S = 0.5
@@ -441,8 +447,9 @@ class Replica:
 
 
 class Deployment:
-    def __init__(self, build_dir="build", state_dir="state", batch=32, replicas=3,
-                 faults=None, seed=1, reward_source="pipeline", episodes=3200,
+    def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
+                 replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
+                 reward_source="pipeline", episodes=DEFAULT_EPISODES,
                  env="tomato_watering", overrides=None, role_sections=None):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")

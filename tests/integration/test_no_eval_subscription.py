@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""No pipeline daemon subscribes to `eval` (design 2): proven by what the
+daemons actually send on the wire, not by reading their source.
+
+For every role, one replica is started with every upstream endpoint pointing
+at an XPUB socket this test binds (ZMQ_XPUB_VERBOSE, so every subscription
+message reaches us). After a moment, the subscriptions each daemon sent are
+checked: none may be a prefix of b"eval" (the empty subscription included),
+and the topic it consumes must be among them (so the test can fail).
+"""
+import os
+import subprocess
+import sys
+import time
+
+import itest
+
+opts = itest.args(__doc__)
+import quintet_deploy as qd  # noqa: E402
+import zmq  # noqa: E402
+
+COLLECT_S = 1.5
+
+
+def main():
+    holder, state = itest.state_dir("noeval", opts.keep)
+    build = os.path.abspath(opts.build_dir)
+    result = subprocess.run([qd.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        print("quintetctl keygen failed: %s" % result.stdout)
+        return 1
+    context = zmq.Context()
+    xpubs = {}          # role -> {upstream role: socket}
+    processes = {}      # role -> (Popen, log path)
+    failures = []
+    try:
+        ports = qd.free_ports(len(qd.ROLES))
+        for role, port in zip(qd.ROLES, ports):
+            upstream = {}
+            xpubs[role] = {}
+            for up_role, _topic in qd.UPSTREAMS[role]:
+                sock = context.socket(zmq.XPUB)
+                sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+                sock.setsockopt(zmq.LINGER, 0)
+                up_port = sock.bind_to_random_port("tcp://127.0.0.1")
+                xpubs[role][up_role] = sock
+                upstream[up_role] = {"faults": 0, "1": "tcp://127.0.0.1:%d" % up_port}
+            tree = {
+                "role": role, "replica": 1, "batch": 4, "seed": 1, "env": "tomato_watering",
+                "secret_key": os.path.join(state, "keys", role + "-1.key"),
+                "trust_dir": os.path.join(state, "trust"),
+                "state_dir": os.path.join(state, "run", role + "-1"),
+                "bind": "tcp://127.0.0.1:%d" % port,
+                "upstream": upstream,
+            }
+            config = os.path.join(state, role + ".conf")
+            with open(config, "w") as f:
+                f.write(qd.render_zpl("quintet", tree))
+            log = os.path.join(state, role + ".log")
+            with open(log, "wb") as out:
+                processes[role] = (subprocess.Popen(
+                    [qd.daemon_path(build, role), "--config", config],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True), log)
+
+        # Collect what each daemon subscribes to, on every upstream socket
+        seen = {role: [] for role in qd.ROLES}
+        poller = zmq.Poller()
+        for role in qd.ROLES:
+            for sock in xpubs[role].values():
+                poller.register(sock, zmq.POLLIN)
+        owner = {sock: role for role in qd.ROLES for sock in xpubs[role].values()}
+        deadline = time.monotonic() + COLLECT_S
+        while time.monotonic() < deadline:
+            for sock, _ in poller.poll(100):
+                while True:
+                    try:
+                        message = sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    if message[:1] in (b"\x01", b"\x00"):
+                        seen[owner[sock]].append((message[0] == 1, message[1:]))
+
+        for role in qd.ROLES:
+            process, log = processes[role]
+            alive = process.poll() is None
+            itest.check(alive, "quintet-%s is running" % role, failures)
+            if not alive:
+                print("    exited %s; %s:\n%s" % (process.returncode, log, qd.tail(log)))
+            subscribed = sorted({topic for on, topic in seen[role] if on})
+            print("     quintet-%-10s subscribes to %s" % (role, [t.decode("ascii", "replace")
+                                                              for t in subscribed]))
+            bad = [t for t in subscribed if b"eval".startswith(t)]
+            itest.check(not bad, "quintet-%s: no subscription that receives eval (%r)" % (role, bad),
+                        failures)
+            for up_role, topic in qd.UPSTREAMS[role]:
+                itest.check(topic.encode() in subscribed,
+                            "quintet-%s subscribes to %s (from %s)" % (role, topic, up_role), failures)
+    finally:
+        for process, _log in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process, _log in processes.values():
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+        for role in xpubs:
+            for sock in xpubs[role].values():
+                sock.close(0)
+        context.term()
+        if holder:
+            holder.cleanup()
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("every daemon subscribes to its upstream topics and never to eval")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
