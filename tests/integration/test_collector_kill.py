@@ -55,6 +55,7 @@ class ObsWatcher:
         self.sub.connect(deployment.replica[("collector", replica)].endpoint)
         self.verifier = qd.Verifier(deployment.pb2, deployment.trust, deployment.batch)
         self.published = {}
+        self.sample = None      # one raw message, for the verifier's own check
 
     def drain(self):
         while True:
@@ -62,6 +63,8 @@ class ObsWatcher:
                 frames = self.sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            if self.sample is None:
+                self.sample = frames
             opened = self.verifier.open(frames)
             if opened:
                 _topic, envelope, payload = opened
@@ -114,15 +117,33 @@ def main():
                 print("     kill -9 collector-1 at pipeline tick %d" % killed_at)
 
                 rate_down = advance(d, watcher, TICKS_WHILE_DOWN, "collector-1 down")
+                _columns, at_kill = read_rows(log_path)
+                print("     collector-1 log while it is down: %d rows" % len(at_kill))
                 d.restart("collector", 1)
                 print("     restarted collector-1 (same config, port, key, state dir)")
                 rate_after = advance(d, watcher, TICKS_AFTER_RESTART, "after the restart")
                 watcher.drain()
             finally:
                 watcher.close()
+            sample, watcher_rejected = watcher.sample, watcher.verifier.rejected_total
+            pb2, trust = d.pb2, d.trust
             d.stop()
             columns, after = read_rows(log_path)
 
+        # The client-side verifier rejects what it should (else its "verified"
+        # counts would mean nothing)
+        fresh = qd.Verifier(pb2, trust, BATCH)
+        topic, raw = sample
+        tampered = bytearray(raw)
+        tampered[len(tampered) // 2] ^= 0x01
+        causes = [fresh.open([topic, bytes(tampered)]) is None,
+                  fresh.open([topic, raw]) is not None,
+                  fresh.open([topic, raw]) is None and fresh.rejected["replay"] == 1,
+                  fresh.open([b"eval", raw]) is None]
+        itest.check(all(causes), "python verifier: accepts a genuine obs message, rejects it "
+                    "tampered, replayed and on the wrong topic (%s)" % dict(fresh.rejected), failures)
+        itest.check(watcher_rejected == 0, "every obs message of collector-1 verified (%d rejected)"
+                    % watcher_rejected, failures)
         itest.check(len(before) > 0, "collector-1 had persisted rows before the kill (%d)"
                     % len(before), failures)
         lost = [i for i in before if i not in after]
@@ -136,12 +157,15 @@ def main():
                     "every observation collector-1 published before the kill is in its log, "
                     "same tick (%d published, %d not)" % (len(published_before), len(unlogged)),
                     failures)
-        new = sorted(i for i in after if i > max(before))
+        itest.check(all(at_kill.get(i) == row for i, row in before.items()),
+                    "while collector-1 is down its log holds every row read before the kill",
+                    failures)
+        new = sorted(i for i in after if i > max(at_kill))
         itest.check(len(new) > 0, "rows after the restart continue with higher ids (%d new rows, "
                     "ids %s..%s)" % (len(new), new[0] if new else "-", new[-1] if new else "-"),
                     failures)
         if new:
-            last_tick_before = max(row[tick_index] for row in before.values())
+            last_tick_before = max(row[tick_index] for row in at_kill.values())
             first_tick_after = after[new[0]][tick_index]
             itest.check(first_tick_after > last_tick_before,
                         "the restarted collector logs later ticks (%d after %d)"

@@ -257,13 +257,17 @@ class Verifier:
         "action": ("actor", "ACTION_BATCH", "ActionBatch"),
     }
 
+    REPLAY_WINDOW = 64
+    STALE_NS = 60 * 10**9
+
     def __init__(self, pb2, trust, batch=None):
         self.pb2 = pb2
         self.trust = trust
         self.batch = batch
         self.verified = 0
         self.rejected = collections.Counter()
-        self.last_seq = {}      # (key id, epoch) -> last accepted seq
+        self.windows = {}       # key id -> (epoch, highest seq, seqs seen near it)
+        self.retired = set()    # (key id, epoch) of restarted processes
 
     @property
     def rejected_total(self):
@@ -273,6 +277,32 @@ class Verifier:
         self.rejected[cause] += 1
         return None
 
+    def _replayed(self, envelope):
+        """README "Wire format" 5: per (key id, epoch) seq increases from 1; a
+        seq seen or more than 64 below the highest is a replay; a new epoch
+        retires the previous one."""
+        if (envelope.key_id, envelope.epoch) in self.retired or envelope.seq == 0:
+            return True
+        window = self.windows.get(envelope.key_id)
+        if window is None or window[0] != envelope.epoch:
+            return False
+        _epoch, highest, seen = window
+        return envelope.seq in seen or envelope.seq + self.REPLAY_WINDOW <= highest
+
+    def _accept(self, envelope):
+        window = self.windows.get(envelope.key_id)
+        if window is not None and window[0] != envelope.epoch:
+            self.retired.add((envelope.key_id, window[0]))
+            window = None
+        if window is None:
+            window = (envelope.epoch, 0, set())
+        _epoch, highest, seen = window
+        highest = max(highest, envelope.seq)
+        seen.add(envelope.seq)
+        if len(seen) > 4 * self.REPLAY_WINDOW:
+            seen = {q for q in seen if q + self.REPLAY_WINDOW > highest}
+        self.windows[envelope.key_id] = (envelope.epoch, highest, seen)
+
     def open(self, frames):
         """(topic, envelope, payload) of a valid message, else None."""
         pb2 = self.pb2
@@ -281,49 +311,51 @@ class Verifier:
         topic = frames[0].decode("ascii", "replace")
         data = frames[1]
         if len(data) > MESSAGE_SIZE_CAP:
-            return self._reject("oversized")
-        if topic not in self.PAYLOADS:
-            return self._reject("wrong_topic")
-        want_role, want_type, payload_name = self.PAYLOADS[topic]
+            return self._reject("oversize")
         signed = pb2.SignedMessage()
+        envelope = pb2.Envelope()
         try:
             signed.ParseFromString(data)
-            envelope = pb2.Envelope()
             envelope.ParseFromString(signed.envelope)
         except Exception:
             return self._reject("malformed")
         entry = self.trust.by_key_id.get(envelope.key_id)
         if entry is None:
-            return self._reject("unknown_key")
+            return self._reject("unknown-key")
         role, replica, verify_key = entry
-        if (role, replica) != (envelope.role, envelope.replica) or role != want_role:
-            return self._reject("wrong_role")
+        if (role, replica) != (envelope.role, envelope.replica):
+            return self._reject("wrong-role")
         try:
             verify_key.verify(SIGNATURE_CONTEXT + signed.envelope, signed.signature)
         except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-            return self._reject("bad_signature")
-        window = (envelope.key_id, envelope.epoch)
-        if envelope.seq <= self.last_seq.get(window, 0):
+            return self._reject("bad-signature")
+        if self._replayed(envelope):
             return self._reject("replay")
+        if abs(time.time_ns() - envelope.sent_ns) > self.STALE_NS:
+            return self._reject("stale")
+        if topic not in self.PAYLOADS:
+            return self._reject("wrong-type")
+        want_role, want_type, payload_name = self.PAYLOADS[topic]
         if envelope.type != pb2.PayloadType.Value(want_type):
-            return self._reject("wrong_type")
+            return self._reject("wrong-type")
+        if role != want_role:
+            return self._reject("unexpected-sender")
         payload = getattr(pb2, payload_name)()
         try:
             payload.ParseFromString(envelope.payload)
         except Exception:
-            return self._reject("malformed_payload")
+            return self._reject("bad-payload")
         if self.batch is not None and hasattr(payload, "batch") and payload.batch != self.batch:
-            return self._reject("invalid")
-        if topic == "reward":
-            if len(payload.instances) != payload.batch or not all(
-                    math.isfinite(i.reward) for i in payload.instances):
-                return self._reject("invalid")
-        if topic == "eval":
-            if len(payload.instances) != payload.batch or not all(
-                    math.isfinite(i.performance) and math.isfinite(i.observed_return)
-                    for i in payload.instances):
-                return self._reject("invalid")
-        self.last_seq[window] = envelope.seq
+            return self._reject("batch-size")
+        if topic in ("reward", "eval") and len(payload.instances) != payload.batch:
+            return self._reject("batch-size")
+        if topic == "reward" and not all(math.isfinite(i.reward) for i in payload.instances):
+            return self._reject("invalid-value")
+        if topic == "eval" and not all(math.isfinite(i.performance) and
+                                       math.isfinite(i.observed_return)
+                                       for i in payload.instances):
+            return self._reject("invalid-value")
+        self._accept(envelope)
         self.verified += 1
         return topic, envelope, payload
 
