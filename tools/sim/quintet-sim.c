@@ -26,7 +26,7 @@
 #include "reward.h"
 #include "tomato_watering.h"
 
-#define SIM_DEFAULT_EPISODES    2048
+#define SIM_DEFAULT_EPISODES    1024
 #define SIM_DEFAULT_BATCH       32
 #define SIM_DEFAULT_SEED        1
 #define SIM_WINDOW              100     //  episodes in the reported means
@@ -56,9 +56,10 @@ s_usage (FILE *out)
         "  --batch B              instances stepped together (default %u)\n"
         "  --seed S               seed of every generator (default %u)\n"
         "  --reward-source SRC    pipeline (default) or env (naive baseline)\n"
-        "  --features F           position (default) or neighbours\n"
+        "  --features F           nearest-dry (default), position or neighbours\n"
         "  --alpha A --gamma G    Q-learning step size and discount\n"
         "  --q-init Q             initial Q values\n"
+        "  --difference-reward 0|1 --bootstrap-at-limit 0|1   actor learning signal\n"
         "  --eps-start E --eps-end E --eps-episodes N   exploration schedule (rounds)\n"
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
         "  --checkpoint PATH      save the learner at the end\n"
@@ -71,7 +72,7 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_EPISODES = 256, O_BATCH, O_SEED, O_SOURCE, O_FEATURES, O_ALPHA, O_GAMMA,
-           O_EPS_START, O_EPS_END, O_Q_INIT, O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_CHECKPOINT,
+           O_EPS_START, O_EPS_END, O_Q_INIT, O_SHAPING, O_LIMIT, O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_CHECKPOINT,
            O_MIN, O_MAX, O_QUIET, O_HELP };
     static const struct option long_options [] = {
         { "episodes", required_argument, NULL, O_EPISODES },
@@ -83,6 +84,8 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "gamma", required_argument, NULL, O_GAMMA },
         { "eps-start", required_argument, NULL, O_EPS_START },
         { "q-init", required_argument, NULL, O_Q_INIT },
+        { "difference-reward", required_argument, NULL, O_SHAPING },
+        { "bootstrap-at-limit", required_argument, NULL, O_LIMIT },
         { "eps-end", required_argument, NULL, O_EPS_END },
         { "eps-episodes", required_argument, NULL, O_EPS_EPISODES },
         { "lambda-u", required_argument, NULL, O_LAMBDA_U },
@@ -125,6 +128,8 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case O_GAMMA: options->actor.gamma = atof (optarg); break;
             case O_EPS_START: options->actor.epsilon_start = atof (optarg); break;
             case O_Q_INIT: options->actor.q_initial = atof (optarg); break;
+            case O_SHAPING: options->actor.difference_reward = atoi (optarg) != 0; break;
+            case O_LIMIT: options->actor.bootstrap_at_limit = atoi (optarg) != 0; break;
             case O_EPS_END: options->actor.epsilon_end = atof (optarg); break;
             case O_EPS_EPISODES:
                 options->actor.epsilon_episodes = (uint32_t) strtoul (optarg, NULL, 10);
