@@ -12,6 +12,10 @@
 
     `--expect-min-performance X` / `--expect-max-performance X` turn a run
     into a test: exit status 1 when the final mean performance misses.
+
+    Measured with the defaults (1024 episodes = 32 rounds of B = 32, seeds
+    1..10): pipeline performance 16.0-17.3 (mean ~16.8), env performance
+    3.9-4.7 with observed return ~53.5 (it learns the bucket).
 */
 #include <getopt.h>
 #include <inttypes.h>
