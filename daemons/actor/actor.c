@@ -13,7 +13,8 @@
     <state_dir>/qlearn.ckpt and resumed from there after a restart.
 
     Config (quintet/actor/...): reward_source, alpha, gamma, epsilon_start,
-    epsilon_end, epsilon_episodes, features (position | neighbours).
+    epsilon_end, epsilon_episodes, features (position | neighbours |
+    nearest_dry).
 */
 #include "quintet.h"
 #include "qt_wire.h"
@@ -50,7 +51,7 @@ static void *
 s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     static const char *const sources [] = { "pipeline", "env", NULL };
-    static const char *const features [] = { "position", "neighbours", NULL };
+    static const char *const features [] = { "position", "neighbours", "nearest_dry", NULL };
     actor_t *self = (actor_t *) zmalloc (sizeof (actor_t));
     self->batch = qt_stage_batch (stage);
     qt_env_params_t params;
