@@ -54,11 +54,7 @@ s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
     static const char *const features [] = { "position", "neighbours", "nearest_dry", NULL };
     actor_t *self = (actor_t *) zmalloc (sizeof (actor_t));
     self->batch = qt_stage_batch (stage);
-    qt_env_params_t params;
-    if (qt_env_params_default (qt_stage_env (stage), &params)
-    ||  qt_env_declare (qt_stage_env (stage), &params, &self->decl)) {
-        *error = zsys_sprintf ("%s: quintet/env: unknown environment \"%s\"",
-                               qt_config_path (config), qt_stage_env (stage));
+    if (qt_wire_declare_env (stage, config, &self->decl, error)) {
         free (self);
         return NULL;
     }

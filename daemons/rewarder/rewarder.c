@@ -69,18 +69,9 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
     rewarder_t *self = (rewarder_t *) state;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
     const Quintet__ScoreBatch *scores [QT_QUORUM_MAX_REPLICAS] = { NULL };
-    qt_wire_clock_t clocks [QT_QUORUM_MAX_REPLICAS];
-    bool present [QT_QUORUM_MAX_REPLICAS] = { false };
-    uint32_t count = 0;
-    for (uint32_t r = 0; r < replicas; r++)
-        if (inputs [0][r]) {
-            scores [r] = (const Quintet__ScoreBatch *) inputs [0][r]->payload;
-            clocks [r] = (qt_wire_clock_t) { scores [r]->episode, scores [r]->step, scores [r]->done };
-            present [r] = true;
-            count++;
-        }
     qt_wire_clock_t clock;
-    if (qt_wire_clock_majority (clocks, present, replicas, &clock))
+    int count = qt_wire_gather (inputs [0], replicas, (const ProtobufCMessage **) scores, &clock);
+    if (count < 0)
         return 0;
 
     rw_vector_t *vectors = (rw_vector_t *) zmalloc (sizeof (rw_vector_t) * self->batch);
@@ -98,7 +89,7 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
                 row++;
             }
         double median [S_INPUTS] = { 0, 0, 1 };
-        qt_coordmedian (rows, count, S_INPUTS, median);
+        qt_coordmedian (rows, (size_t) count, S_INPUTS, median);
         rw_reward (&self->weights, median [0], median [1], median [2], &vectors [i]);
         quintet__reward_vector__init (&wire [i]);
         wire [i].n_values = RW_COMPONENTS;

@@ -125,3 +125,58 @@ qt_wire_clock_majority (const qt_wire_clock_t *clocks, const bool *present, size
     *out = clocks [best];
     return 0;
 }
+
+//  A uint32 or bool field of a message, by name, through protobuf-c's
+//  reflection: every batch names its clock fields the same way
+static bool
+s_field (const ProtobufCMessage *message, const char *name, uint32_t *value)
+{
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field_by_name (message->descriptor, name);
+    if (!field)
+        return false;
+    const char *base = (const char *) message + field->offset;
+    if (field->type == PROTOBUF_C_TYPE_UINT32)
+        *value = *(const uint32_t *) base;
+    else
+    if (field->type == PROTOBUF_C_TYPE_BOOL)
+        *value = *(const protobuf_c_boolean *) base ? 1 : 0;
+    else
+        return false;
+    return true;
+}
+
+int
+qt_wire_gather (qt_message_t **slots, uint32_t replicas, const ProtobufCMessage **payloads,
+                qt_wire_clock_t *clock)
+{
+    qt_wire_clock_t clocks [QT_QUORUM_MAX_REPLICAS];
+    bool present [QT_QUORUM_MAX_REPLICAS] = { false };
+    int count = 0;
+    for (uint32_t r = 0; r < replicas && r < QT_QUORUM_MAX_REPLICAS; r++) {
+        payloads [r] = slots [r] ? slots [r]->payload : NULL;
+        uint32_t episode = 0, step = 0, done = 0;
+        if (payloads [r] && s_field (payloads [r], "episode", &episode)
+        &&  s_field (payloads [r], "step", &step) && s_field (payloads [r], "done", &done)) {
+            clocks [r] = (qt_wire_clock_t) { episode, step, done != 0 };
+            present [r] = true;
+            count++;
+        }
+    }
+    if (qt_wire_clock_majority (clocks, present, replicas, clock))
+        return -1;
+    return count;
+}
+
+int
+qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, qt_env_decl_t *decl, char **error)
+{
+    qt_env_params_t params;
+    if (qt_env_params_default (qt_stage_env (stage), &params)
+    ||  qt_env_declare (qt_stage_env (stage), &params, decl)) {
+        *error = zsys_sprintf ("%s: quintet/env: unknown environment \"%s\"",
+                               qt_config_path (config), qt_stage_env (stage));
+        return -1;
+    }
+    return 0;
+}

@@ -39,4 +39,15 @@ typedef struct {
 int qt_wire_clock_majority (const qt_wire_clock_t *clocks, const bool *present, size_t n,
                             qt_wire_clock_t *out);
 
+//  The payloads of one tick's upstream replicas, by replica - 1 (NULL where
+//  missing), and the clock most of them agree on (read by field name from
+//  any batch that has episode, step and done). Returns how many are
+//  present, or -1 when none is.
+int qt_wire_gather (qt_message_t **slots, uint32_t replicas, const ProtobufCMessage **payloads,
+                    qt_wire_clock_t *clock);
+
+//  Declares the environment a stage is configured for (quintet/env), with
+//  the default parameters. -1 and *error (caller frees) for an unknown one.
+int qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, qt_env_decl_t *decl, char **error);
+
 #endif

@@ -42,11 +42,7 @@ s_worldmodel_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     worldmodel_t *self = (worldmodel_t *) zmalloc (sizeof (worldmodel_t));
     self->batch = qt_stage_batch (stage);
-    qt_env_params_t params;
-    if (qt_env_params_default (qt_stage_env (stage), &params)
-    ||  qt_env_declare (qt_stage_env (stage), &params, &self->decl)) {
-        *error = zsys_sprintf ("%s: quintet/env: unknown environment \"%s\"",
-                               qt_config_path (config), qt_stage_env (stage));
+    if (qt_wire_declare_env (stage, config, &self->decl, error)) {
         free (self);
         return NULL;
     }
@@ -101,16 +97,9 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     worldmodel_t *self = (worldmodel_t *) state;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
     const Quintet__ObservationBatch *obs [QT_QUORUM_MAX_REPLICAS] = { NULL };
-    qt_wire_clock_t clocks [QT_QUORUM_MAX_REPLICAS];
-    bool present [QT_QUORUM_MAX_REPLICAS] = { false };
-    for (uint32_t r = 0; r < replicas; r++)
-        if (inputs [0][r]) {
-            obs [r] = (const Quintet__ObservationBatch *) inputs [0][r]->payload;
-            clocks [r] = (qt_wire_clock_t) { obs [r]->episode, obs [r]->step, obs [r]->done };
-            present [r] = true;
-        }
     qt_wire_clock_t clock;
-    if (qt_wire_clock_majority (clocks, present, replicas, &clock))
+    int count = qt_wire_gather (inputs [0], replicas, (const ProtobufCMessage **) obs, &clock);
+    if (count < 0)
         return 0;
 
     wm_belief_t *beliefs = (wm_belief_t *) zmalloc (sizeof (wm_belief_t) * self->batch);
