@@ -84,7 +84,8 @@ ROLE_SECTIONS = {
 }
 
 # The demo's defaults (quintet-demo, the end-to-end test)
-DEFAULT_EPISODES = 3200
+DEFAULT_EPISODES = 1024     # the actor's defaults are tuned for it: measured through the
+                            # daemons, seed 1: pipeline 16.95, env 3.91 (at 3200: 13.98, 4.00)
 DEFAULT_BATCH = 32
 DEFAULT_REPLICAS = 3
 DEFAULT_SEED = 1
