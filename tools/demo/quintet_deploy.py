@@ -402,6 +402,9 @@ class Progress:
                 self.reward_mismatches += 1
             return
         self.reward_ticks[tick] = rewards
+        if len(self.reward_ticks) > 4096:      # only recent ticks can still be re-sent
+            horizon = tick - 1024
+            self.reward_ticks = {t: r for t, r in self.reward_ticks.items() if t > horizon}
         if self.first_tick_time is None:
             self.first_tick_time = time.monotonic()
         self.max_tick = max(self.max_tick, tick)
