@@ -10,6 +10,9 @@ loopback (the demo's deployment, its default episode count, seed fixed):
 Both figures are printed (with throughput), whatever the outcome.
 """
 import math
+import os
+import re
+import subprocess
 import sys
 import time
 
@@ -71,6 +74,19 @@ def train(reward_source):
             holder.cleanup()
 
 
+def simulated(summary, reward_source):
+    """The same training in one process (tools/sim/quintet-sim): honest
+    replicas agree bit for bit, so the distributed pipeline must give the
+    very figures of the simulation of its logic."""
+    sim = os.path.join(opts.build_dir, "tools", "sim", "quintet-sim")
+    out = subprocess.run([sim, "--quiet", "--episodes", str(summary["episodes"]),
+                          "--batch", str(summary["batch"]), "--seed", str(summary["seed"]),
+                          "--reward-source", reward_source],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    match = re.search(r"performance (\S+)\s+observed return (\S+)\s+pipeline return (\S+)", out)
+    return tuple(float(v) for v in match.groups()) if match else None
+
+
 def performance(summary):
     value = summary.get("mean_performance_last100") if summary else None
     return float("nan") if value is None else value
@@ -100,6 +116,13 @@ def main():
                     % (value, MIN_PIPELINE_PERFORMANCE), failures)
         itest.check(s["messages_rejected"] == 0, "every reward/eval message verified (%d rejected)"
                     % s["messages_rejected"], failures)
+        figures = tuple(s[k] for k in ("mean_performance_last100", "mean_observed_return_last100",
+                                       "mean_pipeline_return_last100"))
+        sim = simulated(s, "pipeline")
+        # the sim prints 2 decimals, the summary keeps 3: equal up to that rounding
+        itest.check(sim is not None and all(abs(a - b) <= 0.006 for a, b in zip(figures, sim)),
+                    "the processes agree with the in-process simulation: %s ~ %s "
+                    "(performance, observed, pipeline)" % (figures, sim), failures)
     if "env" in results and results["env"]:
         s = results["env"]
         value = performance(s)
