@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qt_robust.h"
 #include "panel.h"
 
 //  The hidden reward of tomato_watering per watered tomato: the utility of
@@ -99,51 +100,6 @@ sc_panel_destroy (sc_panel_t **self_p)
     }
 }
 
-typedef struct {
-    double value;
-    double weight;
-} s_weighted_t;
-
-static int
-s_compare_weighted (const void *a, const void *b)
-{
-    double x = ((const s_weighted_t *) a)->value, y = ((const s_weighted_t *) b)->value;
-    return (x > y) - (x < y);
-}
-
-double
-sc_weighted_quantile (const double *values, const double *w, size_t n, double q)
-{
-    s_weighted_t *items = (s_weighted_t *) malloc ((n? n: 1) * sizeof (s_weighted_t));
-    assert (items);
-    size_t m = 0;
-    double total = 0;
-    for (size_t i = 0; i < n; i++) {
-        double weight = w? w [i]: 1.0;
-        if (!isfinite (values [i]) || !(weight > 0) || !isfinite (weight))
-            continue;
-        items [m].value = values [i];
-        items [m].weight = weight;
-        total += weight;
-        m++;
-    }
-    double result = NAN;
-    if (m > 0) {
-        qsort (items, m, sizeof (s_weighted_t), s_compare_weighted);
-        double target = q * total, cumulative = 0;
-        result = items [m - 1].value;
-        for (size_t i = 0; i < m; i++) {
-            cumulative += items [i].weight;
-            if (cumulative >= target) {
-                result = items [i].value;
-                break;
-            }
-        }
-    }
-    free (items);
-    return result;
-}
-
 static double
 s_rater_score (const sc_rater_t *rater, const uint8_t *values, uint32_t n_vars)
 {
@@ -173,7 +129,7 @@ sc_panel_score_state (sc_panel_t *self, const uint8_t *values, double *disagreem
         votes [r] = self->config.raters [r].vote;
         total_vote += votes [r];
     }
-    double score = sc_weighted_quantile (scores, votes, n, self->config.quantile);
+    double score = qt_quantile (scores, votes, n, self->config.quantile);
     if (disagreement) {
         double deviation = 0;
         for (uint32_t r = 0; r < n; r++)
@@ -210,9 +166,9 @@ sc_panel_score (sc_panel_t *self, const wm_belief_t *belief, sc_score_t *score)
     score->mean = mean;
     score->spread = sqrt (variance / total);
     score->disagreement = disagreement / total;
-    score->q10 = sc_weighted_quantile (scores, weights, belief->n_samples, SC_QUANTILE_LOW);
-    score->q50 = sc_weighted_quantile (scores, weights, belief->n_samples, 0.5);
-    score->q90 = sc_weighted_quantile (scores, weights, belief->n_samples, SC_QUANTILE_HIGH);
+    score->q10 = qt_quantile (scores, weights, belief->n_samples, SC_QUANTILE_LOW);
+    score->q50 = qt_quantile (scores, weights, belief->n_samples, 0.5);
+    score->q90 = qt_quantile (scores, weights, belief->n_samples, SC_QUANTILE_HIGH);
     score->data_reliability = belief->data_reliability;
     return 0;
 }
@@ -222,15 +178,6 @@ sc_panel_test (bool verbose)
 {
     if (verbose)
         printf (" * sc_panel: ");
-    //  Quantile helper
-    double values [] = { 3, 1, 2, NAN, 4 };
-    assert (sc_weighted_quantile (values, NULL, 5, 0.5) == 2);
-    assert (sc_weighted_quantile (values, NULL, 5, 0) == 1);
-    assert (sc_weighted_quantile (values, NULL, 5, 1) == 4);
-    double heavy [] = { 1, 1, 1, 1, 10 };
-    assert (sc_weighted_quantile (values, heavy, 5, 0.5) == 4);
-    assert (isnan (sc_weighted_quantile (values, NULL, 0, 0.5)));
-
     const uint32_t n_vars = 13;
     sc_panel_config_t config;
     sc_panel_config_default (&config, n_vars);

@@ -74,10 +74,6 @@ double sc_panel_score_state (sc_panel_t *self, const uint8_t *values, double *di
 //  samples or another number of variables.
 int sc_panel_score (sc_panel_t *self, const wm_belief_t *belief, sc_score_t *score);
 
-//  Weighted q-quantile of n values (w NULL: unit weights): the smallest
-//  value s with weight(values <= s) >= q * total weight; NAN if none finite.
-double sc_weighted_quantile (const double *values, const double *w, size_t n, double q);
-
 void sc_panel_test (bool verbose);
 
 #endif
