@@ -40,6 +40,7 @@ struct _qt_stage_t {
     int64_t last_watchdog_ms;
     uint64_t watchdog_usec;
     qt_ratelimit_t *drop_log;
+    qt_byzantine_t *byzantine;              //  --byzantine: this replica lies (tests only)
 };
 
 static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
@@ -259,6 +260,7 @@ s_stage_destroy (qt_stage_t **self_p)
     qt_trust_destroy (&self->trust);
     qt_signer_destroy (&self->signer);
     qt_ratelimit_destroy (&self->drop_log);
+    qt_byzantine_destroy (&self->byzantine);
     free (self->last_payload);
     free (self->state_dir);
     free (self);
@@ -276,9 +278,27 @@ s_send_sealed (qt_stage_t *self, const char *topic, zframe_t *frame)
     return 0;
 }
 
+//  A Byzantine replica publishes its lie (qt_byzantine); the lie is also
+//  what it re-sends
+static int
+s_publish_byzantine (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
+{
+    size_t size = 0;
+    free (self->last_payload);
+    self->last_payload = qt_byzantine_payload (self->byzantine, payload, &size);
+    self->last_size = size;
+    self->last_tick = tick;
+    self->have_last = true;
+    zframe_t *frame = qt_byzantine_seal (self->byzantine, self->signer, self->role->type, tick,
+                                         self->last_payload, size);
+    return frame ? s_send_sealed (self, self->role->topic, frame) : 0;
+}
+
 int
 qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
 {
+    if (self->byzantine)
+        return s_publish_byzantine (self, tick, payload);
     size_t size = protobuf_c_message_get_packed_size (payload);
     uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
     assert (bytes);
@@ -470,10 +490,14 @@ s_run (qt_stage_t *self)
         rc = s_process_ready (self, now_ms);
         if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
             if (self->have_last) {
-                zframe_t *frame = qt_signer_seal_bytes (self->signer, self->role->type,
-                                                        self->last_tick, self->last_payload,
-                                                        self->last_size);
-                s_send_sealed (self, self->role->topic, frame);
+                zframe_t *frame = self->byzantine
+                    ? qt_byzantine_seal (self->byzantine, self->signer, self->role->type,
+                                         self->last_tick, self->last_payload, self->last_size)
+                    : qt_signer_seal_bytes (self->signer, self->role->type,
+                                            self->last_tick, self->last_payload,
+                                            self->last_size);
+                if (frame)
+                    s_send_sealed (self, self->role->topic, frame);
                 self->resends++;
                 qt_log (LOG_DEBUG, "no progress for %" PRId64 " ms: re-sent tick %" PRIu64,
                         now_ms - self->last_progress_ms, self->last_tick);
@@ -495,6 +519,9 @@ s_usage (const qt_role_t *role, FILE *out)
         "%s\n\n"
         "  -c, --config FILE   the replica's configuration (ZPL); see quintet(7)/README\n"
         "      --check         load and validate the configuration and keys, then exit\n"
+        "      --byzantine MODE  lie (tests, fault injection): sign-flip ipm alie gaussian inf\n"
+        "                      nan mimic extreme drift bad-signature wrong-role replay stale-tick\n"
+        "                      truncated oversized malformed wrong-batch-size silence\n"
         "  -v, --verbose       log at debug level\n"
         "  -h, --help          this text\n"
         "      --version       print the version\n\n"
@@ -508,17 +535,19 @@ s_usage (const qt_role_t *role, FILE *out)
 int
 qt_stage_main (const qt_role_t *role, int argc, char *argv [])
 {
-    enum { OPT_CHECK = 256, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_VERSION, OPT_BYZANTINE };
     static const struct option options [] = {
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, OPT_CHECK },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
+        { "byzantine", required_argument, NULL, OPT_BYZANTINE },
         { NULL, 0, NULL, 0 }
     };
     const char *config_path = NULL;
     bool check = false, verbose = false;
+    qt_byzantine_mode_t byzantine = QT_BYZANTINE_HONEST;
     int option;
     while ((option = getopt_long (argc, argv, "c:vh", options, NULL)) != -1) {
         switch (option) {
@@ -527,6 +556,12 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
             case 'v': verbose = true; break;
             case 'h': s_usage (role, stdout); return 0;
             case OPT_VERSION: printf ("quintet-%s %s\n", role->role, QT_VERSION); return 0;
+            case OPT_BYZANTINE:
+                if (qt_byzantine_mode_parse (optarg, &byzantine)) {
+                    fprintf (stderr, "quintet-%s: --byzantine: unknown mode \"%s\"\n", role->role, optarg);
+                    return 2;
+                }
+                break;
             default: s_usage (role, stderr); return 2;
         }
     }
@@ -557,6 +592,19 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
     }
     if (!error && qt_config_check_unknown (config))
         error = strdup (qt_config_error (config));
+    if (!error && byzantine != QT_BYZANTINE_HONEST) {
+        //  wrong-role signs with another role's key from the same key directory
+        const char *secret = NULL;
+        qt_config_string (config, "quintet/secret_key", NULL, &secret);
+        char *key_dir = secret ? s_secret_path (secret) : NULL;
+        char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
+        if (slash)
+            *slash = 0;
+        stage->byzantine = qt_byzantine_new (byzantine, stage->seed, role->role, stage->replica,
+                                             slash ? key_dir : ".");
+        zstr_free (&key_dir);
+        qt_log (LOG_WARNING, "BYZANTINE replica: publishing in mode %s", qt_byzantine_mode_name (byzantine));
+    }
     if (error) {
         qt_log_event (LOG_ERR, QT_MSG_CONFIG_ERROR, UINT64_MAX, NULL, "config", "%s", error);
         zstr_free (&error);
@@ -575,6 +623,16 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
                       PRIu64 " accepted, %" PRIu64 " dropped, %" PRIu64 " re-sent",
                       stage->ticks, stage->published, qt_verifier_accepted (stage->verifier),
                       qt_verifier_drops_total (stage->verifier), stage->resends);
+        char causes [512] = "";
+        size_t used = 0;
+        for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++) {
+            uint64_t drops = qt_verifier_drops (stage->verifier, (qt_drop_cause_t) cause);
+            if (drops && used < sizeof causes)
+                used += (size_t) snprintf (causes + used, sizeof causes - used, " %s=%" PRIu64,
+                                           qt_drop_cause_name ((qt_drop_cause_t) cause), drops);
+        }
+        if (used)
+            qt_log (LOG_NOTICE, "dropped by cause:%s", causes);
     }
     s_stage_destroy (&stage);
     qt_config_destroy (&config);

@@ -26,5 +26,6 @@
 #include "qt_transport.h"
 #include "qt_quorum.h"
 #include "qt_stage.h"
+#include "qt_byzantine.h"
 
 #endif
