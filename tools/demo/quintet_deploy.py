@@ -486,7 +486,7 @@ class Deployment:
     def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
                  replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
                  reward_source="pipeline", episodes=DEFAULT_EPISODES,
-                 env="tomato_watering", overrides=None, role_sections=None):
+                 env="tomato_watering", overrides=None, role_sections=None, byzantine=None):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
@@ -507,6 +507,13 @@ class Deployment:
         # overrides: {"<role>" or "<role>-<r>": {key: value | {nested}}},
         # merged into that replica's `quintet` section
         self.overrides = overrides or {}
+        # byzantine: {(role, replica): mode}: those replicas run with
+        # --byzantine MODE (qt_byzantine: value attacks, protocol faults)
+        self.byzantine = {}
+        for (b_role, b_replica), mode in (byzantine or {}).items():
+            if b_role not in ROLES or not 1 <= int(b_replica) <= (1 if b_role == "world" else self.replicas):
+                raise ValueError("--byzantine: no replica %s-%s" % (b_role, b_replica))
+            self.byzantine[(b_role, int(b_replica))] = mode
         self.role_sections = deep_merge(ROLE_SECTIONS, role_sections or {})
         self.pb2 = load_pb2(self.build_dir)
         self.replica = {}           # (role, r) -> Replica
@@ -616,7 +623,9 @@ class Deployment:
         rep.log_file = open(rep.log_path, "ab")
         rep.expected_exit = False
         rep.process = subprocess.Popen(
-            [daemon_path(self.build_dir, rep.role), "--config", rep.config_path],
+            [daemon_path(self.build_dir, rep.role), "--config", rep.config_path]
+            + (["--byzantine", self.byzantine[(rep.role, rep.replica)]]
+               if (rep.role, rep.replica) in self.byzantine else []),
             stdin=subprocess.DEVNULL, stdout=rep.log_file, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_set_pdeathsig, close_fds=True)
 
@@ -677,9 +686,14 @@ class Deployment:
                     os.killpg(rep.process.pid, signal.SIGKILL)
                     rep.process.wait()
 
-    def restart(self, role, replica):
-        """Same config: same port, key and state dir."""
+    def restart(self, role, replica, byzantine=False):
+        """Same config: same port, key and state dir. byzantine: a mode to
+        restart it lying in, None to restart it honest, False: as before."""
         rep = self.replica[(role, replica)]
+        if byzantine is None:
+            self.byzantine.pop((role, replica), None)
+        elif byzantine:
+            self.byzantine[(role, replica)] = byzantine
         if rep.alive():
             self.kill(role, replica, signal.SIGTERM)
         self._spawn(rep)
