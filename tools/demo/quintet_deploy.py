@@ -482,11 +482,55 @@ class Replica:
         return self.process is not None and self.process.poll() is None
 
 
+class Relay:
+    """quintet-relay (tools/relay/), the dashboard endpoint: the aggregators'
+    reward and the world's eval, verified, re-published untouched on one
+    XPUB with a last-value cache; its counters on /metrics."""
+
+    PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "relay", "quintet-relay")
+
+    def __init__(self, log_path):
+        port, metrics_port = free_ports(2)
+        self.endpoint = "tcp://127.0.0.1:%d" % port
+        self.metrics = "127.0.0.1:%d" % metrics_port
+        self.log_path = log_path
+        self.process = None
+        self.log_file = None
+
+    def start(self, d):
+        self.log_file = open(self.log_path, "ab")
+        command = [sys.executable, self.PATH, "--trust-dir", d.path("trust"),
+                   "--build-dir", d.build_dir, "--bind", self.endpoint, "--batch", str(d.batch),
+                   "--metrics-bind", self.metrics, "--world"] + d.endpoints("world")
+        for endpoint in d.endpoints("aggregator"):
+            command += ["--aggregator", endpoint]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_set_pdeathsig, close_fds=True)
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self):
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.log_file:
+            self.log_file.close()
+            self.log_file = None
+
+
 class Deployment:
     def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
                  replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
                  reward_source="pipeline", episodes=DEFAULT_EPISODES,
-                 env="tomato_watering", overrides=None, role_sections=None, byzantine=None):
+                 env="tomato_watering", overrides=None, role_sections=None, byzantine=None,
+                 dashboard=False):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
@@ -523,6 +567,9 @@ class Deployment:
         self.progress = Progress(self.batch)
         self.started_at = None
         self.finished_at = None
+        # dashboard: also run quintet-relay, the dashboard endpoint (reward + eval)
+        self.dashboard = dashboard
+        self.relay = None
         _live.add(self)
 
     # -- topology -----------------------------------------------------------
@@ -573,7 +620,11 @@ class Deployment:
             with open(rep.config_path, "w") as f:
                 f.write(self.config_text(role, r))
         with open(self.path("endpoints.json"), "w") as f:
-            json.dump({role: self.endpoints(role) for role in ROLES}, f, indent=2)
+            endpoints = {role: self.endpoints(role) for role in ROLES}
+            if self.dashboard:
+                self.relay = Relay(self.path("logs", "relay.log"))
+                endpoints["dashboard"] = [self.relay.endpoint]
+            json.dump(endpoints, f, indent=2)
             f.write("\n")
         self.trust = TrustStore(self.path("trust"))
         self.verifier = Verifier(self.pb2, self.trust, self.batch)
@@ -663,6 +714,8 @@ class Deployment:
     def start(self):
         """Starts every replica, world last (it is the tick source)."""
         self.subscribe()
+        if self.relay is not None:
+            self.relay.start(self)
         reps = [rep for role in reversed(ROLES) for rep in self.replicas_of(role)]
         self.started_at = time.monotonic()
         try:
@@ -725,6 +778,8 @@ class Deployment:
             if rep.log_file:
                 rep.log_file.close()
                 rep.log_file = None
+        if self.relay is not None:
+            self.relay.stop()
         if self.sub is not None:
             self.sub.close(0)
             self.sub = None

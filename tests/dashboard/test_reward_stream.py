@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""The reward stream as a contract (issue 5), against one running deployment
+with its dashboard endpoint (quintet-relay):
+
+1. tools/examples/subscribe.py, a client that knows only the README, the
+   schema and the trust store, verifies >= 100 consecutive messages;
+2. it rejects a real message with one flipped byte (in the envelope, and in
+   the signature) and still accepts the original;
+3. a dashboard that stops reading does not slow ticks: ticks/s without and
+   with a stuck subscriber are measured and printed; asserted loosely (the
+   pipeline keeps ticking, the relay counts `subscriber-full` drops, a
+   well-behaved subscriber still verifies messages meanwhile);
+4. a subscriber joining between ticks gets the last reward at once: with
+   every aggregator stopped (SIGSTOP, so nothing new and no re-sends), a
+   new subscriber still receives the last reward of each aggregator, from
+   the relay's last-value cache.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "integration"))
+import itest  # noqa: E402
+
+opts = itest.args(__doc__)
+import quintet_deploy as qd  # noqa: E402
+import zmq  # noqa: E402
+
+SOURCE = os.path.abspath(opts.source_dir)
+BUILD = os.path.abspath(opts.build_dir)
+SUBSCRIBE = os.path.join(SOURCE, "tools", "examples", "subscribe.py")
+BATCH = 8
+MEASURE_S = 4.0
+CONSECUTIVE = 100
+
+
+def subscribe_cmd(*extra):
+    return [sys.executable, SUBSCRIBE, "--proto-dir", os.path.join(BUILD, "proto"),
+            "--json", "--quiet"] + list(extra)
+
+
+def summary_of(output):
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            record = json.loads(line)
+            if "summary" in record:
+                return record["summary"]
+    return None
+
+
+def relay_metrics(d):
+    text = urllib.request.urlopen("http://%s/metrics" % d.relay.metrics, timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def ticks_per_second(d, seconds):
+    start_tick, start = d.progress.ticks, time.monotonic()
+    d.pump(seconds)
+    return (d.progress.ticks - start_tick) / (time.monotonic() - start)
+
+
+def flipped_byte_check(d, frames, failures):
+    """Serves a captured message with one byte flipped (envelope, then
+    signature) and then the original, to subscribe.py on an XPUB we bind."""
+    context = zmq.Context()
+    xpub = context.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    port = xpub.bind_to_random_port("tcp://127.0.0.1")
+    process = subprocess.Popen(subscribe_cmd("--endpoint", "tcp://127.0.0.1:%d" % port,
+                                             "--trust-dir", d.path("trust"), "--topic", "reward",
+                                             "--count", "1", "--timeout", "20"),
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        if not xpub.poll(15000):
+            itest.check(False, "subscribe.py subscribed to our test publisher", failures)
+            return
+        xpub.recv()
+        topic, data = frames
+        signed = d.pb2.SignedMessage()
+        signed.ParseFromString(data)
+        envelope_at = data.find(signed.envelope)
+        signature_at = data.find(signed.signature)
+        for at in (envelope_at + len(signed.envelope) // 2, signature_at + 10):
+            bad = bytearray(data)
+            bad[at] ^= 0x01
+            xpub.send_multipart([topic, bytes(bad)])
+        xpub.send_multipart([topic, data])
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        xpub.close(0)
+        context.term()
+    summary = summary_of(out) or {}
+    print("     flipped bytes: %s" % summary)
+    rejected = sum(summary.get("rejected", {}).values())
+    itest.check(rejected == 2, "subscribe.py rejects both messages with one flipped byte "
+                "(%s)" % summary.get("rejected"), failures)
+    itest.check(summary.get("verified") == 1, "subscribe.py accepts the original message",
+                failures)
+
+
+def main():
+    holder, state = itest.state_dir("dashboard", opts.keep)
+    failures = []
+    try:
+        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=BATCH, episodes=10**6,
+                           dashboard=True) as d:
+            d.setup()
+            with open(d.path("endpoints.json")) as f:
+                listed = json.load(f).get("dashboard")
+            itest.check(listed == [d.relay.endpoint], "endpoints.json lists the dashboard endpoint",
+                        failures)
+            d.start()
+            d.pump(1.5)
+            itest.check(d.progress.ticks > 0, "the pipeline ticks (%d)" % d.progress.ticks,
+                        failures)
+
+            # 1. A foreign client verifies >= 100 consecutive messages
+            capture_ctx = zmq.Context()
+            capture = capture_ctx.socket(zmq.SUB)
+            capture.setsockopt(zmq.SUBSCRIBE, b"reward")
+            capture.connect(d.relay.endpoint)
+            process = subprocess.Popen(subscribe_cmd("--state-dir", state, "--count",
+                                                     str(CONSECUTIVE + 50), "--timeout", "30"),
+                                       stdout=subprocess.PIPE, text=True)
+            while process.poll() is None:
+                d.pump(0.2)
+            out = process.stdout.read()
+            summary = summary_of(out) or {}
+            print("     subscribe.py: %s" % summary)
+            itest.check(process.returncode == 0 and summary.get("longest_consecutive", 0)
+                        >= CONSECUTIVE, "subscribe.py verifies >= %d consecutive messages"
+                        % CONSECUTIVE, failures)
+            itest.check(not summary.get("rejected"), "subscribe.py rejects none of them", failures)
+            captured = capture.recv_multipart() if capture.poll(5000) else None
+            capture.close(0)
+            capture_ctx.term()
+
+            # 2. One flipped byte is rejected
+            if captured:
+                flipped_byte_check(d, captured, failures)
+            else:
+                itest.check(False, "captured a reward message from the dashboard", failures)
+
+            # 3. A stuck dashboard does not slow the pipeline
+            free_rate = ticks_per_second(d, MEASURE_S)
+            drops_before = relay_metrics(d).get('quintet_relay_dropped_total{cause="subscriber-full"}', 0)
+            stuck_ctx = zmq.Context()
+            stuck = stuck_ctx.socket(zmq.SUB)
+            stuck.setsockopt(zmq.RCVHWM, 1)
+            stuck.setsockopt(zmq.RCVBUF, 4096)
+            stuck.setsockopt(zmq.LINGER, 0)
+            for topic in (b"reward", b"eval"):
+                stuck.setsockopt(zmq.SUBSCRIBE, topic)
+            stuck.connect(d.relay.endpoint)          # and never reads
+            d.pump(1.0)                              # let its queues fill
+            reader = subprocess.Popen(subscribe_cmd("--state-dir", state, "--count", "100000",
+                                                    "--timeout", str(MEASURE_S)),
+                                      stdout=subprocess.PIPE, text=True)
+            stuck_rate = ticks_per_second(d, MEASURE_S)
+            reader_out, _ = reader.communicate(timeout=30)
+            reader_summary = summary_of(reader_out) or {}
+            drops = relay_metrics(d).get('quintet_relay_dropped_total{cause="subscriber-full"}', 0) \
+                - drops_before
+            # the stuck subscriber reads again: what it lost shows as a seq jump
+            stuck_verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+            last_seq, stuck_gaps = {}, 0
+            for _ in range(2000):
+                if not stuck.poll(200):
+                    break
+                opened = stuck_verifier.open(stuck.recv_multipart())
+                if opened and opened[0] == "reward":
+                    envelope = opened[1]
+                    if envelope.key_id in last_seq:
+                        stuck_gaps += max(0, envelope.seq - last_seq[envelope.key_id] - 1)
+                    last_seq[envelope.key_id] = envelope.seq
+            stuck.close(0)
+            stuck_ctx.term()
+            print("     ticks/s without a stuck subscriber: %.1f, with one: %.1f (%.0f%%); "
+                  "relay overflows (subscriber-full): %d; rewards the stuck subscriber "
+                  "missed (seq gaps): %d; a reading subscriber meanwhile: %s"
+                  % (free_rate, stuck_rate, 100 * stuck_rate / free_rate if free_rate else 0,
+                     drops, stuck_gaps, reader_summary))
+            itest.check(stuck_rate > 0.3 * free_rate,
+                        "the pipeline keeps ticking with a stuck subscriber", failures)
+            itest.check(drops > 0, "the relay counts the stuck subscriber's overflow", failures)
+            itest.check(stuck_gaps > 0, "the stuck subscriber lost rewards rather than "
+                        "holding anyone up, and sees it in seq", failures)
+            itest.check(reader_summary.get("verified", 0) > 0 and not reader_summary.get("rejected")
+                        and reader_summary.get("gaps") == 0,
+                        "a reading subscriber still verifies every message meanwhile", failures)
+
+            # 4. A late joiner gets the last reward at once
+            aggregators = d.replicas_of("aggregator")
+            for rep in aggregators:
+                os.killpg(rep.process.pid, signal.SIGSTOP)
+            try:
+                d.pump(1.0)                          # what was in flight
+                last_tick = d.progress.max_tick
+                late_ctx = zmq.Context()
+                late = late_ctx.socket(zmq.SUB)
+                late.setsockopt(zmq.LINGER, 0)
+                late.setsockopt(zmq.SUBSCRIBE, b"reward")
+                began = time.monotonic()
+                late.connect(d.relay.endpoint)
+                got = []
+                while time.monotonic() - began < 3.0 and len(got) < len(aggregators):
+                    if late.poll(100):
+                        got.append((time.monotonic() - began, late.recv_multipart()))
+                late.close(0)
+                late_ctx.term()
+            finally:
+                for rep in aggregators:
+                    os.killpg(rep.process.pid, signal.SIGCONT)
+            verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+            opened = [verifier.open(frames) for _, frames in got]
+            ticks = sorted({o[1].tick for o in opened if o})
+            senders = sorted({o[1].replica for o in opened if o})
+            print("     late joiner (aggregators stopped): %d messages, first after %.0f ms, "
+                  "ticks %s from aggregators %s; last tick seen before: %d"
+                  % (len(got), 1000 * got[0][0] if got else -1, ticks, senders, last_tick))
+            itest.check(len(got) == len(aggregators) and all(opened),
+                        "a late joiner gets the last verified reward of every aggregator", failures)
+            itest.check(got and got[0][0] < 2.0, "at once (not waiting for a tick)", failures)
+            itest.check(ticks == [last_tick], "the cached reward is the last tick", failures)
+            dead = d.dead()
+            itest.check(not dead and d.relay.alive(), "no process died", failures)
+    finally:
+        if holder:
+            holder.cleanup()
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("the reward stream holds its contract")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
