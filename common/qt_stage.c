@@ -41,6 +41,15 @@ struct _qt_stage_t {
     uint64_t watchdog_usec;
     qt_ratelimit_t *drop_log;
     qt_byzantine_t *byzantine;              //  --byzantine: this replica lies (tests only)
+
+    //  systemd readiness and liveness (see s_health): when each upstream
+    //  replica was last heard from (any verified message, re-sends of done
+    //  ticks included), whether READY=1 went out, and whether the role's
+    //  last process() published nothing (a tick source that has finished)
+    int64_t heard_ms [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    uint64_t publish_calls;
+    bool ready;
+    bool finished;
 };
 
 static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
@@ -169,6 +178,17 @@ s_mkdir_p (const char *path)
     return (mkdir (path, 0750) == -1 && errno != EEXIST) ? -1 : 0;
 }
 
+//  Prefixes an error about a file a key names with the config file and key,
+//  so that the one message says where to look
+static void
+s_error_in_key (qt_config_t *config, const char *key, char **error)
+{
+    char *detail = *error;
+    *error = zsys_sprintf ("%s: %s: %s", qt_config_path (config), key,
+                           detail ? detail : "cannot be loaded");
+    zstr_free (&detail);
+}
+
 //  Everything common to all roles, from config to bound sockets
 static qt_stage_t *
 s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
@@ -223,12 +243,16 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
     char *secret_path = s_secret_path (secret);
     qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
     zstr_free (&secret_path);
-    if (!keypair)
+    if (!keypair) {
+        s_error_in_key (config, "quintet/secret_key", error);
         return self;        //  the caller sees *error and destroys
+    }
     self->signer = qt_signer_new (&keypair);
     self->trust = qt_trust_load (trust_dir, error);
-    if (!self->trust)
+    if (!self->trust) {
+        s_error_in_key (config, "quintet/trust_dir", error);
         return self;
+    }
     self->verifier = qt_verifier_new (self->trust, self->batch);
 
     self->pub = qt_transport_publisher (bind, &self->endpoint, error);
@@ -297,6 +321,7 @@ s_publish_byzantine (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *pa
 int
 qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
 {
+    self->publish_calls++;
     if (self->byzantine)
         return s_publish_byzantine (self, tick, payload);
     size_t size = protobuf_c_message_get_packed_size (payload);
@@ -383,6 +408,8 @@ s_receive (qt_stage_t *self, int64_t now_ms)
     }
     uint32_t replica = message->sender->replica;
     uint64_t tick = message->envelope->tick;
+    if (replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS)
+        self->heard_ms [index][replica - 1] = now_ms;
     qt_quorum_result_t result = qt_quorum_add (self->quorum [index], replica, tick, &message, now_ms);
     if (result == QT_QUORUM_UNKNOWN_REPLICA || result == QT_QUORUM_STALE) {
         cause = result == QT_QUORUM_STALE ? QT_DROP_STALE : QT_DROP_UNEXPECTED;
@@ -407,8 +434,12 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         qt_message_t **inputs [QT_STAGE_MAX_UPSTREAMS];
         for (size_t i = 0; i < self->role->upstreams; i++)
             inputs [i] = qt_quorum_slots (self->quorum [i], tick);
+        uint64_t publish_calls = self->publish_calls;
         if (self->role->process (self->state, self, tick, inputs))
             return -1;
+        //  A role that answers a tick with nothing has finished by design
+        //  (the world after its last episode): idle, not stuck
+        self->finished = self->publish_calls == publish_calls;
         for (size_t i = 0; i < self->role->upstreams; i++)
             qt_quorum_done (self->quorum [i], tick, now_ms);
         self->ticks++;
@@ -417,27 +448,92 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
     return 0;
 }
 
+//  Upstream replicas heard from within the last window_ms, for one upstream
+static uint32_t
+s_heard (qt_stage_t *self, size_t index, int64_t now_ms, int64_t window_ms)
+{
+    uint32_t heard = 0;
+    uint32_t replicas = qt_quorum_replicas (self->quorum [index]);
+    for (uint32_t r = 0; r < replicas && r < QT_QUORUM_MAX_REPLICAS; r++)
+        if (self->heard_ms [index][r] > 0 && now_ms - self->heard_ms [index][r] <= window_ms)
+            heard++;
+    return heard;
+}
+
+//  True if a quorum (n - f) of every upstream role has been heard from
+//  within window_ms (a negative window: ever, since start)
+static bool
+s_upstreams_reachable (qt_stage_t *self, int64_t now_ms, int64_t window_ms)
+{
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        qt_quorum_t *quorum = self->quorum [i];
+        uint32_t needed = qt_quorum_replicas (quorum) - qt_quorum_faults (quorum);
+        if (s_heard (self, i, now_ms, window_ms < 0 ? INT64_MAX : window_ms) < needed)
+            return false;
+    }
+    return true;
+}
+
+//  READY=1 once sockets are bound, keys loaded (both done before the loop)
+//  and a quorum (n - f) of every upstream role has sent a verified message.
+//  Healthy, for WATCHDOG=1: a tick was processed within the watchdog
+//  interval, or the stage is idle rather than stuck: it has finished (the
+//  world after its episodes), or a quorum of every upstream is alive and
+//  re-sending (the pipeline waits on something further away). A stage whose
+//  upstream quorum has gone silent, or whose loop is wedged, stops feeding
+//  the watchdog and systemd restarts it. Before READY the watchdog is fed:
+//  TimeoutStartSec= bounds the start instead.
+//  How recent "alive" is: the watchdog interval, or two status intervals
+static int64_t
+s_health_window_ms (qt_stage_t *self)
+{
+    return self->watchdog_usec > 0 ? (int64_t) (self->watchdog_usec / 1000) : 2 * self->status_ms;
+}
+
+static const char *
+s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
+{
+    int64_t window_ms = s_health_window_ms (self);
+    if (!self->ready && s_upstreams_reachable (self, now_ms, -1)) {
+        self->ready = true;
+        qt_notify_ready ();
+        qt_log (LOG_INFO, "upstreams reachable: ready");
+    }
+    *healthy = true;
+    if (!self->ready)
+        return "waiting for upstreams";
+    if (self->ticks > 0 && now_ms - self->last_progress_ms < window_ms)
+        return "running";
+    if (self->finished)
+        return "finished, idle";
+    if (s_upstreams_reachable (self, now_ms, window_ms))
+        return "idle, upstreams alive";
+    *healthy = false;
+    return "stalled, upstream quorum silent";
+}
+
 static void
 s_status (qt_stage_t *self, int64_t now_ms)
 {
+    bool healthy = true;
+    const char *state = s_health (self, now_ms, &healthy);
     char upstreams [256] = "";
     size_t used = 0;
     for (size_t i = 0; i < self->role->upstreams; i++) {
         qt_quorum_t *quorum = self->quorum [i];
-        used += (size_t) snprintf (upstreams + used, sizeof upstreams - used, "%s%s %u/%u up%s",
+        used += (size_t) snprintf (upstreams + used, sizeof upstreams - used,
+                                   "%s%s %u/%u up, %u heard%s",
                                    i ? ", " : "", qt_quorum_role (quorum), qt_quorum_up (quorum),
                                    qt_quorum_replicas (quorum),
+                                   s_heard (self, i, now_ms, s_health_window_ms (self)),
                                    qt_quorum_holding (quorum) ? " (holding)" : "");
     }
-    qt_notify_status ("tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
-                      PRIu64 " dropped, %" PRIu64 " re-sent",
+    qt_notify_status ("%s; tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
+                      PRIu64 " dropped, %" PRIu64 " re-sent", state,
                       self->have_last ? self->last_tick : 0, self->ticks, upstreams,
                       qt_verifier_accepted (self->verifier), qt_verifier_drops_total (self->verifier),
                       self->resends);
-    //  The watchdog is fed only while ticks progress: a stuck pipeline gets
-    //  restarted by systemd, and the first tick is allowed one full interval
-    if (self->watchdog_usec > 0
-    &&  now_ms - self->last_progress_ms < (int64_t) (self->watchdog_usec / 1000)) {
+    if (self->watchdog_usec > 0 && healthy) {
         qt_notify_watchdog ();
         self->last_watchdog_ms = now_ms;
     }
@@ -453,6 +549,9 @@ s_run (qt_stage_t *self)
     self->last_resend_ms = now_ms;
     self->last_status_ms = now_ms;
     qt_notify_watchdog_usec (&self->watchdog_usec);
+    //  Ping at least twice per watchdog interval
+    if (self->watchdog_usec > 0 && self->status_ms > (int64_t) (self->watchdog_usec / 2000))
+        self->status_ms = MAX (1, (int64_t) (self->watchdog_usec / 2000));
     if (self->role->start && self->role->start (self->state, self)) {
         zpoller_destroy (&poller);
         return -1;
@@ -460,7 +559,7 @@ s_run (qt_stage_t *self)
     qt_log_event (LOG_NOTICE, QT_MSG_STARTED, UINT64_MAX, NULL, NULL,
                   "quintet-%s replica %u publishing %s on %s", self->role->role, self->replica,
                   self->role->topic, self->endpoint);
-    qt_notify_ready ();
+    s_status (self, now_ms);        //  READY=1 at once if there is nothing to wait for
     int rc = 0;
     while (!zsys_interrupted && rc == 0) {
         now_ms = zclock_mono ();

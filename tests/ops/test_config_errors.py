@@ -1,0 +1,90 @@
+"""Config errors: every daemon refuses a bad configuration with exit status 2
+and one message naming the file and the key (README "Running the daemons by
+hand"). Each case starts from a config that passes --check, breaks one thing,
+and expects exactly one error line holding the file's name and the key.
+"""
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+import itest  # noqa: E402
+
+TIMEOUT_S = 20
+
+
+def config(tmp, extra="", batch="4", faults=None, key="keys/collector-1.key", trust="trust"):
+    lines = ["quintet", "    role = collector", "    replica = 1", "    batch = %s" % batch,
+             '    secret_key = "%s/%s"' % (tmp, key), '    trust_dir = "%s/%s"' % (tmp, trust),
+             '    state_dir = "%s/state"' % tmp, '    bind = "tcp://127.0.0.1:*"']
+    if extra:
+        lines.append(extra)
+    lines += ["    upstream", "        world"]
+    if faults is not None:
+        lines.append("            faults = %d" % faults)
+    lines.append('            1 = "tcp://127.0.0.1:9"')
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    args = itest.args("config errors: exit 2, one message naming file and key")
+    failures = []
+    holder, tmp = itest.state_dir("config-errors", args.keep)
+    daemon = os.path.join(args.build_dir, "daemons", "quintet-collector")
+    ctl = os.path.join(args.build_dir, "tools", "quintetctl", "quintetctl")
+    try:
+        subprocess.run([ctl, "keygen", "--dir", tmp, "--replicas", "3"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=TIMEOUT_S)
+        with open(os.path.join(tmp, "keys", "garbage.key"), "w") as f:
+            f.write("not a key\n")
+        os.chmod(os.path.join(tmp, "keys", "garbage.key"), 0o600)
+        shutil.copy(os.path.join(tmp, "keys", "collector-1.key"), os.path.join(tmp, "keys", "open.key"))
+        os.chmod(os.path.join(tmp, "keys", "open.key"), 0o644)
+        cases = [
+            # name, config text (None: no file), strings the one message must hold
+            ("valid", config(tmp), None),
+            ("missing file", None, ["missing.conf", "cannot open"]),
+            ("unknown key", config(tmp, extra="    resend_msec = 5"), ["quintet/resend_msec", "unknown"]),
+            ("bad value", config(tmp, batch="abc"), ["quintet/batch", '"abc"']),
+            ("value out of range", config(tmp, batch="0"), ["quintet/batch", "[1, 4096]"]),
+            ("n < 2f+1", config(tmp, faults=1), ["quintet/upstream/world/faults", "2f+1"]),
+            ("missing key file", config(tmp, key="keys/nobody-1.key"), ["quintet/secret_key", "nobody-1.key"]),
+            ("unreadable key", config(tmp, key="keys/garbage.key"), ["quintet/secret_key", "garbage.key"]),
+            ("key readable by others", config(tmp, key="keys/open.key"), ["quintet/secret_key", "open.key"]),
+            ("no trust store", config(tmp, trust="nowhere"), ["quintet/trust_dir", "nowhere"]),
+            ("not ZPL", "quintet\n\tbatch = 4\n", ["line 2", "ZPL"]),
+        ]
+        for name, text, expected in cases:
+            path = os.path.join(tmp, name.replace(" ", "-").replace("<", "lt") + ".conf")
+            if text is None:
+                path = os.path.join(tmp, "missing.conf")
+            else:
+                with open(path, "w") as f:
+                    f.write(text)
+            result = subprocess.run([daemon, "--config", path, "--check"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S)
+            errors = [line for line in result.stderr.splitlines() if line.strip()]
+            if expected is None:
+                itest.check(result.returncode == 0, "%s: --check passes (%s)"
+                            % (name, result.stderr.strip()), failures)
+                continue
+            message = errors[0] if errors else ""
+            holds = [os.path.basename(path)] + expected
+            itest.check(result.returncode == 2 and len(errors) == 1
+                        and all(s in message for s in holds),
+                        "%s: exit %d, %d line(s): %s" % (name, result.returncode, len(errors), message),
+                        failures)
+    finally:
+        if holder:
+            holder.cleanup()
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
