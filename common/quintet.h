@@ -25,6 +25,7 @@
 #include "qt_envelope.h"
 #include "qt_transport.h"
 #include "qt_quorum.h"
+#include "qt_metrics.h"
 #include "qt_stage.h"
 #include "qt_byzantine.h"
 

@@ -21,6 +21,7 @@ static test_item_t s_tests [] = {
     { "envelope",  qt_envelope_test },
     { "transport", qt_transport_test },
     { "quorum",    qt_quorum_test },
+    { "metrics",   qt_metrics_test },
     { "byzantine", qt_byzantine_test },
     { NULL, NULL }
 };
