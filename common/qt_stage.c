@@ -40,6 +40,8 @@ struct _qt_stage_t {
     int64_t last_watchdog_ms;
     uint64_t watchdog_usec;
     qt_ratelimit_t *drop_log;
+    qt_metrics_t *metrics;                  //  /metrics (quintet/metrics_bind), see s_metrics_*
+    qt_metric_t *metric [QT_STAGE_METRICS];
     qt_byzantine_t *byzantine;              //  --byzantine: this replica lies (tests only)
 
     //  systemd readiness and liveness (see s_health): when each upstream
@@ -61,6 +63,88 @@ uint64_t qt_stage_seed (qt_stage_t *self) { return self->seed; }
 const char *qt_stage_env (qt_stage_t *self) { return self->env; }
 const char *qt_stage_state_dir (qt_stage_t *self) { return self->state_dir; }
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self) { return self->verifier; }
+qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
+
+//  Prometheus metrics every stage exposes (quintet/metrics_bind). Ticks and
+//  latencies are recorded as they happen; counters kept elsewhere (verifier,
+//  quorum) are copied in at every status interval.
+enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
+       M_UP, M_REPLICAS, M_LAST_TICK };
+static const double s_seconds_buckets [] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+static void
+s_metrics_new (qt_stage_t *self)
+{
+    qt_metrics_t *m = self->metrics = qt_metrics_new ();
+    size_t buckets = sizeof s_seconds_buckets / sizeof s_seconds_buckets [0];
+    self->metric [M_INFO] = qt_metrics_gauge (m, "quintet_stage_info",
+        "This daemon: role-replica, always 1.", "stage");
+    self->metric [M_TICKS] = qt_metrics_counter (m, "quintet_ticks_total",
+        "Ticks processed (the world: ticks stepped).", NULL);
+    self->metric [M_PROCESS] = qt_metrics_histogram (m, "quintet_tick_process_seconds",
+        "Time the role takes to compute and publish one tick.", NULL, s_seconds_buckets, buckets);
+    self->metric [M_LATENCY] = qt_metrics_histogram (m, "quintet_tick_latency_seconds",
+        "From the first upstream replica's send time of a tick to this stage's output "
+        "(network, quorum wait and processing), by upstream role.", "upstream",
+        s_seconds_buckets, buckets);
+    self->metric [M_PUBLISHED] = qt_metrics_counter (m, "quintet_messages_published_total",
+        "Messages published (re-sends included).", NULL);
+    self->metric [M_ACCEPTED] = qt_metrics_counter (m, "quintet_messages_accepted_total",
+        "Upstream messages that passed the receive path.", NULL);
+    self->metric [M_DROPPED] = qt_metrics_counter (m, "quintet_messages_dropped_total",
+        "Upstream messages dropped, by cause.", "cause");
+    self->metric [M_RESENDS] = qt_metrics_counter (m, "quintet_resends_total",
+        "Re-sends of the last output while the pipeline made no progress.", NULL);
+    self->metric [M_UP] = qt_metrics_gauge (m, "quintet_upstream_replicas_up",
+        "Upstream replicas not marked down, by upstream role.", "upstream");
+    self->metric [M_REPLICAS] = qt_metrics_gauge (m, "quintet_upstream_replicas",
+        "Upstream replicas configured, by upstream role.", "upstream");
+    self->metric [M_LAST_TICK] = qt_metrics_gauge (m, "quintet_last_tick",
+        "The last tick this stage published.", NULL);
+    char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
+    qt_metric_set (self->metric [M_INFO], stage, 1);
+    zstr_free (&stage);
+}
+
+static void
+s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, uint64_t tick)
+{
+    int64_t now_ns = zclock_time () * 1000000;
+    struct timespec ts;
+    if (clock_gettime (CLOCK_REALTIME, &ts) == 0)
+        now_ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+    qt_metric_add (self->metric [M_TICKS], NULL, 1);
+    qt_metric_observe (self->metric [M_PROCESS], NULL, (double) (zclock_usecs () * 1000 - started_ns) / 1e9);
+    qt_metric_set (self->metric [M_LAST_TICK], NULL, (double) tick);
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        int64_t first_ns = INT64_MAX;
+        for (uint32_t r = 0; r < qt_quorum_replicas (self->quorum [i]); r++)
+            if (inputs [i][r] && (int64_t) inputs [i][r]->envelope->sent_ns < first_ns)
+                first_ns = (int64_t) inputs [i][r]->envelope->sent_ns;
+        if (first_ns != INT64_MAX)
+            qt_metric_observe (self->metric [M_LATENCY], self->role->upstream [i].role,
+                               (double) (now_ns - first_ns) / 1e9);
+    }
+}
+
+static void
+s_metrics_refresh (qt_stage_t *self)
+{
+    qt_metric_set (self->metric [M_PUBLISHED], NULL, (double) self->published);
+    qt_metric_set (self->metric [M_ACCEPTED], NULL, (double) qt_verifier_accepted (self->verifier));
+    for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
+        qt_metric_set (self->metric [M_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
+                       (double) qt_verifier_drops (self->verifier, (qt_drop_cause_t) cause));
+    qt_metric_set (self->metric [M_RESENDS], NULL, (double) self->resends);
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
+                       qt_quorum_up (self->quorum [i]));
+        qt_metric_set (self->metric [M_REPLICAS], self->role->upstream [i].role,
+                       qt_quorum_replicas (self->quorum [i]));
+    }
+}
 
 qt_quorum_t *
 qt_stage_quorum (qt_stage_t *self, size_t upstream)
@@ -218,6 +302,8 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
     rc |= qt_config_uint (config, "quintet/resend_ms", false, QT_STAGE_RESEND_MS, 10, 600000, &resend_ms);
     rc |= qt_config_uint (config, "quintet/status_ms", false, QT_STAGE_STATUS_MS, 10, 600000, &status_ms);
     rc |= qt_config_choice (config, "quintet/log_level", s_log_levels, "info", &level);
+    const char *metrics_bind = NULL;
+    rc |= qt_config_string (config, "quintet/metrics_bind", "", &metrics_bind);
     if (rc) {
         *error = strdup (qt_config_error (config));
         free (self);
@@ -239,6 +325,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
         self->state_dir = strdup (state_dir);
     }
     self->drop_log = qt_ratelimit_new (QT_STAGE_DROP_LOG_MS);
+    s_metrics_new (self);
 
     char *secret_path = s_secret_path (secret);
     qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
@@ -258,6 +345,16 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
     self->pub = qt_transport_publisher (bind, &self->endpoint, error);
     if (!self->pub)
         return self;
+    if (*metrics_bind) {
+        if (qt_metrics_serve (self->metrics, metrics_bind, error)) {
+            char *detail = *error;
+            *error = zsys_sprintf ("%s: quintet/metrics_bind: %s", qt_config_path (config), detail);
+            zstr_free (&detail);
+            return self;
+        }
+        qt_log (LOG_INFO, "metrics on http://%s/metrics (port %u)", metrics_bind,
+                (unsigned) qt_metrics_port (self->metrics));
+    }
     const char *topics [QT_STAGE_MAX_UPSTREAMS + 1] = { NULL };
     for (size_t i = 0; i < role->upstreams; i++)
         topics [i] = role->upstream [i].topic;
@@ -284,6 +381,7 @@ s_stage_destroy (qt_stage_t **self_p)
     qt_trust_destroy (&self->trust);
     qt_signer_destroy (&self->signer);
     qt_ratelimit_destroy (&self->drop_log);
+    qt_metrics_destroy (&self->metrics);
     qt_byzantine_destroy (&self->byzantine);
     free (self->last_payload);
     free (self->state_dir);
@@ -435,8 +533,10 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         for (size_t i = 0; i < self->role->upstreams; i++)
             inputs [i] = qt_quorum_slots (self->quorum [i], tick);
         uint64_t publish_calls = self->publish_calls;
+        int64_t started_ns = zclock_usecs () * 1000;
         if (self->role->process (self->state, self, tick, inputs))
             return -1;
+        s_metrics_tick (self, inputs, started_ns, tick);
         //  A role that answers a tick with nothing has finished by design
         //  (the world after its last episode): idle, not stuck
         self->finished = self->publish_calls == publish_calls;
@@ -537,6 +637,7 @@ s_status (qt_stage_t *self, int64_t now_ms)
         qt_notify_watchdog ();
         self->last_watchdog_ms = now_ms;
     }
+    s_metrics_refresh (self);
     self->last_status_ms = now_ms;
 }
 

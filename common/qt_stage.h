@@ -24,6 +24,7 @@
 #include "qt_config.h"
 #include "qt_envelope.h"
 #include "qt_quorum.h"
+#include "qt_metrics.h"
 
 #define QT_STAGE_MAX_UPSTREAMS  2
 #define QT_STAGE_RESEND_MS      250     //  no progress for this long: re-send the last output
@@ -32,6 +33,7 @@
 #define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
 #define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
 #define QT_STAGE_BATCH_MAX      4096
+#define QT_STAGE_METRICS        11      //  metric families of every stage (qt_stage.c)
 
 typedef struct _qt_stage_t qt_stage_t;
 
@@ -86,5 +88,7 @@ const char *qt_stage_env (qt_stage_t *self);
 const char *qt_stage_state_dir (qt_stage_t *self);
 qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self);
+//  The daemon's Prometheus registry (served when quintet/metrics_bind is set)
+qt_metrics_t *qt_stage_metrics (qt_stage_t *self);
 
 #endif

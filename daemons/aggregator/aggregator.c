@@ -19,7 +19,57 @@ typedef struct {
     double tolerance;
     uint64_t max_iterations;
     uint64_t not_converged;     //  instances that hit the iteration cap
+    //  Prometheus (qt_metrics): reward statistics and the median's work
+    qt_metric_t *m_reward;          //  histogram of aggregated rewards, per instance
+    qt_metric_t *m_reward_mean;     //  the last tick's mean over the batch
+    qt_metric_t *m_iterations;      //  histogram of Weiszfeld iterations, per instance
+    qt_metric_t *m_not_converged;   //  instances that hit the iteration cap
+    qt_metric_t *m_used;            //  per rewarder replica: counted in the last median
+    qt_metric_t *m_distance;        //  per rewarder replica: distance to the last median
 } aggregator_t;
+
+static const double s_reward_buckets [] = { -1, -0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5, 1 };
+static const double s_iteration_buckets [] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 };
+
+static void
+s_metrics_new (aggregator_t *self, qt_metrics_t *metrics)
+{
+    self->m_reward = qt_metrics_histogram (metrics, "quintet_aggregated_reward",
+        "Aggregated reward (first component of the geometric median), per instance.", NULL,
+        s_reward_buckets, sizeof s_reward_buckets / sizeof s_reward_buckets [0]);
+    self->m_reward_mean = qt_metrics_gauge (metrics, "quintet_aggregated_reward_mean",
+        "Mean aggregated reward over the last tick's batch.", NULL);
+    self->m_iterations = qt_metrics_histogram (metrics, "quintet_geomedian_iterations",
+        "Weiszfeld iterations of the geometric median, per instance.", NULL,
+        s_iteration_buckets, sizeof s_iteration_buckets / sizeof s_iteration_buckets [0]);
+    self->m_not_converged = qt_metrics_counter (metrics, "quintet_geomedian_not_converged_total",
+        "Geometric medians that hit the iteration cap before the tolerance.", NULL);
+    self->m_used = qt_metrics_gauge (metrics, "quintet_rewarder_used",
+        "1 if the rewarder replica's proposal was counted in the last median.", "replica");
+    self->m_distance = qt_metrics_gauge (metrics, "quintet_rewarder_distance",
+        "Rewarder replica's mean distance to the last median (NaN: not used).", "replica");
+}
+
+static void
+s_metrics_record (aggregator_t *self, const Quintet__AggregatedReward *rewards,
+                  const Quintet__ReplicaReport *reports, uint32_t replicas)
+{
+    double sum = 0;
+    for (size_t i = 0; i < self->batch; i++) {
+        qt_metric_observe (self->m_reward, NULL, rewards [i].reward);
+        qt_metric_observe (self->m_iterations, NULL, rewards [i].iterations);
+        if (!rewards [i].converged)
+            qt_metric_add (self->m_not_converged, NULL, 1);
+        sum += rewards [i].reward;
+    }
+    qt_metric_set (self->m_reward_mean, NULL, sum / (double) self->batch);
+    for (uint32_t r = 0; r < replicas; r++) {
+        char name [16];
+        snprintf (name, sizeof name, "%u", reports [r].replica);
+        qt_metric_set (self->m_used, name, reports [r].used);
+        qt_metric_set (self->m_distance, name, reports [r].distance);
+    }
+}
 
 static void
 s_aggregator_destroy (void **state_p)
@@ -42,6 +92,7 @@ s_aggregator_create (qt_stage_t *stage, qt_config_t *config, char **error)
         free (self);
         return NULL;
     }
+    s_metrics_new (self, qt_stage_metrics (stage));
     return self;
 }
 
@@ -149,6 +200,7 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     batch.n_replicas = replicas;
     batch.replicas = reports_p;
     int rc = qt_stage_publish (stage, tick, &batch.base);
+    s_metrics_record (self, rewards, reports, replicas);
     free (reports_p);
     free (reports);
     free (rewards_p);

@@ -609,7 +609,9 @@ class Deployment:
         for name in ("etc", "logs", "run"):
             os.makedirs(self.path(name), exist_ok=True)
         identities = [(role, r) for role in ROLES for r in range(1, self.count(role) + 1)]
-        ports = free_ports(len(identities))
+        # with the dashboard, every daemon also serves /metrics (quintet/metrics_bind)
+        ports = free_ports(len(identities) * (2 if self.dashboard else 1))
+        self.metrics_port = dict(zip(identities, ports[len(identities):]))
         for (role, r), port in zip(identities, ports):
             name = "%s-%d" % (role, r)
             self.replica[(role, r)] = Replica(role, r, port, self.path("etc", name + ".conf"),
@@ -624,6 +626,9 @@ class Deployment:
             if self.dashboard:
                 self.relay = Relay(self.path("logs", "relay.log"))
                 endpoints["dashboard"] = [self.relay.endpoint]
+                endpoints["metrics"] = {"%s-%d" % identity: "http://127.0.0.1:%d/metrics" % port
+                                        for identity, port in self.metrics_port.items()}
+                endpoints["metrics"]["relay"] = "http://%s/metrics" % self.relay.metrics
             json.dump(endpoints, f, indent=2)
             f.write("\n")
         self.trust = TrustStore(self.path("trust"))
@@ -649,6 +654,8 @@ class Deployment:
         tree["trust_dir"] = self.path("trust")
         tree["state_dir"] = rep.run_dir
         tree["bind"] = rep.endpoint
+        if (role, r) in getattr(self, "metrics_port", {}):
+            tree["metrics_bind"] = "127.0.0.1:%d" % self.metrics_port[(role, r)]
         upstream = collections.OrderedDict()
         for up_role, _topic in UPSTREAMS[role]:
             section = collections.OrderedDict()
