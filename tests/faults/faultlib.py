@@ -1,0 +1,153 @@
+"""Shared by the faults suite: command line, deployments with Byzantine or
+killed replicas, the reward stream per aggregator replica, drop counters.
+
+Every test is run by meson as
+    /usr/bin/python3 test_X.py --build-dir BUILD --source-dir SOURCE
+and can be run by hand the same way (defaults: the checkout's build/).
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+
+ROLES = ("collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
+VALUE_MODES = ("sign-flip", "ipm", "alie", "gaussian", "inf", "nan", "mimic", "extreme", "drift")
+# Who receives what each role publishes (whose drop counters to read)
+RECEIVERS = {
+    "world": ("collector", "actor"),
+    "collector": ("worldmodel",),
+    "worldmodel": ("scorer",),
+    "scorer": ("rewarder",),
+    "rewarder": ("aggregator",),
+    "aggregator": ("actor",),
+    "actor": ("world",),
+}
+MIN_PERFORMANCE = 12.0
+# |aggregated reward - honest run's| per tick and instance: see README
+# "Byzantine resilience": 0 in exact arithmetic, this much for rounding
+REWARD_TOLERANCE = 1e-9
+
+qd = None
+
+
+def args(description, extra=None):
+    global qd
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--build-dir", default=os.path.join(SOURCE, "build"))
+    parser.add_argument("--source-dir", default=SOURCE)
+    parser.add_argument("--keep", action="store_true", help="keep state directories")
+    if extra:
+        extra(parser)
+    parsed = parser.parse_args()
+    sys.path.insert(0, os.path.join(os.path.abspath(parsed.source_dir), "tools", "demo"))
+    import quintet_deploy
+    qd = quintet_deploy
+    return parsed
+
+
+def state_dir(name, keep=False):
+    if keep:
+        return None, tempfile.mkdtemp(prefix="quintet-%s-" % name)
+    holder = tempfile.TemporaryDirectory(prefix="quintet-%s-" % name)
+    return holder, holder.name
+
+
+def check(condition, message, failures):
+    print("%s %s" % ("ok  " if condition else "FAIL", message), flush=True)
+    if not condition:
+        failures.append(message)
+
+
+class RewardTrace:
+    """Every verified reward batch, by tick and aggregator replica. The
+    actors take the median over aggregator replicas per instance, so that is
+    "the aggregated reward" compared across runs."""
+
+    def __init__(self, deployment):
+        self.by_tick = {}           # tick -> {aggregator replica: rewards tuple}
+        self.reports = []           # (tick, [(replica, used, distance)]) from aggregator-1
+        original = deployment.progress.add_reward
+
+        def add_reward(envelope, batch):
+            rewards = tuple(i.reward for i in batch.instances)
+            self.by_tick.setdefault(envelope.tick, {})[envelope.replica] = rewards
+            original(envelope, batch)
+        deployment.progress.add_reward = add_reward
+
+    def median(self, tick):
+        rows = list(self.by_tick[tick].values())
+        return tuple(statistics.median(column) for column in zip(*rows))
+
+    def medians(self):
+        return {tick: self.median(tick) for tick in self.by_tick}
+
+
+def compare_rewards(trace, reference):
+    """(ticks compared, max |difference|, ticks missing from trace)."""
+    worst = 0.0
+    compared = 0
+    missing = 0
+    for tick, honest in reference.items():
+        if tick not in trace.by_tick:
+            missing += 1
+            continue
+        got = trace.median(tick)
+        compared += 1
+        for a, b in zip(got, honest):
+            worst = max(worst, abs(a - b) / (1.0 + abs(b)))
+    return compared, worst, missing
+
+
+def run(build_dir, name, keep=False, on_start=None, on_progress=None, timeout=240, **kwargs):
+    """One deployment to completion: (summary, RewardTrace, drops by replica
+    name {cause: count}, elapsed seconds). on_start(d) runs after start."""
+    holder, path = state_dir(name, keep)
+    try:
+        with qd.Deployment(build_dir=build_dir, state_dir=path, **kwargs) as d:
+            d.setup()
+            trace = RewardTrace(d)
+            d.start()
+            if on_start:
+                on_start(d)
+            summary = d.run_to_completion(on_progress=on_progress, timeout=timeout)
+            drops = {rep.name: drop_counts(rep.log_path) for rep in d.replica.values()}
+            return summary, trace, drops, d
+    finally:
+        if holder:
+            holder.cleanup()
+
+
+_DROP_LINE = re.compile(r"dropped by cause:(.*)$")
+
+
+def drop_counts(log_path):
+    """{cause: count} from the stage's last "dropped by cause:" line (logged
+    at a clean stop)."""
+    counts = {}
+    try:
+        with open(log_path, errors="replace") as f:
+            for line in f:
+                m = _DROP_LINE.search(line.rstrip())
+                if m:
+                    counts = {}
+                    for item in m.group(1).split():
+                        cause, _, value = item.partition("=")
+                        counts[cause] = counts.get(cause, 0) + int(value)
+    except OSError:
+        pass
+    return counts
+
+
+def fmt_summary(summary):
+    return ("%d ticks in %.1f s (%.1f ticks/s), performance %.2f, pipeline return %s, "
+            "rejected %d %s" % (summary["ticks"], summary["elapsed_seconds"],
+                                summary["ticks_per_second"], summary["mean_performance_last100"]
+                                or float("nan"),
+                                summary["mean_pipeline_return_last100"],
+                                summary["messages_rejected"], summary["rejected_by_cause"]))
