@@ -128,8 +128,12 @@ class Client:
             return self.reject("bad-payload")
         if len(payload.instances) != payload.batch:
             return self.reject("batch-size")
-        values = ([i.reward for i in payload.instances] if topic == "reward" else
-                  [v for i in payload.instances for v in (i.performance, i.observed_return)])
+        if topic == "reward":
+            values = [i.reward for i in payload.instances]
+        elif topic == "proposal":       # quintet-watch also reads the rewarders directly
+            values = [v for i in payload.instances for v in i.values]
+        else:
+            values = [v for i in payload.instances for v in (i.performance, i.observed_return)]
         if not all(math.isfinite(v) for v in values):
             return self.reject("invalid-value")
         if window is None:
