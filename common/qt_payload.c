@@ -38,6 +38,7 @@ static const s_topic_t s_topics [] = {
     { "reward",   QUINTET__PAYLOAD_TYPE__REWARD_BATCH,      &quintet__reward_batch__descriptor },
     { "action",   QUINTET__PAYLOAD_TYPE__ACTION_BATCH,      &quintet__action_batch__descriptor },
     { "eval",     QUINTET__PAYLOAD_TYPE__EVAL_RECORD,       &quintet__eval_record__descriptor },
+    { "control",  QUINTET__PAYLOAD_TYPE__CONTROL,           &quintet__control_message__descriptor },
     { NULL, QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED, NULL }
 };
 

@@ -52,6 +52,12 @@ struct _qt_stage_t {
     uint64_t publish_calls;
     bool ready;
     bool finished;
+
+    //  The control channel (quintet/control_bind, qt_control): quintetctl
+    //  status. Its own verifier, so control traffic never mixes into the
+    //  pipeline's drop counters.
+    zsock_t *control;
+    qt_verifier_t *control_verifier;
 };
 
 static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
@@ -355,6 +361,23 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
         qt_log (LOG_INFO, "metrics on http://%s/metrics (port %u)", metrics_bind,
                 (unsigned) qt_metrics_port (self->metrics));
     }
+    const char *control_bind = NULL;
+    if (qt_config_string (config, "quintet/control_bind", "", &control_bind)) {
+        *error = strdup (qt_config_error (config));
+        return self;
+    }
+    if (*control_bind) {
+        self->control = zsock_new (ZMQ_ROUTER);
+        assert (self->control);
+        zsock_set_linger (self->control, 0);
+        zsock_set_maxmsgsize (self->control, QT_MESSAGE_SIZE_CAP);
+        if (zsock_bind (self->control, "%s", control_bind) == -1) {
+            *error = zsys_sprintf ("%s: quintet/control_bind: cannot bind %s: %s",
+                                   qt_config_path (config), control_bind, zmq_strerror (zmq_errno ()));
+            return self;
+        }
+        self->control_verifier = qt_verifier_new (self->trust, 0);
+    }
     const char *topics [QT_STAGE_MAX_UPSTREAMS + 1] = { NULL };
     for (size_t i = 0; i < role->upstreams; i++)
         topics [i] = role->upstream [i].topic;
@@ -381,6 +404,8 @@ s_stage_destroy (qt_stage_t **self_p)
     qt_trust_destroy (&self->trust);
     qt_signer_destroy (&self->signer);
     qt_ratelimit_destroy (&self->drop_log);
+    zsock_destroy (&self->control);
+    qt_verifier_destroy (&self->control_verifier);
     qt_metrics_destroy (&self->metrics);
     qt_byzantine_destroy (&self->byzantine);
     free (self->last_payload);
@@ -641,10 +666,98 @@ s_status (qt_stage_t *self, int64_t now_ms)
     self->last_status_ms = now_ms;
 }
 
+//  One control request: [identity][empty][SignedMessage] from a REQ peer.
+//  Only a verified request signed by a "control" key is answered; the
+//  reply carries the stage's counters and echoes the nonce.
+static void
+s_control (qt_stage_t *self, int64_t now_ms)
+{
+    zmsg_t *msg = zmsg_recv (self->control);
+    if (!msg)
+        return;
+    zframe_t *identity = zmsg_pop (msg);
+    zframe_t *empty = zmsg_pop (msg);
+    zframe_t *frame = zmsg_pop (msg);
+    zmsg_destroy (&msg);
+    qt_drop_cause_t cause = QT_DROP_MALFORMED;
+    qt_message_t *message = NULL;
+    if (identity && empty && frame && zframe_size (empty) == 0)
+        message = qt_verifier_open (self->control_verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                    zframe_data (frame), zframe_size (frame), &cause);
+    const Quintet__ControlRequest *request = qt_control_request_of (message);
+    if (!request || strneq (request->command, "status")) {
+        if (message)
+            qt_verifier_count (self->control_verifier, QT_DROP_UNEXPECTED);
+        qt_log (LOG_WARNING, "control request dropped: %s",
+                message ? "unknown command" : qt_drop_cause_name (cause));
+        qt_message_destroy (&message);
+        zframe_destroy (&identity);
+        zframe_destroy (&empty);
+        zframe_destroy (&frame);
+        return;     //  no answer: an unauthenticated peer learns nothing
+    }
+    bool healthy = true;
+    Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
+    reply.nonce = request->nonce;
+    reply.role = (char *) self->role->role;
+    reply.replica = self->replica;
+    reply.state = (char *) s_health (self, now_ms, &healthy);
+    reply.tick = self->have_last ? self->last_tick : 0;
+    reply.ticks = self->ticks;
+    reply.accepted = qt_verifier_accepted (self->verifier);
+    reply.resends = self->resends;
+    reply.endpoint = self->endpoint;
+    Quintet__UpstreamStatus upstreams [QT_STAGE_MAX_UPSTREAMS];
+    Quintet__UpstreamStatus *upstream_p [QT_STAGE_MAX_UPSTREAMS];
+    protobuf_c_boolean replica_up [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        qt_quorum_t *quorum = self->quorum [i];
+        quintet__upstream_status__init (&upstreams [i]);
+        upstreams [i].role = (char *) qt_quorum_role (quorum);
+        upstreams [i].replicas = qt_quorum_replicas (quorum);
+        upstreams [i].faults = qt_quorum_faults (quorum);
+        upstreams [i].up = qt_quorum_up (quorum);
+        upstreams [i].heard = s_heard (self, i, now_ms, s_health_window_ms (self));
+        for (uint32_t r = 0; r < upstreams [i].replicas; r++)
+            replica_up [i][r] = qt_quorum_replica_up (quorum, r + 1);
+        upstreams [i].n_replica_up = upstreams [i].replicas;
+        upstreams [i].replica_up = replica_up [i];
+        upstream_p [i] = &upstreams [i];
+    }
+    reply.n_upstreams = self->role->upstreams;
+    reply.upstreams = upstream_p;
+    Quintet__DropCount drops [QT_DROP_CAUSES];
+    Quintet__DropCount *drop_p [QT_DROP_CAUSES];
+    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
+        uint64_t count = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
+        if (count == 0)
+            continue;
+        quintet__drop_count__init (&drops [reply.n_drops]);
+        drops [reply.n_drops].cause = (char *) qt_drop_cause_name ((qt_drop_cause_t) c);
+        drops [reply.n_drops].count = count;
+        drop_p [reply.n_drops] = &drops [reply.n_drops];
+        reply.n_drops++;
+    }
+    reply.drops = drop_p;
+    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
+    body.reply = &reply;
+    zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL,
+                                       reply.tick, &body.base);
+    qt_message_destroy (&message);
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &identity);
+    zmsg_append (out, &empty);
+    zmsg_append (out, &sealed);
+    zmsg_send (&out, self->control);
+    zframe_destroy (&frame);
+}
+
 static int
 s_run (qt_stage_t *self)
 {
     zpoller_t *poller = zpoller_new (self->sub, NULL);
+    if (self->control)
+        zpoller_add (poller, self->control);
     int64_t now_ms = zclock_mono ();
     self->last_progress_ms = now_ms;
     self->last_resend_ms = now_ms;
@@ -687,6 +800,8 @@ s_run (qt_stage_t *self)
                 s_receive (self, now_ms);
             while (++drained < 1000 && (zsock_events (self->sub) & ZMQ_POLLIN));
         }
+        if (which == self->control && self->control)
+            s_control (self, now_ms);
         rc = s_process_ready (self, now_ms);
         if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
             if (self->have_last) {

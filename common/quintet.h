@@ -28,5 +28,6 @@
 #include "qt_metrics.h"
 #include "qt_stage.h"
 #include "qt_byzantine.h"
+#include "qt_control.h"
 
 #endif

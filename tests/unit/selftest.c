@@ -23,6 +23,7 @@ static test_item_t s_tests [] = {
     { "quorum",    qt_quorum_test },
     { "metrics",   qt_metrics_test },
     { "byzantine", qt_byzantine_test },
+    { "control",   qt_control_test },
     { NULL, NULL }
 };
 

@@ -128,15 +128,19 @@ def quintetctl_path(build_dir):
     return os.path.join(os.path.abspath(build_dir), "tools", "quintetctl", "quintetctl")
 
 
-def free_ports(count):
-    """`count` distinct free loopback TCP ports: all bound at once, then freed."""
+def free_ports(count, avoid=()):
+    """`count` distinct free loopback TCP ports: all bound at once, then freed;
+    none of `avoid` (ports handed out by an earlier call)."""
     sockets = []
     try:
-        for _ in range(count):
+        ports = []
+        while len(ports) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("127.0.0.1", 0))
             sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
+            if s.getsockname()[1] not in avoid:
+                ports.append(s.getsockname()[1])
+        return ports
     finally:
         for s in sockets:
             s.close()
@@ -611,6 +615,8 @@ class Deployment:
         identities = [(role, r) for role in ROLES for r in range(1, self.count(role) + 1)]
         # with the dashboard, every daemon also serves /metrics (quintet/metrics_bind)
         ports = free_ports(len(identities) * (2 if self.dashboard else 1))
+        # every daemon answers quintetctl status on a control socket (quintet/control_bind)
+        self.control_port = dict(zip(identities, free_ports(len(identities), avoid=ports)))
         self.metrics_port = dict(zip(identities, ports[len(identities):]))
         for (role, r), port in zip(identities, ports):
             name = "%s-%d" % (role, r)
@@ -629,6 +635,8 @@ class Deployment:
                 endpoints["metrics"] = {"%s-%d" % identity: "http://127.0.0.1:%d/metrics" % port
                                         for identity, port in self.metrics_port.items()}
                 endpoints["metrics"]["relay"] = "http://%s/metrics" % self.relay.metrics
+            endpoints["control"] = {"%s-%d" % identity: "tcp://127.0.0.1:%d" % port
+                                    for identity, port in self.control_port.items()}
             json.dump(endpoints, f, indent=2)
             f.write("\n")
         self.trust = TrustStore(self.path("trust"))
@@ -654,6 +662,8 @@ class Deployment:
         tree["trust_dir"] = self.path("trust")
         tree["state_dir"] = rep.run_dir
         tree["bind"] = rep.endpoint
+        if (role, r) in getattr(self, "control_port", {}):
+            tree["control_bind"] = "tcp://127.0.0.1:%d" % self.control_port[(role, r)]
         if (role, r) in getattr(self, "metrics_port", {}):
             tree["metrics_bind"] = "127.0.0.1:%d" % self.metrics_port[(role, r)]
         upstream = collections.OrderedDict()

@@ -8,6 +8,8 @@
     endpoints  prints the publish endpoint of every replica of a deployment:
                from the demo's endpoints.json (--state-dir) or from a
                directory of per-replica config files (--config-dir).
+    status     asks every daemon of a deployment, over the authenticated
+               control channel (qt_control), for its state and counters.
 */
 #include "quintet.h"
 #include <getopt.h>
@@ -28,6 +30,14 @@ s_usage (FILE *out)
         "  endpoints (--state-dir DIR | --config-dir DIR) [--json]\n"
         "      Print every replica's publish endpoint, from DIR/endpoints.json (the demo)\n"
         "      or from the quintet/bind of each *.conf in a config directory.\n"
+        "  status (--state-dir DIR | --config-dir DIR --key FILE --trust DIR) [--json]\n"
+        "         [--timeout MS]\n"
+        "      Ask every daemon whose config sets quintet/control_bind for role, replica,\n"
+        "      state, tick, upstream replicas up/heard, drops by cause; print a table or\n"
+        "      JSON. Requests are signed with a control key (keygen writes control-1),\n"
+        "      replies are verified against the trust store. --state-dir DIR means\n"
+        "      DIR/etc, DIR/keys/control-1.key and DIR/trust (the demo's layout).\n"
+        "      Exit 1 if any daemon did not answer.\n"
         "  help, --help\n"
         "      This text.\n\n"
         "Exit status: 0 ok, 1 failure, 2 usage error.\n", S_DEFAULT_REPLICAS);
@@ -266,6 +276,292 @@ s_endpoints (int argc, char *argv [])
     return state_dir ? s_endpoints_json (state_dir, json) : s_endpoints_configs (config_dir, json);
 }
 
+//  One daemon to ask: from its config file
+typedef struct {
+    char *name;                     //  <role>-<replica>
+    char *role;
+    uint32_t replica;
+    char *endpoint;                 //  control endpoint to connect to, or NULL
+    zsock_t *socket;
+    uint8_t nonce [QT_CONTROL_NONCE_SIZE];
+    qt_message_t *answer;           //  the verified reply
+    const Quintet__ControlReply *reply;
+    const char *problem;            //  why there is no reply
+} s_target_t;
+
+static void
+s_target_destroy (s_target_t **self_p)
+{
+    s_target_t *self = *self_p;
+    if (!self)
+        return;
+    zstr_free (&self->name);
+    zstr_free (&self->role);
+    zstr_free (&self->endpoint);
+    zsock_destroy (&self->socket);
+    qt_message_destroy (&self->answer);
+    free (self);
+    *self_p = NULL;
+}
+
+//  A wildcard bind address is reached on loopback
+static char *
+s_connect_endpoint (const char *bind)
+{
+    if (strncmp (bind, "tcp://0.0.0.0:", 14) == 0)
+        return zsys_sprintf ("tcp://127.0.0.1:%s", bind + 14);
+    if (strncmp (bind, "tcp://*:", 8) == 0)
+        return zsys_sprintf ("tcp://127.0.0.1:%s", bind + 8);
+    return strdup (bind);
+}
+
+//  Every *.conf of a directory, in name order
+static zlist_t *
+s_targets (const char *config_dir, int *rc)
+{
+    zlist_t *targets = zlist_new ();
+    zdir_t *dir = zdir_new (config_dir, NULL);
+    if (!dir) {
+        fprintf (stderr, "quintetctl status: cannot read directory %s\n", config_dir);
+        *rc = 1;
+        return targets;
+    }
+    zlist_t *files = zdir_list (dir);
+    zlist_t *names = zlist_new ();
+    zlist_autofree (names);
+    for (zfile_t *file = (zfile_t *) zlist_first (files); file; file = (zfile_t *) zlist_next (files)) {
+        const char *name = zfile_filename (file, NULL);
+        size_t len = strlen (name);
+        if (len >= 5 && strcmp (name + len - 5, ".conf") == 0)
+            zlist_append (names, (void *) name);
+    }
+    zlist_sort (names, (zlist_compare_fn *) strcmp);
+    for (char *name = (char *) zlist_first (names); name; name = (char *) zlist_next (names)) {
+        char *error = NULL;
+        qt_config_t *config = qt_config_open (name, &error);
+        const char *role = NULL, *bind = NULL;
+        uint64_t replica = 0;
+        if (!config
+        ||  qt_config_string (config, "quintet/role", NULL, &role)
+        ||  qt_config_uint (config, "quintet/replica", true, 0, 1, QT_QUORUM_MAX_REPLICAS, &replica)
+        ||  qt_config_string (config, "quintet/control_bind", "", &bind)) {
+            fprintf (stderr, "quintetctl status: %s\n", config ? qt_config_error (config) : error);
+            *rc = 1;
+        }
+        else {
+            s_target_t *target = (s_target_t *) zmalloc (sizeof (s_target_t));
+            target->name = zsys_sprintf ("%s-%u", role, (unsigned) replica);
+            target->role = strdup (role);
+            target->replica = (uint32_t) replica;
+            if (*bind)
+                target->endpoint = s_connect_endpoint (bind);
+            else
+                target->problem = "no quintet/control_bind";
+            zlist_append (targets, target);
+        }
+        zstr_free (&error);
+        qt_config_destroy (&config);
+    }
+    zlist_destroy (&names);
+    zlist_destroy (&files);
+    zdir_destroy (&dir);
+    return targets;
+}
+
+static const char *
+s_state_word (const s_target_t *target)
+{
+    return target->reply ? target->reply->state : target->problem ? target->problem : "no reply";
+}
+
+static void
+s_print_table (zlist_t *targets)
+{
+    printf ("%-14s %-30s %10s %10s  %-34s %s\n", "REPLICA", "STATE", "TICK", "TICKS",
+            "UPSTREAM (up/heard/n, f)", "DROPS");
+    for (s_target_t *t = (s_target_t *) zlist_first (targets); t; t = (s_target_t *) zlist_next (targets)) {
+        if (!t->reply) {
+            printf ("%-14s %-30s %10s %10s  %-34s %s\n", t->name, s_state_word (t), "-", "-", "-", "-");
+            continue;
+        }
+        const Quintet__ControlReply *r = t->reply;
+        char upstream [256] = "", drops [256] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < r->n_upstreams && used < sizeof upstream; i++)
+            used += (size_t) snprintf (upstream + used, sizeof upstream - used, "%s%s %u/%u/%u f=%u",
+                                       i ? ", " : "", r->upstreams [i]->role, r->upstreams [i]->up,
+                                       r->upstreams [i]->heard, r->upstreams [i]->replicas,
+                                       r->upstreams [i]->faults);
+        used = 0;
+        for (size_t i = 0; i < r->n_drops && used < sizeof drops; i++)
+            used += (size_t) snprintf (drops + used, sizeof drops - used, "%s%s=%" PRIu64,
+                                       i ? " " : "", r->drops [i]->cause, r->drops [i]->count);
+        printf ("%-14s %-30s %10" PRIu64 " %10" PRIu64 "  %-34s %s\n", t->name, r->state, r->tick,
+                r->ticks, upstream, *drops ? drops : "0");
+    }
+}
+
+static void
+s_print_json (zlist_t *targets)
+{
+    printf ("[");
+    int n = 0;
+    for (s_target_t *t = (s_target_t *) zlist_first (targets); t; t = (s_target_t *) zlist_next (targets)) {
+        printf ("%s\n  {\"name\": \"%s\", \"role\": \"%s\", \"replica\": %u, \"answered\": %s, "
+                "\"state\": \"%s\"", n++ ? "," : "", t->name, t->role, t->replica,
+                t->reply ? "true" : "false", s_state_word (t));
+        const Quintet__ControlReply *r = t->reply;
+        if (r) {
+            printf (", \"tick\": %" PRIu64 ", \"ticks\": %" PRIu64 ", \"accepted\": %" PRIu64
+                    ", \"resends\": %" PRIu64 ", \"endpoint\": \"%s\", \"upstreams\": [",
+                    r->tick, r->ticks, r->accepted, r->resends, r->endpoint);
+            for (size_t i = 0; i < r->n_upstreams; i++) {
+                const Quintet__UpstreamStatus *u = r->upstreams [i];
+                printf ("%s{\"role\": \"%s\", \"replicas\": %u, \"faults\": %u, \"up\": %u, "
+                        "\"heard\": %u, \"replica_up\": [", i ? ", " : "", u->role, u->replicas,
+                        u->faults, u->up, u->heard);
+                for (size_t k = 0; k < u->n_replica_up; k++)
+                    printf ("%s%s", k ? ", " : "", u->replica_up [k] ? "true" : "false");
+                printf ("]}");
+            }
+            printf ("], \"drops\": {");
+            for (size_t i = 0; i < r->n_drops; i++)
+                printf ("%s\"%s\": %" PRIu64, i ? ", " : "", r->drops [i]->cause, r->drops [i]->count);
+            printf ("}");
+        }
+        printf ("}");
+    }
+    printf ("\n]\n");
+}
+
+static int
+s_status (int argc, char *argv [])
+{
+    static const struct option options [] = {
+        { "state-dir", required_argument, NULL, 's' },
+        { "config-dir", required_argument, NULL, 'c' },
+        { "key", required_argument, NULL, 'k' },
+        { "trust", required_argument, NULL, 't' },
+        { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *state_dir = NULL, *config_dir = NULL, *key = NULL, *trust_dir = NULL;
+    bool json = false;
+    long timeout_ms = QT_CONTROL_TIMEOUT_MS;
+    int option;
+    while ((option = getopt_long (argc, argv, "s:c:k:t:jT:", options, NULL)) != -1) {
+        switch (option) {
+            case 's': state_dir = optarg; break;
+            case 'c': config_dir = optarg; break;
+            case 'k': key = optarg; break;
+            case 't': trust_dir = optarg; break;
+            case 'j': json = true; break;
+            case 'T':
+                timeout_ms = strtol (optarg, NULL, 10);
+                if (timeout_ms < 1 || timeout_ms > 600000) {
+                    fprintf (stderr, "quintetctl status: --timeout: expected 1..600000 ms, got \"%s\"\n", optarg);
+                    return 2;
+                }
+                break;
+            default: return 2;
+        }
+    }
+    if (!state_dir == !config_dir || (config_dir && (!key || !trust_dir))) {
+        fprintf (stderr, "quintetctl status: give --state-dir DIR, or --config-dir DIR --key FILE --trust DIR\n");
+        return 2;
+    }
+    char *owned_config = state_dir ? zsys_sprintf ("%s/etc", state_dir) : NULL;
+    char *owned_key = state_dir && !key ? zsys_sprintf ("%s/keys/control-1.key", state_dir) : NULL;
+    char *owned_trust = state_dir && !trust_dir ? zsys_sprintf ("%s/trust", state_dir) : NULL;
+    if (state_dir) {
+        config_dir = owned_config;
+        key = key ? key : owned_key;
+        trust_dir = trust_dir ? trust_dir : owned_trust;
+    }
+    int rc = 0;
+    char *error = NULL;
+    qt_keypair_t *pair = qt_keypair_load (key, QT_CONTROL_ROLE, 1, &error);
+    qt_trust_t *trust = pair ? qt_trust_load (trust_dir, &error) : NULL;
+    zlist_t *targets = NULL;
+    if (!trust) {
+        fprintf (stderr, "quintetctl status: %s\n", error);
+        zstr_free (&error);
+        qt_keypair_destroy (&pair);
+        rc = 1;
+        goto done;
+    }
+    qt_signer_t *signer = qt_signer_new (&pair);
+    qt_verifier_t *verifier = qt_verifier_new (trust, 0);
+    targets = s_targets (config_dir, &rc);
+
+    //  Ask everyone at once, then wait for the answers until the deadline
+    zpoller_t *poller = zpoller_new (NULL);
+    size_t pending = 0;
+    for (s_target_t *t = (s_target_t *) zlist_first (targets); t; t = (s_target_t *) zlist_next (targets)) {
+        if (!t->endpoint)
+            continue;
+        t->socket = zsock_new (ZMQ_REQ);
+        zsock_set_linger (t->socket, 0);
+        zsock_set_maxmsgsize (t->socket, QT_MESSAGE_SIZE_CAP);
+        if (zsock_connect (t->socket, "%s", t->endpoint) == -1) {
+            t->problem = "bad control endpoint";
+            continue;
+        }
+        zframe_t *request = qt_control_request (signer, "status", t->nonce);
+        zframe_send (&request, t->socket, 0);
+        zpoller_add (poller, t->socket);
+        pending++;
+    }
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (pending > 0) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            break;
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, (int) left);
+        if (!which)
+            break;
+        for (s_target_t *t = (s_target_t *) zlist_first (targets); t; t = (s_target_t *) zlist_next (targets)) {
+            if (t->socket != which)
+                continue;
+            zframe_t *frame = zframe_recv (which);
+            qt_drop_cause_t cause = QT_DROP_NONE;
+            t->answer = frame ? qt_verifier_open (verifier, QT_CONTROL_TOPIC, t->role, zframe_data (frame),
+                                                  zframe_size (frame), &cause) : NULL;
+            t->reply = qt_control_reply_of (t->answer, t->nonce);
+            if (t->reply && t->answer->sender->replica != t->replica)
+                t->reply = NULL;
+            if (!t->reply)
+                t->problem = "reply failed verification";
+            zframe_destroy (&frame);
+            zpoller_remove (poller, which);
+            pending--;
+        }
+    }
+    zpoller_destroy (&poller);
+    if (json)
+        s_print_json (targets);
+    else
+        s_print_table (targets);
+    for (s_target_t *t = (s_target_t *) zlist_first (targets); t; t = (s_target_t *) zlist_next (targets))
+        if (!t->reply)
+            rc = 1;
+    qt_verifier_destroy (&verifier);
+    qt_signer_destroy (&signer);
+    qt_trust_destroy (&trust);
+done:
+    if (targets) {
+        s_target_t *t;
+        while ((t = (s_target_t *) zlist_pop (targets)))
+            s_target_destroy (&t);
+        zlist_destroy (&targets);
+    }
+    zstr_free (&owned_config);
+    zstr_free (&owned_key);
+    zstr_free (&owned_trust);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -288,6 +584,8 @@ main (int argc, char *argv [])
         return s_keygen (argc - 1, argv + 1);
     if (streq (command, "endpoints"))
         return s_endpoints (argc - 1, argv + 1);
+    if (streq (command, "status"))
+        return s_status (argc - 1, argv + 1);
     fprintf (stderr, "quintetctl: unknown command \"%s\"\n", command);
     s_usage (stderr);
     return 2;

@@ -1,0 +1,117 @@
+/*  qt_control: sealing control requests and reading control messages; the
+    daemon side lives in qt_stage (it reports the stage's counters).
+*/
+#include "quintet.h"
+#include "qt_control.h"
+
+zframe_t *
+qt_control_request (qt_signer_t *signer, const char *command, uint8_t *nonce)
+{
+    randombytes_buf (nonce, QT_CONTROL_NONCE_SIZE);
+    Quintet__ControlRequest request = QUINTET__CONTROL_REQUEST__INIT;
+    request.command = (char *) command;
+    request.nonce.data = nonce;
+    request.nonce.len = QT_CONTROL_NONCE_SIZE;
+    Quintet__ControlMessage message = QUINTET__CONTROL_MESSAGE__INIT;
+    message.request = &request;
+    return qt_signer_seal (signer, QUINTET__PAYLOAD_TYPE__CONTROL, 0, &message.base);
+}
+
+static const Quintet__ControlMessage *
+s_control_message (const qt_message_t *message)
+{
+    if (!message || message->envelope->type != QUINTET__PAYLOAD_TYPE__CONTROL)
+        return NULL;
+    return (const Quintet__ControlMessage *) message->payload;
+}
+
+const Quintet__ControlRequest *
+qt_control_request_of (const qt_message_t *message)
+{
+    const Quintet__ControlMessage *control = s_control_message (message);
+    if (!control || !control->request || control->reply || !control->request->command
+    ||  control->request->nonce.len != QT_CONTROL_NONCE_SIZE)
+        return NULL;
+    return control->request;
+}
+
+const Quintet__ControlReply *
+qt_control_reply_of (const qt_message_t *message, const uint8_t *nonce)
+{
+    const Quintet__ControlMessage *control = s_control_message (message);
+    if (!control || !control->reply || control->request
+    ||  control->reply->nonce.len != QT_CONTROL_NONCE_SIZE
+    ||  sodium_memcmp (control->reply->nonce.data, nonce, QT_CONTROL_NONCE_SIZE) != 0)
+        return NULL;
+    return control->reply;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+void
+qt_control_test (bool verbose)
+{
+    if (verbose)
+        printf (" * qt_control: ");
+    //  @selftest
+    char tmpdir [] = "/tmp/qt_control_test.XXXXXX";
+    assert (mkdtemp (tmpdir));
+    char *secret = zsys_sprintf ("%s/control-1.key", tmpdir);
+    char *public = zsys_sprintf ("%s/control-1.pub", tmpdir);
+    qt_keypair_t *pair = qt_keypair_generate (QT_CONTROL_ROLE, 1);
+    assert (qt_keypair_save (pair, secret, public) == 0);
+    qt_signer_t *signer = qt_signer_new (&pair);
+    char *error = NULL;
+    qt_trust_t *trust = qt_trust_load (tmpdir, &error);
+    assert (trust);
+    qt_verifier_t *verifier = qt_verifier_new (trust, 0);
+
+    uint8_t nonce [QT_CONTROL_NONCE_SIZE];
+    zframe_t *frame = qt_control_request (signer, "status", nonce);
+    qt_drop_cause_t cause = QT_DROP_NONE;
+    qt_message_t *message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                              zframe_data (frame), zframe_size (frame), &cause);
+    assert (message);
+    const Quintet__ControlRequest *request = qt_control_request_of (message);
+    assert (request && streq (request->command, "status"));
+    assert (memcmp (request->nonce.data, nonce, QT_CONTROL_NONCE_SIZE) == 0);
+    //  A request is not a reply
+    assert (qt_control_reply_of (message, nonce) == NULL);
+    qt_message_destroy (&message);
+
+    //  The same bytes again are a replay
+    message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                zframe_data (frame), zframe_size (frame), &cause);
+    assert (!message && cause == QT_DROP_REPLAY);
+    zframe_destroy (&frame);
+
+    //  A reply answers only its own nonce
+    Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
+    reply.nonce.data = nonce;
+    reply.nonce.len = QT_CONTROL_NONCE_SIZE;
+    reply.role = "control";
+    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
+    body.reply = &reply;
+    frame = qt_signer_seal (signer, QUINTET__PAYLOAD_TYPE__CONTROL, 0, &body.base);
+    message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                zframe_data (frame), zframe_size (frame), &cause);
+    assert (message && qt_control_reply_of (message, nonce));
+    uint8_t other [QT_CONTROL_NONCE_SIZE] = { 0 };
+    assert (qt_control_reply_of (message, other) == NULL);
+    qt_message_destroy (&message);
+    zframe_destroy (&frame);
+    //  @end
+
+    qt_verifier_destroy (&verifier);
+    qt_trust_destroy (&trust);
+    qt_signer_destroy (&signer);
+    unlink (secret);
+    unlink (public);
+    zstr_free (&secret);
+    zstr_free (&public);
+    assert (rmdir (tmpdir) == 0);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,44 @@
+/*  qt_control: the authenticated control channel between quintetctl and
+    every daemon.
+
+    A daemon with quintet/control_bind set binds a ROUTER socket there. A
+    request is one frame, a SignedMessage (payload type CONTROL, a
+    ControlMessage holding a ControlRequest) signed by a key of role
+    "control" from the daemon's trust store; anything else is dropped and
+    counted. The reply is a SignedMessage signed by the daemon, holding a
+    ControlReply that echoes the request's random nonce, so a recorded reply
+    cannot answer a later request. Commands: "status".
+
+    quintetctl side:
+
+        uint8_t nonce [QT_CONTROL_NONCE_SIZE];
+        zframe_t *request = qt_control_request (signer, "status", nonce);
+        ... send on a REQ socket, receive frame ...
+        qt_message_t *message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, role, ...);
+        const Quintet__ControlReply *reply = qt_control_reply_of (message, nonce);
+*/
+#ifndef QT_CONTROL_H_INCLUDED
+#define QT_CONTROL_H_INCLUDED
+
+#include <stdint.h>
+#include <czmq.h>
+#include "quintet.pb-c.h"
+#include "qt_envelope.h"
+
+#define QT_CONTROL_TOPIC        "control"
+#define QT_CONTROL_ROLE         "control"   //  the trust store role of operators' keys
+#define QT_CONTROL_NONCE_SIZE   16
+#define QT_CONTROL_TIMEOUT_MS   2000        //  quintetctl's wait for a reply
+
+//  Seals a request for command; fills nonce with fresh random bytes.
+zframe_t *qt_control_request (qt_signer_t *signer, const char *command, uint8_t *nonce);
+
+//  The request in a verified message, or NULL if it holds none
+const Quintet__ControlRequest *qt_control_request_of (const qt_message_t *message);
+
+//  The reply in a verified message if it answers nonce, else NULL
+const Quintet__ControlReply *qt_control_reply_of (const qt_message_t *message, const uint8_t *nonce);
+
+void qt_control_test (bool verbose);
+
+#endif
