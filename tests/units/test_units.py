@@ -183,7 +183,7 @@ def test_examples(build_dir, source_dir, tmp):
         #  the trust store and state under tmp, an ephemeral port
         text = text.replace('"/etc/quintet/trust"', '"%s/trust"' % tmp)
         text = text.replace('"/var/lib/quintet/', '"%s/state/' % tmp)
-        text = re.sub(r'bind = "tcp://127.0.0.1:\d+"', 'bind = "tcp://127.0.0.1:*"', text)
+        text = re.sub(r'(control_)?bind = "tcp://127.0.0.1:\d+"', r'\1bind = "tcp://127.0.0.1:*"', text)
         local = os.path.join(tmp, name + ".conf")
         with open(local, "w") as f:
             f.write(text)
