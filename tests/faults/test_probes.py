@@ -71,7 +71,7 @@ for probe, mode in ((0, "broken"), (1, "malicious")):
     print("probe %d %s: %s" % (probe, mode, fl.fmt_summary(summary)), flush=True)
     print("     learned reliability: %s" % ", ".join(
         "%s %.3f" % (s, r) for s, r in zip(w.sensors or [], w.reliability or [])))
-    moisture = [i for i, s in enumerate(w.sensors or []) if s != "camera"]
+    moisture = [i for i, s in enumerate(w.sensors or []) if s.startswith("moisture")]
     fl.check(len(moisture) > probe, "probe %d among the sensors %s" % (probe, w.sensors), failures)
     if len(moisture) > probe:
         faulty = moisture[probe]
