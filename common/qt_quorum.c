@@ -111,6 +111,13 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
     if (replica < 1 || replica > self->replicas)
         return QT_QUORUM_UNKNOWN_REPLICA;
     s_replica_t *state = &self->replica [replica - 1];
+    if (self->have_last && tick <= self->last) {
+        //  A replica catching up on a backlog (after a stall) speaks, but
+        //  about the past: waiting for it now would cost a deadline per
+        //  tick until it caught up, so it is re-admitted only once current
+        self->late++;
+        return QT_QUORUM_LATE;
+    }
     if (!state->up) {
         state->up = true;
         state->misses = 0;
@@ -118,10 +125,6 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
         qt_log_event (LOG_NOTICE, QT_MSG_REPLICA_UP, tick, peer, NULL,
                       "replica %s is up again", peer);
         zstr_free (&peer);
-    }
-    if (self->have_last && tick <= self->last) {
-        self->late++;
-        return QT_QUORUM_LATE;
     }
     //  Lockstep ticks never run far ahead: a far future tick would only
     //  evict honest pending ones
@@ -377,7 +380,11 @@ qt_quorum_test (bool verbose)
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 5);    //  no deadline paid
     qt_quorum_done (quorum, 5, now);
 
-    //  It speaks again: re-admitted and waited for
+    //  It speaks about the past (a backlog after a stall): still down
+    s_test_offer (quorum, 3, 4, now, QT_QUORUM_LATE);
+    assert (!qt_quorum_replica_up (quorum, 3));
+
+    //  It speaks about the present: re-admitted and waited for
     s_test_offer (quorum, 3, 6, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_replica_up (quorum, 3));
     s_test_offer (quorum, 1, 6, now, QT_QUORUM_ACCEPTED);
