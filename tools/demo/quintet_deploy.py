@@ -466,11 +466,12 @@ def _stop_all():
 
 
 class Replica:
-    def __init__(self, role, replica, port, config_path, log_path, run_dir):
+    def __init__(self, role, replica, port, config_path, log_path, run_dir, address="127.0.0.1"):
         self.role = role
         self.replica = replica
         self.port = port
-        self.endpoint = "tcp://127.0.0.1:%d" % port
+        self.address = address      # what it binds on (placement; loopback by default)
+        self.endpoint = "tcp://%s:%d" % (address, port)
         self.config_path = config_path
         self.log_path = log_path
         self.run_dir = run_dir
@@ -534,7 +535,7 @@ class Deployment:
                  replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
                  reward_source="pipeline", episodes=DEFAULT_EPISODES,
                  env="tomato_watering", overrides=None, role_sections=None, byzantine=None,
-                 dashboard=False):
+                 dashboard=False, placement=None):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
@@ -563,6 +564,11 @@ class Deployment:
                 raise ValueError("--byzantine: no replica %s-%s" % (b_role, b_replica))
             self.byzantine[(b_role, int(b_replica))] = mode
         self.role_sections = deep_merge(ROLE_SECTIONS, role_sections or {})
+        # placement: {(role, replica): (address, command prefix)}: that replica
+        # binds (bind, control_bind, metrics_bind) on `address` instead of
+        # 127.0.0.1 and is started as prefix + its command line, e.g.
+        # ("10.231.1.3", ["ip", "netns", "exec", "ns3"]) (tests/ops/test_netns.py)
+        self.placement = dict(placement or {})
         self.pb2 = load_pb2(self.build_dir)
         self.replica = {}           # (role, r) -> Replica
         self.context = None
@@ -622,7 +628,8 @@ class Deployment:
             name = "%s-%d" % (role, r)
             self.replica[(role, r)] = Replica(role, r, port, self.path("etc", name + ".conf"),
                                               self.path("logs", name + ".log"),
-                                              self.path("run", name))
+                                              self.path("run", name),
+                                              self.placement.get((role, r), ("127.0.0.1",))[0])
         for (role, r) in identities:
             rep = self.replica[(role, r)]
             with open(rep.config_path, "w") as f:
@@ -632,10 +639,12 @@ class Deployment:
             if self.dashboard:
                 self.relay = Relay(self.path("logs", "relay.log"))
                 endpoints["dashboard"] = [self.relay.endpoint]
-                endpoints["metrics"] = {"%s-%d" % identity: "http://127.0.0.1:%d/metrics" % port
+                endpoints["metrics"] = {"%s-%d" % identity: "http://%s:%d/metrics"
+                                        % (self.replica[identity].address, port)
                                         for identity, port in self.metrics_port.items()}
                 endpoints["metrics"]["relay"] = "http://%s/metrics" % self.relay.metrics
-            endpoints["control"] = {"%s-%d" % identity: "tcp://127.0.0.1:%d" % port
+            endpoints["control"] = {"%s-%d" % identity: "tcp://%s:%d"
+                                    % (self.replica[identity].address, port)
                                     for identity, port in self.control_port.items()}
             json.dump(endpoints, f, indent=2)
             f.write("\n")
@@ -663,9 +672,9 @@ class Deployment:
         tree["state_dir"] = rep.run_dir
         tree["bind"] = rep.endpoint
         if (role, r) in getattr(self, "control_port", {}):
-            tree["control_bind"] = "tcp://127.0.0.1:%d" % self.control_port[(role, r)]
+            tree["control_bind"] = "tcp://%s:%d" % (rep.address, self.control_port[(role, r)])
         if (role, r) in getattr(self, "metrics_port", {}):
-            tree["metrics_bind"] = "127.0.0.1:%d" % self.metrics_port[(role, r)]
+            tree["metrics_bind"] = "%s:%d" % (rep.address, self.metrics_port[(role, r)])
         upstream = collections.OrderedDict()
         for up_role, _topic in UPSTREAMS[role]:
             section = collections.OrderedDict()
@@ -690,8 +699,9 @@ class Deployment:
             rep.log_file.close()
         rep.log_file = open(rep.log_path, "ab")
         rep.expected_exit = False
+        prefix = list(self.placement.get((rep.role, rep.replica), (None, []))[1])
         rep.process = subprocess.Popen(
-            [daemon_path(self.build_dir, rep.role), "--config", rep.config_path]
+            prefix + [daemon_path(self.build_dir, rep.role), "--config", rep.config_path]
             + (["--byzantine", self.byzantine[(rep.role, rep.replica)]]
                if (rep.role, rep.replica) in self.byzantine else []),
             stdin=subprocess.DEVNULL, stdout=rep.log_file, stderr=subprocess.STDOUT,
