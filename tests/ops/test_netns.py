@@ -49,7 +49,7 @@ import itest  # noqa: E402
 
 SKIP = 77
 BATCH = 4
-EPISODES = 4 * 30            # 30 rounds of 100 steps: ~3000 ticks, 50-80 s
+EPISODES = 4 * 40            # 40 rounds of 100 steps: ~4000 ticks, 40-120 s (30-100 ticks/s)
 SEED = 1
 SUBNET = "10.231.1"          # only inside the namespaces created here
 HOSTS = 3
