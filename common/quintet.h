@@ -29,5 +29,6 @@
 #include "qt_stage.h"
 #include "qt_byzantine.h"
 #include "qt_control.h"
+#include "qt_reputation.h"
 
 #endif

@@ -24,6 +24,7 @@ static test_item_t s_tests [] = {
     { "metrics",   qt_metrics_test },
     { "byzantine", qt_byzantine_test },
     { "control",   qt_control_test },
+    { "reputation", qt_reputation_test },
     { NULL, NULL }
 };
 

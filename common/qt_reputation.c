@@ -1,0 +1,403 @@
+/*  qt_reputation: per replica, a shift register of far ticks and the ladder
+    state; see qt_reputation.h for the rules and their constants.
+*/
+#include "quintet.h"
+#include <float.h>
+
+#define S_REASON_SIZE 128
+
+typedef struct {
+    qt_reputation_status_t status;
+    uint64_t far_bits;          //  bit k: far k reported ticks ago
+    uint32_t seen;              //  reported ticks in the window
+    uint64_t excluded_until;    //  tick the exclusion ends (EXCLUDED)
+    uint64_t probation_until;   //  tick the probation ends (PROBATION)
+    uint64_t exclude_ticks;     //  length of the next exclusion
+    double distance;            //  EWMA of reported distances
+    bool have_distance;
+    char reason [S_REASON_SIZE];
+} s_replica_t;
+
+struct _qt_reputation_t {
+    char *role;
+    uint32_t replicas;
+    uint32_t faults;
+    s_replica_t replica [QT_QUORUM_MAX_REPLICAS];
+};
+
+qt_reputation_t *
+qt_reputation_new (const char *role, uint32_t replicas, uint32_t faults)
+{
+    if (replicas == 0 || replicas > QT_QUORUM_MAX_REPLICAS)
+        return NULL;
+    qt_reputation_t *self = (qt_reputation_t *) zmalloc (sizeof (qt_reputation_t));
+    self->role = strdup (role ? role : "?");
+    self->replicas = replicas;
+    self->faults = faults;
+    for (uint32_t r = 0; r < replicas; r++)
+        self->replica [r].exclude_ticks = QT_REPUTATION_EXCLUDE_TICKS;
+    return self;
+}
+
+void
+qt_reputation_destroy (qt_reputation_t **self_p)
+{
+    assert (self_p);
+    qt_reputation_t *self = *self_p;
+    if (!self)
+        return;
+    free (self->role);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+qt_reputation_status_name (qt_reputation_status_t status)
+{
+    switch (status) {
+        case QT_REPUTATION_OK: return "ok";
+        case QT_REPUTATION_WARNED: return "warned";
+        case QT_REPUTATION_DOWN_WEIGHTED: return "down-weighted";
+        case QT_REPUTATION_EXCLUDED: return "excluded";
+        case QT_REPUTATION_PROBATION: return "probation";
+    }
+    return "?";
+}
+
+static double
+s_status_weight (qt_reputation_status_t status)
+{
+    if (status == QT_REPUTATION_EXCLUDED)
+        return 0;
+    if (status == QT_REPUTATION_DOWN_WEIGHTED || status == QT_REPUTATION_PROBATION)
+        return QT_REPUTATION_DOWN_WEIGHT;
+    return 1;
+}
+
+static uint32_t
+s_far_count (const s_replica_t *replica)
+{
+    return (uint32_t) __builtin_popcountll (replica->far_bits);
+}
+
+uint32_t
+qt_reputation_excluded (qt_reputation_t *self)
+{
+    uint32_t excluded = 0;
+    for (uint32_t r = 0; r < self->replicas; r++)
+        excluded += self->replica [r].status == QT_REPUTATION_EXCLUDED;
+    return excluded;
+}
+
+//  Moves a replica to a new status and logs the transition, once
+static void
+s_move (qt_reputation_t *self, uint32_t index, uint64_t tick, qt_reputation_status_t status,
+        const char *cause, const char *fmt, ...)
+    __attribute__ ((format (printf, 6, 7)));
+
+static void
+s_move (qt_reputation_t *self, uint32_t index, uint64_t tick, qt_reputation_status_t status,
+        const char *cause, const char *fmt, ...)
+{
+    s_replica_t *replica = &self->replica [index];
+    qt_reputation_status_t was = replica->status;
+    replica->status = status;
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (replica->reason, sizeof replica->reason, fmt, args);
+    va_end (args);
+    if (status == QT_REPUTATION_OK)
+        replica->reason [0] = 0;
+    if (status == was)
+        return;
+    char peer [64];
+    snprintf (peer, sizeof peer, "%s-%u", self->role, index + 1);
+    int priority = status == QT_REPUTATION_OK || status == QT_REPUTATION_PROBATION
+                 ? LOG_NOTICE : LOG_WARNING;
+    qt_log_event (priority, status == QT_REPUTATION_EXCLUDED ? QT_MSG_REPLICA_EXCLUDED : NULL,
+                  tick, peer, cause, "replica %s: %s -> %s (weight %g): %s", peer,
+                  qt_reputation_status_name (was), qt_reputation_status_name (status),
+                  s_status_weight (status), status == QT_REPUTATION_OK ? "recovered" : replica->reason);
+}
+
+//  The ladder for a replica that is neither excluded nor on probation
+static void
+s_climb (qt_reputation_t *self, uint32_t index, uint64_t tick)
+{
+    s_replica_t *replica = &self->replica [index];
+    uint32_t far = s_far_count (replica);
+    if (far >= QT_REPUTATION_EXCLUDE_AT) {
+        if (qt_reputation_excluded (self) < self->faults) {
+            replica->excluded_until = tick + replica->exclude_ticks;
+            s_move (self, index, tick, QT_REPUTATION_EXCLUDED, "far-from-aggregate",
+                    "far from the aggregate in %u of the last %u ticks; excluded for %" PRIu64 " ticks",
+                    far, replica->seen, replica->exclude_ticks);
+        }
+        else
+            s_move (self, index, tick, QT_REPUTATION_DOWN_WEIGHTED, "exclusion-capped",
+                    "far from the aggregate in %u of the last %u ticks; not excluded: %u of f = %u already are",
+                    far, replica->seen, qt_reputation_excluded (self), self->faults);
+    }
+    else
+    if (far >= QT_REPUTATION_DOWN_AT)
+        s_move (self, index, tick, QT_REPUTATION_DOWN_WEIGHTED, "far-from-aggregate",
+                "far from the aggregate in %u of the last %u ticks", far, replica->seen);
+    else
+    if (far >= QT_REPUTATION_WARN_AT)
+        s_move (self, index, tick, QT_REPUTATION_WARNED, "far-from-aggregate",
+                "far from the aggregate in %u of the last %u ticks", far, replica->seen);
+    else
+        s_move (self, index, tick, QT_REPUTATION_OK, "recovered", "%s", "");
+}
+
+void
+qt_reputation_update (qt_reputation_t *self, uint64_t tick, const double *distance)
+{
+    double median = qt_median (distance, self->replicas);
+    double scale = isfinite (median) && median > QT_REPUTATION_FLOOR ? median : QT_REPUTATION_FLOOR;
+    double threshold = QT_REPUTATION_FAR_RATIO * scale;
+    uint64_t mask = QT_REPUTATION_WINDOW >= 64 ? UINT64_MAX : (UINT64_C (1) << QT_REPUTATION_WINDOW) - 1;
+    for (uint32_t r = 0; r < self->replicas; r++) {
+        s_replica_t *replica = &self->replica [r];
+        bool reported = !isnan (distance [r]);
+        if (reported) {
+            bool far = distance [r] > threshold;      //  +inf is far
+            replica->far_bits = ((replica->far_bits << 1) | (far ? 1 : 0)) & mask;
+            if (replica->seen < QT_REPUTATION_WINDOW)
+                replica->seen++;
+            double shown = isfinite (distance [r]) ? distance [r] : DBL_MAX;
+            replica->distance = replica->have_distance
+                ? replica->distance + QT_REPUTATION_SMOOTHING * (shown - replica->distance) : shown;
+            replica->have_distance = true;
+        }
+        if (replica->status == QT_REPUTATION_EXCLUDED) {
+            if (tick >= replica->excluded_until) {
+                replica->far_bits = 0;      //  a fresh window for the probation
+                replica->seen = 0;
+                replica->probation_until = tick + QT_REPUTATION_PROBATION_TICKS;
+                s_move (self, r, tick, QT_REPUTATION_PROBATION, "exclusion-ended",
+                        "exclusion ended; on probation for %d ticks", QT_REPUTATION_PROBATION_TICKS);
+            }
+        }
+        else
+        if (replica->status == QT_REPUTATION_PROBATION) {
+            uint32_t far = s_far_count (replica);
+            if (far >= QT_REPUTATION_WARN_AT && qt_reputation_excluded (self) < self->faults) {
+                if (replica->exclude_ticks * 2 <= QT_REPUTATION_EXCLUDE_MAX)
+                    replica->exclude_ticks *= 2;
+                replica->excluded_until = tick + replica->exclude_ticks;
+                s_move (self, r, tick, QT_REPUTATION_EXCLUDED, "relapse",
+                        "far from the aggregate in %u ticks on probation; excluded for %" PRIu64 " ticks",
+                        far, replica->exclude_ticks);
+            }
+            else
+            if (far < QT_REPUTATION_WARN_AT && tick >= replica->probation_until) {
+                replica->exclude_ticks = QT_REPUTATION_EXCLUDE_TICKS;
+                s_move (self, r, tick, QT_REPUTATION_OK, "probation-passed", "%s", "");
+            }
+        }
+        else
+        if (reported)
+            s_climb (self, r, tick);
+    }
+}
+
+uint32_t
+qt_reputation_weights (qt_reputation_t *self, const bool *present, double *weight)
+{
+    uint32_t used = 0, needed = self->replicas - MIN (self->faults, self->replicas);
+    uint32_t present_count = 0;
+    for (uint32_t r = 0; r < self->replicas; r++) {
+        weight [r] = s_status_weight (self->replica [r].status);
+        if (!present || present [r]) {
+            present_count++;
+            used += weight [r] > 0;
+        }
+    }
+    if (needed > present_count)
+        needed = present_count;
+    while (used < needed) {
+        //  Re-admit the present excluded replica with the fewest far ticks
+        uint32_t best = self->replicas;
+        for (uint32_t r = 0; r < self->replicas; r++)
+            if ((!present || present [r]) && weight [r] == 0
+            &&  (best == self->replicas
+                 || s_far_count (&self->replica [r]) < s_far_count (&self->replica [best])))
+                best = r;
+        if (best == self->replicas)
+            break;
+        weight [best] = QT_REPUTATION_DOWN_WEIGHT;
+        used++;
+    }
+    uint32_t not_one = 0;
+    for (uint32_t r = 0; r < self->replicas; r++)
+        not_one += (!present || present [r]) && weight [r] != 1;
+    return not_one;
+}
+
+qt_reputation_status_t
+qt_reputation_status (qt_reputation_t *self, uint32_t replica)
+{
+    return replica >= 1 && replica <= self->replicas ? self->replica [replica - 1].status
+                                                     : QT_REPUTATION_OK;
+}
+
+double
+qt_reputation_weight (qt_reputation_t *self, uint32_t replica)
+{
+    return s_status_weight (qt_reputation_status (self, replica));
+}
+
+const char *
+qt_reputation_reason (qt_reputation_t *self, uint32_t replica)
+{
+    return replica >= 1 && replica <= self->replicas ? self->replica [replica - 1].reason : "";
+}
+
+uint32_t
+qt_reputation_far (qt_reputation_t *self, uint32_t replica)
+{
+    return replica >= 1 && replica <= self->replicas ? s_far_count (&self->replica [replica - 1]) : 0;
+}
+
+double
+qt_reputation_distance (qt_reputation_t *self, uint32_t replica)
+{
+    return replica >= 1 && replica <= self->replicas && self->replica [replica - 1].have_distance
+        ? self->replica [replica - 1].distance : NAN;
+}
+
+uint32_t
+qt_reputation_replicas (qt_reputation_t *self)
+{
+    return self->replicas;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+void
+qt_reputation_test (bool verbose)
+{
+    if (verbose)
+        printf (" * qt_reputation: ");
+    //  @selftest
+    //  All honest: every distance is exactly 0, nothing ever moves
+    qt_reputation_t *reputation = qt_reputation_new ("rewarder", 5, 2);
+    assert (reputation);
+    double distance [5] = { 0, 0, 0, 0, 0 };
+    double weight [5];
+    for (uint64_t tick = 1; tick <= 1000; tick++) {
+        qt_reputation_update (reputation, tick, distance);
+        assert (qt_reputation_weights (reputation, NULL, weight) == 0);
+    }
+    for (uint32_t r = 1; r <= 5; r++) {
+        assert (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+        assert (qt_reputation_weight (reputation, r) == 1);
+        assert (streq (qt_reputation_reason (reputation, r), ""));
+    }
+    //  Honest spread (not bit-identical replicas): distances of the same
+    //  order are never far, whatever the scale
+    for (uint64_t tick = 1001; tick <= 1200; tick++) {
+        for (uint32_t r = 0; r < 5; r++)
+            distance [r] = 1e3 * (1 + (double) ((tick + r) % 3));
+        qt_reputation_update (reputation, tick, distance);
+    }
+    for (uint32_t r = 1; r <= 5; r++)
+        assert (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+
+    //  Replica 2 lies persistently: warned, down-weighted, then excluded
+    //  within QT_REPUTATION_EXCLUDE_AT ticks
+    uint64_t tick = 2000;
+    uint64_t warned_at = 0, down_at = 0, excluded_at = 0;
+    for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
+        tick++;
+        double lie [5] = { 0, 0.3, 0, 0, 0 };
+        qt_reputation_update (reputation, tick, lie);
+        qt_reputation_status_t status = qt_reputation_status (reputation, 2);
+        if (status == QT_REPUTATION_WARNED && !warned_at)
+            warned_at = tick;
+        if (status == QT_REPUTATION_DOWN_WEIGHTED && !down_at)
+            down_at = tick;
+        if (status == QT_REPUTATION_EXCLUDED && !excluded_at)
+            excluded_at = tick;
+    }
+    assert (warned_at && down_at && excluded_at && warned_at < down_at && down_at < excluded_at);
+    assert (excluded_at - 2000 == QT_REPUTATION_EXCLUDE_AT);
+    assert (qt_reputation_weight (reputation, 2) == 0);
+    assert (strstr (qt_reputation_reason (reputation, 2), "far from the aggregate"));
+    assert (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] == 0);
+    for (uint32_t r = 1; r <= 5; r++)
+        assert (r == 2 || qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+
+    //  A second liar (f = 2) is excluded too; a third cannot be
+    for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
+        double lie [5] = { 0, 0.3, 0.7, 0, 0 };
+        qt_reputation_update (reputation, ++tick, lie);
+    }
+    assert (qt_reputation_status (reputation, 3) == QT_REPUTATION_EXCLUDED);
+    assert (qt_reputation_excluded (reputation) == 2);
+    for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
+        double lie [5] = { 0, 0.3, 0.7, 0, 5 };     //  median 0.3: only 5 is far
+        qt_reputation_update (reputation, ++tick, lie);
+    }
+    assert (qt_reputation_excluded (reputation) == 2);
+    assert (qt_reputation_status (reputation, 5) == QT_REPUTATION_DOWN_WEIGHTED);
+    assert (strstr (qt_reputation_reason (reputation, 5), "not excluded"));
+    //  Used never below n - f: with replica 4 absent, one liar is re-admitted
+    //  at the down weight for the tick
+    bool present [5] = { true, true, true, false, true };
+    qt_reputation_weights (reputation, present, weight);
+    uint32_t used = 0;
+    for (uint32_t r = 0; r < 5; r++)
+        used += present [r] && weight [r] > 0;
+    assert (used == 3);
+    assert (weight [1] == QT_REPUTATION_DOWN_WEIGHT || weight [2] == QT_REPUTATION_DOWN_WEIGHT);
+
+    //  The liars stop: after the exclusion, probation, then ok
+    for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_TICKS + QT_REPUTATION_PROBATION_TICKS + 2; k++) {
+        double honest [5] = { 0, 0, 0, 0, 0 };
+        qt_reputation_update (reputation, ++tick, honest);
+        if (k == QT_REPUTATION_EXCLUDE_TICKS)
+            assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    }
+    for (uint32_t r = 1; r <= 5; r++)
+        assert (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+    assert (qt_reputation_weights (reputation, NULL, weight) == 0);
+
+    //  A relapse on probation: excluded again, for twice as long
+    for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
+        double lie [5] = { 0, 0.3, 0, 0, 0 };
+        qt_reputation_update (reputation, ++tick, lie);
+    }
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_TICKS; k++) {
+        double absent [5] = { 0, NAN, 0, 0, 0 };
+        qt_reputation_update (reputation, ++tick, absent);
+    }
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    for (uint32_t k = 0; k < QT_REPUTATION_WARN_AT; k++) {
+        double lie [5] = { 0, 0.3, 0, 0, 0 };
+        qt_reputation_update (reputation, ++tick, lie);
+    }
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    assert (strstr (qt_reputation_reason (reputation, 2), "probation"));
+    qt_reputation_destroy (&reputation);
+    assert (reputation == NULL);
+    qt_reputation_destroy (&reputation);
+
+    //  f = 0 (no fault tolerated): down-weighted at worst, never excluded
+    reputation = qt_reputation_new ("actor", 3, 0);
+    for (uint64_t t = 1; t <= 100; t++) {
+        double lie [3] = { 0, 1, 0 };
+        qt_reputation_update (reputation, t, lie);
+    }
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_DOWN_WEIGHTED);
+    assert (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] > 0);
+    qt_reputation_destroy (&reputation);
+    assert (qt_reputation_new ("x", 0, 0) == NULL);
+    //  @end
+    if (verbose)
+        printf ("OK\n");
+}
