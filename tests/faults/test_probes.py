@@ -2,7 +2,7 @@
 """A broken and a malicious moisture probe: the world model learns not to
 trust it, and the actor still learns (performance >= 12).
 
-Two runs of the demo's default length: world/probe/0 = broken (random
+Two runs of faultlib.EPISODES episodes: world/probe/0 = broken (random
 readings), then world/probe/1 = malicious (always "watered"). The beliefs
 of worldmodel-1 are read from its `belief` topic (verified); at the end the
 faulty probe's learned reliability must be below every honest probe's.

@@ -14,7 +14,7 @@ import faultlib as fl
 
 opts = fl.args(__doc__)
 
-EPISODES = 256
+EPISODES = fl.EPISODES
 BATCH = 32
 # mode -> drop cause the receivers count, and the share of ticks it shows up on
 CAUSE = {

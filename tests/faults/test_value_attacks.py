@@ -2,8 +2,7 @@
 """Every role survives every value attack: the reward stays within its bound
 of the honest run and the actor still learns (performance >= 12).
 
-An all-honest run of the demo's default length (1024 episodes, seed 1) is
-the reference. Then a Latin square: run k (k = 0..8, 3 replicas per role,
+An all-honest run (faultlib.EPISODES episodes, seed 1) is the reference. Then a Latin square: run k (k = 0..8, 3 replicas per role,
 f = 1) starts one lying replica in EVERY pipeline role, role j with value
 attack (k + j) mod 9, so the 9 runs cover all 6 x 9 (role, attack) pairs.
 Then n = 5, f = 2: two lying rewarders and two lying aggregators (the
@@ -30,7 +29,7 @@ opts = fl.args(__doc__, extra)
 failures = []
 
 honest, honest_trace, _, _ = fl.run(opts.build_dir, "honest", opts.keep)
-print("honest reference (1024 episodes): %s" % fl.fmt_summary(honest), flush=True)
+print("honest reference (%d episodes): %s" % (fl.EPISODES, fl.fmt_summary(honest)), flush=True)
 reference = honest_trace.medians()
 
 
@@ -73,7 +72,7 @@ if not opts.no_five or opts.only_five:
         label = "n=5 f=2 %d [%s]" % (k, " ".join("%s-%d:%s" % (r, i, m)
                                                   for (r, i), m in byzantine.items()))
         summary, trace, _, _ = fl.run(opts.build_dir, "five-%d" % k, opts.keep, replicas=5,
-                                      faults=2, byzantine=byzantine, timeout=400)
+                                      faults=2, byzantine=byzantine, timeout=180)
         judge(label, summary, trace)
 if failures:
     print("%d check(s) failed" % len(failures))
