@@ -12,6 +12,7 @@ typedef struct {
 typedef struct {
     bool up;
     uint32_t misses;            //  consecutive ticks missed
+    uint64_t ahead;             //  highest tick it sent beyond the window (0: none)
 } s_replica_t;
 
 struct _qt_quorum_t {
@@ -127,9 +128,34 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
         zstr_free (&peer);
     }
     //  Lockstep ticks never run far ahead: a far future tick would only
-    //  evict honest pending ones
-    if (self->have_last && tick > self->last + QT_QUORUM_WINDOW)
-        return QT_QUORUM_STALE;
+    //  evict honest pending ones. Unless this stage is the one behind (its
+    //  host was cut off, it was stopped): once f + 1 replicas, so at least
+    //  one honest, are past the window, it resynchronises on their ticks
+    if (self->have_last && tick > self->last + QT_QUORUM_WINDOW) {
+        if (tick > state->ahead)
+            state->ahead = tick;
+        uint32_t ahead = 0;
+        uint64_t lowest = UINT64_MAX;
+        for (uint32_t i = 0; i < self->replicas; i++)
+            if (self->replica [i].ahead > self->last + QT_QUORUM_WINDOW) {
+                ahead++;
+                if (self->replica [i].ahead < lowest)
+                    lowest = self->replica [i].ahead;
+            }
+        if (ahead < self->faults + 1)
+            return QT_QUORUM_STALE;
+        qt_log_event (LOG_NOTICE, NULL, tick, NULL, "resync",
+                      "%s is %" PRIu64 " ticks ahead: resynchronising at tick %" PRIu64,
+                      self->role, lowest - self->last, lowest);
+        for (int i = 0; i < QT_QUORUM_WINDOW; i++)
+            if (self->pending [i].used) {
+                self->skipped++;
+                s_pending_clear (&self->pending [i]);
+            }
+        for (uint32_t i = 0; i < self->replicas; i++)
+            self->replica [i].ahead = 0;
+        self->last = lowest - 1;
+    }
     s_pending_t *pending = s_find (self, tick);
     if (!pending)
         pending = s_claim (self, tick, now_ms);
@@ -413,10 +439,27 @@ qt_quorum_test (bool verbose)
     assert (qt_quorum_skipped (quorum) == 1);
     s_test_offer (quorum, 2, 8, now, QT_QUORUM_LATE);
 
-    //  Far future ticks are refused; a flood never holds more than the window
-    s_test_offer (quorum, 1, 9 + QT_QUORUM_WINDOW + 1, now, QT_QUORUM_STALE);
-    for (uint64_t t = 10; t <= 9 + QT_QUORUM_WINDOW; t++)
+    //  This stage fell behind (its host was cut off): once f + 1 replicas
+    //  are past the window it resynchronises on the lowest of their ticks
+    s_test_offer (quorum, 1, 10, now, QT_QUORUM_ACCEPTED);
+    uint64_t skipped = qt_quorum_skipped (quorum);
+    s_test_offer (quorum, 2, 100, now, QT_QUORUM_STALE);
+    assert (qt_quorum_last (quorum, &tick) && tick == 9);
+    s_test_offer (quorum, 1, 101, now, QT_QUORUM_ACCEPTED);
+    assert (qt_quorum_skipped (quorum) == skipped + 1);       //  tick 10, pending
+    assert (qt_quorum_last (quorum, &tick) && tick == 99);
+    s_test_offer (quorum, 3, 50, now, QT_QUORUM_LATE);
+    s_test_offer (quorum, 2, 101, now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 3, 101, now, QT_QUORUM_ACCEPTED);
+    assert (qt_quorum_ready (quorum, now, &tick) && tick == 101);
+    qt_quorum_done (quorum, 101, now);
+
+    //  Far future ticks are refused from f replicas; a flood never holds
+    //  more than the window
+    s_test_offer (quorum, 1, 101 + QT_QUORUM_WINDOW + 1, now, QT_QUORUM_STALE);
+    for (uint64_t t = 102; t <= 101 + QT_QUORUM_WINDOW; t++)
         s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
+    assert (qt_quorum_last (quorum, &tick) && tick == 101);
 
     qt_quorum_destroy (&quorum);
     qt_quorum_destroy (&quorum);
