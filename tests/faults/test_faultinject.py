@@ -162,9 +162,16 @@ def epoch_of(d, role, r):
 
 def drops(d):
     """{replica name: {cause: count}} from `quintetctl status --json`."""
-    out = subprocess.run([QUINTETCTL, "status", "--state-dir", d.state_dir, "--json",
-                          "--timeout", "2000"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True, timeout=60).stdout
+    for attempt in range(3):
+        try:
+            out = subprocess.run([QUINTETCTL, "status", "--state-dir", d.state_dir, "--json",
+                                  "--timeout", "2000"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True, timeout=60).stdout
+            break
+        except OSError as e:        # a shared build dir being relinked
+            print("quintetctl status: %s; retrying" % e)
+            out = ""
+            time.sleep(2)
     try:
         return {row["name"]: row.get("drops", {}) for row in json.loads(out)}
     except ValueError:
