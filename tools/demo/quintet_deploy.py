@@ -41,6 +41,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -128,18 +129,47 @@ def quintetctl_path(build_dir):
     return os.path.join(os.path.abspath(build_dir), "tools", "quintetctl", "quintetctl")
 
 
+# Listening ports come from below the kernel's ephemeral range: the ports
+# that connect() picks for the daemons' own outgoing connections come from
+# that range, and one of them could otherwise take a port handed out here
+# before its daemon has bound it.
+_PORT_FLOOR = 10000
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count, avoid=()):
-    """`count` distinct free loopback TCP ports: all bound at once, then freed;
-    none of `avoid` (ports handed out by an earlier call)."""
+    """`count` distinct free loopback TCP ports below the ephemeral range:
+    all bound at once, then freed; none of `avoid` (ports handed out by an
+    earlier call)."""
+    import random
+    chooser = random.SystemRandom()
+    high = _ephemeral_low()
     sockets = []
     try:
         ports = []
-        while len(ports) < count:
+        for _ in range(100 * count):
+            if len(ports) == count:
+                break
+            port = chooser.randrange(_PORT_FLOOR, high)
+            if port in avoid or port in ports:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             sockets.append(s)
-            if s.getsockname()[1] not in avoid:
-                ports.append(s.getsockname()[1])
+            ports.append(port)
+        if len(ports) < count:
+            raise OSError("no %d free loopback ports below %d" % (count, high))
         return ports
     finally:
         for s in sockets:
@@ -378,7 +408,7 @@ class Progress:
         self.batch = batch
         self.evals = {}                 # episode round -> [(performance, observed)] * B
         self.eval_ticks = 0             # world's tick count at its latest eval
-        self.reward_ticks = {}          # tick -> rewards tuple (first received)
+        self.reward_ticks = {}          # tick -> rewards by aggregator replica, median added
         self.max_tick = -1
         self.pipeline = {}              # episode round -> [sum] * B
         self.pipeline_steps = collections.Counter()
@@ -397,27 +427,38 @@ class Progress:
         self.last_change = time.monotonic()
 
     def add_reward(self, envelope, batch):
+        """Pipeline return sums, per instance, the median of the aggregators'
+        rewards for each tick (as the actors do): a lying aggregator is
+        outvoted here too. The median is updated as each replica's copy
+        arrives, so the sum is exact once all have."""
         self.reward_messages += 1
         rewards = tuple(i.reward for i in batch.instances)
         tick = envelope.tick
         seen = self.reward_ticks.get(tick)
-        if seen is not None:
-            if seen != rewards:
-                self.reward_mismatches += 1
-            return
-        self.reward_ticks[tick] = rewards
-        if len(self.reward_ticks) > 4096:      # only recent ticks can still be re-sent
-            horizon = tick - 1024
-            self.reward_ticks = {t: r for t, r in self.reward_ticks.items() if t > horizon}
+        if seen is None:
+            seen = self.reward_ticks[tick] = {"by": {}, "added": None}
+            if len(self.reward_ticks) > 4096:      # only recent ticks can still be re-sent
+                horizon = tick - 1024
+                self.reward_ticks = {t: r for t, r in self.reward_ticks.items() if t > horizon}
+        if envelope.replica in seen["by"]:
+            return                                  # a re-send of the same replica
+        if any(r != rewards for r in seen["by"].values()):
+            self.reward_mismatches += 1
+        seen["by"][envelope.replica] = rewards
         if self.first_tick_time is None:
             self.first_tick_time = time.monotonic()
         self.max_tick = max(self.max_tick, tick)
         self.last_change = time.monotonic()
         if batch.step >= 1:
+            copies = list(seen["by"].values())
+            median = [statistics.median(c[i] for c in copies) for i in range(len(rewards))]
             sums = self.pipeline.setdefault(batch.episode, [0.0] * len(rewards))
-            for i, r in enumerate(rewards):
-                sums[i] += r
-            self.pipeline_steps[batch.episode] += 1
+            added = seen["added"] or [0.0] * len(rewards)
+            for i, r in enumerate(median):
+                sums[i] += r - added[i]
+            if seen["added"] is None:
+                self.pipeline_steps[batch.episode] += 1
+            seen["added"] = median
         if batch.done:
             self.pipeline_done.add(batch.episode)
 
