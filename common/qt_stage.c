@@ -24,6 +24,11 @@ struct _qt_stage_t {
     char *endpoint;
     zsock_t *sub;
     qt_quorum_t *quorum [QT_STAGE_MAX_UPSTREAMS];
+    //  Reputation per upstream (qt_reputation): this tick's weights, read by
+    //  the role before combining, and the distances it reports after
+    qt_reputation_t *reputation [QT_STAGE_MAX_UPSTREAMS];
+    double weight [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    double distance [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
 
     //  Last output, re-sent while the pipeline makes no progress
     uint8_t *last_payload;
@@ -248,6 +253,9 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
         zstr_free (&base);
         return -1;
     }
+    self->reputation [index] = qt_reputation_new (up_role, replicas, (uint32_t) faults);
+    for (uint32_t r = 0; r < QT_QUORUM_MAX_REPLICAS; r++)
+        self->weight [index][r] = 1;
     zstr_free (&base);
     return 0;
 }
@@ -395,8 +403,10 @@ s_stage_destroy (qt_stage_t **self_p)
         return;
     if (self->state && self->role->destroy)
         self->role->destroy (&self->state);
-    for (size_t i = 0; i < QT_STAGE_MAX_UPSTREAMS; i++)
+    for (size_t i = 0; i < QT_STAGE_MAX_UPSTREAMS; i++) {
         qt_quorum_destroy (&self->quorum [i]);
+        qt_reputation_destroy (&self->reputation [i]);
+    }
     zsock_destroy (&self->sub);
     zsock_destroy (&self->pub);
     zstr_free (&self->endpoint);
@@ -545,6 +555,43 @@ s_receive (qt_stage_t *self, int64_t now_ms)
     zstr_free (&topic);
 }
 
+//  This tick's weights per replica of one upstream (qt_reputation_weights:
+//  never fewer than n - f of the present ones used); distances start unreported
+static void
+s_reputation_weights (qt_stage_t *self, size_t upstream, qt_message_t **slots)
+{
+    uint32_t replicas = qt_quorum_replicas (self->quorum [upstream]);
+    bool present [QT_QUORUM_MAX_REPLICAS];
+    for (uint32_t r = 0; r < replicas; r++) {
+        present [r] = slots [r] != NULL;
+        self->distance [upstream][r] = NAN;
+    }
+    qt_reputation_weights (self->reputation [upstream], present, self->weight [upstream]);
+}
+
+void
+qt_stage_report_distance (qt_stage_t *self, size_t upstream, uint32_t replica, double distance)
+{
+    if (upstream < self->role->upstreams && replica >= 1
+    &&  replica <= qt_quorum_replicas (self->quorum [upstream]))
+        self->distance [upstream][replica - 1] = distance;
+}
+
+double
+qt_stage_replica_weight (qt_stage_t *self, size_t upstream, uint32_t replica)
+{
+    if (upstream < self->role->upstreams && replica >= 1
+    &&  replica <= qt_quorum_replicas (self->quorum [upstream]))
+        return self->weight [upstream][replica - 1];
+    return 1;
+}
+
+qt_reputation_t *
+qt_stage_reputation (qt_stage_t *self, size_t upstream)
+{
+    return upstream < self->role->upstreams ? self->reputation [upstream] : NULL;
+}
+
 //  Processes every tick that is ready in all upstreams
 static int
 s_process_ready (qt_stage_t *self, int64_t now_ms)
@@ -555,12 +602,16 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
             if (!qt_quorum_tick_ready (self->quorum [i], tick, now_ms))
                 return 0;       //  the other upstream has not delivered this tick yet
         qt_message_t **inputs [QT_STAGE_MAX_UPSTREAMS];
-        for (size_t i = 0; i < self->role->upstreams; i++)
+        for (size_t i = 0; i < self->role->upstreams; i++) {
             inputs [i] = qt_quorum_slots (self->quorum [i], tick);
+            s_reputation_weights (self, i, inputs [i]);
+        }
         uint64_t publish_calls = self->publish_calls;
         int64_t started_ns = zclock_usecs () * 1000;
         if (self->role->process (self->state, self, tick, inputs))
             return -1;
+        for (size_t i = 0; i < self->role->upstreams; i++)
+            qt_reputation_update (self->reputation [i], tick, self->distance [i]);
         s_metrics_tick (self, inputs, started_ns, tick);
         //  A role that answers a tick with nothing has finished by design
         //  (the world after its last episode): idle, not stuck
@@ -710,6 +761,9 @@ s_control (qt_stage_t *self, int64_t now_ms)
     Quintet__UpstreamStatus upstreams [QT_STAGE_MAX_UPSTREAMS];
     Quintet__UpstreamStatus *upstream_p [QT_STAGE_MAX_UPSTREAMS];
     protobuf_c_boolean replica_up [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    char *replica_status [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    char *replica_reason [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    double replica_weight [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
     for (size_t i = 0; i < self->role->upstreams; i++) {
         qt_quorum_t *quorum = self->quorum [i];
         quintet__upstream_status__init (&upstreams [i]);
@@ -722,6 +776,19 @@ s_control (qt_stage_t *self, int64_t now_ms)
             replica_up [i][r] = qt_quorum_replica_up (quorum, r + 1);
         upstreams [i].n_replica_up = upstreams [i].replicas;
         upstreams [i].replica_up = replica_up [i];
+        //  Reputation: the ladder's standing and the weight of the last tick
+        qt_reputation_t *reputation = self->reputation [i];
+        for (uint32_t r = 0; r < upstreams [i].replicas; r++) {
+            replica_status [i][r] = (char *) qt_reputation_status_name (qt_reputation_status (reputation, r + 1));
+            replica_reason [i][r] = (char *) qt_reputation_reason (reputation, r + 1);
+            replica_weight [i][r] = self->weight [i][r];
+        }
+        upstreams [i].n_replica_status = upstreams [i].replicas;
+        upstreams [i].replica_status = replica_status [i];
+        upstreams [i].n_replica_reason = upstreams [i].replicas;
+        upstreams [i].replica_reason = replica_reason [i];
+        upstreams [i].n_replica_weight = upstreams [i].replicas;
+        upstreams [i].replica_weight = replica_weight [i];
         upstream_p [i] = &upstreams [i];
     }
     reply.n_upstreams = self->role->upstreams;

@@ -4,7 +4,7 @@
     the stage does the rest, the same way for every role: command line,
     config, keys and trust store, the PUB socket it publishes on, the SUB
     socket to its upstream replicas, the receive path (verify, validate,
-    quorum per upstream role), the tick loop, re-sending its last output
+    quorum and reputation per upstream role), the tick loop, re-sending its last output
     while the pipeline makes no progress (slow joiners, restarts), drop
     counters with rate-limited logs, and systemd notification.
 
@@ -25,6 +25,7 @@
 #include "qt_envelope.h"
 #include "qt_quorum.h"
 #include "qt_metrics.h"
+#include "qt_reputation.h"
 
 #define QT_STAGE_MAX_UPSTREAMS  2
 #define QT_STAGE_RESEND_MS      250     //  no progress for this long: re-send the last output
@@ -88,6 +89,16 @@ const char *qt_stage_env (qt_stage_t *self);
 const char *qt_stage_state_dir (qt_stage_t *self);
 qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self);
+
+//  Reputation of the upstream replicas (qt_reputation, one per upstream).
+//  In process(): the weight to combine a replica's input with this tick,
+//  1 normally, a fraction when down-weighted, 0 when excluded (leave its
+//  input out of the combination); and, after combining, each present
+//  replica's distance to the aggregate (excluded ones included), which
+//  moves the ladder once process() returns.
+double qt_stage_replica_weight (qt_stage_t *self, size_t upstream, uint32_t replica);
+void qt_stage_report_distance (qt_stage_t *self, size_t upstream, uint32_t replica, double distance);
+qt_reputation_t *qt_stage_reputation (qt_stage_t *self, size_t upstream);
 //  The daemon's Prometheus registry (served when quintet/metrics_bind is set)
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self);
 

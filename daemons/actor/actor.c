@@ -134,6 +134,15 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
     const Quintet__SensorFrame *frame = (const Quintet__SensorFrame *) world->payload;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, S_UPSTREAM_REWARD));
     double rewards [QT_QUORUM_MAX_REPLICAS];
+    //  Reputation: excluded aggregators are left out, down-weighted ones
+    //  count less (weighted median); all weights 1 is the plain median
+    double weight [QT_QUORUM_MAX_REPLICAS], used_weight [QT_QUORUM_MAX_REPLICAS];
+    double distance [QT_QUORUM_MAX_REPLICAS] = { 0 };
+    bool weighted = false;
+    for (uint32_t r = 0; r < replicas; r++) {
+        weight [r] = qt_stage_replica_weight (stage, S_UPSTREAM_REWARD, r + 1);
+        weighted |= inputs [S_UPSTREAM_REWARD][r] && weight [r] > 0 && weight [r] != 1;
+    }
     for (size_t i = 0; i < self->batch; i++) {
         double reward;
         if (self->reward_source == S_REWARD_ENV)
@@ -141,10 +150,16 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
         else {
             size_t count = 0;
             for (uint32_t r = 0; r < replicas; r++)
-                if (inputs [S_UPSTREAM_REWARD][r])
+                if (inputs [S_UPSTREAM_REWARD][r] && weight [r] > 0) {
+                    used_weight [count] = weight [r];
                     rewards [count++] = ((Quintet__RewardBatch *) inputs [S_UPSTREAM_REWARD][r]->payload)
                                         ->instances [i]->reward;
-            reward = qt_median (rewards, count);
+                }
+            reward = weighted ? qt_quantile (rewards, used_weight, count, 0.5) : qt_median (rewards, count);
+            for (uint32_t r = 0; r < replicas; r++)
+                if (inputs [S_UPSTREAM_REWARD][r])
+                    distance [r] += fabs (((Quintet__RewardBatch *) inputs [S_UPSTREAM_REWARD][r]->payload)
+                                          ->instances [i]->reward - reward) / (double) self->batch;
         }
         const ProtobufCBinaryData *camera = &frame->instances [i]->camera;
         int32_t action = ac_qlearn_act (self->learner, (uint32_t) i, camera->data, camera->len,
@@ -152,6 +167,10 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
                                         frame->episode);
         self->actions [i] = action >= 0 ? (uint32_t) action : 0;
     }
+    if (self->reward_source != S_REWARD_ENV)
+        for (uint32_t r = 0; r < replicas; r++)
+            if (inputs [S_UPSTREAM_REWARD][r])
+                qt_stage_report_distance (stage, S_UPSTREAM_REWARD, r + 1, distance [r]);
     if (frame->done && ac_qlearn_save (self->learner, self->checkpoint))
         qt_log (LOG_ERR, "checkpoint %s failed: %s", self->checkpoint, strerror (errno));
     Quintet__ActionBatch batch = QUINTET__ACTION_BATCH__INIT;

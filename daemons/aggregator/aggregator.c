@@ -26,6 +26,7 @@ typedef struct {
     qt_metric_t *m_not_converged;   //  instances that hit the iteration cap
     qt_metric_t *m_used;            //  per rewarder replica: counted in the last median
     qt_metric_t *m_distance;        //  per rewarder replica: distance to the last median
+    qt_metric_t *m_weight;          //  per rewarder replica: reputation weight in the last median
 } aggregator_t;
 
 static const double s_reward_buckets [] = { -1, -0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5, 1 };
@@ -48,6 +49,8 @@ s_metrics_new (aggregator_t *self, qt_metrics_t *metrics)
         "1 if the rewarder replica's proposal was counted in the last median.", "replica");
     self->m_distance = qt_metrics_gauge (metrics, "quintet_rewarder_distance",
         "Rewarder replica's mean distance to the last median (NaN: not used).", "replica");
+    self->m_weight = qt_metrics_gauge (metrics, "quintet_rewarder_weight",
+        "Rewarder replica's reputation weight in the last median (1 normal, 0 excluded).", "replica");
 }
 
 static void
@@ -68,6 +71,7 @@ s_metrics_record (aggregator_t *self, const Quintet__AggregatedReward *rewards,
         snprintf (name, sizeof name, "%u", reports [r].replica);
         qt_metric_set (self->m_used, name, reports [r].used);
         qt_metric_set (self->m_distance, name, reports [r].distance);
+        qt_metric_set (self->m_weight, name, reports [r].weight);
     }
 }
 
@@ -134,13 +138,24 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     }
     if (!shape)
         return 0;
+    //  Reputation (qt_stage_replica_weight): an excluded replica is left out,
+    //  a down-weighted one counts less; with every weight 1 the median is
+    //  computed exactly as without reputation (NULL weights)
+    bool shaped [QT_QUORUM_MAX_REPLICAS] = { false };
     bool used [QT_QUORUM_MAX_REPLICAS] = { false };
+    double weight [QT_QUORUM_MAX_REPLICAS];
+    double used_weight [QT_QUORUM_MAX_REPLICAS];
+    bool weighted = false;
     uint32_t n_used = 0;
-    for (uint32_t r = 0; r < replicas; r++)
-        if (proposal [r] && s_same_shape (proposal [r], shape)) {
+    for (uint32_t r = 0; r < replicas; r++) {
+        weight [r] = qt_stage_replica_weight (stage, 0, r + 1);
+        shaped [r] = proposal [r] && s_same_shape (proposal [r], shape);
+        if (shaped [r] && weight [r] > 0) {
             used [r] = true;
-            n_used++;
+            used_weight [n_used++] = weight [r];
+            weighted |= weight [r] != 1;
         }
+    }
 
     size_t dim = shape->n_components;
     double *points = (double *) zmalloc (sizeof (double) * n_used * dim);
@@ -155,21 +170,22 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
                 memcpy (points + dim * row++, proposal [r]->instances [i]->values, sizeof (double) * dim);
         double *median = medians + i * dim;
         qt_geomedian_report_t report;
-        if (qt_geomedian (points, NULL, n_used, dim, self->tolerance, (int) self->max_iterations,
+        if (qt_geomedian (points, weighted ? used_weight : NULL, n_used, dim, self->tolerance, (int) self->max_iterations,
                           median, &report))
             memset (median, 0, sizeof (double) * dim);     //  cannot happen: inputs were validated
         if (!report.converged)
             self->not_converged++;
-        row = 0;
+        //  Distances of every comparable replica, excluded ones included:
+        //  that is how an excluded replica earns its way back
         for (uint32_t r = 0; r < replicas; r++)
-            if (used [r]) {
+            if (shaped [r]) {
+                const double *values = proposal [r]->instances [i]->values;
                 double squared = 0;
                 for (size_t c = 0; c < dim; c++) {
-                    double delta = points [dim * row + c] - median [c];
+                    double delta = values [c] - median [c];
                     squared += delta * delta;
                 }
                 distance [r] += sqrt (squared) / (double) self->batch;
-                row++;
             }
         quintet__aggregated_reward__init (&rewards [i]);
         rewards [i].reward = median [0];
@@ -185,8 +201,15 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
         quintet__replica_report__init (&reports [r]);
         reports [r].replica = r + 1;
         reports [r].used = used [r];
-        reports [r].distance = used [r] ? distance [r] : NAN;
+        reports [r].distance = shaped [r] ? distance [r] : NAN;
+        qt_reputation_t *reputation = qt_stage_reputation (stage, 0);
+        reports [r].status = (char *) qt_reputation_status_name (qt_reputation_status (reputation, r + 1));
+        reports [r].weight = used [r] ? weight [r] : 0;
+        reports [r].reason = (char *) qt_reputation_reason (reputation, r + 1);
         reports_p [r] = &reports [r];
+        //  A proposal of another shape cannot be compared: as far as can be
+        if (proposal [r])
+            qt_stage_report_distance (stage, 0, r + 1, shaped [r] ? distance [r] : INFINITY);
     }
     Quintet__RewardBatch batch = QUINTET__REWARD_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;

@@ -78,10 +78,17 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
     Quintet__RewardVector *wire = (Quintet__RewardVector *) zmalloc (sizeof (Quintet__RewardVector) * self->batch);
     Quintet__RewardVector **wire_p = (Quintet__RewardVector **) zmalloc (sizeof (void *) * self->batch);
     double rows [QT_QUORUM_MAX_REPLICAS * S_INPUTS];
+    //  Reputation: an excluded scorer is left out of the median (not
+    //  weighted: a down-weighted one still counts); each one's distance is
+    //  the L2 of its (score, spread, reliability) to the median, averaged
+    bool used [QT_QUORUM_MAX_REPLICAS];
+    double distance [QT_QUORUM_MAX_REPLICAS] = { 0 };
+    for (uint32_t r = 0; r < replicas; r++)
+        used [r] = scores [r] && qt_stage_replica_weight (stage, 0, r + 1) > 0;
     for (size_t i = 0; i < self->batch; i++) {
         size_t row = 0;
         for (uint32_t r = 0; r < replicas; r++)
-            if (scores [r]) {
+            if (used [r]) {
                 const Quintet__ScoreDistribution *score = scores [r]->instances [i];
                 rows [row * S_INPUTS + 0] = score->mean;
                 rows [row * S_INPUTS + 1] = score->spread;
@@ -89,7 +96,15 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
                 row++;
             }
         double median [S_INPUTS] = { 0, 0, 1 };
-        qt_coordmedian (rows, (size_t) count, S_INPUTS, median);
+        qt_coordmedian (rows, row, S_INPUTS, median);
+        for (uint32_t r = 0; r < replicas; r++)
+            if (scores [r]) {
+                const Quintet__ScoreDistribution *score = scores [r]->instances [i];
+                double delta [S_INPUTS] = { score->mean - median [0], score->spread - median [1],
+                                            score->data_reliability - median [2] };
+                distance [r] += sqrt (delta [0] * delta [0] + delta [1] * delta [1]
+                                      + delta [2] * delta [2]) / (double) self->batch;
+            }
         rw_reward (&self->weights, median [0], median [1], median [2], &vectors [i]);
         quintet__reward_vector__init (&wire [i]);
         wire [i].n_values = RW_COMPONENTS;
@@ -106,6 +121,9 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
     batch.n_instances = self->batch;
     batch.instances = wire_p;
     int rc = qt_stage_publish (stage, tick, &batch.base);
+    for (uint32_t r = 0; r < replicas; r++)
+        if (scores [r])
+            qt_stage_report_distance (stage, 0, r + 1, distance [r]);
     free (wire_p);
     free (wire);
     free (vectors);

@@ -155,17 +155,40 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
     Quintet__ScoreDistribution *scores = (Quintet__ScoreDistribution *) zmalloc (sizeof (Quintet__ScoreDistribution) * self->batch);
     Quintet__ScoreDistribution **scores_p = (Quintet__ScoreDistribution **) zmalloc (sizeof (void *) * self->batch);
     const wm_belief_t *views [QT_QUORUM_MAX_REPLICAS];
+    //  Reputation: an excluded world model is left out of the median (the
+    //  median is not weighted: a down-weighted one still counts); each
+    //  one's distance is the L2 of its marginals to the combined belief's,
+    //  averaged over the batch
+    const wm_belief_t *used [QT_QUORUM_MAX_REPLICAS];
+    double distance [QT_QUORUM_MAX_REPLICAS] = { 0 };
+    bool comparable [QT_QUORUM_MAX_REPLICAS];
+    for (uint32_t r = 0; r < replicas; r++)
+        comparable [r] = beliefs [r] != NULL;
     for (size_t i = 0; i < self->batch; i++) {
         for (uint32_t r = 0; r < replicas; r++) {
             views [r] = NULL;
             if (beliefs [r] && qt_wire_belief_get (beliefs [r]->instances [i], &replica_belief [r]) == 0)
                 views [r] = &replica_belief [r];
+            used [r] = qt_stage_replica_weight (stage, 0, r + 1) > 0 ? views [r] : NULL;
         }
         wm_belief_t combined;
         sc_score_t score;
         memset (&score, 0, sizeof score);
-        if (wm_belief_combine (views, replicas, &combined) == 0)
+        if (wm_belief_combine (used, replicas, &combined) == 0) {
             sc_panel_score (self->panel, &combined, &score);
+            for (uint32_t r = 0; r < replicas; r++) {
+                if (!views [r] || views [r]->n_vars != combined.n_vars) {
+                    comparable [r] = false;
+                    continue;
+                }
+                double squared = 0;
+                for (uint32_t k = 0; k < combined.n_vars; k++) {
+                    double delta = views [r]->marginal [k] - combined.marginal [k];
+                    squared += delta * delta;
+                }
+                distance [r] += sqrt (squared) / (double) self->batch;
+            }
+        }
         quintet__score_distribution__init (&scores [i]);
         scores [i].mean = score.mean;
         scores [i].q10 = score.q10;
@@ -186,6 +209,9 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
     batch.n_instances = self->batch;
     batch.instances = scores_p;
     int rc = qt_stage_publish (stage, tick, &batch.base);
+    for (uint32_t r = 0; r < replicas; r++)
+        if (beliefs [r])
+            qt_stage_report_distance (stage, 0, r + 1, comparable [r] ? distance [r] : INFINITY);
     free (scores_p);
     free (scores);
     free (replica_belief);

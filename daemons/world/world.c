@@ -168,13 +168,16 @@ s_world_start (void *state, qt_stage_t *stage)
 
 //  Majority action per instance; ties go to the smallest action, so every
 //  world (and test) breaks them the same way
+//  Votes are weighted by the actors' reputation (qt_stage_replica_weight: 0
+//  leaves an excluded actor out; all 1 is the plain count)
 static uint32_t
-s_majority (qt_message_t **inputs, uint32_t replicas, size_t instance, uint32_t n_actions)
+s_majority (qt_message_t **inputs, const double *weight, uint32_t replicas, size_t instance,
+            uint32_t n_actions)
 {
-    uint32_t votes [QT_ENV_MAX_ACTIONS] = { 0 };
+    double votes [QT_ENV_MAX_ACTIONS] = { 0 };
     for (uint32_t r = 0; r < replicas; r++)
-        if (inputs [r])
-            votes [((Quintet__ActionBatch *) inputs [r]->payload)->actions [instance]]++;
+        if (inputs [r] && weight [r] > 0)
+            votes [((Quintet__ActionBatch *) inputs [r]->payload)->actions [instance]] += weight [r];
     uint32_t best = 0;
     for (uint32_t a = 1; a < n_actions; a++)
         if (votes [a] > votes [best])
@@ -202,10 +205,22 @@ s_world_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
             qt_world_reset (self->worlds [i]);
     }
     else {
+        double weight [QT_QUORUM_MAX_REPLICAS];
+        double differing [QT_QUORUM_MAX_REPLICAS] = { 0 };
+        for (uint32_t r = 0; r < replicas; r++)
+            weight [r] = qt_stage_replica_weight (stage, 0, r + 1);
         for (size_t i = 0; i < self->batch; i++) {
-            uint32_t action = s_majority (inputs [0], replicas, i, self->decl.n_actions);
+            uint32_t action = s_majority (inputs [0], weight, replicas, i, self->decl.n_actions);
             qt_world_step (self->worlds [i], action, NULL, NULL);
+            for (uint32_t r = 0; r < replicas; r++)
+                if (inputs [0][r])
+                    differing [r] += ((Quintet__ActionBatch *) inputs [0][r]->payload)->actions [i] != action;
         }
+        //  Reputation: the fraction of instances where an actor's action
+        //  was not the majority's
+        for (uint32_t r = 0; r < replicas; r++)
+            if (inputs [0][r])
+                qt_stage_report_distance (stage, 0, r + 1, differing [r] / (double) self->batch);
     }
     self->ticks++;
     int rc = s_publish_frame (self, stage, tick + 1);

@@ -106,15 +106,41 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     Quintet__Belief *wire = (Quintet__Belief *) zmalloc (sizeof (Quintet__Belief) * self->batch);
     Quintet__Belief **wire_p = (Quintet__Belief **) zmalloc (sizeof (void *) * self->batch);
     const qt_readings_t *views [QT_QUORUM_MAX_REPLICAS];
+    //  Reputation: an excluded collector is left out of the majority (not
+    //  weighted: a down-weighted one still votes); each one's distance is
+    //  the fraction of its readings (position, camera cells, probes) that
+    //  differ from the combined ones
+    const qt_readings_t *used [QT_QUORUM_MAX_REPLICAS];
+    double differing [QT_QUORUM_MAX_REPLICAS] = { 0 };
+    double compared = 0;
     for (size_t i = 0; i < self->batch; i++) {
         for (uint32_t r = 0; r < replicas; r++) {
             views [r] = NULL;
             if (obs [r] && qt_wire_readings_get (obs [r]->instances [i], &self->replica_readings [r]) == 0)
                 views [r] = &self->replica_readings [r];
+            used [r] = qt_stage_replica_weight (stage, 0, r + 1) > 0 ? views [r] : NULL;
         }
         qt_readings_t combined;
-        if (wm_readings_combine (views, replicas, &combined) == 0)
+        if (wm_readings_combine (used, replicas, &combined) == 0) {
             wm_filter_update (self->filter, (uint32_t) i, clock.step, &combined, &beliefs [i]);
+            uint32_t readings = 1 + combined.camera_len + combined.moisture_count;
+            compared += readings;
+            for (uint32_t r = 0; r < replicas; r++) {
+                const qt_readings_t *view = views [r];
+                if (!view)
+                    continue;
+                if (view->camera_len != combined.camera_len
+                ||  view->moisture_count != combined.moisture_count) {
+                    differing [r] += readings;
+                    continue;
+                }
+                differing [r] += view->position != combined.position;
+                for (uint32_t c = 0; c < combined.camera_len; c++)
+                    differing [r] += view->camera [c] != combined.camera [c];
+                for (uint32_t k = 0; k < combined.moisture_count; k++)
+                    differing [r] += view->moisture [k] != combined.moisture [k];
+            }
+        }
         qt_wire_belief_put (&beliefs [i], &wire [i]);
         wire_p [i] = &wire [i];
     }
@@ -128,6 +154,9 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     batch.n_instances = self->batch;
     batch.instances = wire_p;
     int rc = qt_stage_publish (stage, tick, &batch.base);
+    for (uint32_t r = 0; r < replicas; r++)
+        if (obs [r] && compared > 0)
+            qt_stage_report_distance (stage, 0, r + 1, differing [r] / compared);
     for (size_t i = 0; i < self->batch; i++)
         qt_wire_belief_free (&wire [i]);
     free (wire_p);

@@ -33,7 +33,8 @@ s_usage (FILE *out)
         "  status (--state-dir DIR | --config-dir DIR --key FILE --trust DIR) [--json]\n"
         "         [--timeout MS]\n"
         "      Ask every daemon whose config sets quintet/control_bind for role, replica,\n"
-        "      state, tick, upstream replicas up/heard, drops by cause; print a table or\n"
+        "      state, tick, upstream replicas up/heard, drops by cause, reputation (upstream\n"
+        "      replicas warned, down-weighted or excluded); print a table or\n"
         "      JSON. Requests are signed with a control key (keygen writes control-1),\n"
         "      replies are verified against the trust store. --state-dir DIR means\n"
         "      DIR/etc, DIR/keys/control-1.key and DIR/trust (the demo's layout).\n"
@@ -377,11 +378,12 @@ s_state_word (const s_target_t *target)
 static void
 s_print_table (zlist_t *targets)
 {
-    printf ("%-14s %-30s %10s %10s  %-34s %s\n", "REPLICA", "STATE", "TICK", "TICKS",
-            "UPSTREAM (up/heard/n, f)", "DROPS");
+    printf ("%-14s %-30s %10s %10s  %-34s %-24s %s\n", "REPLICA", "STATE", "TICK", "TICKS",
+            "UPSTREAM (up/heard/n, f)", "DROPS", "REPUTATION");
     for (s_target_t *t = (s_target_t *) zlist_first (targets); t; t = (s_target_t *) zlist_next (targets)) {
         if (!t->reply) {
-            printf ("%-14s %-30s %10s %10s  %-34s %s\n", t->name, s_state_word (t), "-", "-", "-", "-");
+            printf ("%-14s %-30s %10s %10s  %-34s %-24s %s\n", t->name, s_state_word (t), "-", "-", "-",
+                    "-", "-");
             continue;
         }
         const Quintet__ControlReply *r = t->reply;
@@ -396,8 +398,20 @@ s_print_table (zlist_t *targets)
         for (size_t i = 0; i < r->n_drops && used < sizeof drops; i++)
             used += (size_t) snprintf (drops + used, sizeof drops - used, "%s%s=%" PRIu64,
                                        i ? " " : "", r->drops [i]->cause, r->drops [i]->count);
-        printf ("%-14s %-30s %10" PRIu64 " %10" PRIu64 "  %-34s %s\n", t->name, r->state, r->tick,
-                r->ticks, upstream, *drops ? drops : "0");
+        //  Reputation: the upstream replicas that are not ok, with their weight
+        char reputation [256] = "";
+        used = 0;
+        for (size_t i = 0; i < r->n_upstreams && used < sizeof reputation; i++) {
+            const Quintet__UpstreamStatus *u = r->upstreams [i];
+            for (size_t k = 0; k < u->n_replica_status && used < sizeof reputation; k++)
+                if (strneq (u->replica_status [k], "ok"))
+                    used += (size_t) snprintf (reputation + used, sizeof reputation - used,
+                                               "%s%s-%zu %s (w %g)", used ? ", " : "", u->role, k + 1,
+                                               u->replica_status [k],
+                                               k < u->n_replica_weight ? u->replica_weight [k] : 1.0);
+        }
+        printf ("%-14s %-30s %10" PRIu64 " %10" PRIu64 "  %-34s %-24s %s\n", t->name, r->state, r->tick,
+                r->ticks, upstream, *drops ? drops : "0", *reputation ? reputation : "ok");
     }
 }
 
@@ -422,6 +436,20 @@ s_print_json (zlist_t *targets)
                         u->faults, u->up, u->heard);
                 for (size_t k = 0; k < u->n_replica_up; k++)
                     printf ("%s%s", k ? ", " : "", u->replica_up [k] ? "true" : "false");
+                printf ("], \"reputation\": [");
+                for (size_t k = 0; k < u->n_replica_status; k++) {
+                    printf ("%s{\"replica\": %zu, \"status\": \"%s\", \"weight\": %g, \"reason\": \"",
+                            k ? ", " : "", k + 1, u->replica_status [k],
+                            k < u->n_replica_weight ? u->replica_weight [k] : 1.0);
+                    //  Reasons are our own text, but escape what JSON requires anyway
+                    for (const char *c = k < u->n_replica_reason ? u->replica_reason [k] : ""; *c; c++)
+                        if (*c == '"' || *c == '\\')
+                            printf ("\\%c", *c);
+                        else
+                        if ((unsigned char) *c >= 0x20)
+                            putchar (*c);
+                    printf ("\"}");
+                }
                 printf ("]}");
             }
             printf ("], \"drops\": {");
