@@ -9,7 +9,7 @@ stall / continue (stopped in /proc, the pipeline keeps ticking, it
 publishes again after SIGCONT); restart --byzantine sign-flip and back
 (its command line says so; the aggregators keep agreeing); garbage and
 replay at an endpoint (every receiver counts them by cause, read with
-`quintetctl status`: malformed, replay); chaos --duration 5 (at most f
+`quintetctl status`: malformed, replay); chaos --seed 9 --duration 5 (kill, Byzantine restart and stall; at most f
 replicas of a role faulty at a time, sampled from /proc while it runs;
 its report; afterwards every replica runs and the pipeline ticks).
 
@@ -18,6 +18,7 @@ at the end, on failure too.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -286,7 +287,7 @@ try:
     # chaos: at most f per role at a time, sampled while it runs
     worst = {}
     command = [sys.executable, FAULTINJECT, "--state-dir", d.state_dir, "--build-dir",
-               opts.build_dir, "--seed", "3", "chaos", "--duration", "5"]
+               opts.build_dir, "--seed", "9", "chaos", "--duration", "5"]
     chaos = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = []
     reader = threading.Thread(target=lambda: out.append(chaos.stdout.read()))
@@ -306,11 +307,17 @@ try:
     chaos.wait()
     reader.join()
     text = "".join(out)
-    print("$ faultinject --seed 3 chaos --duration 5  (exit %s, %.1f s)\n%s"
+    print("$ faultinject --seed 9 chaos --duration 5  (exit %s, %.1f s)\n%s"
           % (chaos.returncode, time.monotonic() - began,
              "\n".join("    " + line for line in text.rstrip().splitlines())), flush=True)
-    fl.check(chaos.returncode == 0 and "chaos:" in text,
-             "chaos exits 0 and reports what it did", failures)
+    # seed 9 starts with a kill -9 (rewarder), then a Byzantine restart (actor)
+    # and a stall (scorer): every kind of fault within the 5 s
+    report = [m.group(1) for m in re.finditer(r"^\s*t=\s*[0-9.]+ s\s+(\S+)", text, re.M)]
+    kinds = sorted(set(report))
+    fl.check(chaos.returncode == 0 and "chaos:" in text and "kill" in kinds
+             and "byzantine" in kinds,
+             "chaos exits 0 and reports what it did: %d faults, kinds %s" % (len(report), kinds),
+             failures)
     fl.check(all(v <= 1 for v in worst.values()),
              "chaos: at most f = 1 faulty replica per role at a time (sampled: %s)" % worst,
              failures)
