@@ -113,9 +113,10 @@ def compare_rewards(trace, reference):
 
 
 def run(build_dir, name, keep=False, on_start=None, on_progress=None, timeout=120,
-        episodes=EPISODES, **kwargs):
+        episodes=EPISODES, interval=0.5, **kwargs):
     """One deployment to completion: (summary, RewardTrace, drops by replica
-    name {cause: count}, elapsed seconds). on_start(d) runs after start."""
+    name {cause: count}, the Deployment). on_start(d) runs after start,
+    on_progress(d) every `interval` s while it runs."""
     holder, path = state_dir(name, keep)
     try:
         with qd.Deployment(build_dir=build_dir, state_dir=path, episodes=episodes,
@@ -125,7 +126,10 @@ def run(build_dir, name, keep=False, on_start=None, on_progress=None, timeout=12
             d.start()
             if on_start:
                 on_start(d)
-            summary = d.run_to_completion(on_progress=on_progress, timeout=timeout)
+            # on_progress every `interval` s: a short run lasts only a few
+            # seconds on an idle machine (the demo's 2 s would call it once)
+            summary = d.run_to_completion(on_progress=on_progress, timeout=timeout,
+                                          interval=interval)
             drops = {rep.name: drop_counts(rep.log_path) for rep in d.replica.values()}
             return summary, trace, drops, d
     finally:
