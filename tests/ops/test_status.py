@@ -47,6 +47,17 @@ def main():
         with open(d.path("endpoints.json")) as f:
             control = json.load(f).get("control", {})
         check(len(control) == 19, "endpoints.json lists 19 control endpoints")
+        listed = subprocess.run([ctl, "endpoints", "--state-dir", state, "--json"],
+                                stdout=subprocess.PIPE, text=True, timeout=30)
+        from_configs = {}
+        for row in json.loads(listed.stdout or "[]"):
+            from_configs.setdefault(row["role"], {})[row["replica"]] = row["endpoint"]
+        with open(d.path("endpoints.json")) as f:
+            published = json.load(f)
+        check(listed.returncode == 0 and all(
+                  [from_configs.get(role, {}).get(r + 1) for r in range(len(eps))] == eps
+                  for role, eps in published.items() if role in qd.ROLES),
+              "quintetctl endpoints lists every replica's publish endpoint of endpoints.json")
         d.start()
         time.sleep(RUN_S)
         rc, out, err = status("--json")

@@ -5,9 +5,9 @@
                replica (<dir>/keys/<role>-<replica>.key, mode 0600), the
                names the daemons' secret_key/trust_dir settings and systemd's
                LoadCredential= expect.
-    endpoints  prints the publish endpoint of every replica of a deployment:
-               from the demo's endpoints.json (--state-dir) or from a
-               directory of per-replica config files (--config-dir).
+    endpoints  prints the publish endpoint of every replica of a deployment,
+               from its per-replica config files (--config-dir, or the demo's
+               --state-dir, whose configs are in etc/).
     status     asks every daemon of a deployment, over the authenticated
                control channel (qt_control), for its state and counters.
 */
@@ -28,8 +28,8 @@ s_usage (FILE *out)
         "      other role; --role overrides one role's count. Writes DIR/trust/*.pub and\n"
         "      DIR/keys/*.key (0600). Refuses to overwrite existing keys without --force.\n"
         "  endpoints (--state-dir DIR | --config-dir DIR) [--json]\n"
-        "      Print every replica's publish endpoint, from DIR/endpoints.json (the demo)\n"
-        "      or from the quintet/bind of each *.conf in a config directory.\n"
+        "      Print every replica's publish endpoint: the quintet/bind of each *.conf in\n"
+        "      a config directory; --state-dir DIR means DIR/etc (the demo's layout).\n"
         "  status (--state-dir DIR | --config-dir DIR --key FILE --trust DIR) [--json]\n"
         "         [--timeout MS]\n"
         "      Ask every daemon whose config sets quintet/control_bind for role, replica,\n"
@@ -146,60 +146,6 @@ s_keygen (int argc, char *argv [])
     return rc;
 }
 
-//  endpoints.json is written by the demo; it is printed as a table, or as is
-static int
-s_endpoints_json (const char *state_dir, bool json)
-{
-    char *path = zsys_sprintf ("%s/endpoints.json", state_dir);
-    zfile_t *file = zfile_new (NULL, path);
-    zchunk_t *chunk = NULL;
-    if (file && zfile_input (file) == 0)
-        chunk = zfile_read (file, zfile_cursize (file), 0);
-    zfile_destroy (&file);
-    if (!chunk) {
-        fprintf (stderr, "quintetctl endpoints: cannot read %s: is a deployment running there?\n", path);
-        zstr_free (&path);
-        return 1;
-    }
-    zstr_free (&path);
-    char *text = zchunk_strdup (chunk);
-    zchunk_destroy (&chunk);
-    if (json) {
-        printf ("%s", text);
-        free (text);
-        return 0;
-    }
-    //  A small, fixed shape: {"role": ["endpoint", ...], ...}; printed
-    //  without a JSON library by walking the quoted strings
-    printf ("%-12s %-8s %s\n", "ROLE", "REPLICA", "ENDPOINT");
-    char role [64] = "";
-    int replica = 0;
-    int depth = 0;
-    for (char *cursor = text; *cursor; cursor++) {
-        if (*cursor == '[')
-            depth++;
-        else
-        if (*cursor == ']')
-            depth--;
-        else
-        if (*cursor == '"') {
-            char *end = strchr (cursor + 1, '"');
-            if (!end)
-                break;
-            *end = 0;
-            if (depth == 0) {
-                snprintf (role, sizeof role, "%s", cursor + 1);
-                replica = 0;
-            }
-            else
-                printf ("%-12s %-8d %s\n", role, ++replica, cursor + 1);
-            cursor = end;
-        }
-    }
-    free (text);
-    return 0;
-}
-
 static int
 s_endpoints_configs (const char *config_dir, bool json)
 {
@@ -274,7 +220,12 @@ s_endpoints (int argc, char *argv [])
         fprintf (stderr, "quintetctl endpoints: give one of --state-dir or --config-dir\n");
         return 2;
     }
-    return state_dir ? s_endpoints_json (state_dir, json) : s_endpoints_configs (config_dir, json);
+    //  A deployment's configs are the one source: the demo's state dir keeps
+    //  them in etc/, as endpoints.json's source
+    char *owned = state_dir ? zsys_sprintf ("%s/etc", state_dir) : NULL;
+    int rc = s_endpoints_configs (owned ? owned : config_dir, json);
+    zstr_free (&owned);
+    return rc;
 }
 
 //  One daemon to ask: from its config file
