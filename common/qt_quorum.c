@@ -239,9 +239,8 @@ qt_quorum_slots (qt_quorum_t *self, uint64_t tick)
 }
 
 void
-qt_quorum_done (qt_quorum_t *self, uint64_t tick, int64_t now_ms)
+qt_quorum_done (qt_quorum_t *self, uint64_t tick)
 {
-    (void) now_ms;
     s_pending_t *pending = s_find (self, tick);
     if (pending) {
         for (uint32_t i = 0; i < self->replicas; i++) {
@@ -384,7 +383,7 @@ qt_quorum_test (bool verbose)
     s_test_offer (quorum, 3, 1, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 1);
     assert (qt_quorum_slots (quorum, 1) [2] != NULL);
-    qt_quorum_done (quorum, 1, now);
+    qt_quorum_done (quorum, 1);
     s_test_offer (quorum, 3, 1, now, QT_QUORUM_LATE);
     assert (qt_quorum_late (quorum) == 1);
 
@@ -397,14 +396,14 @@ qt_quorum_test (bool verbose)
         assert (!qt_quorum_ready (quorum, now, &tick));
         now += deadline;
         assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
-        qt_quorum_done (quorum, t, now);
+        qt_quorum_done (quorum, t);
     }
     assert (!qt_quorum_replica_up (quorum, 3));
     assert (qt_quorum_up (quorum) == 2);
     s_test_offer (quorum, 1, 5, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 2, 5, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 5);    //  no deadline paid
-    qt_quorum_done (quorum, 5, now);
+    qt_quorum_done (quorum, 5);
 
     //  It speaks about the past (a backlog after a stall): still down
     s_test_offer (quorum, 3, 4, now, QT_QUORUM_LATE);
@@ -417,7 +416,7 @@ qt_quorum_test (bool verbose)
     assert (!qt_quorum_ready (quorum, now, &tick));
     s_test_offer (quorum, 2, 6, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 6);
-    qt_quorum_done (quorum, 6, now);
+    qt_quorum_done (quorum, 6);
 
     //  Below quorum: holds past the deadline, proceeds when enough arrive
     s_test_offer (quorum, 1, 7, now, QT_QUORUM_ACCEPTED);
@@ -428,14 +427,14 @@ qt_quorum_test (bool verbose)
     s_test_offer (quorum, 2, 7, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 7);
     assert (!qt_quorum_holding (quorum));
-    qt_quorum_done (quorum, 7, now);
+    qt_quorum_done (quorum, 7);
 
     //  A stuck older tick is skipped when a newer one completes
     s_test_offer (quorum, 1, 8, now, QT_QUORUM_ACCEPTED);
     for (uint32_t r = 1; r <= 3; r++)
         s_test_offer (quorum, r, 9, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 9);
-    qt_quorum_done (quorum, 9, now);
+    qt_quorum_done (quorum, 9);
     assert (qt_quorum_skipped (quorum) == 1);
     s_test_offer (quorum, 2, 8, now, QT_QUORUM_LATE);
 
@@ -452,7 +451,7 @@ qt_quorum_test (bool verbose)
     s_test_offer (quorum, 2, 101, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 3, 101, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 101);
-    qt_quorum_done (quorum, 101, now);
+    qt_quorum_done (quorum, 101);
 
     //  Far future ticks are refused from f replicas; a flood never holds
     //  more than the window

@@ -55,7 +55,7 @@ qt_message_t **qt_quorum_slots (qt_quorum_t *self, uint64_t tick);
 
 //  The tick is processed: frees it and every older pending tick, counts a
 //  miss for each live replica absent from it, marks replicas down.
-void qt_quorum_done (qt_quorum_t *self, uint64_t tick, int64_t now_ms);
+void qt_quorum_done (qt_quorum_t *self, uint64_t tick);
 
 //  Milliseconds until the next deadline that could make a tick ready, or -1.
 int64_t qt_quorum_timeout (qt_quorum_t *self, int64_t now_ms);

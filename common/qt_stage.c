@@ -617,7 +617,7 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         //  (the world after its last episode): idle, not stuck
         self->finished = self->publish_calls == publish_calls;
         for (size_t i = 0; i < self->role->upstreams; i++)
-            qt_quorum_done (self->quorum [i], tick, now_ms);
+            qt_quorum_done (self->quorum [i], tick);
         self->ticks++;
         self->last_progress_ms = now_ms;
     }
