@@ -329,6 +329,12 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
     self->status_ms = (int64_t) status_ms;
     qt_log_init (role->role, self->replica);
     qt_log_set_level (s_log_priorities [level]);
+    if (!*state_dir && role->state_for) {
+        *error = zsys_sprintf ("%s: quintet/state_dir: required by the %s (%s)",
+                               qt_config_path (config), role->role, role->state_for);
+        free (self);
+        return NULL;
+    }
     if (*state_dir) {
         if (s_mkdir_p (state_dir)) {
             *error = zsys_sprintf ("%s: quintet/state_dir: cannot create %s: %s",

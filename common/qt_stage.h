@@ -50,6 +50,8 @@ typedef struct {
     qt_upstream_spec_t upstream [QT_STAGE_MAX_UPSTREAMS];
     size_t upstreams;
     const char *summary;        //  one line for --help
+    const char *state_for;      //  what the role keeps in state_dir (which is
+                                //  then required), or NULL
 
     //  Reads the role's own config keys (under quintet/<role>/). NULL and
     //  *error (caller frees) on a bad configuration.

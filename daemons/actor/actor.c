@@ -58,12 +58,6 @@ s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
         free (self);
         return NULL;
     }
-    if (!qt_stage_state_dir (stage)) {
-        *error = zsys_sprintf ("%s: quintet/state_dir: required by the actor (its checkpoint)",
-                               qt_config_path (config));
-        free (self);
-        return NULL;
-    }
     ac_qlearn_config_t learn;
     ac_qlearn_config_default (&learn, self->decl.width, self->decl.height, self->decl.n_actions);
     uint64_t epsilon_episodes = learn.epsilon_episodes;
@@ -186,6 +180,7 @@ const qt_role_t qt_actor_role = {
     .type = QUINTET__PAYLOAD_TYPE__ACTION_BATCH,
     .upstream = { { "aggregator", "reward" }, { "world", "sensor" } },
     .upstreams = 2,
+    .state_for = "its checkpoint",
     .summary = "Alice: Q-learning on what the agent observes, from the aggregated rewards only.",
     .create = s_actor_create,
     .destroy = s_actor_destroy,

@@ -42,12 +42,6 @@ s_collector_create (qt_stage_t *stage, qt_config_t *config, char **error)
         free (self);
         return NULL;
     }
-    if (!qt_stage_state_dir (stage)) {
-        *error = zsys_sprintf ("%s: quintet/state_dir: required by the collector (its durable log)",
-                               qt_config_path (config));
-        free (self);
-        return NULL;
-    }
     char *path = zsys_sprintf ("%s/%s", qt_stage_state_dir (stage), S_LOG_FILE);
     self->store = qt_store_open (path, error);
     zstr_free (&path);
@@ -120,6 +114,7 @@ const qt_role_t qt_collector_role = {
     .type = QUINTET__PAYLOAD_TYPE__OBSERVATION_BATCH,
     .upstream = { { "world", "sensor" } },
     .upstreams = 1,
+    .state_for = "its durable log",
     .summary = "Erin: validates the world's sensor readings, persists them durably, signs and publishes them.",
     .create = s_collector_create,
     .destroy = s_collector_destroy,
