@@ -122,10 +122,10 @@ s_metrics_new (qt_stage_t *self)
 static void
 s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, uint64_t tick)
 {
-    int64_t now_ns = zclock_time () * 1000000;
+    //  Latency is against the senders' sent_ns, which is CLOCK_REALTIME
     struct timespec ts;
-    if (clock_gettime (CLOCK_REALTIME, &ts) == 0)
-        now_ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    int64_t now_ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
     qt_metric_add (self->metric [M_TICKS], NULL, 1);
     qt_metric_observe (self->metric [M_PROCESS], NULL, (double) (zclock_usecs () * 1000 - started_ns) / 1e9);
     qt_metric_set (self->metric [M_LAST_TICK], NULL, (double) tick);
