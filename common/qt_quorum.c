@@ -112,20 +112,25 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
     if (replica < 1 || replica > self->replicas)
         return QT_QUORUM_UNKNOWN_REPLICA;
     s_replica_t *state = &self->replica [replica - 1];
-    if (self->have_last && tick <= self->last) {
-        //  A replica catching up on a backlog (after a stall) speaks, but
-        //  about the past: waiting for it now would cost a deadline per
-        //  tick until it caught up, so it is re-admitted only once current
-        self->late++;
-        return QT_QUORUM_LATE;
-    }
-    if (!state->up) {
+    //  A down replica is re-admitted once it has caught up: a message for
+    //  the tick just processed or a newer one. One still working through a
+    //  backlog (after a stall, a cut link) speaks about older ticks and is
+    //  not waited for yet, which would cost a deadline per tick. Requiring
+    //  a tick newer than the last would instead make re-admission a race it
+    //  loses whenever it is slightly slower than its peers.
+    bool late = self->have_last && tick <= self->last;
+    bool caught_up = !self->have_last || tick >= self->last;
+    if (!state->up && caught_up) {
         state->up = true;
         state->misses = 0;
         char *peer = s_peer (self, replica);
         qt_log_event (LOG_NOTICE, QT_MSG_REPLICA_UP, tick, peer, NULL,
                       "replica %s is up again", peer);
         zstr_free (&peer);
+    }
+    if (late) {
+        self->late++;
+        return QT_QUORUM_LATE;
     }
     //  Lockstep ticks never run far ahead: a far future tick would only
     //  evict honest pending ones. Unless this stage is the one behind (its
@@ -409,7 +414,12 @@ qt_quorum_test (bool verbose)
     s_test_offer (quorum, 3, 4, now, QT_QUORUM_LATE);
     assert (!qt_quorum_replica_up (quorum, 3));
 
-    //  It speaks about the present: re-admitted and waited for
+    //  About the tick just processed: caught up (only a little slower than
+    //  its peers), re-admitted though its message itself is late
+    s_test_offer (quorum, 3, 5, now, QT_QUORUM_LATE);
+    assert (qt_quorum_replica_up (quorum, 3));
+
+    //  And waited for from then on
     s_test_offer (quorum, 3, 6, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_replica_up (quorum, 3));
     s_test_offer (quorum, 1, 6, now, QT_QUORUM_ACCEPTED);

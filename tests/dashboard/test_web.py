@@ -149,7 +149,9 @@ def main():
                 if (counters.get("connected") == "true" and int(counters.get("ticks", 0)) >= 50
                         and int(counters.get("evals", 0)) >= 2
                         and int(counters.get("replicas", 0)) >= 3
-                        and int(counters.get("proposals", 0)) > 0):
+                        and int(counters.get("proposals", 0)) > 0
+                        # the verified count comes with the once-a-second stats event
+                        and int(counters.get("verified", 0)) > 0):
                     break
             time.sleep(0.6)     # one more redraw of the charts before the picture
             print("     from the page: %s" % json.dumps(counters, sort_keys=True))
