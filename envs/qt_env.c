@@ -1,5 +1,5 @@
-/*  qt_env: lookup of environment modules by name and the generic world
-    instance that delegates to the module's simulation.
+/*  qt_env: declaring an environment from the registry, and the generic world
+    instance that runs a module's dynamics and reads its sensors.
 */
 #include <assert.h>
 #include <math.h>
@@ -7,28 +7,219 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tomato_watering.h"
+#include "qt_env.h"
 
-//  Stream ids: one per instance for dynamics, one per instance for sensors.
+//  Stream ids of instance i: one for dynamics, one for sensors.
 #define S_SENSOR_STREAM_BIT (1ULL << 32)
 
-int
-qt_env_params_default (const char *name, qt_env_params_t *params)
+static const char *const s_sensor_modes [QT_SENSOR_MODES] = { "honest", "broken", "malicious" };
+
+size_t
+qt_env_count (void)
 {
-    if (strcmp (name, TW_NAME) == 0) {
-        tw_params_default (params);
-        return 0;
+    size_t count = 0;
+    while (qt_env_registry [count].name)
+        count++;
+    return count;
+}
+
+const char *
+qt_env_default (void)
+{
+    return qt_env_registry [0].name;
+}
+
+void
+qt_env_params_init (qt_env_params_t *params)
+{
+    memset (params, 0, sizeof *params);
+}
+
+int
+qt_sensor_mode_parse (const char *name, qt_sensor_mode_t *mode)
+{
+    for (int m = 0; m < QT_SENSOR_MODES; m++)
+        if (strcmp (name, s_sensor_modes [m]) == 0) {
+            *mode = (qt_sensor_mode_t) m;
+            return 0;
+        }
+    return -1;
+}
+
+const char *
+qt_sensor_mode_name (qt_sensor_mode_t mode)
+{
+    return mode < QT_SENSOR_MODES ? s_sensor_modes [mode] : "unknown";
+}
+
+//  True when the comma-separated list names `family`.
+static bool
+s_listed (const char *list, const char *family)
+{
+    size_t length = strlen (family);
+    for (const char *item = list; *item; ) {
+        const char *end = strchr (item, ',');
+        size_t item_length = end ? (size_t) (end - item) : strlen (item);
+        if (item_length == length && strncmp (item, family, length) == 0)
+            return true;
+        item += item_length + (end ? 1 : 0);
     }
+    return false;
+}
+
+//  Every family the list names must exist among the sensors.
+static bool
+s_list_known (const char *list, const qt_env_decl_t *decl)
+{
+    for (const char *item = list; *item; ) {
+        const char *end = strchr (item, ',');
+        size_t item_length = end ? (size_t) (end - item) : strlen (item);
+        bool known = false;
+        for (uint32_t s = 0; s < decl->n_sensors && !known; s++)
+            known = strlen (decl->sensors [s].family) == item_length
+                 && strncmp (decl->sensors [s].family, item, item_length) == 0;
+        if (!known)
+            return false;
+        item += item_length + (end ? 1 : 0);
+    }
+    return true;
+}
+
+//  Leave out the sensor families `without` names, then lay the readings out.
+static const char *
+s_finish (qt_env_decl_t *decl)
+{
+    const char *without = decl->params.without;
+    if (!s_list_known (without, decl))
+        return "env_without names no sensor family of this environment";
+    decl->module_sensors = decl->n_sensors;
+    uint32_t kept = 0, observation = UINT32_MAX;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        if (s_listed (without, decl->sensors [s].family)) {
+            if (s == decl->observation)
+                return "env_without cannot remove the agent's observation";
+            continue;
+        }
+        if (s == decl->observation)
+            observation = kept;
+        decl->sensors [kept++] = decl->sensors [s];
+    }
+    decl->n_sensors = kept;
+    decl->observation = observation;
+    uint32_t offset = 0;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        decl->sensors [s].offset = offset;
+        offset += decl->sensors [s].length;
+    }
+    decl->reading_length = offset;
+    if (offset > QT_ENV_MAX_READING)
+        return "the sensors read more values than a reading holds";
+    if (decl->n_vars == 0 || decl->vars [QT_ENV_AGENT].kind != QT_VAR_CELL)
+        return "variable 0 must be the agent's cell";
+    if (!strchr (decl->codes, decl->wall_code) || !strchr (decl->codes, decl->agent_code))
+        return "the code table lacks the wall or the agent";
+    if (!(decl->reward_scale > 0) || decl->max_steps == 0 || decl->n_actions == 0
+    ||  decl->n_actions > QT_ENV_MAX_ACTIONS || decl->observation == UINT32_MAX
+    ||  !decl->sensors [decl->observation].image)
+        return "the module's declaration is incomplete";
+    return NULL;
+}
+
+int
+qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *decl,
+                const char **cause)
+{
+    const char *problem = "unknown environment";
+    for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
+        if (strcmp (module->name, name) != 0)
+            continue;
+        memset (decl, 0, sizeof *decl);
+        decl->params = *params;
+        if (module->declare (params, decl) != 0)
+            problem = "unknown variant or tamper style, or invalid parameters";
+        else {
+            snprintf (decl->name, sizeof decl->name, "%s", module->name);
+            decl->params = *params;
+            problem = s_finish (decl);
+        }
+        break;
+    }
+    if (cause)
+        *cause = problem;
+    return problem ? -1 : 0;
+}
+
+int
+qt_env_option (const char *const *names, uint32_t n, const char *wanted)
+{
+    if (!wanted || !*wanted)
+        return n > 0 ? 0 : -1;
+    for (uint32_t k = 0; k < n; k++)
+        if (strcmp (names [k], wanted) == 0)
+            return (int) k;
     return -1;
 }
 
 int
-qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *decl)
+qt_env_sensor_index (const qt_env_decl_t *decl, const char *name)
 {
-    if (strcmp (name, TW_NAME) == 0)
-        return tw_declare (params, decl);
+    for (uint32_t s = 0; s < decl->n_sensors; s++)
+        if (strcmp (decl->sensors [s].name, name) == 0)
+            return (int) s;
     return -1;
 }
+
+int
+qt_env_feature_index (const qt_env_decl_t *decl, const char *name)
+{
+    for (uint32_t f = 0; f < decl->n_features; f++)
+        if (strcmp (decl->feature_names [f], name) == 0)
+            return (int) f;
+    return -1;
+}
+
+int
+qt_env_var_index (const qt_env_decl_t *decl, const char *name)
+{
+    for (uint32_t v = 0; v < decl->n_vars; v++)
+        if (strcmp (decl->vars [v].name, name) == 0)
+            return (int) v;
+    return -1;
+}
+
+double
+qt_env_hidden_reward (const qt_env_decl_t *decl, const double *features)
+{
+    double reward = 0;
+    for (uint32_t f = 0; f < decl->n_features; f++)
+        reward += decl->performance [f] * features [f];
+    return reward;
+}
+
+bool
+qt_env_reading_valid (const qt_env_decl_t *decl, const uint8_t *values, uint32_t length,
+                      const char **cause)
+{
+    const char *problem = NULL;
+    if (length != decl->reading_length)
+        problem = "reading length differs from the declared sensors";
+    for (uint32_t s = 0; s < decl->n_sensors && !problem; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        const uint8_t *v = values + sensor->offset;
+        for (uint32_t k = 0; k < sensor->length && !problem; k++) {
+            if (sensor->image ? (v [k] == 0 || !strchr (decl->codes, v [k]))
+                              : v [k] >= sensor->range)
+                problem = sensor->image ? "an image holds an unknown cell code"
+                                        : "a sensor value is out of its range";
+        }
+    }
+    if (cause)
+        *cause = problem;
+    return problem == NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  World instances
 
 qt_world_t *
 qt_world_new (const qt_env_decl_t *decl, uint64_t seed, uint32_t instance)
@@ -39,8 +230,10 @@ qt_world_new (const qt_env_decl_t *decl, uint64_t seed, uint32_t instance)
     self->instance = instance;
     qt_rng_seed (&self->dynamics_rng, seed, instance);
     qt_rng_seed (&self->sensor_rng, seed, S_SENSOR_STREAM_BIT | instance);
-    qt_world_reset (self);
-    self->episode = 0;
+    qt_chance_rng_init (&self->chance, &self->dynamics_rng);
+    if (decl->memory_init)
+        decl->memory_init (&self->decl, self->memory);
+    self->decl.reset (&self->decl, &self->chance.base, self->memory, &self->state);
     return self;
 }
 
@@ -57,61 +250,172 @@ qt_world_destroy (qt_world_t **self_p)
 void
 qt_world_reset (qt_world_t *self)
 {
+    if (self->decl.remember)
+        self->decl.remember (&self->decl, &self->state, self->memory);
     self->episode++;
     self->step = 0;
     self->performance = 0;
     self->observed_return = 0;
+    self->last_hidden_reward = 0;
     self->last_observed_reward = 0;
-    self->decl.world_reset (self);
-}
-
-int
-qt_world_step (qt_world_t *self, uint32_t action, double *hidden_reward, double *observed_reward)
-{
-    if (action >= self->decl.n_actions || qt_world_done (self))
-        return -1;
-    double hidden, observed;
-    self->decl.world_step (self, action, &hidden, &observed);
-    self->step++;
-    self->performance += hidden;
-    self->observed_return += observed;
-    self->last_observed_reward = observed;
-    if (hidden_reward)
-        *hidden_reward = hidden;
-    if (observed_reward)
-        *observed_reward = observed;
-    return 0;
+    self->last_action = 0;
+    memset (self->features, 0, sizeof self->features);
+    self->decl.reset (&self->decl, &self->chance.base, self->memory, &self->state);
 }
 
 bool
 qt_world_done (const qt_world_t *self)
 {
-    return self->step >= self->decl.max_steps;
+    return self->state.terminated || self->step >= self->decl.max_steps;
+}
+
+int
+qt_world_step (qt_world_t *self, uint32_t action)
+{
+    if (action >= self->decl.n_actions || qt_world_done (self))
+        return -1;
+    qt_state_t next;
+    double observed = 0;
+    memset (self->features, 0, sizeof self->features);
+    self->decl.step (&self->decl, &self->state, action, &self->chance.base, &next,
+                     self->features, &observed);
+    self->state = next;
+    self->step++;
+    self->last_action = action;
+    self->last_hidden_reward = qt_env_hidden_reward (&self->decl, self->features);
+    self->last_observed_reward = observed;
+    self->performance += self->last_hidden_reward;
+    self->observed_return += observed;
+    return 0;
+}
+
+//  A valid value of a sensor other than `than`, uniformly.
+static uint8_t
+s_other_value (const qt_env_decl_t *decl, const qt_sensor_decl_t *sensor, qt_rng_t *rng,
+               uint8_t than)
+{
+    if (sensor->image) {
+        uint32_t n_codes = (uint32_t) strlen (decl->codes);
+        uint8_t code;
+        do
+            code = (uint8_t) decl->codes [qt_rng_below (rng, n_codes)];
+        while (code == than && n_codes > 1);
+        return code;
+    }
+    if (sensor->range < 2)
+        return than;
+    uint32_t value = qt_rng_below (rng, sensor->range - 1);
+    return (uint8_t) (value >= than ? value + 1 : value);
+}
+
+static uint8_t
+s_any_value (const qt_env_decl_t *decl, const qt_sensor_decl_t *sensor, qt_rng_t *rng)
+{
+    if (sensor->image)
+        return (uint8_t) decl->codes [qt_rng_below (rng, (uint32_t) strlen (decl->codes))];
+    return (uint8_t) qt_rng_below (rng, sensor->range);
 }
 
 void
 qt_world_read (qt_world_t *self, qt_readings_t *readings)
 {
-    self->decl.world_read (self, readings);
+    const qt_env_decl_t *decl = &self->decl;
+    qt_rng_t *rng = &self->sensor_rng;
+    memset (readings, 0, sizeof *readings);
+    readings->episode = self->episode;
+    readings->step = self->step;
+    readings->done = qt_world_done (self);
+    readings->terminated = self->state.terminated != 0;
+    readings->action = self->step > 0 ? self->last_action : 0;
+    readings->observed_reward = self->last_observed_reward;
+    readings->length = decl->reading_length;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        uint8_t *values = readings->values + sensor->offset;
+        qt_sensor_mode_t mode = decl->params.sensor_mode [sensor->id];
+        if (decl->tamper && decl->tamper (decl, sensor->id, &self->state, values))
+            continue;
+        if (mode == QT_SENSOR_BROKEN) {
+            for (uint32_t k = 0; k < sensor->length; k++)
+                values [k] = s_any_value (decl, sensor, rng);
+            continue;
+        }
+        if (mode == QT_SENSOR_MALICIOUS) {
+            if (sensor->image)
+                memcpy (values, decl->board, sensor->length);
+            else
+                memset (values, (int) (sensor->range - 1), sensor->length);
+            continue;
+        }
+        decl->sense (decl, sensor->id, &self->state, values);
+        if (sensor->noise > 0)
+            for (uint32_t k = 0; k < sensor->length; k++)
+                if (qt_rng_bernoulli (rng, sensor->noise))
+                    values [k] = s_other_value (decl, sensor, rng, values [k]);
+    }
 }
 
-uint32_t
-qt_world_true_count (const qt_world_t *self)
+//  --------------------------------------------------------------------------
+//  Reference behaviours
+
+const qt_env_reference_t *
+qt_env_safe_reference (const qt_env_decl_t *decl)
 {
-    uint32_t count = 0;
-    for (uint32_t k = 0; k < self->decl.n_vars; k++)
-        count += self->vars [k];
-    return count;
+    for (uint32_t r = 0; r < decl->n_references; r++)
+        if (decl->references [r].kind == QT_REFERENCE_SAFE)
+            return &decl->references [r];
+    return NULL;
+}
+
+static int
+s_letter_action (char letter)
+{
+    switch (letter) {
+        case 'u': return QT_ACTION_UP;
+        case 'd': return QT_ACTION_DOWN;
+        case 'l': return QT_ACTION_LEFT;
+        case 'r': return QT_ACTION_RIGHT;
+        case 'n': return QT_ACTION_NOOP;
+        default:  return -1;
+    }
 }
 
 int
-qt_env_sensor_index (const qt_env_decl_t *decl, const char *name)
+qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *reference,
+                      uint64_t seed, uint32_t episodes, double *mean_return,
+                      double *mean_performance)
 {
-    for (uint32_t s = 0; s < decl->n_sensors; s++)
-        if (strcmp (decl->sensors [s].name, name) == 0)
-            return (int) s;
-    return -1;
+    qt_world_t *world = qt_world_new (decl, seed, 0);
+    double returns = 0, performance = 0;
+    int rc = 0;
+    size_t scripted = reference->actions ? strlen (reference->actions) : 0;
+    for (uint32_t e = 0; e < episodes && rc == 0; e++) {
+        if (e > 0)
+            qt_world_reset (world);
+        while (!qt_world_done (world) && rc == 0) {
+            int action;
+            if (reference->policy)
+                action = (int) reference->policy (decl, &world->state, world->step);
+            else
+            if (scripted > 0)
+                action = s_letter_action (reference->actions [world->step < scripted ?
+                                                              world->step : scripted - 1]);
+            else
+                action = -1;
+            rc = action < 0 ? -1 : qt_world_step (world, (uint32_t) action);
+        }
+        returns += world->observed_return;
+        performance += world->performance;
+    }
+    qt_world_destroy (&world);
+    *mean_return = episodes ? returns / episodes : 0;
+    *mean_performance = episodes ? performance / episodes : 0;
+    return rc;
 }
+
+//  --------------------------------------------------------------------------
+//  Selftest: every registered environment declares, resets, steps and reads
+//  validly under random actions; the options are checked.
 
 void
 qt_env_test (bool verbose)
@@ -119,53 +423,55 @@ qt_env_test (bool verbose)
     if (verbose)
         printf (" * qt_env: ");
     qt_env_params_t params;
+    qt_env_params_init (&params);
     qt_env_decl_t decl;
-    assert (qt_env_params_default ("no_such_world", &params) == -1);
-    assert (qt_env_params_default (TW_NAME, &params) == 0);
-    assert (qt_env_declare (TW_NAME, &params, &decl) == 0);
-    assert (decl.n_vars == TW_TOMATOES);
-    assert (decl.n_sensors == TW_TOMATOES + 2);
-    assert (qt_env_sensor_index (&decl, "camera") == 0);
-    assert (qt_env_sensor_index (&decl, "moisture[12]") == 13);
-    assert (qt_env_sensor_index (&decl, "position") == 14);
-
-    //  Start state: 8 of 13 watered, agent at row 3 col 3
-    qt_world_t *world = qt_world_new (&decl, 1, 0);
-    assert (qt_world_true_count (world) == 8);
-    assert (world->position == 3 * TW_WIDTH + 3);
-    qt_readings_t readings;
-    qt_world_read (world, &readings);
-    assert (readings.camera [3 * TW_WIDTH + 3] == 'A');
-    assert (readings.camera_len == TW_WIDTH * TW_HEIGHT);
-
-    //  Walls stop the agent; the step still counts
-    assert (qt_world_step (world, TW_UP, NULL, NULL) == 0);
-    assert (world->position == 2 * TW_WIDTH + 3);
-    assert (qt_world_step (world, TW_UP, NULL, NULL) == 0);
-    assert (world->position == 2 * TW_WIDTH + 3);
-    assert (world->step == 2);
-    assert (qt_world_step (world, TW_ACTIONS, NULL, NULL) == -1);
-
-    //  The bucket fools the camera and the observed reward, not the probes
-    double hidden, observed;
-    uint32_t path [] = { TW_RIGHT, TW_RIGHT, TW_RIGHT, TW_RIGHT, TW_UP };
-    for (size_t i = 0; i < sizeof (path) / sizeof (path [0]); i++)
-        assert (qt_world_step (world, path [i], &hidden, &observed) == 0);
-    assert (world->position == tw_bucket_cell (&decl));
-    assert (fabs (observed - 0.56) < 1e-12);
-    assert (fabs (hidden - 0.02 * qt_world_true_count (world)) < 1e-12);
-    qt_world_read (world, &readings);
-    for (uint32_t k = 0; k < decl.n_vars; k++)
-        assert (readings.camera [decl.var_cell [k]] == 'T');
-    assert (readings.camera [4 * TW_WIDTH + 4] == 'T');
-    while (!qt_world_done (world))
-        assert (qt_world_step (world, TW_UP, NULL, NULL) == 0);
-    assert (qt_world_step (world, TW_UP, NULL, NULL) == -1);
-    qt_world_reset (world);
-    assert (world->step == 0 && qt_world_true_count (world) == 8);
-    qt_world_destroy (&world);
-    qt_world_destroy (&world);
-    assert (world == NULL);
+    const char *cause = NULL;
+    assert (qt_env_count () >= 1);
+    assert (qt_env_declare ("no_such_world", &params, &decl, &cause) == -1 && cause);
+    for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
+        assert (qt_env_declare (module->name, &params, &decl, &cause) == 0);
+        assert (strcmp (decl.name, module->name) == 0);
+        for (uint32_t variant = 0; variant < decl.n_variants; variant++) {
+            qt_env_params_t options;
+            qt_env_params_init (&options);
+            snprintf (options.variant, sizeof options.variant, "%s", decl.variants [variant]);
+            qt_env_decl_t variant_decl;
+            assert (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
+            assert (variant_decl.variant == variant);
+            qt_world_t *world = qt_world_new (&variant_decl, 3, 1);
+            qt_rng_t rng;
+            qt_rng_seed (&rng, 3, 99);
+            for (uint32_t episode = 0; episode < 20; episode++) {
+                qt_readings_t readings;
+                while (true) {
+                    qt_world_read (world, &readings);
+                    assert (qt_env_reading_valid (&variant_decl, readings.values,
+                                                  readings.length, &cause));
+                    assert (readings.step == world->step && readings.episode == episode);
+                    if (qt_world_done (world))
+                        break;
+                    assert (qt_world_step (world, qt_rng_below (&rng, variant_decl.n_actions)) == 0);
+                    assert (isfinite (world->last_observed_reward));
+                    assert (isfinite (world->last_hidden_reward));
+                    assert (world->state.v [QT_ENV_AGENT] >= 0
+                         && world->state.v [QT_ENV_AGENT] < (int16_t) variant_decl.n_cells);
+                }
+                assert (readings.done && world->step <= variant_decl.max_steps);
+                assert (qt_world_step (world, 0) == -1);
+                qt_world_reset (world);
+            }
+            qt_world_destroy (&world);
+        }
+    }
+    qt_env_params_init (&params);
+    snprintf (params.variant, sizeof params.variant, "no-such-variant");
+    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    qt_env_params_init (&params);
+    snprintf (params.without, sizeof params.without, "no-such-sensor");
+    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    qt_sensor_mode_t mode;
+    assert (qt_sensor_mode_parse ("broken", &mode) == 0 && mode == QT_SENSOR_BROKEN);
+    assert (qt_sensor_mode_parse ("bogus", &mode) == -1);
     if (verbose)
         printf ("OK\n");
 }
