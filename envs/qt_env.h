@@ -56,6 +56,7 @@
 #define QT_ENV_NAME_MAX         32
 #define QT_ENV_OPTION_MAX       128
 #define QT_ENV_MAX_REFERENCES   8
+#define QT_ENV_MAX_MODULE       64      //  constants a module keeps in its declaration
 
 //  Variable 0 of every environment is the agent's cell.
 #define QT_ENV_AGENT            0
@@ -177,6 +178,9 @@ struct qt_env_decl_t {
 
     qt_env_params_t params;
     uint32_t module_sensors;                //  sensors the module declared, before `without`
+    //  Constants the module derives at declaration for its own functions
+    //  (cells of its tiles...): modules keep no static mutable state
+    uint32_t module [QT_ENV_MAX_MODULE];
 
     //  Dynamics. Every random choice goes through chance. `memory` is what
     //  the world remembers across episodes (NULL in the world model: it

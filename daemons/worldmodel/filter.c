@@ -1,6 +1,6 @@
-/*  wm_filter: Bayesian filter with learned sensor reliabilities, and the
-    robust combination of collector readings and of world-model beliefs.
-    See filter.h for the model.
+/*  wm_filter: sequential Monte Carlo over the declared state with steered
+    proposals and per-sensor tamper theories, and the robust combination of
+    collector readings and of world-model beliefs. See filter.h.
 */
 #include <assert.h>
 #include <math.h>
@@ -10,52 +10,193 @@
 
 #include "filter.h"
 
-//  Defaults, chosen so that the learned figures move within a few episodes
-//  (100 ticks each) yet one odd tick cannot swing them.
+//  Defaults. 64 particles keep the posterior over 13 independent tomatoes
+//  within a few percent per marginal; reliabilities move within a few
+//  episodes (100 ticks each) yet one odd tick cannot swing them.
+#define WM_PARTICLES            64
+#define WM_DEFAULT_SAMPLES      8
+#define WM_STEER_DRAWS          32
 #define WM_RELIABILITY_PRIOR    0.9
 #define WM_RELIABILITY_MIN      0.02
 #define WM_RELIABILITY_MAX      0.99
 #define WM_LEARNING_WARMUP      20.0
 #define WM_LEARNING_RATE_MIN    0.005
-#define WM_PRIOR_FLOOR          1e-3
-#define WM_DEFAULT_SAMPLES      8
+#define WM_NOISE_FLOOR          1e-3
+#define WM_GARBAGE              0.05
+#define WM_PLAUSIBLE_DRAWS      2000
 
-//  Keeps probabilities away from 0 and 1 so logs and ratios stay finite.
-#define WM_PROB_EPSILON         1e-12
-//  Stream id of the sampling generator of instance i: distinct from the
-//  world's streams of the same seed.
-#define WM_SAMPLE_STREAM        (2ULL << 32)
+//  Choices with more outcomes than this are sampled blind: trying each
+//  would cost more than it saves.
+#define WM_STEER_OUTCOMES       (QT_CHANCE_MAX_OUTCOMES / 2)
+//  Resample when the effective number of particles falls below this share.
+#define WM_RESAMPLE_SHARE       0.5
+//  Smoothing of the forgery model's value counts (a Jeffreys prior).
+#define WM_FORGERY_PSEUDOCOUNT  0.5
+//  Stream ids: instance i's generator, and the forgery model's draws;
+//  distinct from the world's streams of the same seed.
+#define WM_INSTANCE_STREAM      (2ULL << 32)
+#define WM_FORGERY_STREAM       (5ULL << 32)
+#define WM_VALUES               256
 
 typedef struct {
-    double p [QT_ENV_MAX_VARS];                 //  P(variable = 1)
+    qt_state_t state;
+    double features [QT_ENV_MAX_FEATURES];
+    double weight;
+} s_particle_t;
+
+typedef struct {
+    s_particle_t *particles;
     double reliability [QT_ENV_MAX_SENSORS];
-    uint64_t updates;                           //  ticks incorporated, ever
-    qt_rng_t rng;                               //  sample draws
+    uint64_t updates;
+    qt_rng_t rng;
+    bool live;                  //  particles hold an episode
 } s_instance_t;
+
+//  The outcome of one run of reset or step under a script of choices, with
+//  every choice it made: how many outcomes, their probabilities and the one
+//  taken (up to QT_CHANCE_MAX_DRAWS choices).
+typedef struct {
+    qt_state_t state;
+    double features [QT_ENV_MAX_FEATURES];
+    double log_likelihood;
+    uint8_t mismatches [QT_ENV_MAX_SENSORS];
+    uint32_t draws;
+    uint8_t outcomes [QT_CHANCE_MAX_DRAWS];
+    uint8_t taken [QT_CHANCE_MAX_DRAWS];
+    double p [QT_CHANCE_MAX_DRAWS][QT_CHANCE_MAX_OUTCOMES];
+} s_run_t;
+
+//  The chance a run draws through: the first `fixed` choices follow the
+//  script, the later ones take their most likely outcome (while steering)
+//  or are sampled (the final run).
+typedef struct {
+    qt_chance_t base;
+    qt_rng_t *rng;
+    const uint8_t *script;
+    uint32_t fixed;
+    bool sample_beyond;
+    s_run_t *run;
+} s_steer_t;
+
+//  Runs a proposal keeps at once: the current one and one per other outcome.
+#define S_RUN_POOL (QT_CHANCE_MAX_OUTCOMES + 1)
 
 struct _wm_filter_t {
     qt_env_decl_t decl;
     wm_filter_config_t config;
     uint32_t batch;
     s_instance_t *instances;
+    s_particle_t *scratch;                  //  N, for resampling
+    s_run_t *pool;                          //  S_RUN_POOL runs of a proposal
+    double *forgery;                        //  [slot][value]: log P(value | tampered)
+    double log_match [QT_ENV_MAX_SENSORS];  //  honest: log P(value as the state reads)
+    double log_miss [QT_ENV_MAX_SENSORS];   //  honest: log P(one other valid value)
+    //  This tick's reading, by sensor and number of values that differ from
+    //  a state's: log P(reading | state) under the mixture, and P(honest)
+    uint32_t table_offset [QT_ENV_MAX_SENSORS];
+    double *log_mixture;
+    double *honest_share;
+    uint64_t runs;
 };
 
 void
 wm_filter_config_default (wm_filter_config_t *config)
 {
+    config->particles = WM_PARTICLES;
+    config->samples = WM_DEFAULT_SAMPLES;
+    config->steer_draws = WM_STEER_DRAWS;
     config->reliability_prior = WM_RELIABILITY_PRIOR;
     config->reliability_min = WM_RELIABILITY_MIN;
     config->reliability_max = WM_RELIABILITY_MAX;
     config->learning_warmup = WM_LEARNING_WARMUP;
     config->learning_rate_min = WM_LEARNING_RATE_MIN;
-    config->prior_floor = WM_PRIOR_FLOOR;
-    config->samples = WM_DEFAULT_SAMPLES;
+    config->noise_floor = WM_NOISE_FLOOR;
+    config->garbage = WM_GARBAGE;
+    config->plausible_draws = WM_PLAUSIBLE_DRAWS;
 }
 
 static double
 s_clamp (double x, double lo, double hi)
 {
-    return x < lo? lo: x > hi? hi: x;
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+//  Valid values of a sensor: the code table for images, its range otherwise.
+static uint32_t
+s_valid_values (const qt_env_decl_t *decl, const qt_sensor_decl_t *sensor)
+{
+    return sensor->image ? (uint32_t) strlen (decl->codes) : sensor->range;
+}
+
+static bool
+s_value_valid (const qt_env_decl_t *decl, const qt_sensor_decl_t *sensor, uint32_t value)
+{
+    if (sensor->image)
+        return value != 0 && strchr (decl->codes, (int) value) != NULL;
+    return value < sensor->range;
+}
+
+//  A random plausible state: every variable uniform over its values, cells
+//  over the non-wall cells of the board.
+static void
+s_plausible_state (const qt_env_decl_t *decl, const uint32_t *open_cells, uint32_t n_open,
+                   qt_rng_t *rng, qt_state_t *state)
+{
+    memset (state, 0, sizeof *state);
+    for (uint32_t v = 0; v < decl->n_vars; v++) {
+        const qt_var_decl_t *var = &decl->vars [v];
+        if (var->kind == QT_VAR_CELL)
+            state->v [v] = (int16_t) open_cells [qt_rng_below (rng, n_open)];
+        else
+            state->v [v] = (int16_t) qt_rng_below (rng, var->values ? var->values : 1);
+    }
+}
+
+//  The tampered theory of every value slot: how often each value appears
+//  when the sensor reads random plausible states, smoothed, mixed with
+//  arbitrary garbage over the valid values.
+static void
+s_build_forgery_model (wm_filter_t *self, uint64_t seed)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    uint32_t open_cells [QT_ENV_MAX_CELLS], n_open = 0;
+    for (uint32_t c = 0; c < decl->n_cells; c++)
+        if (decl->board [c] != decl->wall_code)
+            open_cells [n_open++] = c;
+    assert (n_open > 0);
+    uint32_t slots = decl->reading_length;
+    double *counts = (double *) calloc ((size_t) slots * WM_VALUES, sizeof (double));
+    assert (counts);
+    qt_rng_t rng;
+    qt_rng_seed (&rng, seed, WM_FORGERY_STREAM);
+    uint8_t values [QT_ENV_MAX_READING];
+    for (uint32_t d = 0; d < self->config.plausible_draws; d++) {
+        qt_state_t state;
+        s_plausible_state (decl, open_cells, n_open, &rng, &state);
+        for (uint32_t s = 0; s < decl->n_sensors; s++) {
+            const qt_sensor_decl_t *sensor = &decl->sensors [s];
+            decl->sense (decl, sensor->id, &state, values + sensor->offset);
+        }
+        for (uint32_t k = 0; k < slots; k++)
+            counts [(size_t) k * WM_VALUES + values [k]] += 1;
+    }
+    double draws = self->config.plausible_draws, garbage = self->config.garbage;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        double n_valid = s_valid_values (decl, sensor);
+        for (uint32_t k = sensor->offset; k < sensor->offset + sensor->length; k++)
+            for (uint32_t value = 0; value < WM_VALUES; value++) {
+                size_t at = (size_t) k * WM_VALUES + value;
+                if (!s_value_valid (decl, sensor, value)) {
+                    self->forgery [at] = -INFINITY;
+                    continue;
+                }
+                double plausible = (counts [at] + WM_FORGERY_PSEUDOCOUNT)
+                                 / (draws + WM_FORGERY_PSEUDOCOUNT * n_valid);
+                self->forgery [at] = log ((1 - garbage) * plausible + garbage / n_valid);
+            }
+    }
+    free (counts);
 }
 
 wm_filter_t *
@@ -63,12 +204,16 @@ wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t *config,
                uint32_t batch, uint64_t seed)
 {
     if (batch == 0 || config->samples == 0 || config->samples > WM_MAX_SAMPLES
+    ||  config->particles < config->samples || config->particles > WM_MAX_PARTICLES
+    ||  config->steer_draws > QT_CHANCE_MAX_DRAWS
     ||  !(config->reliability_min > 0 && config->reliability_min <= config->reliability_prior
           && config->reliability_prior <= config->reliability_max
           && config->reliability_max < 1)
     ||  !(config->learning_rate_min > 0 && config->learning_rate_min <= 1)
     ||  !(config->learning_warmup >= 1)
-    ||  !(config->prior_floor > 0 && config->prior_floor < 0.5))
+    ||  !(config->noise_floor > 0 && config->noise_floor < 0.5)
+    ||  !(config->garbage > 0 && config->garbage <= 1)
+    ||  config->plausible_draws == 0)
         return NULL;
     wm_filter_t *self = (wm_filter_t *) calloc (1, sizeof (wm_filter_t));
     assert (self);
@@ -76,14 +221,34 @@ wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t *config,
     self->config = *config;
     self->batch = batch;
     self->instances = (s_instance_t *) calloc (batch, sizeof (s_instance_t));
-    assert (self->instances);
+    self->scratch = (s_particle_t *) calloc (config->particles, sizeof (s_particle_t));
+    self->pool = (s_run_t *) calloc (S_RUN_POOL, sizeof (s_run_t));
+    self->forgery = (double *) calloc ((size_t) decl->reading_length * WM_VALUES, sizeof (double));
+    uint32_t table = 0;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        self->table_offset [s] = table;
+        table += decl->sensors [s].length + 1;
+    }
+    self->log_mixture = (double *) calloc (table, sizeof (double));
+    self->honest_share = (double *) calloc (table, sizeof (double));
+    assert (self->instances && self->scratch && self->pool && self->forgery
+         && self->log_mixture && self->honest_share);
     for (uint32_t i = 0; i < batch; i++) {
         s_instance_t *inst = &self->instances [i];
+        inst->particles = (s_particle_t *) calloc (config->particles, sizeof (s_particle_t));
+        assert (inst->particles);
         for (uint32_t s = 0; s < decl->n_sensors; s++)
             inst->reliability [s] = config->reliability_prior;
-        inst->reliability [decl->position_sensor] = 1.0;
-        qt_rng_seed (&inst->rng, seed, WM_SAMPLE_STREAM | i);
+        qt_rng_seed (&inst->rng, seed, WM_INSTANCE_STREAM | i);
     }
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        double noise = fmax (sensor->noise, config->noise_floor);
+        double others = fmax (s_valid_values (decl, sensor) - 1.0, 1.0);
+        self->log_match [s] = log (1 - noise);
+        self->log_miss [s] = log (noise / others);
+    }
+    s_build_forgery_model (self, seed);
     return self;
 }
 
@@ -93,172 +258,425 @@ wm_filter_destroy (wm_filter_t **self_p)
     assert (self_p);
     if (*self_p) {
         wm_filter_t *self = *self_p;
+        for (uint32_t i = 0; i < self->batch; i++)
+            free (self->instances [i].particles);
         free (self->instances);
+        free (self->scratch);
+        free (self->pool);
+        free (self->forgery);
+        free (self->log_mixture);
+        free (self->honest_share);
         free (self);
         *self_p = NULL;
     }
 }
 
+//  --------------------------------------------------------------------------
+//  Likelihood of a reading
+
+//  log (a + b) from log a and log b
 static double
-s_binary_entropy (double p)
+s_log_add (double a, double b)
 {
-    if (p <= 0 || p >= 1)
-        return 0;
-    return -(p * log2 (p) + (1 - p) * log2 (1 - p));
+    if (a == -INFINITY)
+        return b;
+    if (b == -INFINITY)
+        return a;
+    return a > b ? a + log1p (exp (b - a)) : b + log1p (exp (a - b));
 }
 
-//  Latin-hypercube draw of n states from independent marginals: for every
-//  variable the n samples take one stratum of [0,1) each, in random order,
-//  so the fraction of samples with the variable set is within 1/n of its
-//  marginal and the expected score over samples is nearly exact.
+//  This tick's tables: for every sensor and number m of its values that
+//  differ from what a state reads, log of reliability x P(honest reading) +
+//  (1 - reliability) x P(tampered reading), and the share of the honest
+//  term (P(honest | reading, state)).
 static void
-s_draw_samples (qt_rng_t *rng, const double *p, uint32_t n_vars, uint32_t n, wm_belief_t *belief)
+s_tick_tables (wm_filter_t *self, const s_instance_t *inst, const qt_readings_t *readings)
 {
-    uint32_t order [WM_MAX_SAMPLES];
-    for (uint32_t k = 0; k < n_vars; k++) {
-        for (uint32_t j = 0; j < n; j++)
-            order [j] = j;
-        for (uint32_t j = n - 1; j > 0; j--) {
-            uint32_t other = qt_rng_below (rng, j + 1);
-            uint32_t swap = order [j];
-            order [j] = order [other];
-            order [other] = swap;
+    const qt_env_decl_t *decl = &self->decl;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        double forged = 0;
+        for (uint32_t k = 0; k < sensor->length; k++) {
+            uint32_t slot = sensor->offset + k;
+            forged += self->forgery [(size_t) slot * WM_VALUES + readings->values [slot]];
         }
-        for (uint32_t j = 0; j < n; j++) {
-            double u = (order [j] + qt_rng_uniform (rng)) / n;
-            belief->sample_value [j][k] = u < p [k];
+        double rho = inst->reliability [s];
+        double tampered = log (1 - rho) + forged;
+        for (uint32_t m = 0; m <= sensor->length; m++) {
+            double honest = log (rho) + (sensor->length - m) * self->log_match [s]
+                          + m * self->log_miss [s];
+            double mixture = s_log_add (honest, tampered);
+            self->log_mixture [self->table_offset [s] + m] = mixture;
+            self->honest_share [self->table_offset [s] + m] = exp (honest - mixture);
         }
     }
-    belief->n_samples = n;
-    for (uint32_t j = 0; j < n; j++)
-        belief->sample_weight [j] = 1.0 / n;
+}
+
+//  log P(reading | state) under the per-sensor mixture, with each sensor's
+//  mismatch count kept for its P(honest).
+static double
+s_log_likelihood (wm_filter_t *self, const qt_state_t *state, const qt_readings_t *readings,
+                  uint8_t *mismatches)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    uint8_t values [QT_ENV_MAX_READING];
+    double total = 0;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        decl->sense (decl, sensor->id, state, values);
+        uint32_t miss = 0;
+        const uint8_t *read = readings->values + sensor->offset;
+        for (uint32_t k = 0; k < sensor->length; k++)
+            miss += values [k] != read [k];
+        mismatches [s] = (uint8_t) (miss > UINT8_MAX ? UINT8_MAX : miss);
+        total += self->log_mixture [self->table_offset [s] + miss];
+    }
+    return total;
+}
+
+//  P(sensor s honest | reading, state) from its mismatch count.
+static double
+s_honest (const wm_filter_t *self, uint32_t s, uint32_t miss)
+{
+    uint32_t length = self->decl.sensors [s].length;
+    return self->honest_share [self->table_offset [s] + (miss < length ? miss : length)];
+}
+
+//  --------------------------------------------------------------------------
+//  Steered runs of reset and step
+
+static uint32_t
+s_steer_pick (qt_chance_t *base, const double *p, uint32_t n)
+{
+    s_steer_t *self = (s_steer_t *) base;
+    s_run_t *run = self->run;
+    uint32_t index = run->draws++;
+    uint32_t outcome;
+    if (index < self->fixed && self->script [index] < n)
+        outcome = self->script [index];
+    else
+    if (self->sample_beyond)
+        outcome = qt_chance_sample (p, n, qt_rng_uniform (self->rng));
+    else {
+        outcome = 0;
+        for (uint32_t k = 1; k < n; k++)
+            if (p [k] > p [outcome])
+                outcome = k;
+    }
+    if (index < QT_CHANCE_MAX_DRAWS) {
+        run->outcomes [index] = (uint8_t) n;
+        run->taken [index] = (uint8_t) outcome;
+        memcpy (run->p [index], p, n * sizeof (double));
+    }
+    return outcome;
+}
+
+//  One run from `from` (NULL: reset) under a script; the outcome and the
+//  likelihood of the reading go to run.
+static void
+s_run (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32_t action,
+       const qt_readings_t *readings, const uint8_t *script, uint32_t fixed,
+       bool sample_beyond, s_run_t *run)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    s_steer_t steer = { { s_steer_pick }, &inst->rng, script, fixed, sample_beyond, run };
+    run->draws = 0;
+    memset (run->features, 0, sizeof run->features);
+    if (from) {
+        double observed;
+        decl->step (decl, from, action, &steer.base, &run->state, run->features, &observed);
+    }
+    else
+        decl->reset (decl, &steer.base, NULL, &run->state);
+    run->log_likelihood = s_log_likelihood (self, &run->state, readings, run->mismatches);
+    self->runs++;
+}
+
+//  Propose a successor of `from` (NULL: a reset) steered towards the
+//  reading; returns log (prior / proposal) of the choices steered, and the
+//  run holding the successor and its likelihood. A run with later choices
+//  at their most likely outcome is also the candidate for the most likely
+//  outcome of the choice being steered, so a binary choice costs one run.
+static const s_run_t *
+s_propose (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32_t action,
+           const qt_readings_t *readings, double *log_ratio)
+{
+    uint8_t script [QT_CHANCE_MAX_DRAWS] = { 0 };
+    s_run_t *candidate [QT_CHANCE_MAX_OUTCOMES];
+    bool busy [S_RUN_POOL] = { false };
+    uint32_t current = 0, steered = 0;
+    busy [current] = true;
+    *log_ratio = 0;
+    s_run (self, inst, from, action, readings, script, 0, false, &self->pool [current]);
+    while (true) {
+        s_run_t *run = &self->pool [current];
+        uint32_t n = steered < QT_CHANCE_MAX_DRAWS ? run->outcomes [steered] : 0;
+        if (steered >= run->draws || steered >= self->config.steer_draws
+        ||  n == 0 || n > WM_STEER_OUTCOMES)
+            break;
+        const double *p = run->p [steered];
+        uint32_t likely = run->taken [steered];
+        double best = -INFINITY;
+        uint32_t slot [QT_CHANCE_MAX_OUTCOMES];
+        for (uint32_t v = 0; v < n; v++) {
+            candidate [v] = NULL;
+            if (!(p [v] > 0))
+                continue;
+            if (v == likely) {
+                slot [v] = current;
+                candidate [v] = run;
+            }
+            else {
+                uint32_t free_slot = 0;
+                while (busy [free_slot])
+                    free_slot++;
+                busy [free_slot] = true;
+                slot [v] = free_slot;
+                candidate [v] = &self->pool [free_slot];
+                script [steered] = (uint8_t) v;
+                s_run (self, inst, from, action, readings, script, steered + 1, false, candidate [v]);
+            }
+            best = fmax (best, candidate [v]->log_likelihood);
+        }
+        double u [QT_CHANCE_MAX_OUTCOMES], total = 0;
+        for (uint32_t v = 0; v < n; v++) {
+            u [v] = candidate [v] ? p [v] * exp (candidate [v]->log_likelihood - best) : 0;
+            total += u [v];
+        }
+        for (uint32_t v = 0; v < n; v++)
+            u [v] /= total;
+        uint32_t chosen = qt_chance_sample (u, n, qt_rng_uniform (&inst->rng));
+        *log_ratio += log (p [chosen]) - log (u [chosen]);
+        for (uint32_t v = 0; v < n; v++)
+            if (candidate [v] && v != chosen)
+                busy [slot [v]] = false;
+        current = slot [chosen];
+        script [steered++] = (uint8_t) chosen;
+    }
+    //  Choices left unsteered are sampled from the prior: they cancel in the
+    //  importance ratio
+    s_run_t *run = &self->pool [current];
+    if (run->draws > steered)
+        s_run (self, inst, from, action, readings, script, steered, true, run);
+    return run;
+}
+
+//  --------------------------------------------------------------------------
+//  The update
+
+static int
+s_compare_state (const qt_state_t *a, const qt_state_t *b, uint32_t n_vars)
+{
+    return memcmp (a->v, b->v, n_vars * sizeof (int16_t));
+}
+
+//  Systematic resampling of n weighted particles in place.
+static void
+s_resample (wm_filter_t *self, s_instance_t *inst)
+{
+    uint32_t n = self->config.particles;
+    double step = 1.0 / n, u = qt_rng_uniform (&inst->rng) * step, cumulative = 0;
+    uint32_t j = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        double target = u + k * step;
+        while (j + 1 < n && cumulative + inst->particles [j].weight < target) {
+            cumulative += inst->particles [j].weight;
+            j++;
+        }
+        self->scratch [k] = inst->particles [j];
+        self->scratch [k].weight = step;
+    }
+    memcpy (inst->particles, self->scratch, n * sizeof (s_particle_t));
+}
+
+static double
+s_entropy (const s_particle_t *particles, uint32_t n, uint32_t n_vars)
+{
+    double entropy = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        bool first = true;
+        for (uint32_t k = 0; k < j && first; k++)
+            first = s_compare_state (&particles [k].state, &particles [j].state, n_vars) != 0;
+        if (!first)
+            continue;
+        double mass = 0;
+        for (uint32_t k = j; k < n; k++)
+            if (s_compare_state (&particles [k].state, &particles [j].state, n_vars) == 0)
+                mass += particles [k].weight;
+        if (mass > 0)
+            entropy -= mass * log2 (mass);
+    }
+    return entropy > 0 ? entropy : 0;
+}
+
+//  Distinct (state, features) pairs with their mass, heaviest first, then at
+//  most `samples` of them (systematic draws when there are more).
+static void
+s_publish_samples (wm_filter_t *self, s_instance_t *inst, wm_belief_t *belief)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    uint32_t n = self->config.particles, distinct = 0;
+    wm_sample_t *pool = (wm_sample_t *) calloc (n, sizeof (wm_sample_t));
+    assert (pool);
+    for (uint32_t j = 0; j < n; j++) {
+        const s_particle_t *particle = &inst->particles [j];
+        if (!(particle->weight > 0))
+            continue;
+        uint32_t k = 0;
+        while (k < distinct
+           && (memcmp (pool [k].values, particle->state.v, decl->n_vars * sizeof (int16_t))
+               || memcmp (pool [k].features, particle->features, decl->n_features * sizeof (double))))
+            k++;
+        if (k == distinct) {
+            memcpy (pool [k].values, particle->state.v, sizeof pool [k].values);
+            memcpy (pool [k].features, particle->features, sizeof pool [k].features);
+            distinct++;
+        }
+        pool [k].weight += particle->weight;
+    }
+    //  Heaviest first; insertion sort keeps equal weights in particle order
+    for (uint32_t k = 1; k < distinct; k++) {
+        wm_sample_t item = pool [k];
+        uint32_t at = k;
+        while (at > 0 && pool [at - 1].weight < item.weight) {
+            pool [at] = pool [at - 1];
+            at--;
+        }
+        pool [at] = item;
+    }
+    uint32_t wanted = self->config.samples;
+    belief->n_samples = 0;
+    if (distinct <= wanted) {
+        for (uint32_t k = 0; k < distinct; k++)
+            belief->samples [belief->n_samples++] = pool [k];
+    }
+    else {
+        double step = 1.0 / wanted, u = qt_rng_uniform (&inst->rng) * step, cumulative = 0;
+        uint32_t k = 0;
+        for (uint32_t d = 0; d < wanted; d++) {
+            double target = u + d * step;
+            while (k + 1 < distinct && cumulative + pool [k].weight < target) {
+                cumulative += pool [k].weight;
+                k++;
+            }
+            if (belief->n_samples > 0
+            &&  memcmp (&belief->samples [belief->n_samples - 1].values, pool [k].values,
+                        sizeof pool [k].values) == 0
+            &&  memcmp (belief->samples [belief->n_samples - 1].features, pool [k].features,
+                        sizeof pool [k].features) == 0)
+                belief->samples [belief->n_samples - 1].weight += step;
+            else {
+                belief->samples [belief->n_samples] = pool [k];
+                belief->samples [belief->n_samples++].weight = step;
+            }
+        }
+    }
+    double total = 0;
+    for (uint32_t k = 0; k < belief->n_samples; k++)
+        total += belief->samples [k].weight;
+    for (uint32_t k = 0; k < belief->n_samples; k++)
+        belief->samples [k].weight /= total;
+    free (pool);
 }
 
 int
-wm_filter_update (wm_filter_t *self, uint32_t instance, uint32_t step,
-                  const qt_readings_t *readings, wm_belief_t *belief)
+wm_filter_update (wm_filter_t *self, uint32_t instance, const qt_readings_t *readings,
+                  wm_belief_t *belief)
 {
-    if (instance >= self->batch)
+    if (instance >= self->batch || readings->length != self->decl.reading_length)
         return -1;
     const qt_env_decl_t *decl = &self->decl;
     const wm_filter_config_t *config = &self->config;
     s_instance_t *inst = &self->instances [instance];
-    memset (belief, 0, sizeof (*belief));
-    uint32_t position = readings->position;
-    uint32_t n_vars = decl->n_vars;
-    double floor = config->prior_floor;
+    uint32_t n = config->particles;
+    memset (belief, 0, sizeof *belief);
 
-    //  Prior for this tick: the declared start, or the prediction
-    for (uint32_t k = 0; k < n_vars; k++) {
-        if (step == 0)
-            inst->p [k] = decl->var_initial [k];
+    s_tick_tables (self, inst, readings);
+
+    //  Propagate (or start an episode) with steered proposals. A replica
+    //  that never saw this episode's start has nothing better than the
+    //  reset distribution: its peers outvote it until the next episode.
+    bool restart = readings->step == 0 || !inst->live;
+    bool any_alive = restart;
+    for (uint32_t j = 0; j < n && !any_alive; j++)
+        any_alive = !inst->particles [j].state.terminated;
+    double *log_weight = (double *) malloc (n * sizeof (double));
+    uint8_t *mismatches = (uint8_t *) malloc ((size_t) n * QT_ENV_MAX_SENSORS);
+    assert (log_weight && mismatches);
+    for (uint32_t j = 0; j < n; j++) {
+        s_particle_t *particle = &inst->particles [j];
+        if (!any_alive)
+            particle->state.terminated = 0;     //  the model was wrong: the episode goes on
+        const s_run_t *run;
+        double log_ratio;
+        if (restart)
+            run = s_propose (self, inst, NULL, 0, readings, &log_ratio);
         else
-            inst->p [k] = decl->predict (decl, k, inst->p [k], position);
-        inst->p [k] = s_clamp (inst->p [k], floor, 1 - floor);
-    }
-
-    //  Camera cell likelihoods: honest = declared noise spread over the
-    //  other codes; tampered = uniform over all codes (no information).
-    const qt_sensor_decl_t *camera = &decl->sensors [decl->camera_sensor];
-    double n_codes = (double) strlen (decl->codes);
-    double cam_match = 1 - camera->honest_noise;
-    double cam_miss = camera->honest_noise / (n_codes - 1);
-    double cam_garbage = 1 / n_codes;
-
-    uint8_t expected [QT_ENV_MAX_CELLS];
-    uint8_t all_false [QT_ENV_MAX_VARS] = { 0 };
-    decl->render (decl, position, all_false, expected);
-    bool is_var_cell [QT_ENV_MAX_CELLS] = { false };
-    for (uint32_t k = 0; k < n_vars; k++)
-        if (decl->var_cell [k] != position)
-            is_var_cell [decl->var_cell [k]] = true;
-
-    //  Cells whose honest image does not depend on the state
-    double log_honest = 0, log_tampered = 0;
-    for (uint32_t c = 0; c < decl->n_cells; c++) {
-        if (is_var_cell [c])
+        if (particle->state.terminated || !(particle->weight > 0)) {
+            log_weight [j] = -INFINITY;
+            memset (mismatches + (size_t) j * QT_ENV_MAX_SENSORS, 0, QT_ENV_MAX_SENSORS);
             continue;
-        log_honest += log (readings->camera [c] == expected [c]? cam_match: cam_miss);
-        log_tampered += log (cam_garbage);
+        }
+        else {
+            run = s_propose (self, inst, &particle->state, readings->action, readings, &log_ratio);
+            log_ratio += log (particle->weight);
+        }
+        log_weight [j] = log_ratio + run->log_likelihood;
+        particle->state = run->state;
+        memcpy (particle->features, run->features, sizeof particle->features);
+        memcpy (mismatches + (size_t) j * QT_ENV_MAX_SENSORS, run->mismatches, QT_ENV_MAX_SENSORS);
+    }
+    inst->live = true;
+    double top = -INFINITY;
+    for (uint32_t j = 0; j < n; j++)
+        top = fmax (top, log_weight [j]);
+    double total = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        inst->particles [j].weight = top > -INFINITY ? exp (log_weight [j] - top) : 1;
+        total += inst->particles [j].weight;
+    }
+    double squares = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        inst->particles [j].weight /= total;
+        squares += inst->particles [j].weight * inst->particles [j].weight;
     }
 
-    //  Per variable, for each camera component C: evidence e, posterior of
-    //  the variable q, and P(probe honest) h.
-    double q_c [2][QT_ENV_MAX_VARS], h_c [2][QT_ENV_MAX_VARS];
-    for (uint32_t k = 0; k < n_vars; k++) {
-        uint32_t cell = decl->var_cell [k];
-        const qt_sensor_decl_t *probe = &decl->sensors [decl->first_probe_sensor + k];
-        double rho = inst->reliability [decl->first_probe_sensor + k];
-        double prior [2] = { 1 - inst->p [k], inst->p [k] };
-        double like_cam [2][2];     //  [component][value]
-        for (int w = 0; w < 2; w++) {
-            uint8_t code = (uint8_t) (w? decl->var_true_code: decl->var_false_code);
-            if (cell == position)   //  the agent hides the cell: no information
-                like_cam [0][w] = cam_match;
-            else
-                like_cam [0][w] = readings->camera [cell] == code? cam_match: cam_miss;
-            like_cam [1][w] = cam_garbage;
-        }
-        double probe_honest [2], probe_tampered = 0.5;
-        for (int w = 0; w < 2; w++)
-            probe_honest [w] = readings->moisture [k] == w?
-                1 - probe->honest_noise: probe->honest_noise;
-        for (int component = 0; component < 2; component++) {
-            double joint [2], joint_honest = 0, evidence = 0;
-            for (int w = 0; w < 2; w++) {
-                double base = prior [w] * like_cam [component][w];
-                double honest_part = base * rho * probe_honest [w];
-                joint [w] = honest_part + base * (1 - rho) * probe_tampered;
-                joint_honest += honest_part;
-                evidence += joint [w];
-            }
-            evidence = fmax (evidence, WM_PROB_EPSILON);
-            q_c [component][k] = joint [1] / evidence;
-            h_c [component][k] = joint_honest / evidence;
-            if (component == 0)
-                log_honest += log (evidence);
-            else
-                log_tampered += log (evidence);
-        }
-    }
-
-    //  P(camera honest | data), then collapse the mixture to marginals
-    double rho_cam = inst->reliability [decl->camera_sensor];
-    double a = log (rho_cam) + log_honest;
-    double b = log (1 - rho_cam) + log_tampered;
-    double cam_honest = 1 / (1 + exp (b - a));
+    //  Posterior figures
+    belief->n_vars = decl->n_vars;
+    belief->n_features = decl->n_features;
     belief->n_sensors = decl->n_sensors;
-    belief->honest [decl->camera_sensor] = cam_honest;
-    belief->honest [decl->position_sensor] = 1.0;
-    double weighted_honest = n_vars * cam_honest;
-    double entropy = 0;
-    for (uint32_t k = 0; k < n_vars; k++) {
-        double p = cam_honest * q_c [0][k] + (1 - cam_honest) * q_c [1][k];
-        inst->p [k] = s_clamp (p, WM_PROB_EPSILON, 1 - WM_PROB_EPSILON);
-        double h = cam_honest * h_c [0][k] + (1 - cam_honest) * h_c [1][k];
-        belief->honest [decl->first_probe_sensor + k] = h;
-        weighted_honest += h;
-        entropy += s_binary_entropy (inst->p [k]);
+    belief->effective_particles = 1 / squares;
+    double weighted_honest = 0, weighing = 0;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        double honest = 0;
+        for (uint32_t j = 0; j < n; j++)
+            if (inst->particles [j].weight > 0)
+                honest += inst->particles [j].weight
+                        * s_honest (self, s, mismatches [(size_t) j * QT_ENV_MAX_SENSORS + s]);
+        belief->honest [s] = s_clamp (honest, 0, 1);
+        weighted_honest += decl->sensors [s].length * belief->honest [s];
+        weighing += decl->sensors [s].length;
     }
+    belief->data_reliability = weighing > 0 ? s_clamp (weighted_honest / weighing, 0, 1) : 1;
+    for (uint32_t j = 0; j < n; j++)
+        for (uint32_t f = 0; f < decl->n_features; f++)
+            belief->features [f] += inst->particles [j].weight * inst->particles [j].features [f];
+    belief->entropy = s_entropy (inst->particles, n, decl->n_vars);
+    s_publish_samples (self, inst, belief);
 
     //  Learn reliabilities: running average of P(honest | data)
     inst->updates++;
     double rate = fmax (1.0 / ((double) inst->updates + config->learning_warmup),
                         config->learning_rate_min);
     for (uint32_t s = 0; s < decl->n_sensors; s++) {
-        if (s == decl->position_sensor)
-            continue;
         double rho = inst->reliability [s] + rate * (belief->honest [s] - inst->reliability [s]);
         inst->reliability [s] = s_clamp (rho, config->reliability_min, config->reliability_max);
+        belief->reliability [s] = inst->reliability [s];
     }
-
-    belief->position = position;
-    belief->n_vars = n_vars;
-    memcpy (belief->marginal, inst->p, n_vars * sizeof (double));
-    memcpy (belief->reliability, inst->reliability, decl->n_sensors * sizeof (double));
-    belief->entropy = entropy;
-    belief->data_reliability = n_vars? weighted_honest / (2.0 * n_vars): 1.0;
-    s_draw_samples (&inst->rng, inst->p, n_vars, config->samples, belief);
+    if (belief->effective_particles < WM_RESAMPLE_SHARE * n)
+        s_resample (self, inst);
+    free (log_weight);
+    free (mismatches);
     return 0;
 }
 
@@ -270,33 +688,49 @@ wm_filter_reliability (wm_filter_t *self, uint32_t instance, uint32_t sensor)
     return self->instances [instance].reliability [sensor];
 }
 
+double
+wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state)
+{
+    if (instance >= self->batch)
+        return NAN;
+    const s_instance_t *inst = &self->instances [instance];
+    double mass = 0;
+    for (uint32_t j = 0; j < self->config.particles; j++)
+        if (s_compare_state (&inst->particles [j].state, state, self->decl.n_vars) == 0)
+            mass += inst->particles [j].weight;
+    return mass;
+}
+
+uint64_t
+wm_filter_runs (const wm_filter_t *self)
+{
+    return self->runs;
+}
+
+//  --------------------------------------------------------------------------
+//  Validation and robust combinations
+
 int
 wm_readings_validate (const qt_env_decl_t *decl, const qt_readings_t *readings,
                       const char **cause)
 {
     const char *problem = NULL;
-    if (readings->camera_len != decl->n_cells)
-        problem = "camera size differs from the board";
+    if (readings->step > decl->max_steps)
+        problem = "step beyond the episode length";
     else
-    if (readings->moisture_count != decl->n_vars)
-        problem = "moisture count differs from the declared variables";
+    if (readings->step > 0 && readings->action >= decl->n_actions)
+        problem = "executed action is not an action of this environment";
     else
-    if (readings->position >= decl->n_cells || !decl->walkable (decl, readings->position))
-        problem = "position is not a walkable cell";
+    if (readings->terminated && !readings->done)
+        problem = "a terminated episode must be done";
     else
     if (!isfinite (readings->observed_reward))
         problem = "observed reward is not finite";
-    else {
-        for (uint32_t c = 0; c < readings->camera_len && !problem; c++)
-            if (readings->camera [c] == 0 || !strchr (decl->codes, readings->camera [c]))
-                problem = "camera holds an unknown cell code";
-        for (uint32_t k = 0; k < readings->moisture_count && !problem; k++)
-            if (readings->moisture [k] > 1)
-                problem = "moisture reading is not 0 or 1";
-    }
+    else
+        qt_env_reading_valid (decl, readings->values, readings->length, &problem);
     if (cause)
         *cause = problem;
-    return problem? -1: 0;
+    return problem ? -1 : 0;
 }
 
 //  Most common value among n (ties: the smallest value).
@@ -328,85 +762,58 @@ s_compare_double (const void *a, const void *b)
 static double
 s_median (const double *values, size_t n)
 {
-    double *sorted = (double *) malloc ((n? n: 1) * sizeof (double));
-    assert (sorted);
+    double sorted [64];
+    assert (n <= 64);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (isfinite (values [i]))
             sorted [m++] = values [i];
-    double median = NAN;
-    if (m > 0) {
-        qsort (sorted, m, sizeof (double), s_compare_double);
-        median = m % 2? sorted [m / 2]: (sorted [m / 2 - 1] + sorted [m / 2]) / 2;
-    }
-    free (sorted);
-    return median;
+    if (m == 0)
+        return NAN;
+    qsort (sorted, m, sizeof (double), s_compare_double);
+    return m % 2 ? sorted [m / 2] : (sorted [m / 2 - 1] + sorted [m / 2]) / 2;
 }
 
 int
 wm_readings_combine (const qt_readings_t *const *replicas, size_t n, qt_readings_t *out)
 {
-    uint32_t *values = (uint32_t *) calloc (n? n: 1, sizeof (uint32_t));
-    double *rewards = (double *) calloc (n? n: 1, sizeof (double));
-    assert (values && rewards);
+    uint32_t values [64];
+    double rewards [64];
+    assert (n <= 64);
+    const qt_readings_t *voters [64];
     size_t present = 0;
     for (size_t i = 0; i < n; i++)
         if (replicas [i])
-            present++;
-    if (present == 0) {
-        free (values);
-        free (rewards);
+            values [present++] = replicas [i]->length;
+    if (present == 0)
         return -1;
-    }
-    memset (out, 0, sizeof (*out));
-
+    memset (out, 0, sizeof *out);
+    out->length = s_majority (values, present);
+    if (out->length > QT_ENV_MAX_READING)
+        out->length = 0;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (replicas [i])
-            values [m++] = replicas [i]->position;
-    out->position = s_majority (values, m);
+        if (replicas [i] && replicas [i]->length == out->length)
+            voters [m++] = replicas [i];
 
-    m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (replicas [i])
-            values [m++] = replicas [i]->camera_len;
-    out->camera_len = s_majority (values, m);
-    if (out->camera_len > QT_ENV_MAX_CELLS)
-        out->camera_len = 0;
-    for (uint32_t c = 0; c < out->camera_len; c++) {
-        m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (replicas [i] && replicas [i]->camera_len == out->camera_len)
-                values [m++] = replicas [i]->camera [c];
-        out->camera [c] = (uint8_t) s_majority (values, m);
-    }
-
-    m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (replicas [i])
-            values [m++] = replicas [i]->moisture_count;
-    out->moisture_count = s_majority (values, m);
-    if (out->moisture_count > QT_ENV_MAX_VARS)
-        out->moisture_count = 0;
-    for (uint32_t k = 0; k < out->moisture_count; k++) {
-        size_t wet = 0, voters = 0;
-        for (size_t i = 0; i < n; i++)
-            if (replicas [i] && replicas [i]->moisture_count == out->moisture_count) {
-                voters++;
-                wet += replicas [i]->moisture [k] != 0;
-            }
-        out->moisture [k] = 2 * wet > voters;
-    }
-
-    m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (replicas [i])
-            rewards [m++] = replicas [i]->observed_reward;
+    //  Gathers one field of every voter, then takes the majority
+#define S_MAJORITY_OF(field) do { \
+        for (size_t i_ = 0; i_ < m; i_++) values [i_] = (uint32_t) voters [i_]->field; \
+        out->field = s_majority (values, m); \
+    } while (0)
+    S_MAJORITY_OF (episode);
+    S_MAJORITY_OF (step);
+    S_MAJORITY_OF (done);
+    S_MAJORITY_OF (terminated);
+    S_MAJORITY_OF (action);
+    for (uint32_t k = 0; k < out->length; k++)
+        S_MAJORITY_OF (values [k]);
+#undef S_MAJORITY_OF
+    for (size_t i = 0; i < m; i++)
+        rewards [i] = voters [i]->observed_reward;
     out->observed_reward = s_median (rewards, m);
     if (!isfinite (out->observed_reward))
         out->observed_reward = 0;
-    free (values);
-    free (rewards);
     return 0;
 }
 
@@ -414,26 +821,25 @@ int
 wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out)
 {
     const wm_belief_t *first = NULL;
-    size_t present = 0;
+    assert (n <= 64);
     for (size_t i = 0; i < n; i++) {
         if (!beliefs [i])
             continue;
         if (!first)
             first = beliefs [i];
-        if (beliefs [i]->n_vars != first->n_vars || beliefs [i]->n_sensors != first->n_sensors
-        ||  beliefs [i]->n_vars > QT_ENV_MAX_VARS || beliefs [i]->n_sensors > QT_ENV_MAX_SENSORS
-        ||  beliefs [i]->n_samples > WM_MAX_SAMPLES)
+        if (beliefs [i]->n_features != first->n_features || beliefs [i]->n_sensors != first->n_sensors
+        ||  beliefs [i]->n_vars != first->n_vars
+        ||  beliefs [i]->n_features > QT_ENV_MAX_FEATURES || beliefs [i]->n_sensors > QT_ENV_MAX_SENSORS
+        ||  beliefs [i]->n_vars > QT_ENV_MAX_VARS || beliefs [i]->n_samples > WM_MAX_SAMPLES)
             return -1;
-        present++;
     }
     if (!first)
         return -1;
-    double *column = (double *) malloc (present * sizeof (double));
-    uint32_t *positions = (uint32_t *) malloc (present * sizeof (uint32_t));
-    assert (column && positions);
-    memset (out, 0, sizeof (*out));
+    memset (out, 0, sizeof *out);
     out->n_vars = first->n_vars;
+    out->n_features = first->n_features;
     out->n_sensors = first->n_sensors;
+    double column [64];
 
     //  Gathers one coordinate of every present belief, then takes the median
 #define S_MEDIAN_OF(field) do { \
@@ -442,22 +848,16 @@ wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out
             if (beliefs [i_]) column [m_++] = beliefs [i_]->field; \
         out->field = s_median (column, m_); \
     } while (0)
-
-    for (uint32_t k = 0; k < out->n_vars; k++)
-        S_MEDIAN_OF (marginal [k]);
+    for (uint32_t f = 0; f < out->n_features; f++)
+        S_MEDIAN_OF (features [f]);
     for (uint32_t s = 0; s < out->n_sensors; s++) {
         S_MEDIAN_OF (reliability [s]);
         S_MEDIAN_OF (honest [s]);
     }
     S_MEDIAN_OF (entropy);
     S_MEDIAN_OF (data_reliability);
+    S_MEDIAN_OF (effective_particles);
 #undef S_MEDIAN_OF
-
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (beliefs [i])
-            positions [m++] = beliefs [i]->position;
-    out->position = s_majority (positions, m);
 
     const wm_belief_t *closest = first;
     double best = INFINITY;
@@ -465,8 +865,8 @@ wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out
         if (!beliefs [i])
             continue;
         double distance = 0;
-        for (uint32_t k = 0; k < out->n_vars; k++) {
-            double d = beliefs [i]->marginal [k] - out->marginal [k];
+        for (uint32_t f = 0; f < out->n_features; f++) {
+            double d = beliefs [i]->features [f] - out->features [f];
             distance += d * d;
         }
         if (distance < best) {
@@ -475,15 +875,13 @@ wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out
         }
     }
     out->n_samples = closest->n_samples;
-    memcpy (out->sample_value, closest->sample_value, sizeof (out->sample_value));
-    memcpy (out->sample_weight, closest->sample_weight, sizeof (out->sample_weight));
-    free (column);
-    free (positions);
+    memcpy (out->samples, closest->samples, sizeof out->samples);
     return 0;
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest
+//  Selftest: on the default environment, the honest camera's world is
+//  tracked exactly; validation and the combinations behave.
 
 void
 wm_filter_test (bool verbose)
@@ -491,79 +889,100 @@ wm_filter_test (bool verbose)
     if (verbose)
         printf (" * wm_filter: ");
     qt_env_params_t params;
+    qt_env_params_init (&params);
     qt_env_decl_t decl;
-    assert (qt_env_params_default ("tomato_watering", &params) == 0);
-    assert (qt_env_declare ("tomato_watering", &params, &decl) == 0);
+    assert (qt_env_declare (qt_env_default (), &params, &decl, NULL) == 0);
     wm_filter_config_t config;
     wm_filter_config_default (&config);
     wm_filter_t *filter = wm_filter_new (&decl, &config, 2, 7);
     assert (filter);
     qt_world_t *world = qt_world_new (&decl, 7, 0);
+    qt_rng_t rng;
+    qt_rng_seed (&rng, 7, 1);
     qt_readings_t readings;
     wm_belief_t belief;
-    qt_world_read (world, &readings);
     const char *cause = NULL;
-    assert (wm_readings_validate (&decl, &readings, &cause) == 0 && cause == NULL);
-    assert (wm_filter_update (filter, 0, 0, &readings, &belief) == 0);
-    assert (wm_filter_update (filter, 2, 0, &readings, &belief) == -1);
-    assert (belief.n_vars == decl.n_vars && belief.n_samples == config.samples);
-    double weights = 0;
-    for (uint32_t j = 0; j < belief.n_samples; j++)
-        weights += belief.sample_weight [j];
-    assert (fabs (weights - 1) < 1e-12);
-    for (uint32_t k = 0; k < decl.n_vars; k++)
-        assert (fabs (belief.marginal [k] - decl.var_initial [k]) < 0.01);
-    assert (belief.honest [decl.camera_sensor] > 0.99);
-    assert (belief.data_reliability > 0.8);
+    for (uint32_t t = 0; t < 30; t++) {
+        if (t > 0)
+            assert (qt_world_step (world, qt_rng_below (&rng, decl.n_actions)) == 0);
+        qt_world_read (world, &readings);
+        assert (wm_readings_validate (&decl, &readings, &cause) == 0 && cause == NULL);
+        assert (wm_filter_update (filter, 0, &readings, &belief) == 0);
+        assert (belief.n_samples >= 1 && belief.n_samples <= config.samples);
+        double weights = 0;
+        for (uint32_t j = 0; j < belief.n_samples; j++)
+            weights += belief.samples [j].weight;
+        assert (fabs (weights - 1) < 1e-9);
+        assert (belief.data_reliability > 0.5);
+        //  The true state carries most of the posterior
+        assert (wm_filter_state_mass (filter, 0, &world->state) > 0.5);
+    }
+    assert (wm_filter_update (filter, 2, &readings, &belief) == -1);
+    assert (wm_filter_runs (filter) > 30 * config.particles);
 
-    //  Validation catches sizes and codes
+    //  Validation catches values and clocks
     qt_readings_t bad = readings;
-    bad.camera [0] = 'Z';
+    bad.values [0] = 'Z';
     assert (wm_readings_validate (&decl, &bad, &cause) == -1 && cause);
     bad = readings;
-    bad.moisture_count = 3;
+    bad.length = 3;
     assert (wm_readings_validate (&decl, &bad, &cause) == -1);
     bad = readings;
-    bad.position = 0;
+    bad.step = decl.max_steps + 1;
+    assert (wm_readings_validate (&decl, &bad, &cause) == -1);
+    bad = readings;
+    bad.observed_reward = NAN;
     assert (wm_readings_validate (&decl, &bad, &cause) == -1);
 
     //  Combination: one lying collector among three is outvoted
     qt_readings_t liar = readings;
-    liar.position = readings.position + 1;
-    liar.camera [decl.var_cell [3]] = 'T';
-    liar.moisture [3] = !readings.moisture [3];
+    for (uint32_t k = 0; k < liar.length; k++)
+        liar.values [k] = decl.codes [0];
     liar.observed_reward = 1e6;
+    liar.step++;
     const qt_readings_t *replicas [4] = { &readings, &liar, NULL, &readings };
     qt_readings_t combined;
     assert (wm_readings_combine (replicas, 4, &combined) == 0);
-    assert (combined.position == readings.position);
-    assert (memcmp (combined.camera, readings.camera, readings.camera_len) == 0);
-    assert (memcmp (combined.moisture, readings.moisture, readings.moisture_count) == 0);
+    assert (memcmp (combined.values, readings.values, readings.length) == 0);
     assert (combined.observed_reward == readings.observed_reward);
+    assert (combined.step == readings.step);
     const qt_readings_t *none [2] = { NULL, NULL };
     assert (wm_readings_combine (none, 2, &combined) == -1);
 
-    //  Belief combination: a replica with absurd marginals is ignored
+    //  Belief combination: a replica with absurd features is ignored
     wm_belief_t wild = belief;
-    for (uint32_t k = 0; k < decl.n_vars; k++)
-        wild.marginal [k] = 1 - belief.marginal [k];
+    for (uint32_t f = 0; f < decl.n_features; f++)
+        wild.features [f] = 1e6;
     wild.data_reliability = 0;
     const wm_belief_t *beliefs [3] = { &belief, &wild, &belief };
     wm_belief_t median;
     assert (wm_belief_combine (beliefs, 3, &median) == 0);
     assert (median.data_reliability == belief.data_reliability);
-    assert (memcmp (median.sample_value, belief.sample_value, sizeof (belief.sample_value)) == 0);
+    assert (memcmp (median.samples, belief.samples, sizeof belief.samples) == 0);
 
-    //  Determinism: same seed and inputs, same samples
+    //  Determinism: the same seed and inputs give the same posterior
     wm_filter_t *twin = wm_filter_new (&decl, &config, 2, 7);
-    wm_belief_t twin_belief;
-    assert (wm_filter_update (twin, 0, 0, &readings, &twin_belief) == 0);
-    assert (memcmp (twin_belief.sample_value, belief.sample_value, sizeof (belief.sample_value)) == 0);
+    wm_filter_t *again = wm_filter_new (&decl, &config, 2, 7);
+    qt_world_t *replay = qt_world_new (&decl, 9, 0);
+    for (uint32_t t = 0; t < 10; t++) {
+        if (t > 0)
+            qt_world_step (replay, qt_rng_below (&rng, decl.n_actions));
+        qt_world_read (replay, &readings);
+        wm_belief_t a, b;
+        wm_filter_update (twin, 1, &readings, &a);
+        wm_filter_update (again, 1, &readings, &b);
+        assert (memcmp (&a, &b, sizeof a) == 0);
+    }
+    qt_world_destroy (&replay);
     wm_filter_destroy (&twin);
+    wm_filter_destroy (&again);
 
-    //  Invalid configuration is refused
+    //  Invalid configurations are refused
     wm_filter_config_t wrong = config;
     wrong.samples = WM_MAX_SAMPLES + 1;
+    assert (wm_filter_new (&decl, &wrong, 1, 1) == NULL);
+    wrong = config;
+    wrong.particles = 0;
     assert (wm_filter_new (&decl, &wrong, 1, 1) == NULL);
 
     qt_world_destroy (&world);

@@ -1,21 +1,49 @@
 /*  wm_filter: Dave's Bayesian filter over an environment's declared state.
 
-    Per instance, a factored posterior P(variable = 1) per declared binary
-    variable, predicted with the declaration's dynamics and updated with the
-    sensors. Each sensor's likelihood is a mixture of its honest model
-    (declared noise) and a tampered model (uninformative: the reading carries
-    no information about the state), weighted by the sensor's reliability. The
-    camera's single tamper variable couples all variables, so each tick
-    computes the exact two-component mixture (camera honest / tampered), each
-    component factored, then collapses back to marginals. Reliabilities are
-    learned online per instance and sensor as a running average of the
-    posterior P(honest | data); they persist across episodes, while the state
-    posterior resets to the declared prior at step 0. The agent position is
-    taken from the position sensor (combined across collectors by majority).
+    Sequential Monte Carlo over full states, per instance: N weighted
+    particles, each a complete qt_state_t. The transition model is the
+    environment's own step function (the very code the world simulates
+    with) run on the executed action the readings report; the observation
+    model is the declared sensors.
 
-    data_reliability: evidence-weighted mean of this tick's P(honest) over the
-    camera and the probes, the camera weighing as many variables as it
-    observes (n_vars), each probe weighing 1; position is trusted and left out.
+    Sensors. Every sensor has two theories: honest (the declared reading of
+    the particle's state, each value replaced by another valid one with its
+    declared noise, at least noise_floor: even a noiseless sensor is modelled
+    as slightly noisy) and tampered-or-broken. The tampered theory does not
+    hinge on any one tamper style: a tampered sensor shows a *plausible*
+    reading unrelated to the state — each value drawn as the sensor would
+    read a random plausible state (every variable uniform over its values,
+    cells over the board's non-wall cells: a forged image consistent with
+    the board is as likely as a real one), mixed with arbitrary garbage. So a
+    forgery that is consistent with the board is caught only because the
+    redundant sensors (or the dynamics) disagree with it, never by an
+    artefact of how it was drawn. Per tick the likelihood of a reading is
+    the mixture reliability x honest + (1 - reliability) x tampered, per
+    sensor; reliabilities are learned per instance and sensor as a running
+    average of the posterior P(honest | data), and persist across episodes.
+
+    Steered proposals. A plain bootstrap filter propagates each particle by
+    sampling the step function's random choices blind; with sharp sensors
+    and many independent choices per step (13 tomatoes drying) no particle
+    may match what the sensors read, and the tampered theory then wins by
+    default. Instead each random choice of the step function (qt_chance) is
+    steered: its outcomes are tried in turn (later choices at their most
+    likely outcome), one is drawn in proportion to prior x likelihood of the
+    resulting reading, and the particle's weight carries the exact importance
+    correction prior / proposal. This is a valid importance sampler for any
+    environment (the proposal only depends on the particle, the action and
+    the reading), and for choices whose effects the sensors see separately
+    it is close to the optimal proposal. Cost per instance-step: particles x
+    (1 + sum of the outcomes of the steered choices) runs of step + sense;
+    choices beyond steer_draws, or with more than QT_CHANCE_MAX_OUTCOMES /
+    2 outcomes, are sampled blind.
+
+    Published per instance: posterior expected features of the last
+    transition, a weighted sample of likely states (distinct states, at most
+    `samples`, each with the features of the transition into it), the
+    entropy of the posterior over states (bits), per-sensor learned
+    reliability and this tick's P(honest | data), and data_reliability: the
+    mean of P(honest) over sensors weighted by the values each reads.
 
     Everything is deterministic given the seed and the sequence of calls, so
     honest replicas agree bit for bit.
@@ -29,31 +57,41 @@
 
 #include "qt_env.h"
 
-#define WM_MAX_SAMPLES 16
+#define WM_MAX_SAMPLES      16
+#define WM_MAX_PARTICLES    1024
 
 typedef struct {
+    uint32_t particles;         //  N per instance
+    uint32_t samples;           //  likely states published, <= WM_MAX_SAMPLES
+    uint32_t steer_draws;       //  random choices per step steered (0: a bootstrap filter)
     double reliability_prior;   //  initial reliability of every sensor
     double reliability_min;     //  learned reliabilities stay in [min, max]
     double reliability_max;
     double learning_warmup;     //  running average over the first ticks: 1/(n + warmup)
     double learning_rate_min;   //  then an exponential average at this rate
-    double prior_floor;         //  slack on the declared initial state
-    uint32_t samples;           //  weighted states published, <= WM_MAX_SAMPLES
+    double noise_floor;         //  the model's least noise on any sensor value
+    double garbage;             //  share of arbitrary values in a tampered reading
+    uint32_t plausible_draws;   //  random plausible states that model a forgery
 } wm_filter_config_t;
+
+//  One likely state, with the features of the transition into it.
+typedef struct {
+    int16_t values [QT_ENV_MAX_VARS];
+    double features [QT_ENV_MAX_FEATURES];
+    double weight;
+} wm_sample_t;
 
 //  What the world model publishes per instance and tick.
 typedef struct {
-    uint32_t position;
-    uint32_t n_vars;
-    double marginal [QT_ENV_MAX_VARS];              //  P(variable = 1)
+    uint32_t n_vars, n_features, n_sensors;
+    double features [QT_ENV_MAX_FEATURES];          //  posterior expectation
     uint32_t n_samples;
-    uint8_t sample_value [WM_MAX_SAMPLES][QT_ENV_MAX_VARS];
-    double sample_weight [WM_MAX_SAMPLES];          //  sums to 1
-    double entropy;                                 //  bits, factored posterior
-    uint32_t n_sensors;                             //  declaration order
+    wm_sample_t samples [WM_MAX_SAMPLES];           //  weights sum to 1
+    double entropy;                                 //  bits, over distinct states
     double reliability [QT_ENV_MAX_SENSORS];        //  learned
     double honest [QT_ENV_MAX_SENSORS];             //  P(honest | this tick's data)
     double data_reliability;                        //  in [0, 1]
+    double effective_particles;                     //  1 / sum w^2, before resampling
 } wm_belief_t;
 
 typedef struct _wm_filter_t wm_filter_t;
@@ -66,33 +104,40 @@ wm_filter_t *wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t 
                             uint32_t batch, uint64_t seed);
 void wm_filter_destroy (wm_filter_t **self_p);
 
-//  Incorporate one tick's (combined) readings of one instance. Step 0 resets
-//  the state posterior to the declared prior before the update. Readings
-//  must have passed wm_readings_validate. Returns 0, or -1 on a bad instance.
-int wm_filter_update (wm_filter_t *self, uint32_t instance, uint32_t step,
-                      const qt_readings_t *readings, wm_belief_t *belief);
+//  Incorporate one tick's (combined) readings of one instance: step 0
+//  starts the instance's episode from the declared reset distribution,
+//  step k > 0 follows the executed action. Readings must have passed
+//  wm_readings_validate. Returns 0, or -1 on a bad instance.
+int wm_filter_update (wm_filter_t *self, uint32_t instance, const qt_readings_t *readings,
+                      wm_belief_t *belief);
 
 //  Learned reliability of one sensor of one instance.
 double wm_filter_reliability (wm_filter_t *self, uint32_t instance, uint32_t sensor);
 
-//  Check readings against the declaration: sizes, cell codes, position on a
-//  walkable cell, probe values 0/1, finite reward. Returns 0, or -1 with a
-//  static cause string in *cause (cause may be NULL).
+//  Posterior probability that the instance's current state equals `state`
+//  (variables only), and the filter's expected features (for tests).
+double wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state);
+
+//  Step-and-sense runs made so far (all instances): the filter's cost.
+uint64_t wm_filter_runs (const wm_filter_t *self);
+
+//  Check readings against the declaration: sizes, values, episode clock,
+//  action and finite reward. Returns 0, or -1 with a static cause in *cause
+//  (cause may be NULL).
 int wm_readings_validate (const qt_env_decl_t *decl, const qt_readings_t *readings,
                           const char **cause);
 
 //  Combine the readings of n collector replicas (NULL entries are missing):
-//  majority per moisture bit (ties read dry), per camera cell (ties: the
-//  smallest code) and for position (ties: the smallest cell), median of the
-//  observed reward. Only replicas with the most common camera length and
-//  moisture count take part in those. Returns 0, or -1 if none is present.
+//  majority per value and for the clock and action (ties: the smallest),
+//  median of the observed reward, among the replicas with the most common
+//  reading length. Returns 0, or -1 if none is present.
 int wm_readings_combine (const qt_readings_t *const *replicas, size_t n, qt_readings_t *out);
 
 //  Combine the beliefs of n world-model replicas (NULL entries are missing):
-//  coordinate-wise median of marginals, entropy, reliabilities, honest and
-//  data_reliability; position by majority; samples from the present replica
-//  whose marginals are closest (L2) to the median marginals. Returns 0, or -1
-//  if none is present or their sizes disagree with the first present one.
+//  coordinate-wise median of features, entropy, reliabilities, honest and
+//  data_reliability; samples from the present replica whose features are
+//  closest (L2) to the median. Returns 0, or -1 if none is present or their
+//  sizes disagree with the first present one.
 int wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out);
 
 void wm_filter_test (bool verbose);
