@@ -6,10 +6,7 @@
 
 #include "reward.h"
 
-//  Tuned with tools/sim on tomato_watering: the spread of a sharp belief is
-//  about one tomato's worth (0.02), so lambda_u only breaks ties; standing on
-//  the bucket costs about half the reliability, 0.05 per step, a third of
-//  what a patrol earns.
+//  See rw_weights_default in reward.h
 #define RW_DEFAULT_LAMBDA_U 0.5
 #define RW_DEFAULT_LAMBDA_R 0.1
 
@@ -25,11 +22,12 @@ rw_component_name (size_t i)
 }
 
 void
-rw_weights_default (rw_weights_t *weights)
+rw_weights_default (rw_weights_t *weights, double scale)
 {
     weights->lambda_uncertainty = RW_DEFAULT_LAMBDA_U;
     weights->lambda_reliability = RW_DEFAULT_LAMBDA_R;
     weights->resource_cost = 0;
+    weights->scale = scale;
 }
 
 int
@@ -37,8 +35,11 @@ rw_weights_check (const rw_weights_t *weights, const char **cause)
 {
     const char *problem = NULL;
     if (!isfinite (weights->lambda_uncertainty) || !isfinite (weights->lambda_reliability)
-    ||  !isfinite (weights->resource_cost))
+    ||  !isfinite (weights->resource_cost) || !isfinite (weights->scale))
         problem = "reward weights must be finite";
+    else
+    if (!(weights->scale > 0))
+        problem = "the reward scale must be positive";
     else
     if (weights->lambda_uncertainty < 0)
         problem = "lambda_u < 0 rewards uncertainty: the agent would seek states "
@@ -52,7 +53,8 @@ rw_weights_check (const rw_weights_t *weights, const char **cause)
         problem = "lambda_r < 0 pays for unreliable data: an incentive to tamper";
     else
     if (weights->lambda_reliability > RW_LAMBDA_R_MAX)
-        problem = "lambda_r > 10: the reliability penalty would swamp every score";
+        problem = "lambda_r > 10: the reliability penalty would swamp every score "
+                  "(it is counted in units of the environment's reward scale)";
     else
     if (weights->resource_cost < 0)
         problem = "resource cost < 0 pays for spending resources";
@@ -75,11 +77,11 @@ rw_reward (const rw_weights_t *weights, double score_mean, double score_spread,
     v [RW_RELIABILITY] = data_reliability;
     v [RW_D_SCORE] = 1.0;
     v [RW_D_UNCERTAINTY] = -weights->lambda_uncertainty;
-    v [RW_D_RELIABILITY] = weights->lambda_reliability;
+    v [RW_D_RELIABILITY] = weights->scale * weights->lambda_reliability;
     v [RW_REWARD] = score_mean
                   - weights->lambda_uncertainty * score_spread
-                  - weights->lambda_reliability * (1 - data_reliability)
-                  - weights->resource_cost;
+                  - weights->scale * (weights->lambda_reliability * (1 - data_reliability)
+                                      + weights->resource_cost);
     return 0;
 }
 
@@ -89,12 +91,19 @@ rw_reward_test (bool verbose)
     if (verbose)
         printf (" * rw_reward: ");
     rw_weights_t weights;
-    rw_weights_default (&weights);
+    rw_weights_default (&weights, 2.0);
     assert (rw_weights_check (&weights, NULL) == 0);
     rw_vector_t vector;
     assert (rw_reward (&weights, 0.2, 0.02, 0.5, &vector) == 0);
-    assert (fabs (vector.values [RW_REWARD] - (0.2 - 0.5 * 0.02 - 0.1 * 0.5)) < 1e-12);
+    assert (fabs (vector.values [RW_REWARD] - (0.2 - 0.5 * 0.02 - 2.0 * 0.1 * 0.5)) < 1e-12);
     assert (vector.values [RW_D_UNCERTAINTY] == -0.5);
+    assert (vector.values [RW_D_RELIABILITY] == 0.2);
+    rw_weights_t wrong = weights;
+    wrong.scale = 0;
+    assert (rw_weights_check (&wrong, NULL) == -1);
+    wrong = weights;
+    wrong.lambda_reliability = -0.1;
+    assert (rw_weights_check (&wrong, NULL) == -1);
     assert (rw_reward (&weights, NAN, 0, 1, &vector) == -1);
     assert (rw_reward (&weights, 0, 0, 1.5, &vector) == -1);
     assert (strcmp (rw_component_name (RW_D_RELIABILITY), "d_reliability") == 0);

@@ -1,7 +1,12 @@
 /*  rw_reward: Bob's reward vector from a score distribution.
 
-    reward = expected score - lambda_u * spread - lambda_r * (1 - data_reliability)
-             - resource_cost
+    reward = expected score - lambda_u * spread
+             - scale * (lambda_r * (1 - data_reliability) + resource_cost)
+
+    scale is the environment's declared reward scale (the largest per-step
+    reward, 0.26 in tomato_watering, 50 where a goal pays 50), so the same
+    weights mean the same thing in every environment: lambda_r is the share
+    of the largest reward that data nobody can vouch for costs per step.
 
     The vector also carries the inputs and the gradients of the reward with
     respect to each of them (the paper's "backpropagating signals"), so the
@@ -19,7 +24,8 @@
     at 10 %), so the reward would rank states by the world model's noise
     rather than by their score: refused. lambda_r < 0 would pay for unreliable
     data (an incentive to tamper with sensors): refused; so are lambda_r above
-    RW_LAMBDA_R_MAX, a negative resource cost, and anything non-finite.
+    RW_LAMBDA_R_MAX (the penalty would swamp every score), a negative resource
+    cost, a non-positive scale, and anything non-finite.
 */
 #ifndef RW_REWARD_H_INCLUDED
 #define RW_REWARD_H_INCLUDED
@@ -39,16 +45,20 @@ enum {
 
 typedef struct {
     double lambda_uncertainty;  //  lambda_u, per unit of score spread
-    double lambda_reliability;  //  lambda_r, per unit of missing reliability
-    double resource_cost;       //  per step
+    double lambda_reliability;  //  lambda_r, scales per unit of missing reliability
+    double resource_cost;       //  scales per step
+    double scale;               //  the environment's reward scale
 } rw_weights_t;
 
 typedef struct {
     double values [RW_COMPONENTS];
 } rw_vector_t;
 
-//  The tuned defaults (see tools/sim): lambda_u 0.5, lambda_r 0.1, cost 0.
-void rw_weights_default (rw_weights_t *weights);
+//  The defaults for an environment's reward scale: lambda_u 0.5 (the
+//  spread breaks ties between equally scored states), lambda_r 0.1 (data
+//  nobody can vouch for costs at most a tenth of the largest reward per
+//  step), cost 0.
+void rw_weights_default (rw_weights_t *weights, double scale);
 
 //  0 if the weights are sane, else -1 and a static cause (cause may be NULL).
 int rw_weights_check (const rw_weights_t *weights, const char **cause);

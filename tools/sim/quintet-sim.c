@@ -1,21 +1,26 @@
 /*  quintet-sim: the whole pipeline in one process, one honest replica per
-    role, to prove and tune the learning result without the network.
+    role, to prove and measure the learning result without the network.
 
     B instances of the world are stepped together, tick by tick, exactly as
     the daemons do: world -> readings -> world model -> panel -> rewarder ->
-    actor -> action. Step 0 of each round is the reset observation (no
-    reward); steps 1..100 carry the observation after the previous action and
-    the reward of that transition; step 100 is done. The actor learns from the
-    pipeline's reward (`--reward-source pipeline`) or, as the naive baseline,
-    from the environment's observed reward (`--reward-source env`). One round
-    adds B episodes; the figures are means over the last 100 episodes.
+    actor -> action. Each instance runs its own episodes (a new one starts
+    on the tick after the last one ended) until N episodes have finished.
+    The actor learns from the pipeline's reward (`--reward-source
+    pipeline`), or, as baselines, from the environment's observed reward
+    (`env`: the naive agent) or from the hidden reward itself (`hidden`:
+    test-only, the learner's competence; no daemon accepts it). The figures
+    are means over the last 100 episodes to finish.
+
+    The scorer's panel is what an operator configures until raters are
+    learned: three raters whose utility is the environment's declared value
+    (its performance weights over features). The sim plays that operator.
 
     `--expect-min-performance X` / `--expect-max-performance X` turn a run
     into a test: exit status 1 when the final mean performance misses.
-
-    Measured with the defaults (1024 episodes = 32 rounds of B = 32, seeds
-    1..10): pipeline performance 16.0-17.3 (mean ~16.8), env performance
-    3.9-4.7 with observed return ~53.5 (it learns the bucket).
+    `--json` ends with one JSON line (env, variant, tamper, without,
+    reward_source, seed, batch, episodes, performance, observed_return,
+    pipeline_return, ticks, seconds, filter_runs_per_step). `--list-envs`
+    and `--describe-env NAME` print the registry and a declaration as JSON.
 */
 #include <getopt.h>
 #include <inttypes.h>
@@ -23,27 +28,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "filter.h"
 #include "panel.h"
 #include "qlearn.h"
 #include "reward.h"
-#include "tomato_watering.h"
+#include "qt_env.h"
 
 #define SIM_DEFAULT_EPISODES    1024
 #define SIM_DEFAULT_BATCH       32
 #define SIM_DEFAULT_SEED        1
 #define SIM_WINDOW              100     //  episodes in the reported means
-#define SIM_PROGRESS_ROUNDS     8
+#define SIM_PROGRESS_STEPS      8       //  progress lines per run
+#define SIM_PANEL_RATERS        3
+
+typedef enum { S_SOURCE_PIPELINE = 0, S_SOURCE_ENV, S_SOURCE_HIDDEN } s_source_t;
+static const char *const s_source_names [] = { "pipeline", "env", "hidden" };
 
 typedef struct {
+    const char *env;
+    qt_env_params_t params;
     uint32_t episodes, batch;
     uint64_t seed;
-    bool env_reward;
-    bool quiet;
+    s_source_t source;
+    bool quiet, json;
     double expect_min, expect_max;
     ac_qlearn_config_t actor;
+    bool actor_set [8];
     rw_weights_t weights;
+    bool lambda_u_set, lambda_r_set;
+    wm_filter_config_t filter;
     const char *checkpoint;
 } s_options_t;
 
@@ -56,98 +71,246 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: quintet-sim [options]\n"
-        "  --episodes N           instance-episodes to run (default %u)\n"
+        "  --env NAME             environment (default %s); --list-envs lists them\n"
+        "  --variant V            a declared variant of the environment\n"
+        "  --tamper STYLE         how the agent's tampering forges a sensor (declared styles)\n"
+        "  --without FAMILIES     sensor families left out of the declaration (comma-separated)\n"
+        "  --sensor NAME=MODE     a world sensor honest, broken or malicious (repeatable)\n"
+        "  --episodes N           episodes to finish (default %u)\n"
         "  --batch B              instances stepped together (default %u)\n"
         "  --seed S               seed of every generator (default %u)\n"
-        "  --reward-source SRC    pipeline (default) or env (naive baseline)\n"
-        "  --features F           nearest-dry (default), position or neighbours\n"
-        "  --alpha A --gamma G    Q-learning step size and discount\n"
-        "  --q-init Q             initial Q values\n"
-        "  --difference-reward 0|1 --bootstrap-at-limit 0|1   actor learning signal\n"
-        "  --eps-start E --eps-end E --eps-episodes N   exploration schedule (rounds)\n"
+        "  --reward-source SRC    pipeline (default), env (naive baseline), hidden (competence)\n"
+        "  --representation R     learner state: image (default) or tiles\n"
+        "  --gamma G --alpha-min A --q-init Q   learner discount, step-size floor, initial values\n"
+        "  --eps-start E --eps-end E --eps-episodes N   exploration schedule (finished episodes)\n"
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
+        "  --particles N --steer-draws N                world-model particles and steering\n"
         "  --checkpoint PATH      save the learner at the end\n"
         "  --expect-min-performance X / --expect-max-performance X\n"
+        "  --json                 end with one JSON line\n"
+        "  --describe-env NAME    print the declaration as JSON and exit\n"
         "  --quiet                only the final line\n",
-        SIM_DEFAULT_EPISODES, SIM_DEFAULT_BATCH, SIM_DEFAULT_SEED);
+        qt_env_default (), SIM_DEFAULT_EPISODES, SIM_DEFAULT_BATCH, SIM_DEFAULT_SEED);
+}
+
+//  JSON string of a C string (names and summaries hold no quotes or escapes)
+static void
+s_json_string (const char *text)
+{
+    printf ("\"%s\"", text ? text : "");
+}
+
+static void
+s_list_envs (void)
+{
+    printf ("[");
+    for (size_t e = 0; qt_env_registry [e].name; e++) {
+        printf (e ? ", " : "");
+        s_json_string (qt_env_registry [e].name);
+    }
+    printf ("]\n");
+}
+
+static int
+s_describe (const char *name)
+{
+    qt_env_params_t params;
+    qt_env_params_init (&params);
+    qt_env_decl_t decl;
+    const char *cause = NULL;
+    if (qt_env_declare (name, &params, &decl, &cause)) {
+        fprintf (stderr, "quintet-sim: %s: %s\n", name, cause);
+        return 2;
+    }
+    printf ("{\"name\": ");
+    s_json_string (decl.name);
+    printf (", \"summary\": ");
+    s_json_string (decl.summary);
+    printf (", \"width\": %u, \"height\": %u, \"actions\": %u, \"max_steps\": %u, "
+            "\"reward_scale\": %.17g, \"variants\": [", decl.width, decl.height,
+            decl.n_actions, decl.max_steps, decl.reward_scale);
+    for (uint32_t v = 0; v < decl.n_variants; v++) {
+        printf (v ? ", " : "");
+        s_json_string (decl.variants [v]);
+    }
+    printf ("], \"tamper_styles\": [");
+    for (uint32_t t = 0; t < decl.n_tamper_styles; t++) {
+        printf (t ? ", " : "");
+        s_json_string (decl.tamper_styles [t]);
+    }
+    printf ("], \"features\": [");
+    for (uint32_t f = 0; f < decl.n_features; f++) {
+        printf ("%s{\"name\": ", f ? ", " : "");
+        s_json_string (decl.feature_names [f]);
+        printf (", \"performance\": %.17g}", decl.performance [f]);
+    }
+    printf ("], \"sensors\": [");
+    for (uint32_t s = 0; s < decl.n_sensors; s++) {
+        printf ("%s{\"name\": ", s ? ", " : "");
+        s_json_string (decl.sensors [s].name);
+        printf (", \"family\": ");
+        s_json_string (decl.sensors [s].family);
+        printf (", \"length\": %u, \"noise\": %.17g}", decl.sensors [s].length, decl.sensors [s].noise);
+    }
+    printf ("], \"variables\": [");
+    for (uint32_t v = 0; v < decl.n_vars; v++) {
+        printf (v ? ", " : "");
+        s_json_string (decl.vars [v].name);
+    }
+    printf ("], \"references\": [");
+    for (uint32_t r = 0; r < decl.n_references; r++) {
+        const qt_env_reference_t *reference = &decl.references [r];
+        printf ("%s{\"name\": ", r ? ", " : "");
+        s_json_string (reference->name);
+        printf (", \"kind\": \"%s\", \"variant\": ", reference->kind == QT_REFERENCE_SAFE ? "safe"
+                : reference->kind == QT_REFERENCE_HACKING ? "hacking" : "other");
+        s_json_string (reference->variant);
+        printf (", \"return\": %.17g, \"performance\": %.17g}", reference->expected_return,
+                reference->expected_performance);
+    }
+    printf ("]}\n");
+    return 0;
+}
+
+//  NAME=MODE for a world sensor, by the module's sensor id (the sensors the
+//  module declares before `without`)
+static int
+s_sensor_mode (s_options_t *options, const char *text)
+{
+    const char *equals = strchr (text, '=');
+    qt_sensor_mode_t mode;
+    if (!equals || qt_sensor_mode_parse (equals + 1, &mode))
+        return -1;
+    qt_env_params_t params;
+    qt_env_params_init (&params);
+    qt_env_decl_t decl;
+    if (qt_env_declare (options->env, &params, &decl, NULL))
+        return -1;
+    for (uint32_t s = 0; s < decl.n_sensors; s++)
+        if (strlen (decl.sensors [s].name) == (size_t) (equals - text)
+        &&  strncmp (decl.sensors [s].name, text, (size_t) (equals - text)) == 0) {
+            options->params.sensor_mode [decl.sensors [s].id] = mode;
+            return 0;
+        }
+    return -1;
 }
 
 static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
-    enum { O_EPISODES = 256, O_BATCH, O_SEED, O_SOURCE, O_FEATURES, O_ALPHA, O_GAMMA,
-           O_EPS_START, O_EPS_END, O_Q_INIT, O_SHAPING, O_LIMIT, O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_CHECKPOINT,
-           O_MIN, O_MAX, O_QUIET, O_HELP };
+    enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
+           O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_Q_INIT, O_EPS_START, O_EPS_END,
+           O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
+           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_HELP };
     static const struct option long_options [] = {
+        { "env", required_argument, NULL, O_ENV },
+        { "variant", required_argument, NULL, O_VARIANT },
+        { "tamper", required_argument, NULL, O_TAMPER },
+        { "camera-tamper", required_argument, NULL, O_TAMPER },
+        { "without", required_argument, NULL, O_WITHOUT },
+        { "sensor", required_argument, NULL, O_SENSOR },
         { "episodes", required_argument, NULL, O_EPISODES },
         { "batch", required_argument, NULL, O_BATCH },
         { "seed", required_argument, NULL, O_SEED },
         { "reward-source", required_argument, NULL, O_SOURCE },
-        { "features", required_argument, NULL, O_FEATURES },
-        { "alpha", required_argument, NULL, O_ALPHA },
+        { "representation", required_argument, NULL, O_REPRESENTATION },
         { "gamma", required_argument, NULL, O_GAMMA },
-        { "eps-start", required_argument, NULL, O_EPS_START },
+        { "alpha-min", required_argument, NULL, O_ALPHA_MIN },
         { "q-init", required_argument, NULL, O_Q_INIT },
-        { "difference-reward", required_argument, NULL, O_SHAPING },
-        { "bootstrap-at-limit", required_argument, NULL, O_LIMIT },
+        { "eps-start", required_argument, NULL, O_EPS_START },
         { "eps-end", required_argument, NULL, O_EPS_END },
         { "eps-episodes", required_argument, NULL, O_EPS_EPISODES },
         { "lambda-u", required_argument, NULL, O_LAMBDA_U },
         { "lambda-r", required_argument, NULL, O_LAMBDA_R },
+        { "particles", required_argument, NULL, O_PARTICLES },
+        { "steer-draws", required_argument, NULL, O_STEER },
         { "checkpoint", required_argument, NULL, O_CHECKPOINT },
         { "expect-min-performance", required_argument, NULL, O_MIN },
         { "expect-max-performance", required_argument, NULL, O_MAX },
+        { "json", no_argument, NULL, O_JSON },
         { "quiet", no_argument, NULL, O_QUIET },
+        { "list-envs", no_argument, NULL, O_LIST },
+        { "describe-env", required_argument, NULL, O_DESCRIBE },
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 }
     };
+    //  Learner settings given on the command line, applied once the
+    //  environment (and so the learner's defaults) is known
+    enum { A_REPRESENTATION, A_GAMMA, A_ALPHA_MIN, A_Q_INIT, A_EPS_START, A_EPS_END, A_EPS_EPISODES };
+    ac_qlearn_config_t given;
+    memset (&given, 0, sizeof given);
+    const char *sensors [QT_ENV_MAX_SENSORS];
+    size_t n_sensors = 0;
     int option;
     while ((option = getopt_long (argc, argv, "", long_options, NULL)) != -1) {
         switch (option) {
+            case O_ENV: options->env = optarg; break;
+            case O_VARIANT: snprintf (options->params.variant, QT_ENV_NAME_MAX, "%s", optarg); break;
+            case O_TAMPER: snprintf (options->params.tamper, QT_ENV_NAME_MAX, "%s", optarg); break;
+            case O_WITHOUT: snprintf (options->params.without, QT_ENV_OPTION_MAX, "%s", optarg); break;
+            case O_SENSOR:
+                if (n_sensors >= QT_ENV_MAX_SENSORS)
+                    return -1;
+                sensors [n_sensors++] = optarg;
+                break;
             case O_EPISODES: options->episodes = (uint32_t) strtoul (optarg, NULL, 10); break;
             case O_BATCH: options->batch = (uint32_t) strtoul (optarg, NULL, 10); break;
             case O_SEED: options->seed = strtoull (optarg, NULL, 10); break;
-            case O_SOURCE:
-                if (strcmp (optarg, "env") == 0)
-                    options->env_reward = true;
-                else
-                if (strcmp (optarg, "pipeline") == 0)
-                    options->env_reward = false;
-                else
+            case O_SOURCE: {
+                size_t s = 0;
+                while (s < 3 && strcmp (optarg, s_source_names [s]))
+                    s++;
+                if (s == 3)
                     return -1;
+                options->source = (s_source_t) s;
                 break;
-            case O_FEATURES:
-                if (strcmp (optarg, "position") == 0)
-                    options->actor.features = AC_FEATURES_POSITION;
-                else
-                if (strcmp (optarg, "neighbours") == 0)
-                    options->actor.features = AC_FEATURES_NEIGHBOURS;
-                else
-                if (strcmp (optarg, "nearest-dry") == 0)
-                    options->actor.features = AC_FEATURES_NEAREST_DRY;
-                else
+            }
+            case O_REPRESENTATION:
+                if (ac_representation_parse (optarg, &given.representation))
                     return -1;
+                options->actor_set [A_REPRESENTATION] = true;
                 break;
-            case O_ALPHA: options->actor.alpha = atof (optarg); break;
-            case O_GAMMA: options->actor.gamma = atof (optarg); break;
-            case O_EPS_START: options->actor.epsilon_start = atof (optarg); break;
-            case O_Q_INIT: options->actor.q_initial = atof (optarg); break;
-            case O_SHAPING: options->actor.difference_reward = atoi (optarg) != 0; break;
-            case O_LIMIT: options->actor.bootstrap_at_limit = atoi (optarg) != 0; break;
-            case O_EPS_END: options->actor.epsilon_end = atof (optarg); break;
+            case O_GAMMA: given.gamma = atof (optarg); options->actor_set [A_GAMMA] = true; break;
+            case O_ALPHA_MIN: given.alpha_min = atof (optarg); options->actor_set [A_ALPHA_MIN] = true; break;
+            case O_Q_INIT: given.q_initial = atof (optarg); options->actor_set [A_Q_INIT] = true; break;
+            case O_EPS_START: given.epsilon_start = atof (optarg); options->actor_set [A_EPS_START] = true; break;
+            case O_EPS_END: given.epsilon_end = atof (optarg); options->actor_set [A_EPS_END] = true; break;
             case O_EPS_EPISODES:
-                options->actor.epsilon_episodes = (uint32_t) strtoul (optarg, NULL, 10);
+                given.epsilon_episodes = (uint32_t) strtoul (optarg, NULL, 10);
+                options->actor_set [A_EPS_EPISODES] = true;
                 break;
-            case O_LAMBDA_U: options->weights.lambda_uncertainty = atof (optarg); break;
-            case O_LAMBDA_R: options->weights.lambda_reliability = atof (optarg); break;
+            case O_LAMBDA_U:
+                options->weights.lambda_uncertainty = atof (optarg);
+                options->lambda_u_set = true;
+                break;
+            case O_LAMBDA_R:
+                options->weights.lambda_reliability = atof (optarg);
+                options->lambda_r_set = true;
+                break;
+            case O_PARTICLES: options->filter.particles = (uint32_t) strtoul (optarg, NULL, 10); break;
+            case O_STEER: options->filter.steer_draws = (uint32_t) strtoul (optarg, NULL, 10); break;
             case O_CHECKPOINT: options->checkpoint = optarg; break;
             case O_MIN: options->expect_min = atof (optarg); break;
             case O_MAX: options->expect_max = atof (optarg); break;
+            case O_JSON: options->json = true; break;
             case O_QUIET: options->quiet = true; break;
+            case O_LIST: s_list_envs (); exit (0);
+            case O_DESCRIBE: exit (s_describe (optarg));
+            case O_HELP: s_usage (stdout); exit (0);
             default: return -1;
         }
     }
-    return optind == argc && options->episodes > 0 && options->batch > 0? 0: -1;
+    if (optind != argc || options->episodes == 0 || options->batch == 0)
+        return -1;
+    for (size_t s = 0; s < n_sensors; s++)
+        if (s_sensor_mode (options, sensors [s])) {
+            fprintf (stderr, "quintet-sim: --sensor %s: expected NAME=honest|broken|malicious"
+                     " with a sensor of %s\n", sensors [s], options->env);
+            return -1;
+        }
+    //  Stash the given learner settings for main
+    options->actor = given;
+    return 0;
 }
 
 //  Means over the last `window` episodes of a ring of recorded episodes.
@@ -155,7 +318,7 @@ static s_episode_t
 s_window_mean (const s_episode_t *ring, uint64_t recorded, uint32_t window)
 {
     s_episode_t mean = { 0, 0, 0 };
-    uint64_t n = recorded < window? recorded: window;
+    uint64_t n = recorded < window ? recorded : window;
     for (uint64_t i = 0; i < n; i++) {
         const s_episode_t *e = &ring [(recorded - 1 - i) % window];
         mean.performance += e->performance;
@@ -170,111 +333,168 @@ s_window_mean (const s_episode_t *ring, uint64_t recorded, uint32_t window)
     return mean;
 }
 
+//  The operator's panel: raters holding the environment's declared value
+static void
+s_panel (const qt_env_decl_t *decl, sc_panel_config_t *panel)
+{
+    sc_panel_config_init (panel);
+    sc_rater_t rater;
+    memset (&rater, 0, sizeof rater);
+    rater.kind = SC_RATER_WEIGHTED;
+    rater.vote = 1;
+    memcpy (rater.weight, decl->performance, sizeof rater.weight);
+    for (int r = 0; r < SIM_PANEL_RATERS; r++)
+        sc_panel_config_add (panel, &rater);
+}
+
 int
 main (int argc, char *argv [])
 {
-    qt_env_params_t params;
-    qt_env_decl_t decl;
-    qt_env_params_default (TW_NAME, &params);
-    if (qt_env_declare (TW_NAME, &params, &decl) != 0)
-        return 2;
-
     s_options_t options;
     memset (&options, 0, sizeof (options));
+    options.env = qt_env_default ();
+    qt_env_params_init (&options.params);
     options.episodes = SIM_DEFAULT_EPISODES;
     options.batch = SIM_DEFAULT_BATCH;
     options.seed = SIM_DEFAULT_SEED;
     options.expect_min = -INFINITY;
     options.expect_max = INFINITY;
-    ac_qlearn_config_default (&options.actor, decl.width, decl.height, decl.n_actions);
-    rw_weights_default (&options.weights);
+    wm_filter_config_default (&options.filter);
     if (s_parse (argc, argv, &options) != 0) {
         s_usage (stderr);
         return 2;
     }
-    const char *cause;
-    if (rw_weights_check (&options.weights, &cause) != 0) {
+    qt_env_decl_t decl;
+    const char *cause = NULL;
+    if (qt_env_declare (options.env, &options.params, &decl, &cause) != 0) {
+        fprintf (stderr, "quintet-sim: %s: %s\n", options.env, cause);
+        return 2;
+    }
+    //  The learner's defaults for this observation, then what was given
+    ac_qlearn_config_t given = options.actor;
+    ac_qlearn_config_t *actor = &options.actor;
+    ac_qlearn_config_default (actor, decl.width, decl.height, decl.n_actions,
+                              (uint8_t) decl.agent_code, decl.reward_scale);
+    if (options.actor_set [0]) actor->representation = given.representation;
+    if (options.actor_set [1]) actor->gamma = given.gamma;
+    if (options.actor_set [2]) actor->alpha_min = given.alpha_min;
+    if (options.actor_set [3]) actor->q_initial = given.q_initial;
+    if (options.actor_set [4]) actor->epsilon_start = given.epsilon_start;
+    if (options.actor_set [5]) actor->epsilon_end = given.epsilon_end;
+    if (options.actor_set [6]) actor->epsilon_episodes = given.epsilon_episodes;
+    rw_weights_t weights;
+    rw_weights_default (&weights, decl.reward_scale);
+    if (options.lambda_u_set)
+        weights.lambda_uncertainty = options.weights.lambda_uncertainty;
+    if (options.lambda_r_set)
+        weights.lambda_reliability = options.weights.lambda_reliability;
+    if (rw_weights_check (&weights, &cause) != 0) {
         fprintf (stderr, "quintet-sim: reward weights refused: %s\n", cause);
         return 2;
     }
     uint32_t batch = options.batch;
-
-    wm_filter_config_t filter_config;
-    wm_filter_config_default (&filter_config);
     sc_panel_config_t panel_config;
-    sc_panel_config_default (&panel_config, decl.n_vars);
+    s_panel (&decl, &panel_config);
 
     qt_world_t **worlds = (qt_world_t **) calloc (batch, sizeof (qt_world_t *));
     int32_t *actions = (int32_t *) calloc (batch, sizeof (int32_t));
+    bool *active = (bool *) calloc (batch, sizeof (bool));
     double *pipeline_return = (double *) calloc (batch, sizeof (double));
     s_episode_t *ring = (s_episode_t *) calloc (SIM_WINDOW, sizeof (s_episode_t));
-    for (uint32_t i = 0; i < batch; i++)
+    for (uint32_t i = 0; i < batch; i++) {
         worlds [i] = qt_world_new (&decl, options.seed, i);
-    wm_filter_t *filter = wm_filter_new (&decl, &filter_config, batch, options.seed);
-    sc_panel_t *panel = sc_panel_new (&panel_config, decl.n_vars);
-    ac_qlearn_t *actor = ac_qlearn_new (&options.actor, batch, options.seed);
-    if (!filter || !panel || !actor) {
+        active [i] = i < options.episodes;
+    }
+    wm_filter_t *filter = wm_filter_new (&decl, &options.filter, batch, options.seed);
+    sc_panel_t *panel = sc_panel_new (&panel_config, decl.n_features);
+    ac_qlearn_t *learner = ac_qlearn_new (actor, batch, options.seed);
+    if (!filter || !panel || !learner) {
         fprintf (stderr, "quintet-sim: invalid configuration\n");
         return 2;
     }
 
-    uint32_t rounds = (options.episodes + batch - 1) / batch;
-    uint64_t recorded = 0;
-    for (uint32_t round = 0; round < rounds; round++) {
-        for (uint32_t step = 0; step <= decl.max_steps; step++) {
-            bool done = step == decl.max_steps;
-            for (uint32_t i = 0; i < batch; i++) {
-                qt_world_t *world = worlds [i];
-                if (step == 0) {
-                    if (round > 0)
-                        qt_world_reset (world);
+    clock_t started_clock = clock ();
+    uint64_t started = batch < options.episodes ? batch : options.episodes;
+    uint64_t recorded = 0, ticks = 0, steps = 0;
+    uint64_t next_progress = options.episodes / SIM_PROGRESS_STEPS;
+    while (recorded < options.episodes) {
+        for (uint32_t i = 0; i < batch; i++) {
+            if (!active [i])
+                continue;
+            qt_world_t *world = worlds [i];
+            if (ticks > 0) {
+                if (qt_world_done (world)) {
+                    if (started >= options.episodes) {
+                        active [i] = false;
+                        continue;
+                    }
+                    qt_world_reset (world);
+                    started++;
                     pipeline_return [i] = 0;
                 }
                 else
-                    qt_world_step (world, (uint32_t) actions [i], NULL, NULL);
-                qt_readings_t readings;
-                qt_world_read (world, &readings);
-                wm_belief_t belief;
-                sc_score_t score;
-                rw_vector_t vector;
-                wm_filter_update (filter, i, step, &readings, &belief);
-                sc_panel_score (panel, &belief, &score);
-                rw_reward (&options.weights, score.mean, score.spread,
-                           score.data_reliability, &vector);
-                double reward = 0;
-                if (step > 0) {
-                    pipeline_return [i] += vector.values [RW_REWARD];
-                    reward = options.env_reward? readings.observed_reward
-                                               : vector.values [RW_REWARD];
-                }
-                actions [i] = ac_qlearn_act (actor, i, readings.camera, readings.camera_len,
-                                             reward, step, done, round);
-                if (done) {
-                    s_episode_t *e = &ring [recorded % SIM_WINDOW];
-                    e->performance = world->performance;
-                    e->observed = world->observed_return;
-                    e->pipeline = pipeline_return [i];
-                    recorded++;
-                }
+                    qt_world_step (world, (uint32_t) actions [i]);
+            }
+            qt_readings_t readings;
+            qt_world_read (world, &readings);
+            wm_belief_t belief;
+            sc_score_t score;
+            rw_vector_t vector;
+            wm_filter_update (filter, i, &readings, &belief);
+            sc_panel_score (panel, &belief, &score);
+            rw_reward (&weights, score.mean, score.spread, score.data_reliability, &vector);
+            double reward = 0;
+            if (readings.step > 0) {
+                steps++;
+                pipeline_return [i] += vector.values [RW_REWARD];
+                reward = options.source == S_SOURCE_ENV ? readings.observed_reward
+                       : options.source == S_SOURCE_HIDDEN ? world->last_hidden_reward
+                       : vector.values [RW_REWARD];
+            }
+            const qt_sensor_decl_t *camera = &decl.sensors [decl.observation];
+            actions [i] = ac_qlearn_act (learner, i, readings.values + camera->offset,
+                                         camera->length, reward, readings.step,
+                                         readings.done, readings.terminated);
+            if (readings.done) {
+                s_episode_t *e = &ring [recorded % SIM_WINDOW];
+                e->performance = world->performance;
+                e->observed = world->observed_return;
+                e->pipeline = pipeline_return [i];
+                recorded++;
             }
         }
-        if (!options.quiet && ((round + 1) % SIM_PROGRESS_ROUNDS == 0 || round + 1 == rounds)) {
+        ticks++;
+        if (!options.quiet && next_progress && recorded >= next_progress) {
             s_episode_t mean = s_window_mean (ring, recorded, SIM_WINDOW);
-            printf ("episodes %6" PRIu64 "  epsilon %.3f  last-%d means: performance %6.2f"
-                    "  observed return %6.2f  pipeline return %6.2f\n",
-                    recorded, ac_qlearn_epsilon (actor, round), SIM_WINDOW,
+            printf ("episodes %6" PRIu64 "  epsilon %.3f  last-%d means: performance %7.2f"
+                    "  observed return %7.2f  pipeline return %7.2f\n",
+                    recorded, ac_qlearn_epsilon (learner), SIM_WINDOW,
                     mean.performance, mean.observed, mean.pipeline);
             fflush (stdout);
+            next_progress += options.episodes / SIM_PROGRESS_STEPS;
         }
     }
+    double seconds = (double) (clock () - started_clock) / CLOCKS_PER_SEC;
     s_episode_t mean = s_window_mean (ring, recorded, SIM_WINDOW);
-    printf ("final: source %s seed %" PRIu64 " batch %u episodes %" PRIu64
+    printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64
             "  performance %.2f  observed return %.2f  pipeline return %.2f\n",
-            options.env_reward? "env": "pipeline", options.seed, batch, recorded,
+            decl.name, s_source_names [options.source], options.seed, batch, recorded,
             mean.performance, mean.observed, mean.pipeline);
-
+    if (options.json) {
+        printf ("{\"env\": \"%s\", \"variant\": \"%s\", \"tamper\": \"%s\", \"without\": \"%s\", "
+                "\"reward_source\": \"%s\", \"seed\": %" PRIu64 ", \"batch\": %u, "
+                "\"episodes\": %" PRIu64 ", \"performance\": %.6f, \"observed_return\": %.6f, "
+                "\"pipeline_return\": %.6f, \"ticks\": %" PRIu64 ", \"steps\": %" PRIu64
+                ", \"seconds\": %.3f, \"filter_runs_per_step\": %.2f, \"learner_rows\": %" PRIu64 "}\n",
+                decl.name, decl.variants [decl.variant],
+                decl.n_tamper_styles ? decl.tamper_styles [decl.tamper_style] : "",
+                decl.params.without, s_source_names [options.source], options.seed, batch, recorded,
+                mean.performance, mean.observed, mean.pipeline, ticks, steps, seconds,
+                (double) wm_filter_runs (filter) / (double) (steps + recorded),
+                ac_qlearn_rows (learner));
+    }
     int status = 0;
-    if (options.checkpoint && ac_qlearn_save (actor, options.checkpoint) != 0) {
+    if (options.checkpoint && ac_qlearn_save (learner, options.checkpoint) != 0) {
         perror ("quintet-sim: checkpoint");
         status = 2;
     }
@@ -283,13 +503,14 @@ main (int argc, char *argv [])
                  mean.performance, options.expect_min, options.expect_max);
         status = 1;
     }
-    ac_qlearn_destroy (&actor);
+    ac_qlearn_destroy (&learner);
     sc_panel_destroy (&panel);
     wm_filter_destroy (&filter);
     for (uint32_t i = 0; i < batch; i++)
         qt_world_destroy (&worlds [i]);
     free (worlds);
     free (actions);
+    free (active);
     free (pipeline_return);
     free (ring);
     return status;
