@@ -17,7 +17,8 @@
 //  Defaults, one set for every environment (chosen on the test-only hidden
 //  reward, where competence is the question: see README "The learner").
 #define AC_DEFAULT_GAMMA            0.95
-#define AC_DEFAULT_ALPHA_MIN        0.05
+#define AC_DEFAULT_ALPHA_POWER      0.6
+#define AC_DEFAULT_ALPHA_MIN        0.01
 #define AC_DEFAULT_EPSILON_START    0.5
 #define AC_DEFAULT_EPSILON_END      0.02
 #define AC_DEFAULT_EPSILON_EPISODES 500
@@ -66,6 +67,7 @@ ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t h
     memset (config, 0, sizeof (*config));
     config->representation = AC_STATE_IMAGE;
     config->gamma = AC_DEFAULT_GAMMA;
+    config->alpha_power = AC_DEFAULT_ALPHA_POWER;
     config->alpha_min = AC_DEFAULT_ALPHA_MIN;
     config->epsilon_start = AC_DEFAULT_EPSILON_START;
     config->epsilon_end = AC_DEFAULT_EPSILON_END;
@@ -130,6 +132,7 @@ ac_qlearn_new (const ac_qlearn_config_t *config, uint32_t batch, uint64_t seed)
     ||  config->representation >= AC_REPRESENTATIONS
     ||  !(config->gamma >= 0 && config->gamma < 1)
     ||  !(config->alpha_min > 0 && config->alpha_min <= 1)
+    ||  !(config->alpha_power >= 0 && config->alpha_power <= 1)
     ||  !(config->epsilon_start >= 0 && config->epsilon_start <= 1)
     ||  !(config->epsilon_end >= 0 && config->epsilon_end <= 1)
     ||  !isfinite (config->q_initial) || config->max_states < 2
@@ -350,7 +353,7 @@ ac_qlearn_act (ac_qlearn_t *self, uint32_t instance, const uint8_t *observation,
         for (uint32_t k = 0; k < self->n_tiles; k++) {
             size_t entry = (size_t) inst->rows [k] * config->n_actions + (size_t) inst->action;
             uint32_t visits = ++self->visits [entry];
-            double alpha = fmax (1.0 / visits, config->alpha_min);
+            double alpha = fmax (pow ((double) visits, -config->alpha_power), config->alpha_min);
             self->q [entry] += alpha * error / self->n_tiles;
         }
         self->updates++;
@@ -458,6 +461,7 @@ s_put_identity (s_buffer_t *buffer, const ac_qlearn_t *self)
     s_put (buffer, &version, sizeof (version));
     s_put (buffer, &representation, sizeof (representation));
     s_put (buffer, &c->gamma, sizeof (c->gamma));
+    s_put (buffer, &c->alpha_power, sizeof (c->alpha_power));
     s_put (buffer, &c->alpha_min, sizeof (c->alpha_min));
     s_put (buffer, &c->epsilon_start, sizeof (c->epsilon_start));
     s_put (buffer, &c->epsilon_end, sizeof (c->epsilon_end));

@@ -59,7 +59,8 @@ typedef enum {
 typedef struct {
     ac_representation_t representation;
     double gamma;                   //  discount
-    double alpha_min;               //  floor of the 1/n step size
+    double alpha_power;             //  step size n^-power of a value's n-th update
+    double alpha_min;               //  floor of that step size
     double epsilon_start;           //  exploration at the start
     double epsilon_end;             //  exploration from epsilon_episodes on
     uint32_t epsilon_episodes;      //  finished episodes of linear decay

@@ -199,7 +199,7 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
-           O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_Q_INIT, O_EPS_START, O_EPS_END,
+           O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_ALPHA_POWER, O_Q_INIT, O_EPS_START, O_EPS_END,
            O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
            O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_HELP };
     static const struct option long_options [] = {
@@ -216,6 +216,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "representation", required_argument, NULL, O_REPRESENTATION },
         { "gamma", required_argument, NULL, O_GAMMA },
         { "alpha-min", required_argument, NULL, O_ALPHA_MIN },
+        { "alpha-power", required_argument, NULL, O_ALPHA_POWER },
         { "q-init", required_argument, NULL, O_Q_INIT },
         { "eps-start", required_argument, NULL, O_EPS_START },
         { "eps-end", required_argument, NULL, O_EPS_END },
@@ -236,7 +237,8 @@ s_parse (int argc, char *argv [], s_options_t *options)
     };
     //  Learner settings given on the command line, applied once the
     //  environment (and so the learner's defaults) is known
-    enum { A_REPRESENTATION, A_GAMMA, A_ALPHA_MIN, A_Q_INIT, A_EPS_START, A_EPS_END, A_EPS_EPISODES };
+    enum { A_REPRESENTATION, A_GAMMA, A_ALPHA_MIN, A_Q_INIT, A_EPS_START, A_EPS_END, A_EPS_EPISODES,
+           A_ALPHA_POWER };
     ac_qlearn_config_t given;
     memset (&given, 0, sizeof given);
     const char *sensors [QT_ENV_MAX_SENSORS];
@@ -272,6 +274,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 break;
             case O_GAMMA: given.gamma = atof (optarg); options->actor_set [A_GAMMA] = true; break;
             case O_ALPHA_MIN: given.alpha_min = atof (optarg); options->actor_set [A_ALPHA_MIN] = true; break;
+            case O_ALPHA_POWER: given.alpha_power = atof (optarg); options->actor_set [A_ALPHA_POWER] = true; break;
             case O_Q_INIT: given.q_initial = atof (optarg); options->actor_set [A_Q_INIT] = true; break;
             case O_EPS_START: given.epsilon_start = atof (optarg); options->actor_set [A_EPS_START] = true; break;
             case O_EPS_END: given.epsilon_end = atof (optarg); options->actor_set [A_EPS_END] = true; break;
@@ -382,6 +385,7 @@ main (int argc, char *argv [])
     if (options.actor_set [4]) actor->epsilon_start = given.epsilon_start;
     if (options.actor_set [5]) actor->epsilon_end = given.epsilon_end;
     if (options.actor_set [6]) actor->epsilon_episodes = given.epsilon_episodes;
+    if (options.actor_set [7]) actor->alpha_power = given.alpha_power;
     rw_weights_t weights;
     rw_weights_default (&weights, decl.reward_scale);
     if (options.lambda_u_set)
