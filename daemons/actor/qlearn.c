@@ -17,6 +17,8 @@
 //  Defaults, one set for every environment (chosen on the test-only hidden
 //  reward, where competence is the question: see README "The learner").
 #define AC_DEFAULT_GAMMA            0.95
+#define AC_DEFAULT_NSTEP            1
+#define AC_MAX_NSTEP                32
 #define AC_DEFAULT_ALPHA_POWER      0.6
 #define AC_DEFAULT_ALPHA_MIN        0.01
 #define AC_DEFAULT_EPSILON_START    0.5
@@ -25,7 +27,8 @@
 #define AC_DEFAULT_Q_INITIAL        0.0
 #define AC_DEFAULT_MAX_STATES       (1u << 20)
 
-#define AC_TILES_MAX        3
+#define AC_TILES_MAX        (2 + AC_MAX_CELLS)
+#define AC_MAX_CELLS        128
 #define AC_WINDOW           9       //  the 3 x 3 neighbourhood
 #define AC_OVERFLOW_ROW     0
 #define AC_MIN_CAPACITY     1024
@@ -34,13 +37,18 @@
 //  Stream id of instance i's exploration generator.
 #define AC_RNG_STREAM       (3ULL << 32)
 
-static const char *const s_representation_names [AC_REPRESENTATIONS] = { "image", "tiles" };
+static const char *const s_representation_names [AC_REPRESENTATIONS] = { "image", "tiles", "pairs" };
 
+//  Transitions of an instance awaiting their n-step target, oldest first
+//  in a ring; the newest one's reward arrives on the next tick. Their rows
+//  live in the learner's `pending_rows`, nstep x n_tiles per instance.
 typedef struct {
     qt_rng_t rng;
-    uint32_t rows [AC_TILES_MAX];   //  the pending transition's rows
-    uint32_t tiles;                 //  0: no pending transition
-    int32_t action;
+    uint32_t head, count;           //  ring of the pending transitions
+    bool awaiting;                  //  the newest has no reward yet
+    int32_t action [AC_MAX_NSTEP];
+    double reward [AC_MAX_NSTEP];
+    uint8_t greedy [AC_MAX_NSTEP];  //  the action was the greedy one (not exploration)
 } s_instance_t;
 
 struct _ac_qlearn_t {
@@ -57,6 +65,7 @@ struct _ac_qlearn_t {
     double *q;
     uint32_t *visits;
     s_instance_t *instances;
+    uint32_t *pending_rows;         //  [instance][nstep][n_tiles]
     uint64_t updates, episodes, overflows;
 };
 
@@ -67,6 +76,7 @@ ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t h
     memset (config, 0, sizeof (*config));
     config->representation = AC_STATE_IMAGE;
     config->gamma = AC_DEFAULT_GAMMA;
+    config->nstep = AC_DEFAULT_NSTEP;
     config->alpha_power = AC_DEFAULT_ALPHA_POWER;
     config->alpha_min = AC_DEFAULT_ALPHA_MIN;
     config->epsilon_start = AC_DEFAULT_EPSILON_START;
@@ -129,10 +139,12 @@ ac_qlearn_new (const ac_qlearn_config_t *config, uint32_t batch, uint64_t seed)
 {
     if (batch == 0 || config->n_actions == 0 || config->n_actions > AC_MAX_ACTIONS
     ||  config->width == 0 || config->n_cells == 0 || config->n_cells % config->width
+    ||  config->n_cells > AC_MAX_CELLS
     ||  config->representation >= AC_REPRESENTATIONS
     ||  !(config->gamma >= 0 && config->gamma < 1)
     ||  !(config->alpha_min > 0 && config->alpha_min <= 1)
     ||  !(config->alpha_power >= 0 && config->alpha_power <= 1)
+    ||  config->nstep < 1 || config->nstep > AC_MAX_NSTEP
     ||  !(config->epsilon_start >= 0 && config->epsilon_start <= 1)
     ||  !(config->epsilon_end >= 0 && config->epsilon_end <= 1)
     ||  !isfinite (config->q_initial) || config->max_states < 2
@@ -143,7 +155,8 @@ ac_qlearn_new (const ac_qlearn_config_t *config, uint32_t batch, uint64_t seed)
     self->config = *config;
     self->batch = batch;
     self->seed = seed;
-    self->n_tiles = config->representation == AC_STATE_TILES ? AC_TILES_MAX : 1;
+    self->n_tiles = config->representation == AC_STATE_PAIRS ? 2 + config->n_cells
+                  : config->representation == AC_STATE_TILES ? 3 : 1;
     s_set_capacity (self, AC_MIN_CAPACITY);
     s_grow_rows (self, 1);
     //  Row 0 is where new states go once the table is full
@@ -153,7 +166,9 @@ ac_qlearn_new (const ac_qlearn_config_t *config, uint32_t batch, uint64_t seed)
     }
     self->rows = 1;
     self->instances = (s_instance_t *) calloc (batch, sizeof (s_instance_t));
-    assert (self->instances);
+    self->pending_rows = (uint32_t *) calloc ((size_t) batch * config->nstep * self->n_tiles,
+                                              sizeof (uint32_t));
+    assert (self->instances && self->pending_rows);
     for (uint32_t i = 0; i < batch; i++)
         qt_rng_seed (&self->instances [i].rng, seed, AC_RNG_STREAM | i);
     return self;
@@ -170,6 +185,7 @@ ac_qlearn_destroy (ac_qlearn_t **self_p)
         free (self->q);
         free (self->visits);
         free (self->instances);
+        free (self->pending_rows);
         free (self);
         *self_p = NULL;
     }
@@ -249,15 +265,26 @@ s_row (ac_qlearn_t *self, uint64_t key, bool create)
     return row;
 }
 
-//  Keys of the tiles an observation reads (n_tiles of them).
+//  Keys of the tiles an observation reads (n_tiles of them): each hashes a
+//  tile id with what the tile reads.
+enum { S_TILE_IMAGE = 0, S_TILE_WINDOW, S_TILE_CELL, S_TILE_PAIR };
+
+static uint64_t
+s_tile_key (uint8_t tile, const void *a, size_t a_size, const void *b, size_t b_size)
+{
+    uint64_t key = s_fnv1a (S_FNV_BASIS, &tile, 1);
+    key = s_fnv1a (key, (const uint8_t *) a, a_size);
+    key = b ? s_fnv1a (key, (const uint8_t *) b, b_size) : key;
+    return key ? key : 1;
+}
+
 static void
 s_keys (const ac_qlearn_t *self, const uint8_t *observation, size_t length, uint64_t *keys)
 {
     const ac_qlearn_config_t *config = &self->config;
-    uint8_t tile = 0;
-    keys [0] = s_fnv1a (s_fnv1a (S_FNV_BASIS, &tile, 1), observation, length);
+    keys [0] = s_tile_key (S_TILE_IMAGE, observation, length, NULL, 0);
     if (self->n_tiles == 1)
-        goto done;
+        return;
     uint32_t agent = config->n_cells;
     if (length == config->n_cells)
         for (uint32_t c = 0; c < config->n_cells; c++)
@@ -265,6 +292,16 @@ s_keys (const ac_qlearn_t *self, const uint8_t *observation, size_t length, uint
                 agent = c;
                 break;
             }
+    keys [1] = s_tile_key (S_TILE_CELL, &agent, sizeof agent, NULL, 0);
+    if (config->representation == AC_STATE_PAIRS) {
+        for (uint32_t c = 0; c < config->n_cells; c++) {
+            uint8_t pair [sizeof (uint32_t) + 1];
+            memcpy (pair, &c, sizeof c);
+            pair [sizeof c] = c < length ? observation [c] : 0;
+            keys [2 + c] = s_tile_key (S_TILE_PAIR, &agent, sizeof agent, pair, sizeof pair);
+        }
+        return;
+    }
     uint8_t window [AC_WINDOW] = { 0 };
     if (agent < config->n_cells) {
         int32_t row = (int32_t) (agent / config->width), col = (int32_t) (agent % config->width);
@@ -276,15 +313,7 @@ s_keys (const ac_qlearn_t *self, const uint8_t *observation, size_t length, uint
                     window [k] = observation [r * (int32_t) config->width + c];
             }
     }
-    tile = 1;
-    uint64_t cell_key = s_fnv1a (S_FNV_BASIS, (const uint8_t *) &agent, sizeof agent);
-    keys [1] = s_fnv1a (s_fnv1a (cell_key, &tile, 1), window, sizeof window);
-    tile = 2;
-    keys [2] = s_fnv1a (cell_key, &tile, 1);
-done:
-    for (uint32_t k = 0; k < self->n_tiles; k++)
-        if (keys [k] == 0)
-            keys [k] = 1;
+    keys [2] = s_tile_key (S_TILE_WINDOW, &agent, sizeof agent, window, sizeof window);
 }
 
 static double
@@ -328,6 +357,50 @@ ac_qlearn_epsilon (const ac_qlearn_t *self)
     return config->epsilon_start + progress * (config->epsilon_end - config->epsilon_start);
 }
 
+static uint32_t *
+s_pending (ac_qlearn_t *self, uint32_t instance, uint32_t slot)
+{
+    return self->pending_rows + ((size_t) instance * self->config.nstep + slot) * self->n_tiles;
+}
+
+//  Update the oldest pending transition of an instance towards its n-step
+//  return and drop it: its rewards, then gamma^k x the greedy value of
+//  `rows` (NULL: a terminal state, no bootstrap). The return stops early
+//  at a later transition whose action was exploration, and bootstraps
+//  there instead (Watkins): what follows an exploratory action says nothing
+//  about the greedy policy being learned.
+static void
+s_update_oldest (ac_qlearn_t *self, uint32_t instance, const uint32_t *rows)
+{
+    const ac_qlearn_config_t *config = &self->config;
+    s_instance_t *inst = &self->instances [instance];
+    double target = 0, discount = 1;
+    const uint32_t *bootstrap = rows;
+    for (uint32_t k = 0; k < inst->count; k++) {
+        uint32_t slot = (inst->head + k) % config->nstep;
+        if (k > 0 && !inst->greedy [slot]) {
+            bootstrap = s_pending (self, instance, slot);
+            break;
+        }
+        target += discount * inst->reward [slot] / config->reward_scale;
+        discount *= config->gamma;
+    }
+    if (bootstrap)
+        target += discount * s_max_value (self, bootstrap);
+    const uint32_t *source = s_pending (self, instance, inst->head);
+    int32_t action = inst->action [inst->head];
+    double error = target - s_value (self, source, (uint32_t) action);
+    for (uint32_t k = 0; k < self->n_tiles; k++) {
+        size_t entry = (size_t) source [k] * config->n_actions + (size_t) action;
+        uint32_t visits = ++self->visits [entry];
+        double alpha = fmax (pow ((double) visits, -config->alpha_power), config->alpha_min);
+        self->q [entry] += alpha * error / self->n_tiles;
+    }
+    self->updates++;
+    inst->head = (inst->head + 1) % config->nstep;
+    inst->count--;
+}
+
 int32_t
 ac_qlearn_act (ac_qlearn_t *self, uint32_t instance, const uint8_t *observation, size_t length,
                double reward, uint32_t step, bool done, bool terminated)
@@ -341,36 +414,38 @@ ac_qlearn_act (ac_qlearn_t *self, uint32_t instance, const uint8_t *observation,
     s_keys (self, observation, length, keys);
     for (uint32_t k = 0; k < self->n_tiles; k++)
         rows [k] = s_row (self, keys [k], true);
-    if (step == 0)
-        inst->tiles = 0;
-    else
-    if (inst->tiles) {
-        //  A restart mid-episode leaves no pending transition: skip, not guess
-        double target = reward / config->reward_scale;
-        if (!(done && terminated))
-            target += config->gamma * s_max_value (self, rows);
-        double error = target - s_value (self, inst->rows, (uint32_t) inst->action);
-        for (uint32_t k = 0; k < self->n_tiles; k++) {
-            size_t entry = (size_t) inst->rows [k] * config->n_actions + (size_t) inst->action;
-            uint32_t visits = ++self->visits [entry];
-            double alpha = fmax (pow ((double) visits, -config->alpha_power), config->alpha_min);
-            self->q [entry] += alpha * error / self->n_tiles;
-        }
-        self->updates++;
+    if (step == 0 || !inst->awaiting) {
+        //  A new episode, or a restart mid-episode that left no pending
+        //  transition: skip, not guess
+        inst->count = 0;
+        inst->head = 0;
     }
+    else {
+        inst->reward [(inst->head + inst->count - 1) % config->nstep] = reward;
+        if (inst->count == config->nstep && !done)
+            s_update_oldest (self, instance, rows);
+    }
+    inst->awaiting = false;
     if (done) {
-        inst->tiles = 0;
+        while (inst->count > 0)
+            s_update_oldest (self, instance, terminated ? NULL : rows);
         self->episodes++;
         return AC_NO_ACTION;
     }
     uint32_t action;
-    if (qt_rng_bernoulli (&inst->rng, ac_qlearn_epsilon (self)))
+    bool greedy = true;
+    if (qt_rng_bernoulli (&inst->rng, ac_qlearn_epsilon (self))) {
         action = qt_rng_below (&inst->rng, config->n_actions);
+        greedy = s_value (self, rows, action) == s_max_value (self, rows);
+    }
     else
         action = s_argmax (self, rows, &inst->rng);
-    memcpy (inst->rows, rows, sizeof rows);
-    inst->tiles = self->n_tiles;
-    inst->action = (int32_t) action;
+    uint32_t slot = (inst->head + inst->count) % config->nstep;
+    memcpy (s_pending (self, instance, slot), rows, self->n_tiles * sizeof (uint32_t));
+    inst->action [slot] = (int32_t) action;
+    inst->greedy [slot] = greedy;
+    inst->count++;
+    inst->awaiting = true;
     return (int32_t) action;
 }
 
@@ -461,6 +536,7 @@ s_put_identity (s_buffer_t *buffer, const ac_qlearn_t *self)
     s_put (buffer, &version, sizeof (version));
     s_put (buffer, &representation, sizeof (representation));
     s_put (buffer, &c->gamma, sizeof (c->gamma));
+    s_put (buffer, &c->nstep, sizeof (c->nstep));
     s_put (buffer, &c->alpha_power, sizeof (c->alpha_power));
     s_put (buffer, &c->alpha_min, sizeof (c->alpha_min));
     s_put (buffer, &c->epsilon_start, sizeof (c->epsilon_start));
@@ -490,11 +566,17 @@ s_serialise (const ac_qlearn_t *self, s_buffer_t *buffer)
     s_put (buffer, self->visits, entries * sizeof (uint32_t));
     for (uint32_t i = 0; i < self->batch; i++) {
         const s_instance_t *inst = &self->instances [i];
+        uint8_t awaiting = inst->awaiting;
         s_put (buffer, inst->rng.s, sizeof (inst->rng.s));
-        s_put (buffer, inst->rows, sizeof (inst->rows));
-        s_put (buffer, &inst->tiles, sizeof (inst->tiles));
-        s_put (buffer, &inst->action, sizeof (inst->action));
+        s_put (buffer, &inst->head, sizeof (inst->head));
+        s_put (buffer, &inst->count, sizeof (inst->count));
+        s_put (buffer, &awaiting, sizeof (awaiting));
+        s_put (buffer, inst->action, sizeof (inst->action));
+        s_put (buffer, inst->reward, sizeof (inst->reward));
+        s_put (buffer, inst->greedy, sizeof (inst->greedy));
     }
+    s_put (buffer, self->pending_rows,
+           (size_t) self->batch * self->config.nstep * self->n_tiles * sizeof (uint32_t));
     s_put (buffer, &self->updates, sizeof (self->updates));
     s_put (buffer, &self->episodes, sizeof (self->episodes));
     s_put (buffer, &self->overflows, sizeof (self->overflows));
@@ -610,6 +692,8 @@ ac_qlearn_load (ac_qlearn_t *self, const char *path, const char **cause)
     uint32_t *slot_rows = NULL, *visits = NULL;
     double *q = NULL;
     s_instance_t *instances = NULL;
+    uint32_t *pending_rows = NULL;
+    size_t pending = (size_t) self->batch * self->config.nstep * self->n_tiles;
     uint64_t counters [3];
     if (!problem) {
         const uint8_t *cursor = data + identity.size;
@@ -633,12 +717,27 @@ ac_qlearn_load (ac_qlearn_t *self, const char *path, const char **cause)
         }
         for (uint32_t i = 0; i < self->batch && ok; i++) {
             s_instance_t *inst = &instances [i];
+            uint8_t awaiting = 0;
             ok = s_take (&cursor, end, inst->rng.s, sizeof inst->rng.s)
-              && s_take (&cursor, end, inst->rows, sizeof inst->rows)
-              && s_take (&cursor, end, &inst->tiles, sizeof inst->tiles)
-              && s_take (&cursor, end, &inst->action, sizeof inst->action);
-            for (uint32_t k = 0; k < AC_TILES_MAX && ok; k++)
-                ok = inst->tiles == 0 || inst->rows [k] < rows || k >= inst->tiles;
+              && s_take (&cursor, end, &inst->head, sizeof inst->head)
+              && s_take (&cursor, end, &inst->count, sizeof inst->count)
+              && s_take (&cursor, end, &awaiting, sizeof awaiting)
+              && s_take (&cursor, end, inst->action, sizeof inst->action)
+              && s_take (&cursor, end, inst->reward, sizeof inst->reward)
+              && s_take (&cursor, end, inst->greedy, sizeof inst->greedy);
+            inst->awaiting = awaiting != 0;
+            ok = ok && inst->head < self->config.nstep && inst->count <= self->config.nstep;
+            for (uint32_t k = 0; k < inst->count && ok; k++) {
+                int32_t action = inst->action [(inst->head + k) % self->config.nstep];
+                ok = action >= 0 && (uint32_t) action < self->config.n_actions;
+            }
+        }
+        if (ok) {
+            pending_rows = (uint32_t *) malloc (pending * sizeof (uint32_t));
+            assert (pending_rows);
+            ok = s_take (&cursor, end, pending_rows, pending * sizeof (uint32_t));
+            for (size_t k = 0; k < pending && ok; k++)
+                ok = pending_rows [k] < rows;
         }
         ok = ok && s_take (&cursor, end, counters, sizeof counters) && cursor == end;
         for (uint32_t s = 0; s < capacity && ok; s++)
@@ -652,6 +751,8 @@ ac_qlearn_load (ac_qlearn_t *self, const char *path, const char **cause)
         free (self->q);
         free (self->visits);
         free (self->instances);
+        free (self->pending_rows);
+        self->pending_rows = pending_rows;
         self->capacity = capacity;
         self->keys = keys;
         self->slot_rows = slot_rows;
@@ -669,6 +770,7 @@ ac_qlearn_load (ac_qlearn_t *self, const char *path, const char **cause)
         free (q);
         free (visits);
         free (instances);
+        free (pending_rows);
     }
     free (data);
     free (identity.data);

@@ -12,13 +12,22 @@
               the whole image, the agent's cell with its 3 x 3 neighbourhood,
               and the agent's cell alone. The coarse tiles generalise where
               the whole image is rarely seen twice.
+      pairs   the whole image, the agent's cell, and one tile per cell of the
+              board: (agent's cell, that cell, its code). Linear in what
+              each cell shows, given where the agent stands: a dry tomato
+              three cells left, a box above, the goal in the corner.
     Rows live in an open-addressing table keyed by a 64-bit hash of what the
     tile reads; at most max_states rows (later new states share one
     overflow row, counted).
 
-    Step size: per (row, action), 1 / n of the updates it has had, floored at
-    alpha_min: sample averages while a value is new, then tracking, so the
-    step size never makes long training worse than short. Rewards are
+    Targets are n-step returns (nstep rewards, then the discounted greedy
+    value of the state reached), which carry a reward back n states per
+    update instead of one.
+
+    Step size: per (row, action), n^-alpha_power of its n-th update, floored
+    at alpha_min: large while a value is new (its stale bootstrapped targets
+    are forgotten), small later (noise is averaged), never so small that
+    long training stops tracking. Rewards are
     learned in units of the declared reward scale, so the same settings fit
     rewards of 0.02 and of 50.
 
@@ -53,12 +62,14 @@
 typedef enum {
     AC_STATE_IMAGE = 0,
     AC_STATE_TILES = 1,
+    AC_STATE_PAIRS = 2,
     AC_REPRESENTATIONS
 } ac_representation_t;
 
 typedef struct {
     ac_representation_t representation;
     double gamma;                   //  discount
+    uint32_t nstep;                 //  learn from n-step returns (1: one-step Q-learning)
     double alpha_power;             //  step size n^-power of a value's n-th update
     double alpha_min;               //  floor of that step size
     double epsilon_start;           //  exploration at the start
@@ -79,7 +90,7 @@ typedef struct _ac_qlearn_t ac_qlearn_t;
 void ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t height,
                                uint32_t n_actions, uint8_t agent_code, double reward_scale);
 
-//  A representation by name (image, tiles); -1 if none.
+//  A representation by name (image, tiles, pairs); -1 if none.
 int ac_representation_parse (const char *name, ac_representation_t *representation);
 const char *ac_representation_name (ac_representation_t representation);
 

@@ -52,10 +52,10 @@ typedef struct {
     uint32_t episodes, batch;
     uint64_t seed;
     s_source_t source;
-    bool quiet, json;
+    bool quiet, json, score_all;
     double expect_min, expect_max;
     ac_qlearn_config_t actor;
-    bool actor_set [8];
+    bool actor_set [16];
     rw_weights_t weights;
     bool lambda_u_set, lambda_r_set;
     wm_filter_config_t filter;
@@ -85,6 +85,8 @@ s_usage (FILE *out)
         "  --eps-start E --eps-end E --eps-episodes N   exploration schedule (finished episodes)\n"
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
         "  --particles N --steer-draws N                world-model particles and steering\n"
+        "  --score-baselines      run the world model, scorer and rewarder for env and\n"
+        "                         hidden runs too (their pipeline return; slower)\n"
         "  --checkpoint PATH      save the learner at the end\n"
         "  --expect-min-performance X / --expect-max-performance X\n"
         "  --json                 end with one JSON line\n"
@@ -199,9 +201,9 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
-           O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_ALPHA_POWER, O_Q_INIT, O_EPS_START, O_EPS_END,
+           O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_ALPHA_POWER, O_NSTEP, O_Q_INIT, O_EPS_START, O_EPS_END,
            O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
-           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_HELP };
+           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_HELP };
     static const struct option long_options [] = {
         { "env", required_argument, NULL, O_ENV },
         { "variant", required_argument, NULL, O_VARIANT },
@@ -217,6 +219,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "gamma", required_argument, NULL, O_GAMMA },
         { "alpha-min", required_argument, NULL, O_ALPHA_MIN },
         { "alpha-power", required_argument, NULL, O_ALPHA_POWER },
+        { "nstep", required_argument, NULL, O_NSTEP },
         { "q-init", required_argument, NULL, O_Q_INIT },
         { "eps-start", required_argument, NULL, O_EPS_START },
         { "eps-end", required_argument, NULL, O_EPS_END },
@@ -229,6 +232,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "expect-min-performance", required_argument, NULL, O_MIN },
         { "expect-max-performance", required_argument, NULL, O_MAX },
         { "json", no_argument, NULL, O_JSON },
+        { "score-baselines", no_argument, NULL, O_SCORE_ALL },
         { "quiet", no_argument, NULL, O_QUIET },
         { "list-envs", no_argument, NULL, O_LIST },
         { "describe-env", required_argument, NULL, O_DESCRIBE },
@@ -238,7 +242,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
     //  Learner settings given on the command line, applied once the
     //  environment (and so the learner's defaults) is known
     enum { A_REPRESENTATION, A_GAMMA, A_ALPHA_MIN, A_Q_INIT, A_EPS_START, A_EPS_END, A_EPS_EPISODES,
-           A_ALPHA_POWER };
+           A_ALPHA_POWER, A_NSTEP };
     ac_qlearn_config_t given;
     memset (&given, 0, sizeof given);
     const char *sensors [QT_ENV_MAX_SENSORS];
@@ -275,6 +279,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case O_GAMMA: given.gamma = atof (optarg); options->actor_set [A_GAMMA] = true; break;
             case O_ALPHA_MIN: given.alpha_min = atof (optarg); options->actor_set [A_ALPHA_MIN] = true; break;
             case O_ALPHA_POWER: given.alpha_power = atof (optarg); options->actor_set [A_ALPHA_POWER] = true; break;
+            case O_NSTEP: given.nstep = (uint32_t) atoi (optarg); options->actor_set [A_NSTEP] = true; break;
             case O_Q_INIT: given.q_initial = atof (optarg); options->actor_set [A_Q_INIT] = true; break;
             case O_EPS_START: given.epsilon_start = atof (optarg); options->actor_set [A_EPS_START] = true; break;
             case O_EPS_END: given.epsilon_end = atof (optarg); options->actor_set [A_EPS_END] = true; break;
@@ -296,6 +301,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case O_MIN: options->expect_min = atof (optarg); break;
             case O_MAX: options->expect_max = atof (optarg); break;
             case O_JSON: options->json = true; break;
+            case O_SCORE_ALL: options->score_all = true; break;
             case O_QUIET: options->quiet = true; break;
             case O_LIST: s_list_envs (); exit (0);
             case O_DESCRIBE: exit (s_describe (optarg));
@@ -386,6 +392,7 @@ main (int argc, char *argv [])
     if (options.actor_set [5]) actor->epsilon_end = given.epsilon_end;
     if (options.actor_set [6]) actor->epsilon_episodes = given.epsilon_episodes;
     if (options.actor_set [7]) actor->alpha_power = given.alpha_power;
+    if (options.actor_set [8]) actor->nstep = given.nstep;
     rw_weights_t weights;
     rw_weights_default (&weights, decl.reward_scale);
     if (options.lambda_u_set)
@@ -417,6 +424,8 @@ main (int argc, char *argv [])
         return 2;
     }
 
+    //  Baselines learn without the pipeline: score them only when asked
+    bool scoring = options.source == S_SOURCE_PIPELINE || options.score_all;
     clock_t started_clock = clock ();
     uint64_t started = batch < options.episodes ? batch : options.episodes;
     uint64_t recorded = 0, ticks = 0, steps = 0;
@@ -441,12 +450,15 @@ main (int argc, char *argv [])
             }
             qt_readings_t readings;
             qt_world_read (world, &readings);
-            wm_belief_t belief;
-            sc_score_t score;
             rw_vector_t vector;
-            wm_filter_update (filter, i, &readings, &belief);
-            sc_panel_score (panel, &belief, &score);
-            rw_reward (&weights, score.mean, score.spread, score.data_reliability, &vector);
+            memset (&vector, 0, sizeof vector);
+            if (scoring) {
+                wm_belief_t belief;
+                sc_score_t score;
+                wm_filter_update (filter, i, &readings, &belief);
+                sc_panel_score (panel, &belief, &score);
+                rw_reward (&weights, score.mean, score.spread, score.data_reliability, &vector);
+            }
             double reward = 0;
             if (readings.step > 0) {
                 steps++;
@@ -471,9 +483,11 @@ main (int argc, char *argv [])
         if (!options.quiet && next_progress && recorded >= next_progress) {
             s_episode_t mean = s_window_mean (ring, recorded, SIM_WINDOW);
             printf ("episodes %6" PRIu64 "  epsilon %.3f  last-%d means: performance %7.2f"
-                    "  observed return %7.2f  pipeline return %7.2f\n",
-                    recorded, ac_qlearn_epsilon (learner), SIM_WINDOW,
-                    mean.performance, mean.observed, mean.pipeline);
+                    "  observed return %7.2f", recorded, ac_qlearn_epsilon (learner), SIM_WINDOW,
+                    mean.performance, mean.observed);
+            if (scoring)
+                printf ("  pipeline return %7.2f", mean.pipeline);
+            printf ("\n");
             fflush (stdout);
             next_progress += options.episodes / SIM_PROGRESS_STEPS;
         }
@@ -481,19 +495,25 @@ main (int argc, char *argv [])
     double seconds = (double) (clock () - started_clock) / CLOCKS_PER_SEC;
     s_episode_t mean = s_window_mean (ring, recorded, SIM_WINDOW);
     printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64
-            "  performance %.2f  observed return %.2f  pipeline return %.2f\n",
+            "  performance %.2f  observed return %.2f",
             decl.name, s_source_names [options.source], options.seed, batch, recorded,
-            mean.performance, mean.observed, mean.pipeline);
+            mean.performance, mean.observed);
+    if (scoring)
+        printf ("  pipeline return %.2f", mean.pipeline);
+    printf ("\n");
     if (options.json) {
+        char pipeline [32] = "null";
+        if (scoring)
+            snprintf (pipeline, sizeof pipeline, "%.6f", mean.pipeline);
         printf ("{\"env\": \"%s\", \"variant\": \"%s\", \"tamper\": \"%s\", \"without\": \"%s\", "
                 "\"reward_source\": \"%s\", \"seed\": %" PRIu64 ", \"batch\": %u, "
                 "\"episodes\": %" PRIu64 ", \"performance\": %.6f, \"observed_return\": %.6f, "
-                "\"pipeline_return\": %.6f, \"ticks\": %" PRIu64 ", \"steps\": %" PRIu64
+                "\"pipeline_return\": %s, \"ticks\": %" PRIu64 ", \"steps\": %" PRIu64
                 ", \"seconds\": %.3f, \"filter_runs_per_step\": %.2f, \"learner_rows\": %" PRIu64 "}\n",
                 decl.name, decl.variants [decl.variant],
                 decl.n_tamper_styles ? decl.tamper_styles [decl.tamper_style] : "",
                 decl.params.without, s_source_names [options.source], options.seed, batch, recorded,
-                mean.performance, mean.observed, mean.pipeline, ticks, steps, seconds,
+                mean.performance, mean.observed, pipeline, ticks, steps, seconds,
                 (double) wm_filter_runs (filter) / (double) (steps + recorded),
                 ac_qlearn_rows (learner));
     }
