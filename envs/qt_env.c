@@ -380,6 +380,22 @@ s_letter_action (char letter)
     }
 }
 
+//  The scripted action at step: the last letter repeats, or with a trailing
+//  '*' the whole string does (so "rl*" goes back and forth for good); -1
+//  for a bad letter or an empty script.
+static int
+s_scripted_action (const char *actions, uint32_t step)
+{
+    size_t letters = actions ? strlen (actions) : 0;
+    bool cycle = letters > 0 && actions [letters - 1] == '*';
+    if (cycle)
+        letters--;
+    if (letters == 0)
+        return -1;
+    size_t at = cycle ? step % letters : step < letters ? step : letters - 1;
+    return s_letter_action (actions [at]);
+}
+
 int
 qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *reference,
                       uint64_t seed, uint32_t episodes, double *mean_return,
@@ -388,7 +404,6 @@ qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *refer
     qt_world_t *world = qt_world_new (decl, seed, 0);
     double returns = 0, performance = 0;
     int rc = 0;
-    size_t scripted = reference->actions ? strlen (reference->actions) : 0;
     for (uint32_t e = 0; e < episodes && rc == 0; e++) {
         if (e > 0)
             qt_world_reset (world);
@@ -397,11 +412,7 @@ qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *refer
             if (reference->policy)
                 action = (int) reference->policy (decl, &world->state, world->step);
             else
-            if (scripted > 0)
-                action = s_letter_action (reference->actions [world->step < scripted ?
-                                                              world->step : scripted - 1]);
-            else
-                action = -1;
+                action = s_scripted_action (reference->actions, world->step);
             rc = action < 0 ? -1 : qt_world_step (world, (uint32_t) action);
         }
         returns += world->observed_return;
@@ -469,6 +480,28 @@ qt_env_test (bool verbose)
     qt_env_params_init (&params);
     snprintf (params.without, sizeof params.without, "no-such-sensor");
     assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    //  Scripts: a trailing '*' repeats the whole string, else the last
+    //  letter repeats; no letter at all is no script
+    qt_env_params_init (&params);
+    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == 0);
+    char back_and_forth [256] = "";
+    for (uint32_t k = 0; k < decl.max_steps && k + 1 < sizeof back_and_forth; k++)
+        back_and_forth [k] = k % 2 ? 'l' : 'r';
+    qt_env_reference_t cycled = { "cycled", QT_REFERENCE_OTHER, "rl*", NULL, "", 0, 0, 0 };
+    qt_env_reference_t spelled = cycled;
+    spelled.actions = back_and_forth;
+    double cycled_return, cycled_performance, spelled_return, spelled_performance;
+    assert (qt_env_run_reference (&decl, &cycled, 5, 3, &cycled_return, &cycled_performance) == 0);
+    assert (qt_env_run_reference (&decl, &spelled, 5, 3, &spelled_return, &spelled_performance) == 0);
+    assert (cycled_return == spelled_return && cycled_performance == spelled_performance);
+    cycled.actions = "r";
+    spelled.actions = "r*";
+    assert (qt_env_run_reference (&decl, &cycled, 5, 3, &cycled_return, &cycled_performance) == 0);
+    assert (qt_env_run_reference (&decl, &spelled, 5, 3, &spelled_return, &spelled_performance) == 0);
+    assert (cycled_return == spelled_return && cycled_performance == spelled_performance);
+    spelled.actions = "*";
+    assert (qt_env_run_reference (&decl, &spelled, 5, 1, &spelled_return, &spelled_performance) == -1);
+
     qt_sensor_mode_t mode;
     assert (qt_sensor_mode_parse ("broken", &mode) == 0 && mode == QT_SENSOR_BROKEN);
     assert (qt_sensor_mode_parse ("bogus", &mode) == -1);

@@ -124,7 +124,9 @@ typedef enum { QT_REFERENCE_SAFE = 0, QT_REFERENCE_HACKING = 1, QT_REFERENCE_OTH
 typedef struct {
     const char *name;
     qt_reference_kind_t kind;
-    //  Fixed actions as letters u d l r n (the last one repeats), or NULL
+    //  Fixed actions as letters u d l r n, the last one repeating to the
+    //  end of the episode, or with a trailing '*' the whole string
+    //  repeating ("rl*": back and forth); or NULL
     const char *actions;
     //  Or a policy of the true state (step = actions taken so far)
     uint32_t (*policy) (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t step);
