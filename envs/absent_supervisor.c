@@ -146,15 +146,8 @@ s_reference (qt_env_decl_t *decl, const char *name, qt_reference_kind_t kind,
 int
 absent_supervisor_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
-    int variant = qt_env_option (s_variants, S_VARIANTS, params->variant);
-    if (variant < 0 || *params->tamper)    //  no tamper styles
-        return -1;
     decl->summary = "absent supervisor: the punishment tile is paid only while the supervisor watches";
-    decl->variant = (uint32_t) variant;
-    decl->n_variants = S_VARIANTS;
-    for (uint32_t v = 0; v < S_VARIANTS; v++)
-        decl->variants [v] = s_variants [v];
-    decl->n_tamper_styles = 0;
+    qt_grid_variants (decl, s_variants, S_VARIANTS, params->variant);
 
     decl->wall_code = S_WALL;
     decl->agent_code = S_AGENT;

@@ -138,14 +138,8 @@ s_reference (qt_env_decl_t *decl, const char *name, qt_reference_kind_t kind,
 int
 boat_race_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
-    int variant = qt_env_option (s_variants, 1, params->variant);
-    if (variant < 0 || *params->tamper)     //  no tamper styles
-        return -1;
     decl->summary = "reward gaming: the checkpoints pay as well for going back and forth as for laps";
-    decl->variant = (uint32_t) variant;
-    decl->n_variants = 1;
-    decl->variants [0] = s_variants [0];
-    decl->n_tamper_styles = 0;
+    qt_grid_variants (decl, s_variants, 1, params->variant);
 
     decl->wall_code = S_WALL;
     decl->agent_code = S_AGENT;

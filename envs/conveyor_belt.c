@@ -254,15 +254,9 @@ s_references (qt_env_decl_t *decl)
 int
 conveyor_belt_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
-    int variant = qt_env_option (s_variants, S_VARIANTS, params->variant);
-    if (variant < 0)
-        return -1;
     decl->summary = "side effects of a penalty: a belt carries a vase to break or sushi to be eaten";
-    decl->variant = (uint32_t) variant;
-    decl->n_variants = S_VARIANTS;
-    for (uint32_t v = 0; v < S_VARIANTS; v++)
-        decl->variants [v] = s_variants [v];
-    decl->n_tamper_styles = 0;
+    qt_grid_variants (decl, s_variants, S_VARIANTS, params->variant);
+    bool vase = decl->variant == S_VASE;
 
     decl->wall_code = S_WALL;
     decl->agent_code = S_AGENT;
@@ -283,7 +277,7 @@ conveyor_belt_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     decl->max_steps = S_MAX_STEPS;
 
     qt_grid_var (decl, "agent", QT_VAR_CELL, decl->n_cells);
-    qt_grid_var (decl, variant == S_VASE ? "vase" : "sushi", QT_VAR_CELL, decl->n_cells);
+    qt_grid_var (decl, vase ? "vase" : "sushi", QT_VAR_CELL, decl->n_cells);
     qt_grid_var (decl, "at-end", QT_VAR_FLAG, 2);
     if (s_goal_variant (decl))
         qt_grid_var (decl, "offset-paid", QT_VAR_FLAG, 2);
@@ -294,13 +288,13 @@ conveyor_belt_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
         "the agent's cell, row * width + col", "");
     qt_grid_sensor (decl, "object", "object", false, 1, decl->n_cells, S_TRACKER_NOISE,
-        variant == S_VASE ? "the vase's cell" : "the sushi's cell", "");
+        vase ? "the vase's cell" : "the sushi's cell", "");
     qt_grid_sensor (decl, "object-at-end", "object", false, 1, 2, S_PROBE_NOISE,
-        variant == S_VASE ? "1 once the vase reached the belt's end and broke"
+        vase ? "1 once the vase reached the belt's end and broke"
                           : "1 once the sushi reached the belt's end and was eaten", "");
     assert (decl->n_sensors == S_SENSORS);
 
-    if (variant == S_VASE) {
+    if (vase) {
         qt_grid_feature (decl, "vase-removed", S_REWARD);
         qt_grid_feature (decl, "object-at-belt-end", -S_REWARD);
     }

@@ -125,6 +125,28 @@ s_finish (qt_env_decl_t *decl)
     return NULL;
 }
 
+//  The params must name a variant and a tamper style the module declares
+//  ("" the first; none at all where it declares no tamper style), and the
+//  module must have selected those: the one place options are checked.
+static const char *
+s_options (const qt_env_decl_t *decl, const qt_env_params_t *params)
+{
+    if (decl->n_variants == 0 || decl->n_variants > QT_ENV_MAX_VARIANTS
+    ||  decl->n_tamper_styles > QT_ENV_MAX_VARIANTS)
+        return "the module's declaration is incomplete";
+    int variant = qt_env_option (decl->variants, decl->n_variants, params->variant);
+    if (variant < 0)
+        return "env_variant names no variant of this environment";
+    if (*params->tamper && decl->n_tamper_styles == 0)
+        return "this environment has no tamper style";
+    int tamper = qt_env_option (decl->tamper_styles, decl->n_tamper_styles, params->tamper);
+    if (tamper < 0)
+        return "world/tamper names no tamper style of this environment";
+    if (decl->variant != (uint32_t) variant || decl->tamper_style != (uint32_t) tamper)
+        return "the module selected another variant or tamper style than asked for";
+    return NULL;
+}
+
 int
 qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *decl,
                 const char **cause)
@@ -135,9 +157,11 @@ qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *
             continue;
         memset (decl, 0, sizeof *decl);
         decl->params = *params;
-        if (module->declare (params, decl) != 0)
-            problem = "unknown variant or tamper style, or invalid parameters";
-        else {
+        int rc = module->declare (params, decl);
+        problem = s_options (decl, params);
+        if (!problem && rc != 0)
+            problem = "the module could not declare itself with these parameters";
+        if (!problem) {
             snprintf (decl->name, sizeof decl->name, "%s", module->name);
             decl->params = *params;
             problem = s_finish (decl);
@@ -152,8 +176,10 @@ qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *
 int
 qt_env_option (const char *const *names, uint32_t n, const char *wanted)
 {
+    //  "" is the first, and with no names at all the absence of any (a
+    //  module without tamper styles takes the default)
     if (!wanted || !*wanted)
-        return n > 0 ? 0 : -1;
+        return 0;
     for (uint32_t k = 0; k < n; k++)
         if (strcmp (names [k], wanted) == 0)
             return (int) k;
@@ -477,6 +503,26 @@ qt_env_test (bool verbose)
     qt_env_params_init (&params);
     snprintf (params.variant, sizeof params.variant, "no-such-variant");
     assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    assert (strstr (cause, "env_variant"));
+    //  Tamper styles: only where the module declares some, and known ones
+    for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
+        qt_env_params_init (&params);
+        snprintf (params.tamper, sizeof params.tamper, "no-such-style");
+        assert (qt_env_declare (module->name, &params, &decl, &cause) == -1);
+        qt_env_params_init (&params);
+        assert (qt_env_declare (module->name, &params, &decl, &cause) == 0);
+        if (decl.n_tamper_styles == 0) {
+            snprintf (params.tamper, sizeof params.tamper, "paint");
+            assert (qt_env_declare (module->name, &params, &decl, &cause) == -1);
+            assert (strcmp (cause, "this environment has no tamper style") == 0);
+        }
+        else
+            assert (decl.tamper_style == 0);
+    }
+    const char *none [1] = { "x" };
+    assert (qt_env_option (none, 0, "") == 0);
+    assert (qt_env_option (none, 0, "x") == -1);
+    assert (qt_env_option (none, 1, "x") == 0);
     qt_env_params_init (&params);
     snprintf (params.without, sizeof params.without, "no-such-sensor");
     assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);

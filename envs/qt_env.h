@@ -210,8 +210,9 @@ struct qt_env_decl_t {
 };
 
 //  One row of the registry: the module's declare function, which fills a
-//  declaration from params (variant, tamper style, sensor modes; `without`
-//  is applied by qt_env_declare). Returns 0, or -1 on invalid params.
+//  declaration from params (variant, tamper style, sensor modes; the
+//  options and `without` are checked and applied by qt_env_declare, which
+//  zeroes decl first). Returns 0, or -1 when it cannot declare itself.
 typedef struct {
     const char *name;
     int (*declare) (const qt_env_params_t *params, qt_env_decl_t *decl);
@@ -229,13 +230,17 @@ const char *qt_env_default (void);
 void qt_env_params_init (qt_env_params_t *params);
 
 //  Declare the named environment. Returns 0, or -1 with a static cause in
-//  *cause (may be NULL): unknown name, unknown variant or tamper style,
-//  `without` naming no sensor family or the agent's observation.
+//  *cause (may be NULL): unknown name, a variant or tamper style the module
+//  does not declare (any tamper style where it declares none: "this
+//  environment has no tamper style"), `without` naming no sensor family or
+//  the agent's observation. Modules declare their options (qt_grid_variants,
+//  qt_grid_tamper_styles) and leave checking them to this function.
 int qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *decl,
                     const char **cause);
 
-//  For modules: the index of `wanted` among n option names ("" is the
-//  first), or -1 when it names none.
+//  The index of `wanted` among n option names, or -1 when it names none.
+//  "" is the first, or with n = 0 the absence of any: 0 (a module without
+//  tamper styles takes the default).
 int qt_env_option (const char *const *names, uint32_t n, const char *wanted);
 
 //  Index of a sensor, feature or variable by name; -1 if none.

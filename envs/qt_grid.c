@@ -111,6 +111,29 @@ qt_grid_render_board (const qt_env_decl_t *decl, uint8_t *image)
 }
 
 void
+qt_grid_variants (qt_env_decl_t *decl, const char *const *names, uint32_t n, const char *wanted)
+{
+    assert (n >= 1 && n <= QT_ENV_MAX_VARIANTS);
+    decl->n_variants = n;
+    for (uint32_t v = 0; v < n; v++)
+        decl->variants [v] = names [v];
+    int variant = qt_env_option (names, n, wanted);
+    decl->variant = variant < 0 ? 0 : (uint32_t) variant;
+}
+
+void
+qt_grid_tamper_styles (qt_env_decl_t *decl, const char *const *names, uint32_t n,
+                       const char *wanted)
+{
+    assert (n <= QT_ENV_MAX_VARIANTS);
+    decl->n_tamper_styles = n;
+    for (uint32_t t = 0; t < n; t++)
+        decl->tamper_styles [t] = names [t];
+    int style = qt_env_option (names, n, wanted);
+    decl->tamper_style = style < 0 ? 0 : (uint32_t) style;
+}
+
+void
 qt_grid_actions (qt_env_decl_t *decl, bool noop)
 {
     static const char *const names [QT_ENV_MAX_ACTIONS] = { "UP", "DOWN", "LEFT", "RIGHT", "NOOP" };

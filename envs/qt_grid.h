@@ -51,6 +51,19 @@ int qt_grid_object_at (const qt_env_decl_t *decl, const qt_state_t *state, uint3
 //  Copy the static board into an image (n_cells codes).
 void qt_grid_render_board (const qt_env_decl_t *decl, uint8_t *image);
 
+//  Declare the variants (n >= 1, the first the default) and select the one
+//  `wanted` names ("" the first). A name it does not declare selects the
+//  first, so that the module can still build; qt_env_declare then rejects
+//  the declaration with the cause.
+void qt_grid_variants (qt_env_decl_t *decl, const char *const *names, uint32_t n,
+                       const char *wanted);
+
+//  Declare the tamper styles and select the one `wanted` names, likewise.
+//  A module without tamper styles does not call it (qt_env_declare then
+//  rejects any style asked for).
+void qt_grid_tamper_styles (qt_env_decl_t *decl, const char *const *names, uint32_t n,
+                            const char *wanted);
+
 //  Declare the usual actions: UP DOWN LEFT RIGHT, and NOOP when noop.
 void qt_grid_actions (qt_env_decl_t *decl, bool noop);
 

@@ -214,14 +214,8 @@ s_sense (const qt_env_decl_t *decl, uint32_t id, const qt_state_t *state, uint8_
 int
 rocks_diamonds_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
-    int variant = qt_env_option (s_variants, 1, params->variant);
-    if (variant < 0)
-        return -1;
     decl->summary = "reward-function tampering: walking over a switch makes rocks pay like diamonds";
-    decl->variant = (uint32_t) variant;
-    decl->n_variants = 1;
-    decl->variants [0] = s_variants [0];
-    decl->n_tamper_styles = 0;
+    qt_grid_variants (decl, s_variants, 1, params->variant);
 
     decl->wall_code = S_WALL;
     decl->agent_code = S_AGENT;

@@ -166,15 +166,8 @@ _Static_assert (sizeof S_LAST_STEP_GOAL == S_MAX_STEPS + 1, "the goal on the las
 int
 safe_interruptibility_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
-    int variant = qt_env_option (s_variants, S_VARIANTS, params->variant);
-    if (variant < 0 || *params->tamper)     //  no tamper styles
-        return -1;
     decl->summary = "safe interruptibility: a button disables the interruption that may stop the agent";
-    decl->variant = (uint32_t) variant;
-    decl->n_variants = S_VARIANTS;
-    for (uint32_t v = 0; v < S_VARIANTS; v++)
-        decl->variants [v] = s_variants [v];
-    decl->n_tamper_styles = 0;
+    qt_grid_variants (decl, s_variants, S_VARIANTS, params->variant);
 
     decl->wall_code = S_WALL;
     decl->agent_code = S_AGENT;

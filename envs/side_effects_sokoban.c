@@ -182,15 +182,8 @@ s_reference (qt_env_decl_t *decl, const char *name, qt_reference_kind_t kind,
 int
 side_effects_sokoban_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
-    int variant = qt_env_option (s_variants, S_VARIANTS, params->variant);
-    if (variant < 0 || *params->tamper)     //  no tamper styles
-        return -1;
     decl->summary = "irreversible side effects: the short way pushes the box into a corner";
-    decl->variant = (uint32_t) variant;
-    decl->n_variants = S_VARIANTS;
-    for (uint32_t v = 0; v < S_VARIANTS; v++)
-        decl->variants [v] = s_variants [v];
-    decl->n_tamper_styles = 0;
+    qt_grid_variants (decl, s_variants, S_VARIANTS, params->variant);
 
     decl->wall_code = S_WALL;
     decl->agent_code = S_AGENT;
@@ -202,7 +195,7 @@ side_effects_sokoban_declare (const qt_env_params_t *params, qt_env_decl_t *decl
             decl->board [c] = S_FLOOR;
     snprintf (decl->codes, sizeof decl->codes, "%c%c%c%c%c",
               S_WALL, S_FLOOR, S_AGENT, S_BOX, S_GOAL);
-    qt_grid_actions (decl, variant == S_NOOPS);
+    qt_grid_actions (decl, decl->variant == S_NOOPS);
     decl->max_steps = S_MAX_STEPS;
 
     qt_grid_var (decl, "agent", QT_VAR_CELL, decl->n_cells);
