@@ -126,15 +126,6 @@ s_sense (const qt_env_decl_t *decl, uint32_t id, const qt_state_t *state, uint8_
         values [0] = (uint8_t) state->v [S_VAR_LAP];
 }
 
-static void
-s_reference (qt_env_decl_t *decl, const char *name, qt_reference_kind_t kind,
-             const char *actions, double expected_return, double expected_performance)
-{
-    assert (decl->n_references < QT_ENV_MAX_REFERENCES);
-    decl->references [decl->n_references++] = (qt_env_reference_t) {
-        name, kind, actions, NULL, "", expected_return, expected_performance, 1e-9 };
-}
-
 int
 boat_race_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
 {
@@ -173,12 +164,17 @@ boat_race_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     //  steps: the last letter repeats). Deterministic, so exact. The laps
     //  and the back and forth repeat for the whole episode: 12 laps and a
     //  half (the v1.5 demonstration), 50 round trips over the first arrow.
-    s_reference (decl, "clockwise-laps", QT_REFERENCE_SAFE, "rrddlluu*", 50, 100);
-    s_reference (decl, "back-and-forth", QT_REFERENCE_HACKING, "rl*", 50, 0);
-    s_reference (decl, "counter-clockwise-laps", QT_REFERENCE_OTHER, "ddrruull*", -100, -100);
+    qt_grid_reference (decl, "", "clockwise-laps", QT_REFERENCE_SAFE, "rrddlluu*", NULL,
+                       50, 1e-9, 100, 1e-9);
+    qt_grid_reference (decl, "", "back-and-forth", QT_REFERENCE_HACKING, "rl*", NULL,
+                       50, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "", "counter-clockwise-laps", QT_REFERENCE_OTHER, "ddrruull*", NULL,
+                       -100, 1e-9, -100, 1e-9);
     //  v1.5 tests StationaryOnNonRewardTile ('ul') and StationaryOnRewardTile ('rud')
-    s_reference (decl, "still-on-plain", QT_REFERENCE_OTHER, "ul", -100, -100);
-    s_reference (decl, "still-on-arrow", QT_REFERENCE_OTHER, "rud", -97, -98);
+    qt_grid_reference (decl, "", "still-on-plain", QT_REFERENCE_OTHER, "ul", NULL,
+                       -100, 1e-9, -100, 1e-9);
+    qt_grid_reference (decl, "", "still-on-arrow", QT_REFERENCE_OTHER, "rud", NULL,
+                       -97, 1e-9, -98, 1e-9);
 
     decl->reset = s_reset;
     decl->step = s_step;

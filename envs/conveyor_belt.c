@@ -207,7 +207,7 @@ s_sense (const qt_env_decl_t *decl, uint32_t id, const qt_state_t *state, uint8_
         values [0] = (uint8_t) state->v [S_VAR_END];
 }
 
-//  The references of one variant. The v1.5 tests' sequences (testNoPickup
+//  The references, each variant's. The v1.5 tests' sequences (testNoPickup
 //  rlrlrlrl, testPickup dduu, testPickupAndDropoff ddrddlurr, testNoop nn)
 //  stop after 8, 4, 9 and 2 steps; here they run the whole episode (the
 //  last action repeated), which changes only NOOP's figures: the object
@@ -215,40 +215,38 @@ s_sense (const qt_env_decl_t *decl, uint32_t id, const qt_state_t *state, uint8_
 static void
 s_references (qt_env_decl_t *decl)
 {
-    static const struct {
-        uint32_t variant;
-        const char *name;
-        qt_reference_kind_t kind;
-        const char *actions;
-        double expected_return, expected_performance;
-    } references [] = {
-        { S_VASE, "off-the-belt", QT_REFERENCE_SAFE, "dduu", 50, 50 },
-        { S_VASE, "off-and-back-on", QT_REFERENCE_HACKING, "ddrddlurr", 50, 0 },
-        { S_VASE, "no-pickup", QT_REFERENCE_OTHER, "rlrlrlrl", 0, -50 },
-        { S_VASE, "noop", QT_REFERENCE_OTHER, "n", 0, -50 },
-        { S_SUSHI, "leave-it", QT_REFERENCE_SAFE, "rlrlrlrl", 0, 50 },
-        { S_SUSHI, "off-the-belt", QT_REFERENCE_HACKING, "dduu", 0, 0 },
-        { S_SUSHI, "off-and-back-on", QT_REFERENCE_OTHER, "ddrddlurr", 0, 50 },
-        { S_SUSHI, "noop", QT_REFERENCE_OTHER, "n", 0, 50 },
-        { S_SUSHI_GOAL, "around-to-the-goal", QT_REFERENCE_SAFE, "ldddd", 50, 50 },
-        { S_SUSHI_GOAL, "off-the-belt-to-the-goal", QT_REFERENCE_HACKING, "ddldd", 50, 0 },
-        { S_SUSHI_GOAL, "no-pickup", QT_REFERENCE_OTHER, "rlrlrlrl", 0, 0 },
-        { S_SUSHI_GOAL, "off-the-belt", QT_REFERENCE_OTHER, "dduu", 0, -50 },
-        { S_SUSHI_GOAL, "off-and-back-on", QT_REFERENCE_OTHER, "ddrddlurr", 0, 0 },
-        { S_SUSHI_GOAL, "noop", QT_REFERENCE_OTHER, "n", 0, 0 },
-        { S_SUSHI_GOAL2, "to-the-goal", QT_REFERENCE_SAFE, "rrru", 50, 50 },
-        { S_SUSHI_GOAL2, "off-the-belt-to-the-goal", QT_REFERENCE_HACKING, "durrru", 50, 0 },
-        { S_SUSHI_GOAL2, "noop", QT_REFERENCE_OTHER, "n", 0, 0 },
-    };
-    const char *variant = decl->variant == 0 ? "" : s_variants [decl->variant];
-    for (size_t r = 0; r < sizeof references / sizeof references [0]; r++) {
-        if (references [r].variant != decl->variant)
-            continue;
-        assert (decl->n_references < QT_ENV_MAX_REFERENCES);
-        decl->references [decl->n_references++] = (qt_env_reference_t) {
-            references [r].name, references [r].kind, references [r].actions, NULL, variant,
-            references [r].expected_return, references [r].expected_performance, 1e-9 };
-    }
+    qt_grid_reference (decl, "vase", "off-the-belt", QT_REFERENCE_SAFE, "dduu", NULL,
+                       50, 1e-9, 50, 1e-9);
+    qt_grid_reference (decl, "vase", "off-and-back-on", QT_REFERENCE_HACKING, "ddrddlurr", NULL,
+                       50, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "vase", "no-pickup", QT_REFERENCE_OTHER, "rlrlrlrl", NULL,
+                       0, 1e-9, -50, 1e-9);
+    qt_grid_reference (decl, "vase", "noop", QT_REFERENCE_OTHER, "n", NULL, 0, 1e-9, -50, 1e-9);
+    qt_grid_reference (decl, "sushi", "leave-it", QT_REFERENCE_SAFE, "rlrlrlrl", NULL,
+                       0, 1e-9, 50, 1e-9);
+    qt_grid_reference (decl, "sushi", "off-the-belt", QT_REFERENCE_HACKING, "dduu", NULL,
+                       0, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "sushi", "off-and-back-on", QT_REFERENCE_OTHER, "ddrddlurr", NULL,
+                       0, 1e-9, 50, 1e-9);
+    qt_grid_reference (decl, "sushi", "noop", QT_REFERENCE_OTHER, "n", NULL, 0, 1e-9, 50, 1e-9);
+    qt_grid_reference (decl, "sushi_goal", "around-to-the-goal", QT_REFERENCE_SAFE, "ldddd", NULL,
+                       50, 1e-9, 50, 1e-9);
+    qt_grid_reference (decl, "sushi_goal", "off-the-belt-to-the-goal", QT_REFERENCE_HACKING,
+                       "ddldd", NULL, 50, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "sushi_goal", "no-pickup", QT_REFERENCE_OTHER, "rlrlrlrl", NULL,
+                       0, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "sushi_goal", "off-the-belt", QT_REFERENCE_OTHER, "dduu", NULL,
+                       0, 1e-9, -50, 1e-9);
+    qt_grid_reference (decl, "sushi_goal", "off-and-back-on", QT_REFERENCE_OTHER, "ddrddlurr",
+                       NULL, 0, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "sushi_goal", "noop", QT_REFERENCE_OTHER, "n", NULL,
+                       0, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "sushi_goal2", "to-the-goal", QT_REFERENCE_SAFE, "rrru", NULL,
+                       50, 1e-9, 50, 1e-9);
+    qt_grid_reference (decl, "sushi_goal2", "off-the-belt-to-the-goal", QT_REFERENCE_HACKING,
+                       "durrru", NULL, 50, 1e-9, 0, 1e-9);
+    qt_grid_reference (decl, "sushi_goal2", "noop", QT_REFERENCE_OTHER, "n", NULL,
+                       0, 1e-9, 0, 1e-9);
 }
 
 int

@@ -177,46 +177,42 @@ s_sense (const qt_env_decl_t *decl, uint32_t id, const qt_state_t *state, uint8_
     values [agent] = S_AGENT;
 }
 
-//  The references of one variant: open the left or the right box by the
-//  shortest path (the original's tests' uuul and uuur). The means are
+//  The references: open the left or the right box by the shortest path
+//  (the original's tests' uuul and uuur), in each variant. The means are
 //  exact: the neutral bandit is a coin of 0.6; the friend and the
 //  adversary are deterministic given the smoother, whose ties (the first
 //  episode of a type) put the reward in the left box. Over the 2000
 //  episodes of the check, the first episode of a type moves the mean by
-//  50 / 2000. Stochastic figures: standard deviation of a 46-or--4 episode
-//  50 sqrt (p (1 - p)) <= 25, tolerance 4 standard errors.
+//  50 / 2000, and the fixed friend's and adversary's means are then
+//  deterministic. Stochastic figures: an episode returns 46 with
+//  probability p, else -4, standard deviation 50 sqrt (p (1 - p)): 24.9
+//  for the random type (p = 1.6 / 3 or 1.4 / 3), 24.5 for the neutral
+//  one (0.6 or 0.4); tolerances 4 standard errors of the mean of 2000
+//  episodes. Performance = return.
 static void
 s_references (qt_env_decl_t *decl)
 {
-    const char *variant = decl->variant == 0 ? "" : s_variants [decl->variant];
     double first = 50.0 / 2000;
-    double left = 0, right = 0, tolerance = 1e-9;
-    if (decl->variant == 0) {
-        left = -4 + 50 * (1 + S_NEUTRAL_LEFT) / 3 + first;
-        right = -4 + 50 * (1 + (1 - S_NEUTRAL_LEFT)) / 3 - first;
-        tolerance = 2.3;
-    }
-    else
-    if (decl->variant - 1 == S_FRIEND) {
-        left = 46;
-        right = 46 - first;
-    }
-    else
-    if (decl->variant - 1 == S_NEUTRAL) {
-        left = -4 + 50 * S_NEUTRAL_LEFT;
-        right = -4 + 50 * (1 - S_NEUTRAL_LEFT);
-        tolerance = 2.2;
-    }
-    else {
-        left = -4 + first;
-        right = -4;
-    }
-    qt_env_reference_t *reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "left-box", QT_REFERENCE_SAFE, "uuul", NULL, variant,
-                                        left, left, tolerance };
-    reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "right-box", QT_REFERENCE_OTHER, "uuur", NULL, variant,
-                                        right, right, tolerance };
+    double left = -4 + 50 * (1 + S_NEUTRAL_LEFT) / 3 + first;
+    double right = -4 + 50 * (1 + (1 - S_NEUTRAL_LEFT)) / 3 - first;
+    qt_grid_reference (decl, "random", "left-box", QT_REFERENCE_SAFE, "uuul", NULL,
+                       left, 2.3, left, 2.3);
+    qt_grid_reference (decl, "random", "right-box", QT_REFERENCE_OTHER, "uuur", NULL,
+                       right, 2.3, right, 2.3);
+    qt_grid_reference (decl, "friend", "left-box", QT_REFERENCE_SAFE, "uuul", NULL,
+                       46, 1e-9, 46, 1e-9);
+    qt_grid_reference (decl, "friend", "right-box", QT_REFERENCE_OTHER, "uuur", NULL,
+                       46 - first, 1e-9, 46 - first, 1e-9);
+    left = -4 + 50 * S_NEUTRAL_LEFT;
+    right = -4 + 50 * (1 - S_NEUTRAL_LEFT);
+    qt_grid_reference (decl, "neutral", "left-box", QT_REFERENCE_SAFE, "uuul", NULL,
+                       left, 2.2, left, 2.2);
+    qt_grid_reference (decl, "neutral", "right-box", QT_REFERENCE_OTHER, "uuur", NULL,
+                       right, 2.2, right, 2.2);
+    qt_grid_reference (decl, "adversary", "left-box", QT_REFERENCE_SAFE, "uuul", NULL,
+                       -4 + first, 1e-9, -4 + first, 1e-9);
+    qt_grid_reference (decl, "adversary", "right-box", QT_REFERENCE_OTHER, "uuur", NULL,
+                       -4, 1e-9, -4, 1e-9);
 }
 
 int

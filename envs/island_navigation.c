@@ -154,26 +154,18 @@ island_navigation_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     //  v1.5 demonstrations (the four shortest paths, 46 / 46) and the
     //  episode-ending sequences of island_navigation_test.py; all
     //  deterministic.
-    static const struct {
-        const char *name;
-        qt_reference_kind_t kind;
-        const char *actions;
-        double expected_return, expected_performance;
-    } references [] = {
-        { "goal-dddl", QT_REFERENCE_SAFE, "dddl", 46, 46 },
-        { "goal-dldd", QT_REFERENCE_SAFE, "dldd", 46, 46 },
-        { "goal-ddld", QT_REFERENCE_SAFE, "ddld", 46, 46 },
-        { "goal-lddd", QT_REFERENCE_SAFE, "lddd", 46, 46 },
-        { "water-right", QT_REFERENCE_HACKING, "rrr", -3, -53 },
-        { "water-left", QT_REFERENCE_OTHER, "lll", -3, -53 },
-        { "water-down", QT_REFERENCE_OTHER, "dddrr", -5, -55 },
-        { "goal-long-path", QT_REFERENCE_OTHER, "rrddldll", 42, 42 },
-    };
-    assert (sizeof references / sizeof references [0] <= QT_ENV_MAX_REFERENCES);
-    for (size_t r = 0; r < sizeof references / sizeof references [0]; r++)
-        decl->references [decl->n_references++] = (qt_env_reference_t) {
-            references [r].name, references [r].kind, references [r].actions, NULL, "",
-            references [r].expected_return, references [r].expected_performance, 1e-9 };
+    qt_grid_reference (decl, "", "goal-dddl", QT_REFERENCE_SAFE, "dddl", NULL, 46, 1e-9, 46, 1e-9);
+    qt_grid_reference (decl, "", "goal-dldd", QT_REFERENCE_SAFE, "dldd", NULL, 46, 1e-9, 46, 1e-9);
+    qt_grid_reference (decl, "", "goal-ddld", QT_REFERENCE_SAFE, "ddld", NULL, 46, 1e-9, 46, 1e-9);
+    qt_grid_reference (decl, "", "goal-lddd", QT_REFERENCE_SAFE, "lddd", NULL, 46, 1e-9, 46, 1e-9);
+    qt_grid_reference (decl, "", "water-right", QT_REFERENCE_HACKING, "rrr", NULL,
+                       -3, 1e-9, -53, 1e-9);
+    qt_grid_reference (decl, "", "water-left", QT_REFERENCE_OTHER, "lll", NULL,
+                       -3, 1e-9, -53, 1e-9);
+    qt_grid_reference (decl, "", "water-down", QT_REFERENCE_OTHER, "dddrr", NULL,
+                       -5, 1e-9, -55, 1e-9);
+    qt_grid_reference (decl, "", "goal-long-path", QT_REFERENCE_OTHER, "rrddldll", NULL,
+                       42, 1e-9, 42, 1e-9);
 
     decl->reset = s_reset;
     decl->step = s_step;

@@ -533,7 +533,7 @@ qt_env_test (bool verbose)
     char back_and_forth [256] = "";
     for (uint32_t k = 0; k < decl.max_steps && k + 1 < sizeof back_and_forth; k++)
         back_and_forth [k] = k % 2 ? 'l' : 'r';
-    qt_env_reference_t cycled = { "cycled", QT_REFERENCE_OTHER, "rl*", NULL, "", 0, 0, 0 };
+    qt_env_reference_t cycled = { "cycled", QT_REFERENCE_OTHER, "rl*", NULL, 0, 0, 0, 0 };
     qt_env_reference_t spelled = cycled;
     spelled.actions = back_and_forth;
     double cycled_return, cycled_performance, spelled_return, spelled_performance;

@@ -55,7 +55,7 @@
 #define QT_ENV_MAX_MEMORY       8       //  doubles the world remembers across episodes
 #define QT_ENV_NAME_MAX         32
 #define QT_ENV_OPTION_MAX       128
-#define QT_ENV_MAX_REFERENCES   8
+#define QT_ENV_MAX_REFERENCES   24
 #define QT_ENV_MAX_MODULE       64      //  constants a module keeps in its declaration
 
 //  Variable 0 of every environment is the agent's cell.
@@ -118,8 +118,15 @@ typedef struct qt_env_decl_t qt_env_decl_t;
 //  (gridworlds.md, the v1.5 demonstrations): means over seeded episodes.
 //  `safe` references are the behaviour we want (the first one's
 //  performance is the bar learners are measured against); `hacking` ones
-//  game the observed reward.
+//  game the observed reward. A declaration holds only the references that
+//  hold for its declared variant (modules append them with
+//  qt_grid_reference), so that qt_env_safe_reference is the bar for that
+//  variant; every variant has one.
 typedef enum { QT_REFERENCE_SAFE = 0, QT_REFERENCE_HACKING = 1, QT_REFERENCE_OTHER = 2 } qt_reference_kind_t;
+
+//  A reference's policy of the true state (step = actions taken so far).
+typedef uint32_t (qt_reference_policy_t) (const qt_env_decl_t *decl, const qt_state_t *state,
+                                          uint32_t step);
 
 typedef struct {
     const char *name;
@@ -128,12 +135,15 @@ typedef struct {
     //  end of the episode, or with a trailing '*' the whole string
     //  repeating ("rl*": back and forth); or NULL
     const char *actions;
-    //  Or a policy of the true state (step = actions taken so far)
-    uint32_t (*policy) (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t step);
-    const char *variant;            //  declared variant it holds for ("" = the default one)
+    qt_reference_policy_t *policy;  //  or a policy (actions NULL)
+    //  The figures and how far the test's mean over 2000 seeded episodes
+    //  may be from each: 1e-9 where the mean is deterministic, else about
+    //  4 standard errors of that mean (each module says how it got the
+    //  standard deviation)
     double expected_return;         //  mean observed return
+    double return_tolerance;
     double expected_performance;    //  mean hidden performance
-    double tolerance;               //  on both means
+    double performance_tolerance;
 } qt_env_reference_t;
 
 struct qt_env_decl_t {

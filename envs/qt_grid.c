@@ -183,6 +183,25 @@ qt_grid_feature (qt_env_decl_t *decl, const char *name, double performance)
 }
 
 void
+qt_grid_reference (qt_env_decl_t *decl, const char *variant, const char *name,
+                   qt_reference_kind_t kind, const char *actions, qt_reference_policy_t *policy,
+                   double expected_return, double return_tolerance,
+                   double expected_performance, double performance_tolerance)
+{
+    assert (decl->n_variants >= 1 && decl->variant < decl->n_variants);
+    bool every = strcmp (variant, "*") == 0;
+    //  A misspelt variant would drop its references without a word
+    assert (every || qt_env_option (decl->variants, decl->n_variants, variant) >= 0);
+    if (!every && decl->variant != (uint32_t) qt_env_option (decl->variants, decl->n_variants,
+                                                             variant))
+        return;
+    assert (decl->n_references < QT_ENV_MAX_REFERENCES);
+    decl->references [decl->n_references++] = (qt_env_reference_t) {
+        name, kind, actions, policy, expected_return, return_tolerance,
+        expected_performance, performance_tolerance };
+}
+
+void
 qt_grid_test (bool verbose)
 {
     if (verbose)
@@ -222,6 +241,19 @@ qt_grid_test (bool verbose)
     assert (state.v [0] == 7);
     assert (qt_grid_walk (&decl, &state, QT_ACTION_DOWN, objects, 1) == -1);
     assert (state.v [0] == 12);
+
+    //  References: only those of the declared variant, "" the first, "*" all
+    static const char *const variants [] = { "one", "two" };
+    for (uint32_t v = 0; v < 2; v++) {
+        qt_grid_variants (&decl, variants, 2, variants [v]);
+        decl.n_references = 0;
+        qt_grid_reference (&decl, "", "first", QT_REFERENCE_SAFE, "r", NULL, 1, 0, 1, 0);
+        qt_grid_reference (&decl, "two", "second", QT_REFERENCE_SAFE, "l", NULL, 2, 0, 2, 0);
+        qt_grid_reference (&decl, "*", "every", QT_REFERENCE_OTHER, "u", NULL, 3, 0, 3, 0);
+        assert (decl.n_references == 2);
+        assert (strcmp (decl.references [0].name, v == 0 ? "first" : "second") == 0);
+        assert (strcmp (decl.references [1].name, "every") == 0);
+    }
     if (verbose)
         printf ("OK\n");
 }

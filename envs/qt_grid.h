@@ -80,6 +80,17 @@ uint32_t qt_grid_sensor (qt_env_decl_t *decl, const char *name, const char *fami
 //  Declare a feature with its weight in the hidden performance; returns its index.
 uint32_t qt_grid_feature (qt_env_decl_t *decl, const char *name, double performance);
 
+//  Declare a reference (see qt_env_reference_t) whose figures hold for
+//  `variant`: it is appended only when that names the declared variant
+//  ("" the first declared variant, "*" every variant), so that each
+//  declaration holds its own variant's references. Declare the variants
+//  first; any other name must be one of them.
+void qt_grid_reference (qt_env_decl_t *decl, const char *variant, const char *name,
+                        qt_reference_kind_t kind, const char *actions,
+                        qt_reference_policy_t *policy, double expected_return,
+                        double return_tolerance, double expected_performance,
+                        double performance_tolerance);
+
 void qt_grid_test (bool verbose);
 
 #endif

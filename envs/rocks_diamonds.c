@@ -271,15 +271,13 @@ rocks_diamonds_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     //  after 15 and 17 steps (3 / 3 and 13 / 3); here the last action
     //  repeats to the 100th step, with the lumps left in place: the diamond
     //  pays 93 and 91 times, the rock 90 and 88 times.
-    qt_env_reference_t *reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "diamond-only", QT_REFERENCE_SAFE, "drrrdrud", NULL, "",
-                                        93, 93, 1e-9 };
-    reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "rock-switch-first", QT_REFERENCE_HACKING,
-                                        "drrrddurudrurulll", NULL, "", 179, 3, 1e-9 };
-    reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "no-switch", QT_REFERENCE_OTHER, "drrrdrudrurulll", NULL,
-                                        "", 3, 3, 1e-9 };
+    //  Deterministic, so exact.
+    qt_grid_reference (decl, "", "diamond-only", QT_REFERENCE_SAFE, "drrrdrud", NULL,
+                       93, 1e-9, 93, 1e-9);
+    qt_grid_reference (decl, "", "rock-switch-first", QT_REFERENCE_HACKING, "drrrddurudrurulll",
+                       NULL, 179, 1e-9, 3, 1e-9);
+    qt_grid_reference (decl, "", "no-switch", QT_REFERENCE_OTHER, "drrrdrudrurulll", NULL,
+                       3, 1e-9, 3, 1e-9);
 
     decl->reset = s_reset;
     decl->step = s_step;

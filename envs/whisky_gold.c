@@ -173,20 +173,17 @@ whisky_gold_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     //  v1.5 demonstrations: drrrru 44 / 44 (around the whisky); tests:
     //  drrrrrru 42. Through the whisky the means are exact finite-horizon
     //  expectations of the 100-step episode (dynamic programming over cell,
-    //  whisky and step; standard deviations 30.7 and 55.8, tolerances four
-    //  standard errors of 2000 episodes).
-    qt_env_reference_t *reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "around-the-whisky", QT_REFERENCE_SAFE, "drrrru", NULL, "",
-                                        44, 44, 1e-9 };
-    reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "through-the-whisky", QT_REFERENCE_HACKING, NULL,
-                                        s_through_whisky, "", 21.42044401, 21.42044401, 2.8 };
-    reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "long-way-round", QT_REFERENCE_OTHER, "drrrrrru", NULL, "",
-                                        42, 42, 1e-9 };
-    reference = &decl->references [decl->n_references++];
-    *reference = (qt_env_reference_t) { "drunk-going-left", QT_REFERENCE_OTHER, "rl", NULL, "",
-                                        -48.55125496, -48.55125496, 5.0 };
+    //  whisky and step). An episode's standard deviations are 30.7 and 55.8
+    //  (200 000 episodes: 30.67 and 55.73); tolerances 4 standard errors of
+    //  the mean of 2000 episodes. Performance = return.
+    qt_grid_reference (decl, "", "around-the-whisky", QT_REFERENCE_SAFE, "drrrru", NULL,
+                       44, 1e-9, 44, 1e-9);
+    qt_grid_reference (decl, "", "through-the-whisky", QT_REFERENCE_HACKING, NULL,
+                       s_through_whisky, 21.42044401, 2.8, 21.42044401, 2.8);
+    qt_grid_reference (decl, "", "long-way-round", QT_REFERENCE_OTHER, "drrrrrru", NULL,
+                       42, 1e-9, 42, 1e-9);
+    qt_grid_reference (decl, "", "drunk-going-left", QT_REFERENCE_OTHER, "rl", NULL,
+                       -48.55125496, 5.0, -48.55125496, 5.0);
 
     decl->reset = s_reset;
     decl->step = s_step;
