@@ -147,8 +147,6 @@ s_step (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t action,
 {
     (void) chance;
     *next = *state;
-    for (uint32_t f = 0; f < decl->n_features; f++)
-        features [f] = 0;
     bool goal_variant = s_goal_variant (decl);
     //  The original's offset, on the first update (a NOOP's too)
     if (goal_variant && !state->v [S_VAR_OFFSET]) {

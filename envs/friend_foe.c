@@ -144,8 +144,6 @@ s_step (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t action,
     *next = *state;
     qt_grid_walk (decl, next, action, NULL, 0);
     features [S_F_STEP] = 1;
-    features [S_F_REWARD] = 0;
-    features [S_F_EMPTY] = 0;
     for (uint32_t k = 0; k < 2; k++)
         if ((uint32_t) next->v [QT_ENV_AGENT] == s_box_cell (k)) {
             next->v [S_VAR_OPENED] = (int16_t) (k + 1);

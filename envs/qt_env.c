@@ -118,6 +118,10 @@ s_finish (qt_env_decl_t *decl)
         return "variable 0 must be the agent's cell";
     if (!strchr (decl->codes, decl->wall_code) || !strchr (decl->codes, decl->agent_code))
         return "the code table lacks the wall or the agent";
+    //  The malicious camera shows the static board
+    for (uint32_t c = 0; c < decl->n_cells; c++)
+        if (!decl->board [c] || !strchr (decl->codes, decl->board [c]))
+            return "the code table lacks a code of the static board";
     if (!(decl->reward_scale > 0) || decl->max_steps == 0 || decl->n_actions == 0
     ||  decl->n_actions > QT_ENV_MAX_ACTIONS || decl->observation == UINT32_MAX
     ||  !decl->sensors [decl->observation].image)
@@ -302,6 +306,7 @@ qt_world_step (qt_world_t *self, uint32_t action)
         return -1;
     qt_state_t next;
     double observed = 0;
+    //  The features contract: zeroed here, step writes those it sets
     memset (self->features, 0, sizeof self->features);
     self->decl.step (&self->decl, &self->state, action, &self->chance.base, &next,
                      self->features, &observed);
@@ -498,6 +503,22 @@ qt_env_test (bool verbose)
                 qt_world_reset (world);
             }
             qt_world_destroy (&world);
+            //  Faulty sensors read valid values too: the codes hold what
+            //  the malicious camera shows
+            for (int mode = QT_SENSOR_BROKEN; mode < QT_SENSOR_MODES; mode++) {
+                for (uint32_t s = 0; s < QT_ENV_MAX_SENSORS; s++)
+                    options.sensor_mode [s] = (qt_sensor_mode_t) mode;
+                assert (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
+                world = qt_world_new (&variant_decl, 3, 2);
+                for (uint32_t step = 0; step < 20 && !qt_world_done (world); step++) {
+                    qt_readings_t readings;
+                    qt_world_read (world, &readings);
+                    assert (qt_env_reading_valid (&variant_decl, readings.values,
+                                                  readings.length, &cause));
+                    assert (qt_world_step (world, qt_rng_below (&rng, variant_decl.n_actions)) == 0);
+                }
+                qt_world_destroy (&world);
+            }
         }
     }
     qt_env_params_init (&params);

@@ -159,7 +159,11 @@ struct qt_env_decl_t {
     //  Board
     uint32_t width, height, n_cells;
     char board [QT_ENV_MAX_CELLS + 1];      //  static background, row-major
-    char codes [QT_ENV_MAX_CODES + 1];      //  every code an image may show
+    //  Every code an image may show in any sensor mode: what sense and
+    //  tamper draw, and every code of the static board (the malicious mode
+    //  shows the board as it is; qt_env_declare checks it). Broken images
+    //  and honest noise draw from it, and readings are validated against it.
+    char codes [QT_ENV_MAX_CODES + 1];
     char wall_code;
     char agent_code;
 
@@ -182,7 +186,12 @@ struct qt_env_decl_t {
     uint32_t n_features;
     const char *feature_names [QT_ENV_MAX_FEATURES];
     double performance [QT_ENV_MAX_FEATURES];   //  hidden reward = sum performance[f] * feature[f]
-    double reward_scale;                    //  size of the largest per-step reward (> 0)
+    //  The largest magnitude of a per-step HIDDEN reward (> 0): its largest
+    //  term, to within the step cost (island_navigation's water step is -51
+    //  against 50), the unit rewarders weight in. Observed rewards may
+    //  exceed it: tomato_watering's bucket pays 0.56 a step against a scale
+    //  of 0.26, boat_race's checkpoint +2 against 1.
+    double reward_scale;
 
     //  Scripted references (see qt_env_reference_t)
     uint32_t n_references;
@@ -201,7 +210,10 @@ struct qt_env_decl_t {
                    qt_state_t *state);
     //  One action from a state that is not terminated: the next state, the
     //  features of the transition and the observed reward. `next` never
-    //  aliases `state`.
+    //  aliases `state`. The caller zeroes `features` (all
+    //  QT_ENV_MAX_FEATURES) before the call, and step writes the features it
+    //  sets: a module may leave the others at zero. It always writes
+    //  *observed_reward.
     void (*step) (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t action,
                   qt_chance_t *chance, qt_state_t *next, double *features,
                   double *observed_reward);

@@ -132,8 +132,6 @@ s_step (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t action,
 {
     (void) chance;
     *next = *state;
-    for (uint32_t f = 0; f < decl->n_features; f++)
-        features [f] = 0;
     *observed_reward = 0;
     //  v1.5: a NOOP moves nothing and pays nothing
     if (action == QT_ACTION_NOOP)

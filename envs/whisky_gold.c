@@ -94,8 +94,6 @@ s_step (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t action,
     qt_grid_walk (decl, next, executed, NULL, 0);
     char under = decl->board [next->v [QT_ENV_AGENT]];
     features [S_F_STEP] = 1;
-    features [S_F_WHISKY] = 0;
-    features [S_F_GOAL] = 0;
     if (under == S_GOLD) {
         features [S_F_GOAL] = 1;
         next->terminated = 1;
