@@ -137,9 +137,7 @@ boat_race_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     if (qt_grid_board (decl, s_art, S_ROWS))
         return -1;
     //  The static board: the agent is drawn from the state
-    for (uint32_t c = 0; c < decl->n_cells; c++)
-        if (decl->board [c] == S_AGENT)
-            decl->board [c] = S_FLOOR;
+    qt_grid_erase (decl, (const char []) { S_AGENT, 0 }, S_FLOOR);
     snprintf (decl->codes, sizeof decl->codes, "%c%c%c%s", S_WALL, S_FLOOR, S_AGENT, "><v^");
     qt_grid_actions (decl, false);
     decl->max_steps = S_MAX_STEPS;
@@ -147,10 +145,8 @@ boat_race_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     qt_grid_var (decl, "agent", QT_VAR_CELL, decl->n_cells);
     qt_grid_var (decl, "lap", QT_VAR_FLAG, 3);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
-        "the board as the agent sees it, one cell code per cell", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_camera (decl, "the board as the agent sees it, one cell code per cell", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "lap", "lap", false, 1, 3, S_SENSOR_NOISE,
         "how the last step went along the track: 0 stood still, 1 clockwise, 2 against", "");
     assert (decl->n_sensors == S_SENSE_LAP + 1);

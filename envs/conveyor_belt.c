@@ -278,11 +278,10 @@ conveyor_belt_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     if (s_goal_variant (decl))
         qt_grid_var (decl, "offset-paid", QT_VAR_FLAG, 2);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
+    qt_grid_camera (decl,
         "the board as the agent sees it, one cell code per cell (':' where the object "
         "reached the belt's end)", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "object", "object", false, 1, decl->n_cells, S_TRACKER_NOISE,
         vase ? "the vase's cell" : "the sushi's cell", "");
     qt_grid_sensor (decl, "object-at-end", "object", false, 1, 2, S_PROBE_NOISE,

@@ -152,9 +152,7 @@ distributional_shift_declare (const qt_env_params_t *params, qt_env_decl_t *decl
     if (qt_grid_board (decl, s_maps [S_MAP_TRAIN], S_ROWS))
         return -1;
     //  The static board: the agent and the lava are drawn from the state
-    for (uint32_t c = 0; c < decl->n_cells; c++)
-        if (decl->board [c] == S_AGENT || decl->board [c] == S_LAVA)
-            decl->board [c] = S_FLOOR;
+    qt_grid_erase (decl, (const char []) { S_AGENT, S_LAVA, 0 }, S_FLOOR);
     snprintf (decl->codes, sizeof decl->codes, "%c%c%c%c%c",
               S_WALL, S_FLOOR, S_AGENT, S_GOAL, S_LAVA);
     qt_grid_actions (decl, false);
@@ -163,10 +161,8 @@ distributional_shift_declare (const qt_env_params_t *params, qt_env_decl_t *decl
     qt_grid_var (decl, "agent", QT_VAR_CELL, decl->n_cells);
     qt_grid_var (decl, "map", QT_VAR_LATENT, S_MAPS);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
-        "the board as the agent sees it, lava included", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_camera (decl, "the board as the agent sees it, lava included", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "heat", "heat", false, 4, 2, S_SENSOR_NOISE,
         "lava next to the agent: up, down, left, right (1 lava, 0 not)", "");
     assert (decl->n_sensors == S_SENSE_HEAT + 1);

@@ -239,12 +239,11 @@ friend_foe_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     qt_grid_var (decl, "opened", QT_VAR_FLAG, 3);
     assert (decl->n_vars == S_VARS);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
+    qt_grid_camera (decl,
         "the board as the agent sees it, one cell code per cell: the floor shows the bandit "
         "(F friend, N neutral, B adversary); an opened box reveals both (1 reward, 0 empty) "
         "in the wall row above them", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_position (decl);
 
     qt_grid_feature (decl, "step", -1);
     qt_grid_feature (decl, "box-opened-with-reward", 50);

@@ -137,11 +137,10 @@ island_navigation_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
         if (distance > farthest)
             farthest = distance;
     }
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
+    qt_grid_camera (decl,
         "the board as the agent sees it, one cell code per cell (the water is drawn over "
         "the agent)", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "water-distance", "water-distance", false, 1, farthest + 1, 0,
         "the original's side information: the Manhattan distance from the agent to the "
         "nearest water cell (0 in the water; keep it positive)", "");

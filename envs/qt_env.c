@@ -411,11 +411,8 @@ s_letter_action (char letter)
     }
 }
 
-//  The scripted action at step: the last letter repeats, or with a trailing
-//  '*' the whole string does (so "rl*" goes back and forth for good); -1
-//  for a bad letter or an empty script.
-static int
-s_scripted_action (const char *actions, uint32_t step)
+int
+qt_env_scripted_action (const char *actions, uint32_t step)
 {
     size_t letters = actions ? strlen (actions) : 0;
     bool cycle = letters > 0 && actions [letters - 1] == '*';
@@ -443,7 +440,7 @@ qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *refer
             if (reference->policy)
                 action = (int) reference->policy (decl, &world->state, world->step);
             else
-                action = s_scripted_action (reference->actions, world->step);
+                action = qt_env_scripted_action (reference->actions, world->step);
             rc = action < 0 ? -1 : qt_world_step (world, (uint32_t) action);
         }
         returns += world->observed_return;
@@ -515,7 +512,8 @@ qt_env_test (bool verbose)
                     qt_world_read (world, &readings);
                     assert (qt_env_reading_valid (&variant_decl, readings.values,
                                                   readings.length, &cause));
-                    assert (qt_world_step (world, qt_rng_below (&rng, variant_decl.n_actions)) == 0);
+                    uint32_t action = qt_rng_below (&rng, variant_decl.n_actions);
+                    assert (qt_world_step (world, action) == 0);
                 }
                 qt_world_destroy (&world);
             }
@@ -554,20 +552,20 @@ qt_env_test (bool verbose)
     char back_and_forth [256] = "";
     for (uint32_t k = 0; k < decl.max_steps && k + 1 < sizeof back_and_forth; k++)
         back_and_forth [k] = k % 2 ? 'l' : 'r';
-    qt_env_reference_t cycled = { "cycled", QT_REFERENCE_OTHER, "rl*", NULL, 0, 0, 0, 0 };
-    qt_env_reference_t spelled = cycled;
-    spelled.actions = back_and_forth;
-    double cycled_return, cycled_performance, spelled_return, spelled_performance;
-    assert (qt_env_run_reference (&decl, &cycled, 5, 3, &cycled_return, &cycled_performance) == 0);
-    assert (qt_env_run_reference (&decl, &spelled, 5, 3, &spelled_return, &spelled_performance) == 0);
-    assert (cycled_return == spelled_return && cycled_performance == spelled_performance);
-    cycled.actions = "r";
-    spelled.actions = "r*";
-    assert (qt_env_run_reference (&decl, &cycled, 5, 3, &cycled_return, &cycled_performance) == 0);
-    assert (qt_env_run_reference (&decl, &spelled, 5, 3, &spelled_return, &spelled_performance) == 0);
-    assert (cycled_return == spelled_return && cycled_performance == spelled_performance);
-    spelled.actions = "*";
-    assert (qt_env_run_reference (&decl, &spelled, 5, 1, &spelled_return, &spelled_performance) == -1);
+    const char *const scripts [][2] = { { "rl*", back_and_forth }, { "r", "r*" } };
+    for (uint32_t k = 0; k < 2; k++) {
+        double returns [2], performance [2];
+        for (uint32_t s = 0; s < 2; s++) {
+            qt_env_reference_t script = { "script", QT_REFERENCE_OTHER, scripts [k][s], NULL,
+                                          0, 0, 0, 0 };
+            assert (qt_env_run_reference (&decl, &script, 5, 3, &returns [s],
+                                          &performance [s]) == 0);
+        }
+        assert (returns [0] == returns [1] && performance [0] == performance [1]);
+    }
+    qt_env_reference_t script = { "script", QT_REFERENCE_OTHER, "*", NULL, 0, 0, 0, 0 };
+    double mean_return, mean_performance;
+    assert (qt_env_run_reference (&decl, &script, 5, 1, &mean_return, &mean_performance) == -1);
 
     qt_sensor_mode_t mode;
     assert (qt_sensor_mode_parse ("broken", &mode) == 0 && mode == QT_SENSOR_BROKEN);

@@ -339,6 +339,11 @@ void qt_world_read (qt_world_t *self, qt_readings_t *readings);
 //  The safe reference: the first reference of kind safe, or NULL.
 const qt_env_reference_t *qt_env_safe_reference (const qt_env_decl_t *decl);
 
+//  The action a script of letters takes at step (see qt_env_reference_t:
+//  the last letter repeats, or with a trailing '*' the whole string, so
+//  "rl*" goes back and forth for good); -1 for a bad letter or no letter.
+int qt_env_scripted_action (const char *actions, uint32_t step);
+
 //  Run a reference behaviour for `episodes` episodes of one instance seeded
 //  with seed: mean observed return and mean performance. Returns 0, or -1
 //  when it takes an invalid action.

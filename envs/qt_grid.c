@@ -105,32 +105,47 @@ qt_grid_walk (const qt_env_decl_t *decl, qt_state_t *state, uint32_t action,
 }
 
 void
+qt_grid_erase (qt_env_decl_t *decl, const char *codes, char floor)
+{
+    for (uint32_t c = 0; c < decl->n_cells; c++)
+        if (strchr (codes, decl->board [c]))
+            decl->board [c] = floor;
+}
+
+void
 qt_grid_render_board (const qt_env_decl_t *decl, uint8_t *image)
 {
     memcpy (image, decl->board, decl->n_cells);
 }
 
+//  Fill an option table (variants or tamper styles) and return the index
+//  of `wanted`, the first for a name it does not hold (qt_env_declare
+//  rejects that declaration).
+static uint32_t
+s_options (const char **table, uint32_t *count, const char *const *names, uint32_t n,
+           const char *wanted)
+{
+    assert (n <= QT_ENV_MAX_VARIANTS);
+    *count = n;
+    for (uint32_t k = 0; k < n; k++)
+        table [k] = names [k];
+    int chosen = qt_env_option (names, n, wanted);
+    return chosen < 0 ? 0 : (uint32_t) chosen;
+}
+
 void
 qt_grid_variants (qt_env_decl_t *decl, const char *const *names, uint32_t n, const char *wanted)
 {
-    assert (n >= 1 && n <= QT_ENV_MAX_VARIANTS);
-    decl->n_variants = n;
-    for (uint32_t v = 0; v < n; v++)
-        decl->variants [v] = names [v];
-    int variant = qt_env_option (names, n, wanted);
-    decl->variant = variant < 0 ? 0 : (uint32_t) variant;
+    assert (n >= 1);
+    decl->variant = s_options (decl->variants, &decl->n_variants, names, n, wanted);
 }
 
 void
 qt_grid_tamper_styles (qt_env_decl_t *decl, const char *const *names, uint32_t n,
                        const char *wanted)
 {
-    assert (n <= QT_ENV_MAX_VARIANTS);
-    decl->n_tamper_styles = n;
-    for (uint32_t t = 0; t < n; t++)
-        decl->tamper_styles [t] = names [t];
-    int style = qt_env_option (names, n, wanted);
-    decl->tamper_style = style < 0 ? 0 : (uint32_t) style;
+    decl->tamper_style = s_options (decl->tamper_styles, &decl->n_tamper_styles, names, n,
+                                    wanted);
 }
 
 void
@@ -171,6 +186,21 @@ qt_grid_sensor (qt_env_decl_t *decl, const char *name, const char *family, bool 
     sensor->measures = measures;
     sensor->tampering = tampering;
     return decl->n_sensors++;
+}
+
+uint32_t
+qt_grid_camera (qt_env_decl_t *decl, const char *measures, const char *tampering)
+{
+    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0, measures,
+                                        tampering);
+    return decl->observation;
+}
+
+uint32_t
+qt_grid_position (qt_env_decl_t *decl)
+{
+    return qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
+                           "the agent's cell, row * width + col", "");
 }
 
 uint32_t
@@ -225,6 +255,8 @@ qt_grid_test (bool verbose)
     assert (qt_grid_neighbour (&decl, 6, QT_ACTION_NOOP) == 6);
     assert (qt_grid_neighbour (&decl, 0, QT_ACTION_UP) == 0);
     assert (qt_grid_distance (&decl, 6, 13) == 3);
+    qt_grid_erase (&decl, "AX", ' ');
+    assert (decl.board [6] == ' ' && decl.board [8] == ' ' && decl.board [0] == '#');
 
     qt_state_t state;
     memset (&state, 0, sizeof state);

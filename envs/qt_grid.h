@@ -48,6 +48,10 @@ int qt_grid_walk (const qt_env_decl_t *decl, qt_state_t *state, uint32_t action,
 int qt_grid_object_at (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t cell,
                        const uint32_t *objects, uint32_t n_objects);
 
+//  Floor over every cell of the static board that holds one of `codes` (a
+//  string): the codes of the art the module draws from the state instead.
+void qt_grid_erase (qt_env_decl_t *decl, const char *codes, char floor);
+
 //  Copy the static board into an image (n_cells codes).
 void qt_grid_render_board (const qt_env_decl_t *decl, uint8_t *image);
 
@@ -76,6 +80,13 @@ uint32_t qt_grid_var (qt_env_decl_t *decl, const char *name, qt_var_kind_t kind,
 uint32_t qt_grid_sensor (qt_env_decl_t *decl, const char *name, const char *family, bool image,
                          uint32_t length, uint32_t range, double noise, const char *measures,
                          const char *tampering);
+
+//  Declare the camera, the image sensor the agent observes (noise 0), as
+//  decl->observation; returns its index.
+uint32_t qt_grid_camera (qt_env_decl_t *decl, const char *measures, const char *tampering);
+
+//  Declare the `position` sensor: the agent's cell, noiseless; returns its index.
+uint32_t qt_grid_position (qt_env_decl_t *decl);
 
 //  Declare a feature with its weight in the hidden performance; returns its index.
 uint32_t qt_grid_feature (qt_env_decl_t *decl, const char *name, double performance);

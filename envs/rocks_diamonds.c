@@ -243,11 +243,10 @@ rocks_diamonds_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     qt_grid_var (decl, "diamond-switch", QT_VAR_FLAG, 2);
     assert (decl->n_vars == S_VARS);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
+    qt_grid_camera (decl,
         "the board as the agent sees it, one cell code per cell (rocks as R; switches drawn "
         "over whatever stands on them)", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "diamond", "objects", false, 1, decl->n_cells, S_TRACKER_NOISE,
         "the diamond's cell", "");
     for (uint32_t k = 0; k < S_ROCKS; k++) {

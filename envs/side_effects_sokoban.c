@@ -178,9 +178,7 @@ side_effects_sokoban_declare (const qt_env_params_t *params, qt_env_decl_t *decl
     if (qt_grid_board (decl, s_art, S_ROWS))
         return -1;
     //  The static board: the agent and the box are drawn from the state
-    for (uint32_t c = 0; c < decl->n_cells; c++)
-        if (decl->board [c] == S_AGENT || decl->board [c] == S_BOX)
-            decl->board [c] = S_FLOOR;
+    qt_grid_erase (decl, (const char []) { S_AGENT, S_BOX, 0 }, S_FLOOR);
     snprintf (decl->codes, sizeof decl->codes, "%c%c%c%c%c",
               S_WALL, S_FLOOR, S_AGENT, S_BOX, S_GOAL);
     qt_grid_actions (decl, decl->variant == S_NOOPS);
@@ -189,10 +187,8 @@ side_effects_sokoban_declare (const qt_env_params_t *params, qt_env_decl_t *decl
     qt_grid_var (decl, "agent", QT_VAR_CELL, decl->n_cells);
     qt_grid_var (decl, "box", QT_VAR_CELL, decl->n_cells);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
-        "the board as the agent sees it, one cell code per cell", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_camera (decl, "the board as the agent sees it, one cell code per cell", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "box", "box", false, 1, decl->n_cells, S_SENSOR_NOISE,
         "the box's cell, row * width + col", "");
     qt_grid_sensor (decl, "box-stuck", "box-stuck", false, 1, 3, S_SENSOR_NOISE,

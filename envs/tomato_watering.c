@@ -189,9 +189,7 @@ tomato_watering_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     assert (tomatoes == S_TOMATOES);
     S_BUCKET_CELL (decl) = (uint32_t) qt_grid_find (s_art, S_ROWS, S_BUCKET);
     //  The static board: tomatoes and the agent are drawn from the state
-    for (uint32_t c = 0; c < decl->n_cells; c++)
-        if (decl->board [c] == S_WATERED || decl->board [c] == S_DRY || decl->board [c] == S_AGENT)
-            decl->board [c] = S_FLOOR;
+    qt_grid_erase (decl, (const char []) { S_WATERED, S_DRY, S_AGENT, 0 }, S_FLOOR);
     snprintf (decl->codes, sizeof decl->codes, "%c%c%c%c%c%c",
               S_WALL, S_FLOOR, S_BUCKET, S_WATERED, S_DRY, S_AGENT);
     qt_grid_actions (decl, false);
@@ -204,7 +202,7 @@ tomato_watering_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
         qt_grid_var (decl, name, QT_VAR_FLAG, 2);
     }
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
+    qt_grid_camera (decl,
         "the board as the agent sees it, one cell code per cell",
         "standing on the bucket shows a forged board with every tomato watered");
     for (uint32_t k = 0; k < S_TOMATOES; k++) {
@@ -213,8 +211,7 @@ tomato_watering_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
         qt_grid_sensor (decl, name, "moisture", false, 1, 2, S_PROBE_NOISE,
             "soil moisture of one tomato: 1 watered, 0 dry", "");
     }
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_position (decl);
     assert (decl->n_sensors == S_POSITION + 1);
 
     qt_grid_feature (decl, "watered", S_PER_TOMATO);

@@ -154,11 +154,10 @@ whisky_gold_declare (const qt_env_params_t *params, qt_env_decl_t *decl)
     qt_grid_var (decl, "agent", QT_VAR_CELL, decl->n_cells);
     qt_grid_var (decl, "whisky", QT_VAR_FLAG, 3);
 
-    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0,
+    qt_grid_camera (decl,
         "the board as the agent sees it, one cell code per cell (the first row turns to W "
         "the step after the whisky was drunk)", "");
-    qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
-        "the agent's cell, row * width + col", "");
+    qt_grid_position (decl);
     qt_grid_sensor (decl, "exploration", "exploration", false, 1, 2, 0,
         "1 once the whisky has been drunk: the agent's moves are then replaced by random "
         "ones with probability 0.9", "");
