@@ -118,10 +118,36 @@ s_finish (qt_env_decl_t *decl)
         return "variable 0 must be the agent's cell";
     if (!strchr (decl->codes, decl->wall_code) || !strchr (decl->codes, decl->agent_code))
         return "the code table lacks the wall or the agent";
+    //  The malicious camera shows the static board
+    for (uint32_t c = 0; c < decl->n_cells; c++)
+        if (!decl->board [c] || !strchr (decl->codes, decl->board [c]))
+            return "the code table lacks a code of the static board";
     if (!(decl->reward_scale > 0) || decl->max_steps == 0 || decl->n_actions == 0
     ||  decl->n_actions > QT_ENV_MAX_ACTIONS || decl->observation == UINT32_MAX
     ||  !decl->sensors [decl->observation].image)
         return "the module's declaration is incomplete";
+    return NULL;
+}
+
+//  The params must name a variant and a tamper style the module declares
+//  ("" the first; none at all where it declares no tamper style), and the
+//  module must have selected those: the one place options are checked.
+static const char *
+s_options (const qt_env_decl_t *decl, const qt_env_params_t *params)
+{
+    if (decl->n_variants == 0 || decl->n_variants > QT_ENV_MAX_VARIANTS
+    ||  decl->n_tamper_styles > QT_ENV_MAX_VARIANTS)
+        return "the module's declaration is incomplete";
+    int variant = qt_env_option (decl->variants, decl->n_variants, params->variant);
+    if (variant < 0)
+        return "env_variant names no variant of this environment";
+    if (*params->tamper && decl->n_tamper_styles == 0)
+        return "this environment has no tamper style";
+    int tamper = qt_env_option (decl->tamper_styles, decl->n_tamper_styles, params->tamper);
+    if (tamper < 0)
+        return "world/tamper names no tamper style of this environment";
+    if (decl->variant != (uint32_t) variant || decl->tamper_style != (uint32_t) tamper)
+        return "the module selected another variant or tamper style than asked for";
     return NULL;
 }
 
@@ -135,9 +161,11 @@ qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *
             continue;
         memset (decl, 0, sizeof *decl);
         decl->params = *params;
-        if (module->declare (params, decl) != 0)
-            problem = "unknown variant or tamper style, or invalid parameters";
-        else {
+        int rc = module->declare (params, decl);
+        problem = s_options (decl, params);
+        if (!problem && rc != 0)
+            problem = "the module could not declare itself with these parameters";
+        if (!problem) {
             snprintf (decl->name, sizeof decl->name, "%s", module->name);
             decl->params = *params;
             problem = s_finish (decl);
@@ -152,8 +180,10 @@ qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *
 int
 qt_env_option (const char *const *names, uint32_t n, const char *wanted)
 {
+    //  "" is the first, and with no names at all the absence of any (a
+    //  module without tamper styles takes the default)
     if (!wanted || !*wanted)
-        return n > 0 ? 0 : -1;
+        return 0;
     for (uint32_t k = 0; k < n; k++)
         if (strcmp (names [k], wanted) == 0)
             return (int) k;
@@ -276,6 +306,7 @@ qt_world_step (qt_world_t *self, uint32_t action)
         return -1;
     qt_state_t next;
     double observed = 0;
+    //  The features contract: zeroed here, step writes those it sets
     memset (self->features, 0, sizeof self->features);
     self->decl.step (&self->decl, &self->state, action, &self->chance.base, &next,
                      self->features, &observed);
@@ -381,6 +412,19 @@ s_letter_action (char letter)
 }
 
 int
+qt_env_scripted_action (const char *actions, uint32_t step)
+{
+    size_t letters = actions ? strlen (actions) : 0;
+    bool cycle = letters > 0 && actions [letters - 1] == '*';
+    if (cycle)
+        letters--;
+    if (letters == 0)
+        return -1;
+    size_t at = cycle ? step % letters : step < letters ? step : letters - 1;
+    return s_letter_action (actions [at]);
+}
+
+int
 qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *reference,
                       uint64_t seed, uint32_t episodes, double *mean_return,
                       double *mean_performance)
@@ -388,7 +432,6 @@ qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *refer
     qt_world_t *world = qt_world_new (decl, seed, 0);
     double returns = 0, performance = 0;
     int rc = 0;
-    size_t scripted = reference->actions ? strlen (reference->actions) : 0;
     for (uint32_t e = 0; e < episodes && rc == 0; e++) {
         if (e > 0)
             qt_world_reset (world);
@@ -397,11 +440,7 @@ qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *refer
             if (reference->policy)
                 action = (int) reference->policy (decl, &world->state, world->step);
             else
-            if (scripted > 0)
-                action = s_letter_action (reference->actions [world->step < scripted ?
-                                                              world->step : scripted - 1]);
-            else
-                action = -1;
+                action = qt_env_scripted_action (reference->actions, world->step);
             rc = action < 0 ? -1 : qt_world_step (world, (uint32_t) action);
         }
         returns += world->observed_return;
@@ -461,14 +500,73 @@ qt_env_test (bool verbose)
                 qt_world_reset (world);
             }
             qt_world_destroy (&world);
+            //  Faulty sensors read valid values too: the codes hold what
+            //  the malicious camera shows
+            for (int mode = QT_SENSOR_BROKEN; mode < QT_SENSOR_MODES; mode++) {
+                for (uint32_t s = 0; s < QT_ENV_MAX_SENSORS; s++)
+                    options.sensor_mode [s] = (qt_sensor_mode_t) mode;
+                assert (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
+                world = qt_world_new (&variant_decl, 3, 2);
+                for (uint32_t step = 0; step < 20 && !qt_world_done (world); step++) {
+                    qt_readings_t readings;
+                    qt_world_read (world, &readings);
+                    assert (qt_env_reading_valid (&variant_decl, readings.values,
+                                                  readings.length, &cause));
+                    uint32_t action = qt_rng_below (&rng, variant_decl.n_actions);
+                    assert (qt_world_step (world, action) == 0);
+                }
+                qt_world_destroy (&world);
+            }
         }
     }
     qt_env_params_init (&params);
     snprintf (params.variant, sizeof params.variant, "no-such-variant");
     assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    assert (strstr (cause, "env_variant"));
+    //  Tamper styles: only where the module declares some, and known ones
+    for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
+        qt_env_params_init (&params);
+        snprintf (params.tamper, sizeof params.tamper, "no-such-style");
+        assert (qt_env_declare (module->name, &params, &decl, &cause) == -1);
+        qt_env_params_init (&params);
+        assert (qt_env_declare (module->name, &params, &decl, &cause) == 0);
+        if (decl.n_tamper_styles == 0) {
+            snprintf (params.tamper, sizeof params.tamper, "paint");
+            assert (qt_env_declare (module->name, &params, &decl, &cause) == -1);
+            assert (strcmp (cause, "this environment has no tamper style") == 0);
+        }
+        else
+            assert (decl.tamper_style == 0);
+    }
+    const char *none [1] = { "x" };
+    assert (qt_env_option (none, 0, "") == 0);
+    assert (qt_env_option (none, 0, "x") == -1);
+    assert (qt_env_option (none, 1, "x") == 0);
     qt_env_params_init (&params);
     snprintf (params.without, sizeof params.without, "no-such-sensor");
     assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    //  Scripts: a trailing '*' repeats the whole string, else the last
+    //  letter repeats; no letter at all is no script
+    qt_env_params_init (&params);
+    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == 0);
+    char back_and_forth [256] = "";
+    for (uint32_t k = 0; k < decl.max_steps && k + 1 < sizeof back_and_forth; k++)
+        back_and_forth [k] = k % 2 ? 'l' : 'r';
+    const char *const scripts [][2] = { { "rl*", back_and_forth }, { "r", "r*" } };
+    for (uint32_t k = 0; k < 2; k++) {
+        double returns [2], performance [2];
+        for (uint32_t s = 0; s < 2; s++) {
+            qt_env_reference_t script = { "script", QT_REFERENCE_OTHER, scripts [k][s], NULL,
+                                          0, 0, 0, 0 };
+            assert (qt_env_run_reference (&decl, &script, 5, 3, &returns [s],
+                                          &performance [s]) == 0);
+        }
+        assert (returns [0] == returns [1] && performance [0] == performance [1]);
+    }
+    qt_env_reference_t script = { "script", QT_REFERENCE_OTHER, "*", NULL, 0, 0, 0, 0 };
+    double mean_return, mean_performance;
+    assert (qt_env_run_reference (&decl, &script, 5, 1, &mean_return, &mean_performance) == -1);
+
     qt_sensor_mode_t mode;
     assert (qt_sensor_mode_parse ("broken", &mode) == 0 && mode == QT_SENSOR_BROKEN);
     assert (qt_sensor_mode_parse ("bogus", &mode) == -1);

@@ -55,7 +55,7 @@
 #define QT_ENV_MAX_MEMORY       8       //  doubles the world remembers across episodes
 #define QT_ENV_NAME_MAX         32
 #define QT_ENV_OPTION_MAX       128
-#define QT_ENV_MAX_REFERENCES   8
+#define QT_ENV_MAX_REFERENCES   24
 #define QT_ENV_MAX_MODULE       64      //  constants a module keeps in its declaration
 
 //  Variable 0 of every environment is the agent's cell.
@@ -118,20 +118,32 @@ typedef struct qt_env_decl_t qt_env_decl_t;
 //  (gridworlds.md, the v1.5 demonstrations): means over seeded episodes.
 //  `safe` references are the behaviour we want (the first one's
 //  performance is the bar learners are measured against); `hacking` ones
-//  game the observed reward.
+//  game the observed reward. A declaration holds only the references that
+//  hold for its declared variant (modules append them with
+//  qt_grid_reference), so that qt_env_safe_reference is the bar for that
+//  variant; every variant has one.
 typedef enum { QT_REFERENCE_SAFE = 0, QT_REFERENCE_HACKING = 1, QT_REFERENCE_OTHER = 2 } qt_reference_kind_t;
+
+//  A reference's policy of the true state (step = actions taken so far).
+typedef uint32_t (qt_reference_policy_t) (const qt_env_decl_t *decl, const qt_state_t *state,
+                                          uint32_t step);
 
 typedef struct {
     const char *name;
     qt_reference_kind_t kind;
-    //  Fixed actions as letters u d l r n (the last one repeats), or NULL
+    //  Fixed actions as letters u d l r n, the last one repeating to the
+    //  end of the episode, or with a trailing '*' the whole string
+    //  repeating ("rl*": back and forth); or NULL
     const char *actions;
-    //  Or a policy of the true state (step = actions taken so far)
-    uint32_t (*policy) (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t step);
-    const char *variant;            //  declared variant it holds for ("" = the default one)
+    qt_reference_policy_t *policy;  //  or a policy (actions NULL)
+    //  The figures and how far the test's mean over 2000 seeded episodes
+    //  may be from each: 1e-9 where the mean is deterministic, else about
+    //  4 standard errors of that mean (each module says how it got the
+    //  standard deviation)
     double expected_return;         //  mean observed return
+    double return_tolerance;
     double expected_performance;    //  mean hidden performance
-    double tolerance;               //  on both means
+    double performance_tolerance;
 } qt_env_reference_t;
 
 struct qt_env_decl_t {
@@ -147,7 +159,11 @@ struct qt_env_decl_t {
     //  Board
     uint32_t width, height, n_cells;
     char board [QT_ENV_MAX_CELLS + 1];      //  static background, row-major
-    char codes [QT_ENV_MAX_CODES + 1];      //  every code an image may show
+    //  Every code an image may show in any sensor mode: what sense and
+    //  tamper draw, and every code of the static board (the malicious mode
+    //  shows the board as it is; qt_env_declare checks it). Broken images
+    //  and honest noise draw from it, and readings are validated against it.
+    char codes [QT_ENV_MAX_CODES + 1];
     char wall_code;
     char agent_code;
 
@@ -170,7 +186,12 @@ struct qt_env_decl_t {
     uint32_t n_features;
     const char *feature_names [QT_ENV_MAX_FEATURES];
     double performance [QT_ENV_MAX_FEATURES];   //  hidden reward = sum performance[f] * feature[f]
-    double reward_scale;                    //  size of the largest per-step reward (> 0)
+    //  The largest magnitude of a per-step HIDDEN reward (> 0): its largest
+    //  term, to within the step cost (island_navigation's water step is -51
+    //  against 50), the unit rewarders weight in. Observed rewards may
+    //  exceed it: tomato_watering's bucket pays 0.56 a step against a scale
+    //  of 0.26, boat_race's checkpoint +2 against 1.
+    double reward_scale;
 
     //  Scripted references (see qt_env_reference_t)
     uint32_t n_references;
@@ -189,7 +210,10 @@ struct qt_env_decl_t {
                    qt_state_t *state);
     //  One action from a state that is not terminated: the next state, the
     //  features of the transition and the observed reward. `next` never
-    //  aliases `state`.
+    //  aliases `state`. The caller zeroes `features` (all
+    //  QT_ENV_MAX_FEATURES) before the call, and step writes the features it
+    //  sets: a module may leave the others at zero. It always writes
+    //  *observed_reward.
     void (*step) (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t action,
                   qt_chance_t *chance, qt_state_t *next, double *features,
                   double *observed_reward);
@@ -208,8 +232,9 @@ struct qt_env_decl_t {
 };
 
 //  One row of the registry: the module's declare function, which fills a
-//  declaration from params (variant, tamper style, sensor modes; `without`
-//  is applied by qt_env_declare). Returns 0, or -1 on invalid params.
+//  declaration from params (variant, tamper style, sensor modes; the
+//  options and `without` are checked and applied by qt_env_declare, which
+//  zeroes decl first). Returns 0, or -1 when it cannot declare itself.
 typedef struct {
     const char *name;
     int (*declare) (const qt_env_params_t *params, qt_env_decl_t *decl);
@@ -227,13 +252,17 @@ const char *qt_env_default (void);
 void qt_env_params_init (qt_env_params_t *params);
 
 //  Declare the named environment. Returns 0, or -1 with a static cause in
-//  *cause (may be NULL): unknown name, unknown variant or tamper style,
-//  `without` naming no sensor family or the agent's observation.
+//  *cause (may be NULL): unknown name, a variant or tamper style the module
+//  does not declare (any tamper style where it declares none: "this
+//  environment has no tamper style"), `without` naming no sensor family or
+//  the agent's observation. Modules declare their options (qt_grid_variants,
+//  qt_grid_tamper_styles) and leave checking them to this function.
 int qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl_t *decl,
                     const char **cause);
 
-//  For modules: the index of `wanted` among n option names ("" is the
-//  first), or -1 when it names none.
+//  The index of `wanted` among n option names, or -1 when it names none.
+//  "" is the first, or with n = 0 the absence of any: 0 (a module without
+//  tamper styles takes the default).
 int qt_env_option (const char *const *names, uint32_t n, const char *wanted);
 
 //  Index of a sensor, feature or variable by name; -1 if none.
@@ -309,6 +338,11 @@ void qt_world_read (qt_world_t *self, qt_readings_t *readings);
 
 //  The safe reference: the first reference of kind safe, or NULL.
 const qt_env_reference_t *qt_env_safe_reference (const qt_env_decl_t *decl);
+
+//  The action a script of letters takes at step (see qt_env_reference_t:
+//  the last letter repeats, or with a trailing '*' the whole string, so
+//  "rl*" goes back and forth for good); -1 for a bad letter or no letter.
+int qt_env_scripted_action (const char *actions, uint32_t step);
 
 //  Run a reference behaviour for `episodes` episodes of one instance seeded
 //  with seed: mean observed return and mean performance. Returns 0, or -1

@@ -105,9 +105,47 @@ qt_grid_walk (const qt_env_decl_t *decl, qt_state_t *state, uint32_t action,
 }
 
 void
+qt_grid_erase (qt_env_decl_t *decl, const char *codes, char floor)
+{
+    for (uint32_t c = 0; c < decl->n_cells; c++)
+        if (strchr (codes, decl->board [c]))
+            decl->board [c] = floor;
+}
+
+void
 qt_grid_render_board (const qt_env_decl_t *decl, uint8_t *image)
 {
     memcpy (image, decl->board, decl->n_cells);
+}
+
+//  Fill an option table (variants or tamper styles) and return the index
+//  of `wanted`, the first for a name it does not hold (qt_env_declare
+//  rejects that declaration).
+static uint32_t
+s_options (const char **table, uint32_t *count, const char *const *names, uint32_t n,
+           const char *wanted)
+{
+    assert (n <= QT_ENV_MAX_VARIANTS);
+    *count = n;
+    for (uint32_t k = 0; k < n; k++)
+        table [k] = names [k];
+    int chosen = qt_env_option (names, n, wanted);
+    return chosen < 0 ? 0 : (uint32_t) chosen;
+}
+
+void
+qt_grid_variants (qt_env_decl_t *decl, const char *const *names, uint32_t n, const char *wanted)
+{
+    assert (n >= 1);
+    decl->variant = s_options (decl->variants, &decl->n_variants, names, n, wanted);
+}
+
+void
+qt_grid_tamper_styles (qt_env_decl_t *decl, const char *const *names, uint32_t n,
+                       const char *wanted)
+{
+    decl->tamper_style = s_options (decl->tamper_styles, &decl->n_tamper_styles, names, n,
+                                    wanted);
 }
 
 void
@@ -151,12 +189,46 @@ qt_grid_sensor (qt_env_decl_t *decl, const char *name, const char *family, bool 
 }
 
 uint32_t
+qt_grid_camera (qt_env_decl_t *decl, const char *measures, const char *tampering)
+{
+    decl->observation = qt_grid_sensor (decl, "camera", "camera", true, 0, 0, 0, measures,
+                                        tampering);
+    return decl->observation;
+}
+
+uint32_t
+qt_grid_position (qt_env_decl_t *decl)
+{
+    return qt_grid_sensor (decl, "position", "position", false, 1, decl->n_cells, 0,
+                           "the agent's cell, row * width + col", "");
+}
+
+uint32_t
 qt_grid_feature (qt_env_decl_t *decl, const char *name, double performance)
 {
     assert (decl->n_features < QT_ENV_MAX_FEATURES);
     decl->feature_names [decl->n_features] = name;
     decl->performance [decl->n_features] = performance;
     return decl->n_features++;
+}
+
+void
+qt_grid_reference (qt_env_decl_t *decl, const char *variant, const char *name,
+                   qt_reference_kind_t kind, const char *actions, qt_reference_policy_t *policy,
+                   double expected_return, double return_tolerance,
+                   double expected_performance, double performance_tolerance)
+{
+    assert (decl->n_variants >= 1 && decl->variant < decl->n_variants);
+    bool every = strcmp (variant, "*") == 0;
+    //  A misspelt variant would drop its references without a word
+    assert (every || qt_env_option (decl->variants, decl->n_variants, variant) >= 0);
+    if (!every && decl->variant != (uint32_t) qt_env_option (decl->variants, decl->n_variants,
+                                                             variant))
+        return;
+    assert (decl->n_references < QT_ENV_MAX_REFERENCES);
+    decl->references [decl->n_references++] = (qt_env_reference_t) {
+        name, kind, actions, policy, expected_return, return_tolerance,
+        expected_performance, performance_tolerance };
 }
 
 void
@@ -183,6 +255,8 @@ qt_grid_test (bool verbose)
     assert (qt_grid_neighbour (&decl, 6, QT_ACTION_NOOP) == 6);
     assert (qt_grid_neighbour (&decl, 0, QT_ACTION_UP) == 0);
     assert (qt_grid_distance (&decl, 6, 13) == 3);
+    qt_grid_erase (&decl, "AX", ' ');
+    assert (decl.board [6] == ' ' && decl.board [8] == ' ' && decl.board [0] == '#');
 
     qt_state_t state;
     memset (&state, 0, sizeof state);
@@ -199,6 +273,19 @@ qt_grid_test (bool verbose)
     assert (state.v [0] == 7);
     assert (qt_grid_walk (&decl, &state, QT_ACTION_DOWN, objects, 1) == -1);
     assert (state.v [0] == 12);
+
+    //  References: only those of the declared variant, "" the first, "*" all
+    static const char *const variants [] = { "one", "two" };
+    for (uint32_t v = 0; v < 2; v++) {
+        qt_grid_variants (&decl, variants, 2, variants [v]);
+        decl.n_references = 0;
+        qt_grid_reference (&decl, "", "first", QT_REFERENCE_SAFE, "r", NULL, 1, 0, 1, 0);
+        qt_grid_reference (&decl, "two", "second", QT_REFERENCE_SAFE, "l", NULL, 2, 0, 2, 0);
+        qt_grid_reference (&decl, "*", "every", QT_REFERENCE_OTHER, "u", NULL, 3, 0, 3, 0);
+        assert (decl.n_references == 2);
+        assert (strcmp (decl.references [0].name, v == 0 ? "first" : "second") == 0);
+        assert (strcmp (decl.references [1].name, "every") == 0);
+    }
     if (verbose)
         printf ("OK\n");
 }

@@ -48,8 +48,25 @@ int qt_grid_walk (const qt_env_decl_t *decl, qt_state_t *state, uint32_t action,
 int qt_grid_object_at (const qt_env_decl_t *decl, const qt_state_t *state, uint32_t cell,
                        const uint32_t *objects, uint32_t n_objects);
 
+//  Floor over every cell of the static board that holds one of `codes` (a
+//  string): the codes of the art the module draws from the state instead.
+void qt_grid_erase (qt_env_decl_t *decl, const char *codes, char floor);
+
 //  Copy the static board into an image (n_cells codes).
 void qt_grid_render_board (const qt_env_decl_t *decl, uint8_t *image);
+
+//  Declare the variants (n >= 1, the first the default) and select the one
+//  `wanted` names ("" the first). A name it does not declare selects the
+//  first, so that the module can still build; qt_env_declare then rejects
+//  the declaration with the cause.
+void qt_grid_variants (qt_env_decl_t *decl, const char *const *names, uint32_t n,
+                       const char *wanted);
+
+//  Declare the tamper styles and select the one `wanted` names, likewise.
+//  A module without tamper styles does not call it (qt_env_declare then
+//  rejects any style asked for).
+void qt_grid_tamper_styles (qt_env_decl_t *decl, const char *const *names, uint32_t n,
+                            const char *wanted);
 
 //  Declare the usual actions: UP DOWN LEFT RIGHT, and NOOP when noop.
 void qt_grid_actions (qt_env_decl_t *decl, bool noop);
@@ -64,8 +81,26 @@ uint32_t qt_grid_sensor (qt_env_decl_t *decl, const char *name, const char *fami
                          uint32_t length, uint32_t range, double noise, const char *measures,
                          const char *tampering);
 
+//  Declare the camera, the image sensor the agent observes (noise 0), as
+//  decl->observation; returns its index.
+uint32_t qt_grid_camera (qt_env_decl_t *decl, const char *measures, const char *tampering);
+
+//  Declare the `position` sensor: the agent's cell, noiseless; returns its index.
+uint32_t qt_grid_position (qt_env_decl_t *decl);
+
 //  Declare a feature with its weight in the hidden performance; returns its index.
 uint32_t qt_grid_feature (qt_env_decl_t *decl, const char *name, double performance);
+
+//  Declare a reference (see qt_env_reference_t) whose figures hold for
+//  `variant`: it is appended only when that names the declared variant
+//  ("" the first declared variant, "*" every variant), so that each
+//  declaration holds its own variant's references. Declare the variants
+//  first; any other name must be one of them.
+void qt_grid_reference (qt_env_decl_t *decl, const char *variant, const char *name,
+                        qt_reference_kind_t kind, const char *actions,
+                        qt_reference_policy_t *policy, double expected_return,
+                        double return_tolerance, double expected_performance,
+                        double performance_tolerance);
 
 void qt_grid_test (bool verbose);
 
