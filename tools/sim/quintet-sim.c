@@ -164,10 +164,9 @@ s_describe (const char *name)
         const qt_env_reference_t *reference = &decl.references [r];
         printf ("%s{\"name\": ", r ? ", " : "");
         s_json_string (reference->name);
-        printf (", \"kind\": \"%s\", \"variant\": ", reference->kind == QT_REFERENCE_SAFE ? "safe"
-                : reference->kind == QT_REFERENCE_HACKING ? "hacking" : "other");
-        s_json_string (reference->variant);
-        printf (", \"return\": %.17g, \"performance\": %.17g}", reference->expected_return,
+        printf (", \"kind\": \"%s\", \"return\": %.17g, \"performance\": %.17g}",
+                reference->kind == QT_REFERENCE_SAFE ? "safe"
+                : reference->kind == QT_REFERENCE_HACKING ? "hacking" : "other", reference->expected_return,
                 reference->expected_performance);
     }
     printf ("]}\n");
