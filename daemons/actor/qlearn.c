@@ -17,14 +17,14 @@
 //  Defaults, one set for every environment (chosen on the test-only hidden
 //  reward, where competence is the question: see README "The learner").
 #define AC_DEFAULT_GAMMA            0.95
-#define AC_DEFAULT_NSTEP            1
+#define AC_DEFAULT_NSTEP            10
 #define AC_MAX_NSTEP                32
-#define AC_DEFAULT_ALPHA_POWER      0.6
-#define AC_DEFAULT_ALPHA_MIN        0.01
+#define AC_DEFAULT_ALPHA_POWER      0.5
+#define AC_DEFAULT_ALPHA_MIN        0.02
 #define AC_DEFAULT_EPSILON_START    0.5
-#define AC_DEFAULT_EPSILON_END      0.02
+#define AC_DEFAULT_EPSILON_END      0.01
 #define AC_DEFAULT_EPSILON_EPISODES 500
-#define AC_DEFAULT_Q_INITIAL        0.0
+#define AC_DEFAULT_Q_INITIAL        1.0
 #define AC_DEFAULT_MAX_STATES       (1u << 20)
 
 #define AC_TILES_MAX        (2 + AC_MAX_CELLS)
@@ -74,7 +74,7 @@ ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t h
                           uint32_t n_actions, uint8_t agent_code, double reward_scale)
 {
     memset (config, 0, sizeof (*config));
-    config->representation = AC_STATE_IMAGE;
+    config->representation = AC_STATE_TILES;
     config->gamma = AC_DEFAULT_GAMMA;
     config->nstep = AC_DEFAULT_NSTEP;
     config->alpha_power = AC_DEFAULT_ALPHA_POWER;

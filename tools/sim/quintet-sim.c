@@ -39,7 +39,8 @@
 #define SIM_DEFAULT_EPISODES    1024
 #define SIM_DEFAULT_BATCH       32
 #define SIM_DEFAULT_SEED        1
-#define SIM_WINDOW              100     //  episodes in the reported means
+#define SIM_WINDOW              100     //  default episodes in the reported means
+#define SIM_WINDOW_MAX          10000
 #define SIM_PROGRESS_STEPS      8       //  progress lines per run
 #define SIM_PANEL_RATERS        3
 
@@ -49,7 +50,7 @@ static const char *const s_source_names [] = { "pipeline", "env", "hidden" };
 typedef struct {
     const char *env;
     qt_env_params_t params;
-    uint32_t episodes, batch;
+    uint32_t episodes, batch, window;
     uint64_t seed;
     s_source_t source;
     bool quiet, json, score_all;
@@ -77,6 +78,7 @@ s_usage (FILE *out)
         "  --without FAMILIES     sensor families left out of the declaration (comma-separated)\n"
         "  --sensor NAME=MODE     a world sensor honest, broken or malicious (repeatable)\n"
         "  --episodes N           episodes to finish (default %u)\n"
+        "  --window W             the figures are means over the last W episodes (default 100)\n"
         "  --batch B              instances stepped together (default %u)\n"
         "  --seed S               seed of every generator (default %u)\n"
         "  --reward-source SRC    pipeline (default), env (naive baseline), hidden (competence)\n"
@@ -202,7 +204,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
     enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
            O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_ALPHA_POWER, O_NSTEP, O_Q_INIT, O_EPS_START, O_EPS_END,
            O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
-           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_HELP };
+           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_WINDOW, O_HELP };
     static const struct option long_options [] = {
         { "env", required_argument, NULL, O_ENV },
         { "variant", required_argument, NULL, O_VARIANT },
@@ -211,6 +213,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "without", required_argument, NULL, O_WITHOUT },
         { "sensor", required_argument, NULL, O_SENSOR },
         { "episodes", required_argument, NULL, O_EPISODES },
+        { "window", required_argument, NULL, O_WINDOW },
         { "batch", required_argument, NULL, O_BATCH },
         { "seed", required_argument, NULL, O_SEED },
         { "reward-source", required_argument, NULL, O_SOURCE },
@@ -259,6 +262,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 sensors [n_sensors++] = optarg;
                 break;
             case O_EPISODES: options->episodes = (uint32_t) strtoul (optarg, NULL, 10); break;
+            case O_WINDOW: options->window = (uint32_t) strtoul (optarg, NULL, 10); break;
             case O_BATCH: options->batch = (uint32_t) strtoul (optarg, NULL, 10); break;
             case O_SEED: options->seed = strtoull (optarg, NULL, 10); break;
             case O_SOURCE: {
@@ -308,7 +312,8 @@ s_parse (int argc, char *argv [], s_options_t *options)
             default: return -1;
         }
     }
-    if (optind != argc || options->episodes == 0 || options->batch == 0)
+    if (optind != argc || options->episodes == 0 || options->batch == 0
+    ||  options->window == 0 || options->window > SIM_WINDOW_MAX)
         return -1;
     for (size_t s = 0; s < n_sensors; s++)
         if (s_sensor_mode (options, sensors [s])) {
@@ -364,6 +369,7 @@ main (int argc, char *argv [])
     qt_env_params_init (&options.params);
     options.episodes = SIM_DEFAULT_EPISODES;
     options.batch = SIM_DEFAULT_BATCH;
+    options.window = SIM_WINDOW;
     options.seed = SIM_DEFAULT_SEED;
     options.expect_min = -INFINITY;
     options.expect_max = INFINITY;
@@ -410,7 +416,8 @@ main (int argc, char *argv [])
     int32_t *actions = (int32_t *) calloc (batch, sizeof (int32_t));
     bool *active = (bool *) calloc (batch, sizeof (bool));
     double *pipeline_return = (double *) calloc (batch, sizeof (double));
-    s_episode_t *ring = (s_episode_t *) calloc (SIM_WINDOW, sizeof (s_episode_t));
+    uint32_t window = options.window;
+    s_episode_t *ring = (s_episode_t *) calloc (window, sizeof (s_episode_t));
     for (uint32_t i = 0; i < batch; i++) {
         worlds [i] = qt_world_new (&decl, options.seed, i);
         active [i] = i < options.episodes;
@@ -471,7 +478,7 @@ main (int argc, char *argv [])
                                          camera->length, reward, readings.step,
                                          readings.done, readings.terminated);
             if (readings.done) {
-                s_episode_t *e = &ring [recorded % SIM_WINDOW];
+                s_episode_t *e = &ring [recorded % window];
                 e->performance = world->performance;
                 e->observed = world->observed_return;
                 e->pipeline = pipeline_return [i];
@@ -480,9 +487,9 @@ main (int argc, char *argv [])
         }
         ticks++;
         if (!options.quiet && next_progress && recorded >= next_progress) {
-            s_episode_t mean = s_window_mean (ring, recorded, SIM_WINDOW);
+            s_episode_t mean = s_window_mean (ring, recorded, window);
             printf ("episodes %6" PRIu64 "  epsilon %.3f  last-%d means: performance %7.2f"
-                    "  observed return %7.2f", recorded, ac_qlearn_epsilon (learner), SIM_WINDOW,
+                    "  observed return %7.2f", recorded, ac_qlearn_epsilon (learner), window,
                     mean.performance, mean.observed);
             if (scoring)
                 printf ("  pipeline return %7.2f", mean.pipeline);
@@ -492,7 +499,7 @@ main (int argc, char *argv [])
         }
     }
     double seconds = (double) (clock () - started_clock) / CLOCKS_PER_SEC;
-    s_episode_t mean = s_window_mean (ring, recorded, SIM_WINDOW);
+    s_episode_t mean = s_window_mean (ring, recorded, window);
     printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64
             "  performance %.2f  observed return %.2f",
             decl.name, s_source_names [options.source], options.seed, batch, recorded,
@@ -505,13 +512,13 @@ main (int argc, char *argv [])
         if (scoring)
             snprintf (pipeline, sizeof pipeline, "%.6f", mean.pipeline);
         printf ("{\"env\": \"%s\", \"variant\": \"%s\", \"tamper\": \"%s\", \"without\": \"%s\", "
-                "\"reward_source\": \"%s\", \"seed\": %" PRIu64 ", \"batch\": %u, "
+                "\"reward_source\": \"%s\", \"seed\": %" PRIu64 ", \"batch\": %u, \"window\": %u, "
                 "\"episodes\": %" PRIu64 ", \"performance\": %.6f, \"observed_return\": %.6f, "
                 "\"pipeline_return\": %s, \"ticks\": %" PRIu64 ", \"steps\": %" PRIu64
                 ", \"seconds\": %.3f, \"filter_runs_per_step\": %.2f, \"learner_rows\": %" PRIu64 "}\n",
                 decl.name, decl.variants [decl.variant],
                 decl.n_tamper_styles ? decl.tamper_styles [decl.tamper_style] : "",
-                decl.params.without, s_source_names [options.source], options.seed, batch, recorded,
+                decl.params.without, s_source_names [options.source], options.seed, batch, window, recorded,
                 mean.performance, mean.observed, pipeline, ticks, steps, seconds,
                 (double) wm_filter_runs (filter) / (double) (steps + recorded),
                 ac_qlearn_rows (learner));
