@@ -25,9 +25,6 @@
 #define WM_GARBAGE              0.05
 #define WM_PLAUSIBLE_DRAWS      2000
 
-//  Choices with more outcomes than this are sampled blind: trying each
-//  would cost more than it saves.
-#define WM_STEER_OUTCOMES       (QT_CHANCE_MAX_OUTCOMES / 2)
 //  Resample when the effective number of particles falls below this share.
 #define WM_RESAMPLE_SHARE       0.5
 //  Smoothing of the forgery model's value counts (a Jeffreys prior).
@@ -52,9 +49,13 @@ typedef struct {
     bool live;                  //  particles hold an episode
 } s_instance_t;
 
+//  Choices with more outcomes than this are sampled blind: trying each
+//  would cost more than it saves.
+#define WM_STEER_OUTCOMES       (QT_CHANCE_MAX_OUTCOMES / 2)
+
 //  The outcome of one run of reset or step under a script of choices, with
-//  every choice it made: how many outcomes, their probabilities and the one
-//  taken (up to QT_CHANCE_MAX_DRAWS choices).
+//  every choice it made: how many outcomes, the one taken, and for choices
+//  that can be steered their probabilities (up to QT_CHANCE_MAX_DRAWS).
 typedef struct {
     qt_state_t state;
     double features [QT_ENV_MAX_FEATURES];
@@ -63,7 +64,10 @@ typedef struct {
     uint32_t draws;
     uint8_t outcomes [QT_CHANCE_MAX_DRAWS];
     uint8_t taken [QT_CHANCE_MAX_DRAWS];
-    double p [QT_CHANCE_MAX_DRAWS][QT_CHANCE_MAX_OUTCOMES];
+    double p [QT_CHANCE_MAX_DRAWS][WM_STEER_OUTCOMES];
+    //  The script it ran (its first `fixed` choices), to find it again
+    uint32_t fixed;
+    uint8_t script [QT_CHANCE_MAX_DRAWS];
 } s_run_t;
 
 //  The chance a run draws through: the first `fixed` choices follow the
@@ -78,8 +82,12 @@ typedef struct {
     s_run_t *run;
 } s_steer_t;
 
-//  Runs a proposal keeps at once: the current one and one per other outcome.
-#define S_RUN_POOL (QT_CHANCE_MAX_OUTCOMES + 1)
+//  Runs kept while proposing for the particles that share one parent state
+//  (after resampling most particles are copies): a child whose choices
+//  follow a sibling's reuses its runs instead of repeating them. When the
+//  arena is full a child stops steering and samples the rest of its
+//  choices blind, which is still a valid proposal.
+#define WM_ARENA                256
 
 struct _wm_filter_t {
     qt_env_decl_t decl;
@@ -87,7 +95,9 @@ struct _wm_filter_t {
     uint32_t batch;
     s_instance_t *instances;
     s_particle_t *scratch;                  //  N, for resampling
-    s_run_t *pool;                          //  S_RUN_POOL runs of a proposal
+    s_run_t *arena;                         //  WM_ARENA runs of one parent's children
+    uint32_t arena_used;
+    s_run_t *final;                         //  a child's last run, choices sampled
     double *forgery;                        //  [slot][value]: log P(value | tampered)
     double log_match [QT_ENV_MAX_SENSORS];  //  honest: log P(value as the state reads)
     double log_miss [QT_ENV_MAX_SENSORS];   //  honest: log P(one other valid value)
@@ -222,7 +232,8 @@ wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t *config,
     self->batch = batch;
     self->instances = (s_instance_t *) calloc (batch, sizeof (s_instance_t));
     self->scratch = (s_particle_t *) calloc (config->particles, sizeof (s_particle_t));
-    self->pool = (s_run_t *) calloc (S_RUN_POOL, sizeof (s_run_t));
+    self->arena = (s_run_t *) calloc (WM_ARENA, sizeof (s_run_t));
+    self->final = (s_run_t *) calloc (1, sizeof (s_run_t));
     self->forgery = (double *) calloc ((size_t) decl->reading_length * WM_VALUES, sizeof (double));
     uint32_t table = 0;
     for (uint32_t s = 0; s < decl->n_sensors; s++) {
@@ -231,7 +242,7 @@ wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t *config,
     }
     self->log_mixture = (double *) calloc (table, sizeof (double));
     self->honest_share = (double *) calloc (table, sizeof (double));
-    assert (self->instances && self->scratch && self->pool && self->forgery
+    assert (self->instances && self->scratch && self->arena && self->final && self->forgery
          && self->log_mixture && self->honest_share);
     for (uint32_t i = 0; i < batch; i++) {
         s_instance_t *inst = &self->instances [i];
@@ -262,7 +273,8 @@ wm_filter_destroy (wm_filter_t **self_p)
             free (self->instances [i].particles);
         free (self->instances);
         free (self->scratch);
-        free (self->pool);
+        free (self->arena);
+        free (self->final);
         free (self->forgery);
         free (self->log_mixture);
         free (self->honest_share);
@@ -366,7 +378,8 @@ s_steer_pick (qt_chance_t *base, const double *p, uint32_t n)
     if (index < QT_CHANCE_MAX_DRAWS) {
         run->outcomes [index] = (uint8_t) n;
         run->taken [index] = (uint8_t) outcome;
-        memcpy (run->p [index], p, n * sizeof (double));
+        if (n <= WM_STEER_OUTCOMES)
+            memcpy (run->p [index], p, n * sizeof (double));
     }
     return outcome;
 }
@@ -381,6 +394,8 @@ s_run (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32_t a
     const qt_env_decl_t *decl = &self->decl;
     s_steer_t steer = { { s_steer_pick }, &inst->rng, script, fixed, sample_beyond, run };
     run->draws = 0;
+    run->fixed = fixed;
+    memcpy (run->script, script, fixed);
     memset (run->features, 0, sizeof run->features);
     if (from) {
         double observed;
@@ -392,53 +407,64 @@ s_run (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32_t a
     self->runs++;
 }
 
+//  The run of a script among the current parent's runs, run now if new;
+//  NULL when the arena is full.
+static s_run_t *
+s_shared_run (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32_t action,
+              const qt_readings_t *readings, const uint8_t *script, uint32_t fixed)
+{
+    for (uint32_t r = 0; r < self->arena_used; r++) {
+        s_run_t *run = &self->arena [r];
+        if (run->fixed == fixed && memcmp (run->script, script, fixed) == 0)
+            return run;
+    }
+    if (self->arena_used == WM_ARENA)
+        return NULL;
+    s_run_t *run = &self->arena [self->arena_used++];
+    s_run (self, inst, from, action, readings, script, fixed, false, run);
+    return run;
+}
+
 //  Propose a successor of `from` (NULL: a reset) steered towards the
-//  reading; returns log (prior / proposal) of the choices steered, and the
-//  run holding the successor and its likelihood. A run with later choices
-//  at their most likely outcome is also the candidate for the most likely
-//  outcome of the choice being steered, so a binary choice costs one run.
+//  reading; returns the run holding the successor and its likelihood, with
+//  log (prior / proposal) of the choices steered in *log_ratio. A run with
+//  later choices at their most likely outcome is also the candidate for the
+//  most likely outcome of the choice being steered, so a binary choice
+//  costs one run (none when a sibling already made it).
 static const s_run_t *
 s_propose (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32_t action,
            const qt_readings_t *readings, double *log_ratio)
 {
     uint8_t script [QT_CHANCE_MAX_DRAWS] = { 0 };
-    s_run_t *candidate [QT_CHANCE_MAX_OUTCOMES];
-    bool busy [S_RUN_POOL] = { false };
-    uint32_t current = 0, steered = 0;
-    busy [current] = true;
     *log_ratio = 0;
-    s_run (self, inst, from, action, readings, script, 0, false, &self->pool [current]);
-    while (true) {
-        s_run_t *run = &self->pool [current];
-        uint32_t n = steered < QT_CHANCE_MAX_DRAWS ? run->outcomes [steered] : 0;
-        if (steered >= run->draws || steered >= self->config.steer_draws
+    uint32_t steered = 0;
+    const s_run_t *current = s_shared_run (self, inst, from, action, readings, script, 0);
+    while (current) {
+        uint32_t n = steered < QT_CHANCE_MAX_DRAWS ? current->outcomes [steered] : 0;
+        if (steered >= current->draws || steered >= self->config.steer_draws
         ||  n == 0 || n > WM_STEER_OUTCOMES)
             break;
-        const double *p = run->p [steered];
-        uint32_t likely = run->taken [steered];
+        const double *p = current->p [steered];
+        uint32_t likely = current->taken [steered];
+        const s_run_t *candidate [WM_STEER_OUTCOMES] = { NULL };
         double best = -INFINITY;
-        uint32_t slot [QT_CHANCE_MAX_OUTCOMES];
-        for (uint32_t v = 0; v < n; v++) {
-            candidate [v] = NULL;
+        bool complete = true;
+        for (uint32_t v = 0; v < n && complete; v++) {
             if (!(p [v] > 0))
                 continue;
-            if (v == likely) {
-                slot [v] = current;
-                candidate [v] = run;
-            }
+            if (v == likely)
+                candidate [v] = current;
             else {
-                uint32_t free_slot = 0;
-                while (busy [free_slot])
-                    free_slot++;
-                busy [free_slot] = true;
-                slot [v] = free_slot;
-                candidate [v] = &self->pool [free_slot];
                 script [steered] = (uint8_t) v;
-                s_run (self, inst, from, action, readings, script, steered + 1, false, candidate [v]);
+                candidate [v] = s_shared_run (self, inst, from, action, readings, script, steered + 1);
+                complete = candidate [v] != NULL;
             }
-            best = fmax (best, candidate [v]->log_likelihood);
+            if (complete)
+                best = fmax (best, candidate [v]->log_likelihood);
         }
-        double u [QT_CHANCE_MAX_OUTCOMES], total = 0;
+        if (!complete)
+            break;
+        double u [WM_STEER_OUTCOMES], total = 0;
         for (uint32_t v = 0; v < n; v++) {
             u [v] = candidate [v] ? p [v] * exp (candidate [v]->log_likelihood - best) : 0;
             total += u [v];
@@ -447,18 +473,16 @@ s_propose (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32
             u [v] /= total;
         uint32_t chosen = qt_chance_sample (u, n, qt_rng_uniform (&inst->rng));
         *log_ratio += log (p [chosen]) - log (u [chosen]);
-        for (uint32_t v = 0; v < n; v++)
-            if (candidate [v] && v != chosen)
-                busy [slot [v]] = false;
-        current = slot [chosen];
         script [steered++] = (uint8_t) chosen;
+        current = candidate [chosen];
     }
     //  Choices left unsteered are sampled from the prior: they cancel in the
     //  importance ratio
-    s_run_t *run = &self->pool [current];
-    if (run->draws > steered)
-        s_run (self, inst, from, action, readings, script, steered, true, run);
-    return run;
+    if (!current || current->draws > steered) {
+        s_run (self, inst, from, action, readings, script, steered, true, self->final);
+        return self->final;
+    }
+    return current;
 }
 
 //  --------------------------------------------------------------------------
@@ -603,10 +627,20 @@ wm_filter_update (wm_filter_t *self, uint32_t instance, const qt_readings_t *rea
     double *log_weight = (double *) malloc (n * sizeof (double));
     uint8_t *mismatches = (uint8_t *) malloc ((size_t) n * QT_ENV_MAX_SENSORS);
     assert (log_weight && mismatches);
+    qt_state_t parent;
+    bool have_parent = false;
+    self->arena_used = 0;
     for (uint32_t j = 0; j < n; j++) {
         s_particle_t *particle = &inst->particles [j];
         if (!any_alive)
             particle->state.terminated = 0;     //  the model was wrong: the episode goes on
+        //  Resampling keeps copies adjacent: a new parent starts a new arena
+        if (!restart) {
+            if (have_parent && memcmp (&parent, &particle->state, sizeof parent) != 0)
+                self->arena_used = 0;
+            parent = particle->state;
+            have_parent = true;
+        }
         const s_run_t *run;
         double log_ratio;
         if (restart)
@@ -918,7 +952,7 @@ wm_filter_test (bool verbose)
         assert (wm_filter_state_mass (filter, 0, &world->state) > 0.5);
     }
     assert (wm_filter_update (filter, 2, &readings, &belief) == -1);
-    assert (wm_filter_runs (filter) > 30 * config.particles);
+    assert (wm_filter_runs (filter) >= 30);
 
     //  Validation catches values and clocks
     qt_readings_t bad = readings;
