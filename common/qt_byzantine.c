@@ -16,13 +16,17 @@ static const char *const s_mode_names [QT_BYZANTINE_MODES] = {
 
 //  Doubles that validation keeps in [0, 1], and those it keeps >= 0
 static const char *const s_probability_fields [] = {
-    "marginals", "reliability", "honest", "data_reliability", "weight", NULL
+    "reliability", "honest", "data_reliability", "weight", NULL
 };
-static const char *const s_nonnegative_fields [] = { "spread", "entropy", NULL };
+static const char *const s_nonnegative_fields [] = {
+    "spread", "entropy", "effective_particles", NULL
+};
 //  Doubles that are metadata, not values
 static const char *const s_untouched_fields [] = { "quantile", NULL };
-//  Integers that carry the payload's meaning
-static const char *const s_integer_fields [] = { "moisture", "actions", NULL };
+//  Integers that carry the payload's meaning: actions taken or wanted
+static const char *const s_integer_fields [] = { "action", "actions", NULL };
+//  Bytes that carry the payload's meaning: sensor readings
+static const char *const s_bytes_fields [] = { "values", NULL };
 
 struct _qt_byzantine_t {
     qt_byzantine_mode_t mode;
@@ -179,6 +183,55 @@ s_lie_integer (qt_byzantine_t *self, uint32_t value)
     }
 }
 
+//  The lie for one honest sensor reading, in place: the same values
+//  rearranged (a mirror image, a shuffle, a growing number of swaps) so the
+//  lie stays a valid reading that must be outvoted; inf and nan push every
+//  value out of range, to be rejected.
+static void
+s_lie_bytes (qt_byzantine_t *self, uint8_t *values, size_t length)
+{
+    switch (self->mode) {
+        case QT_BYZANTINE_SIGN_FLIP:
+        case QT_BYZANTINE_IPM:
+        case QT_BYZANTINE_ALIE:
+        case QT_BYZANTINE_EXTREME:
+            if (length == 1)
+                values [0] ^= 1;
+            for (size_t i = 0; i < length / 2; i++) {
+                uint8_t swap = values [i];
+                values [i] = values [length - 1 - i];
+                values [length - 1 - i] = swap;
+            }
+            break;
+        case QT_BYZANTINE_GAUSSIAN:
+            for (size_t i = length; i > 1; i--) {
+                size_t j = qt_rng_below (&self->rng, (uint32_t) i);
+                uint8_t swap = values [i - 1];
+                values [i - 1] = values [j];
+                values [j] = swap;
+            }
+            break;
+        case QT_BYZANTINE_INF:
+        case QT_BYZANTINE_NAN:
+            for (size_t i = 0; i < length; i++)
+                values [i] |= 0x80;
+            break;
+        case QT_BYZANTINE_DRIFT:
+            for (uint64_t k = 0; k < self->count && length > 1; k++) {
+                if (!qt_rng_bernoulli (&self->rng, S_DRIFT_FLIP))
+                    continue;
+                size_t i = qt_rng_below (&self->rng, (uint32_t) length);
+                size_t j = qt_rng_below (&self->rng, (uint32_t) length);
+                uint8_t swap = values [i];
+                values [i] = values [j];
+                values [j] = swap;
+            }
+            break;
+        default:
+            break;
+    }
+}
+
 //  Walks every field of a message, recursing into sub-messages
 static void
 s_corrupt (qt_byzantine_t *self, ProtobufCMessage *message)
@@ -195,10 +248,15 @@ s_corrupt (qt_byzantine_t *self, ProtobufCMessage *message)
                 values [i] = s_lie_double (self, field->name, values [i]);
         }
         else
-        if (field->type == PROTOBUF_C_TYPE_UINT32 && repeated && s_in (field->name, s_integer_fields)) {
-            uint32_t *values = *(uint32_t **) base;
+        if (field->type == PROTOBUF_C_TYPE_UINT32 && s_in (field->name, s_integer_fields)) {
+            uint32_t *values = repeated ? *(uint32_t **) base : (uint32_t *) base;
             for (size_t i = 0; i < count; i++)
                 values [i] = s_lie_integer (self, values [i]);
+        }
+        else
+        if (field->type == PROTOBUF_C_TYPE_BYTES && !repeated && s_in (field->name, s_bytes_fields)) {
+            ProtobufCBinaryData *bytes = (ProtobufCBinaryData *) base;
+            s_lie_bytes (self, bytes->data, bytes->len);
         }
         else
         if (field->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -443,27 +501,67 @@ qt_byzantine_test (bool verbose)
     qt_byzantine_destroy (&drift);
 
     //  Probabilities stay probabilities; actions become wrong actions
-    double marginals [2] = { 0.25, 1.0 };
+    double reliability [2] = { 0.25, 1.0 }, honest_p [2] = { 0.5, 0.5 };
+    Quintet__InstanceClock clock = QUINTET__INSTANCE_CLOCK__INIT;
+    Quintet__StateSample sample = QUINTET__STATE_SAMPLE__INIT;
+    Quintet__StateSample *samples [1] = { &sample };
+    sample.weight = 1;
     Quintet__Belief belief = QUINTET__BELIEF__INIT;
     Quintet__Belief *beliefs [1] = { &belief };
-    belief.n_marginals = 2;
-    belief.marginals = marginals;
+    char *sensor_names [2] = { "camera", "position" };
+    belief.clock = &clock;
+    belief.n_reliability = belief.n_honest = 2;
+    belief.reliability = reliability;
+    belief.honest = honest_p;
+    belief.n_samples = 1;
+    belief.samples = samples;
     belief.data_reliability = 0.75;
     belief.entropy = 0.5;
     Quintet__BeliefBatch belief_batch = QUINTET__BELIEF_BATCH__INIT;
     belief_batch.batch = 1;
+    belief_batch.n_sensors = 2;
+    belief_batch.sensors = sensor_names;
     belief_batch.n_instances = 1;
     belief_batch.instances = beliefs;
     qt_byzantine_t *liar = qt_byzantine_new (QT_BYZANTINE_SIGN_FLIP, 1, "worldmodel", 1, NULL);
     size_t size;
     uint8_t *bytes = qt_byzantine_payload (liar, &belief_batch.base, &size);
     Quintet__BeliefBatch *lied = quintet__belief_batch__unpack (NULL, size, bytes);
-    assert (lied->instances [0]->marginals [0] == 0.75 && lied->instances [0]->marginals [1] == 0.0);
+    assert (lied->instances [0]->reliability [0] == 0.75 && lied->instances [0]->reliability [1] == 0.0);
     assert (lied->instances [0]->data_reliability == 0.25 && lied->instances [0]->entropy == 0.5);
+    assert (lied->instances [0]->samples [0]->weight == 0);
     assert (qt_payload_validate (QUINTET__PAYLOAD_TYPE__BELIEF_BATCH, &lied->base, 1) == QT_DROP_NONE);
     quintet__belief_batch__free_unpacked (lied, NULL);
     free (bytes);
     qt_byzantine_destroy (&liar);
+
+    //  Readings are rearranged (valid values) or pushed out of range
+    uint8_t reading [4] = { '#', ' ', 'A', 'T' };
+    Quintet__Readings readings = QUINTET__READINGS__INIT;
+    Quintet__Readings *readings_p [1] = { &readings };
+    readings.clock = &clock;
+    readings.values.data = reading;
+    readings.values.len = sizeof reading;
+    Quintet__ObservationBatch obs = QUINTET__OBSERVATION_BATCH__INIT;
+    obs.batch = 1;
+    obs.n_instances = 1;
+    obs.instances = readings_p;
+    liar = qt_byzantine_new (QT_BYZANTINE_SIGN_FLIP, 1, "collector", 1, NULL);
+    bytes = qt_byzantine_payload (liar, &obs.base, &size);
+    Quintet__ObservationBatch *mirrored = quintet__observation_batch__unpack (NULL, size, bytes);
+    assert (memcmp (mirrored->instances [0]->values.data, "TA #", 4) == 0);
+    quintet__observation_batch__free_unpacked (mirrored, NULL);
+    free (bytes);
+    qt_byzantine_destroy (&liar);
+    liar = qt_byzantine_new (QT_BYZANTINE_NAN, 1, "collector", 1, NULL);
+    bytes = qt_byzantine_payload (liar, &obs.base, &size);
+    Quintet__ObservationBatch *garbled = quintet__observation_batch__unpack (NULL, size, bytes);
+    for (size_t k = 0; k < sizeof reading; k++)
+        assert (garbled->instances [0]->values.data [k] >= 0x80);
+    quintet__observation_batch__free_unpacked (garbled, NULL);
+    free (bytes);
+    qt_byzantine_destroy (&liar);
+    assert (memcmp (reading, "# AT", 4) == 0);
 
     uint32_t actions [3] = { 0, 1, 3 };
     Quintet__ActionBatch action_batch = QUINTET__ACTION_BATCH__INIT;

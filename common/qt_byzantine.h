@@ -22,11 +22,14 @@
     honest, data_reliability, weight) are mirrored (1 - mu) by sign-flip and
     ipm and clamped to [0, 1] otherwise; spread and entropy are kept >= 0.
     inf, nan and extreme are never mapped: they exist to be rejected.
-    Payloads without doubles lie in their integers: moisture readings and
-    actions are flipped (v xor 1: dry <-> watered, a wrong action), random
-    bits for gaussian, flipped with a probability growing per tick for
-    drift, and out of range (v + 1000, rejected) for inf, nan. Metadata
-    (batch, episode, step, done, quantile, strings, bytes) is left alone.
+    Payloads lie in their integers and sensor readings too: actions are
+    flipped (v xor 1, a wrong action), random bits for gaussian, flipped with
+    a probability growing per tick for drift, and out of range (v + 1000,
+    rejected) for inf, nan; a reading's values are rearranged so the lie
+    stays valid (mirrored for sign-flip, ipm, alie and extreme, a one-value
+    reading xor 1; shuffled for gaussian; a growing number of swaps for
+    drift) or pushed out of range (inf, nan). Metadata (batch, clocks,
+    quantile, strings, other bytes) is left alone.
 
     Protocol faults change what goes on the wire:
         bad-signature   the honest message with one signature bit flipped

@@ -90,33 +90,33 @@ s_probabilities (const double *values, size_t count)
 static qt_drop_cause_t
 s_readings_valid (Quintet__Readings **instances, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        if (!instances [i] || !isfinite (instances [i]->observed_reward))
+    for (size_t i = 0; i < count; i++)
+        if (!instances [i] || !instances [i]->clock || !isfinite (instances [i]->observed_reward))
             return QT_DROP_INVALID;
-        for (size_t k = 0; k < instances [i]->n_moisture; k++)
-            if (instances [i]->moisture [k] > 1)
-                return QT_DROP_INVALID;
-    }
     return QT_DROP_NONE;
 }
 
 static qt_drop_cause_t
 s_belief_valid (const Quintet__BeliefBatch *batch)
 {
-    size_t sensors = batch->n_sensors;
+    size_t sensors = batch->n_sensors, features = batch->n_features;
     for (size_t i = 0; i < batch->n_instances; i++) {
         const Quintet__Belief *belief = batch->instances [i];
-        if (!s_probabilities (belief->marginals, belief->n_marginals)
+        if (!belief->clock || belief->n_features != features
+        ||  !s_all_finite (belief->features, belief->n_features)
         ||  !s_probabilities (belief->reliability, belief->n_reliability)
         ||  !s_probabilities (belief->honest, belief->n_honest)
         ||  !s_probabilities (&belief->data_reliability, 1)
         ||  !isfinite (belief->entropy) || belief->entropy < 0
-        ||  belief->n_reliability != sensors || belief->n_honest != sensors)
+        ||  !isfinite (belief->effective_particles) || belief->effective_particles < 0
+        ||  belief->n_reliability != sensors || belief->n_honest != sensors
+        ||  belief->n_samples == 0)
             return QT_DROP_INVALID;
         for (size_t s = 0; s < belief->n_samples; s++) {
             const Quintet__StateSample *sample = belief->samples [s];
             if (!(sample->weight >= 0 && sample->weight <= 1)
-            ||  sample->n_values != belief->n_marginals)
+            ||  sample->n_values != batch->n_variables || sample->n_features != features
+            ||  !s_all_finite (sample->features, sample->n_features))
                 return QT_DROP_INVALID;
         }
     }
@@ -131,6 +131,14 @@ qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload,
             const Quintet__SensorFrame *frame = (const Quintet__SensorFrame *) payload;
             if (frame->batch != batch || frame->n_instances != batch)
                 return QT_DROP_BATCH_SIZE;
+            if (frame->n_sensors != frame->n_sensor_lengths || frame->observation >= frame->n_sensors)
+                return QT_DROP_INVALID;
+            size_t length = 0;
+            for (size_t s = 0; s < frame->n_sensor_lengths; s++)
+                length += frame->sensor_lengths [s];
+            for (size_t i = 0; i < frame->n_instances; i++)
+                if (frame->instances [i] && frame->instances [i]->values.len != length)
+                    return QT_DROP_INVALID;
             return s_readings_valid (frame->instances, frame->n_instances);
         }
         case QUINTET__PAYLOAD_TYPE__OBSERVATION_BATCH: {
@@ -155,7 +163,7 @@ qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload,
                 const Quintet__ScoreDistribution *score = scores->instances [i];
                 double values [] = { score->mean, score->q10, score->q50, score->q90,
                                      score->spread, score->disagreement };
-                if (!s_all_finite (values, sizeof values / sizeof values [0])
+                if (!score->clock || !s_all_finite (values, sizeof values / sizeof values [0])
                 ||  score->spread < 0 || !s_probabilities (&score->data_reliability, 1))
                     return QT_DROP_INVALID;
             }
@@ -167,8 +175,8 @@ qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload,
                 return QT_DROP_BATCH_SIZE;
             for (size_t i = 0; i < proposals->n_instances; i++) {
                 const Quintet__RewardVector *vector = proposals->instances [i];
-                if (vector->n_values != proposals->n_components || vector->n_values == 0
-                ||  !s_all_finite (vector->values, vector->n_values))
+                if (!vector->clock || vector->n_values != proposals->n_components
+                ||  vector->n_values == 0 || !s_all_finite (vector->values, vector->n_values))
                     return QT_DROP_INVALID;
             }
             return QT_DROP_NONE;
@@ -179,7 +187,8 @@ qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload,
                 return QT_DROP_BATCH_SIZE;
             for (size_t i = 0; i < rewards->n_instances; i++) {
                 const Quintet__AggregatedReward *reward = rewards->instances [i];
-                if (!isfinite (reward->reward) || !s_all_finite (reward->vector, reward->n_vector))
+                if (!reward->clock || !isfinite (reward->reward)
+                ||  !s_all_finite (reward->vector, reward->n_vector))
                     return QT_DROP_INVALID;
             }
             return QT_DROP_NONE;
@@ -192,11 +201,12 @@ qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload,
         }
         case QUINTET__PAYLOAD_TYPE__EVAL_RECORD: {
             const Quintet__EvalRecord *eval = (const Quintet__EvalRecord *) payload;
-            if (eval->batch != batch || eval->n_instances != batch)
+            if (eval->batch != batch || eval->n_results > batch)
                 return QT_DROP_BATCH_SIZE;
-            for (size_t i = 0; i < eval->n_instances; i++)
-                if (!isfinite (eval->instances [i]->performance)
-                ||  !isfinite (eval->instances [i]->observed_return))
+            for (size_t i = 0; i < eval->n_results; i++)
+                if (eval->results [i]->instance >= batch
+                ||  !isfinite (eval->results [i]->performance)
+                ||  !isfinite (eval->results [i]->observed_return))
                     return QT_DROP_INVALID;
             return QT_DROP_NONE;
         }
@@ -220,7 +230,9 @@ qt_payload_test (bool verbose)
     double nan_values [2] = { NAN, 1.0 };
     double inf_values [2] = { INFINITY, 1.0 };
     char *components [2] = { "reward", "score" };
+    Quintet__InstanceClock clock = QUINTET__INSTANCE_CLOCK__INIT;
     Quintet__RewardVector vector = QUINTET__REWARD_VECTOR__INIT;
+    vector.clock = &clock;
     Quintet__RewardVector *instances [1] = { &vector };
     Quintet__ProposalBatch batch = QUINTET__PROPOSAL_BATCH__INIT;
     batch.batch = 1;
@@ -240,22 +252,43 @@ qt_payload_test (bool verbose)
     vector.values = good;
     vector.n_values = 1;
     assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    vector.n_values = 2;
+    vector.clock = NULL;
+    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    vector.clock = &clock;
 
     //  Probabilities out of range in a belief
-    double marginal = 1.5;
+    double reliability = 1.5, feature = 2;
+    Quintet__StateSample sample = QUINTET__STATE_SAMPLE__INIT;
+    Quintet__StateSample *samples [1] = { &sample };
+    sample.weight = 1;
+    sample.n_features = 1;
+    sample.features = &feature;
     Quintet__Belief belief = QUINTET__BELIEF__INIT;
     Quintet__Belief *beliefs [1] = { &belief };
+    char *names [1] = { "camera" };
     Quintet__BeliefBatch belief_batch = QUINTET__BELIEF_BATCH__INIT;
     belief_batch.batch = 1;
     belief_batch.n_instances = 1;
     belief_batch.instances = beliefs;
-    belief.n_marginals = 1;
-    belief.marginals = &marginal;
+    belief_batch.n_sensors = 1;
+    belief_batch.sensors = names;
+    belief_batch.n_features = 1;
+    belief_batch.features = names;
+    belief.clock = &clock;
+    belief.n_reliability = belief.n_honest = 1;
+    belief.reliability = belief.honest = &reliability;
+    belief.n_features = 1;
+    belief.features = &feature;
+    belief.n_samples = 1;
+    belief.samples = samples;
     belief.data_reliability = 1;
     type = QUINTET__PAYLOAD_TYPE__BELIEF_BATCH;
     assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
-    marginal = 0.25;
+    reliability = 0.25;
     assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_NONE);
+    feature = NAN;
+    assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
     if (verbose)
         printf ("OK\n");
 }

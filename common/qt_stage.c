@@ -12,7 +12,9 @@ struct _qt_stage_t {
     uint32_t replica;
     size_t batch;
     uint64_t seed;
-    const char *env;
+    const char *env;            //  "" = the registry's default (resolved by the roles)
+    const char *env_variant;
+    const char *env_without;
     char *state_dir;
     int64_t resend_ms;
     int64_t status_ms;
@@ -72,6 +74,8 @@ uint32_t qt_stage_replica (qt_stage_t *self) { return self->replica; }
 size_t qt_stage_batch (qt_stage_t *self) { return self->batch; }
 uint64_t qt_stage_seed (qt_stage_t *self) { return self->seed; }
 const char *qt_stage_env (qt_stage_t *self) { return self->env; }
+const char *qt_stage_env_variant (qt_stage_t *self) { return self->env_variant; }
+const char *qt_stage_env_without (qt_stage_t *self) { return self->env_without; }
 const char *qt_stage_state_dir (qt_stage_t *self) { return self->state_dir; }
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self) { return self->verifier; }
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
@@ -308,7 +312,9 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
     rc |= qt_config_uint (config, "quintet/replica", true, 0, 1, QT_QUORUM_MAX_REPLICAS, &replica);
     rc |= qt_config_uint (config, "quintet/batch", true, 0, 1, QT_STAGE_BATCH_MAX, &batch);
     rc |= qt_config_uint (config, "quintet/seed", false, 1, 0, UINT64_MAX, &self->seed);
-    rc |= qt_config_string (config, "quintet/env", "tomato_watering", &self->env);
+    rc |= qt_config_string (config, "quintet/env", "", &self->env);
+    rc |= qt_config_string (config, "quintet/env_variant", "", &self->env_variant);
+    rc |= qt_config_string (config, "quintet/env_without", "", &self->env_without);
     rc |= qt_config_string (config, "quintet/secret_key", NULL, &secret);
     rc |= qt_config_string (config, "quintet/trust_dir", NULL, &trust_dir);
     rc |= qt_config_string (config, "quintet/state_dir", "", &state_dir);

@@ -9,7 +9,8 @@
     counters with rate-limited logs, and systemd notification.
 
     Config keys read here (ZPL, section "quintet"):
-        role, replica, batch, seed, env, secret_key, trust_dir, state_dir,
+        role, replica, batch, seed, env, env_variant, env_without, secret_key,
+        trust_dir, state_dir,
         bind, resend_ms, status_ms, log_level,
         upstream/<role>/faults, upstream/<role>/deadline_ms,
         upstream/<role>/down_after, upstream/<role>/<replica> = endpoint
@@ -86,7 +87,11 @@ int qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadTy
 uint32_t qt_stage_replica (qt_stage_t *self);
 size_t qt_stage_batch (qt_stage_t *self);
 uint64_t qt_stage_seed (qt_stage_t *self);
+//  The environment options every role shares (quintet/env, "" = the
+//  registry's default; env_variant; env_without); the roles declare it.
 const char *qt_stage_env (qt_stage_t *self);
+const char *qt_stage_env_variant (qt_stage_t *self);
+const char *qt_stage_env_without (qt_stage_t *self);
 //  State directory (created if missing), or NULL when not configured
 const char *qt_stage_state_dir (qt_stage_t *self);
 qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);

@@ -1,26 +1,30 @@
 /*  quintet-actor (Alice): the reinforcement learner.
 
-    Each tick it needs two things: the world's sensor frame (the camera, what
-    the agent observes) and the aggregators' reward batch for the same tick.
+    Each tick it needs two things: the world's sensor frame (the sensor the
+    environment declares as the agent's observation, its camera, and each
+    instance's clock) and the aggregators' reward batch for the same tick.
     The reward it learns from is, per instance, the median of the
     aggregators' rewards (reward_source = pipeline, the default) or the
     environment's own observed reward (reward_source = env: the naive
-    baseline that learns to fool its camera). Tabular Q-learning, epsilon-
-    greedy, seeded (ac_qlearn); replicas with the same seed and inputs agree
-    bit for bit, and the world executes their majority action.
+    baseline). Q-learning, epsilon-greedy, seeded (ac_qlearn); replicas with
+    the same seed and inputs agree bit for bit, and the world executes their
+    majority action.
 
-    The learner is checkpointed atomically at the end of every episode to
-    <state_dir>/qlearn.ckpt and resumed from there after a restart.
+    The learner is checkpointed atomically to <state_dir>/qlearn.ckpt every
+    checkpoint_ticks ticks and when the actor stops, and resumed from there
+    after a restart.
 
-    Config (quintet/actor/...): reward_source, alpha, gamma, epsilon_start,
-    epsilon_end, epsilon_episodes, features (position | neighbours |
-    nearest_dry).
+    Config (quintet/actor/...): reward_source, checkpoint_ticks, and every
+    learning option of daemons/actor/qlearn.h by name (representation,
+    gamma, nstep, alpha_power, alpha_min, epsilon_start, epsilon_end,
+    epsilon_episodes, q_initial, max_states).
 */
 #include "quintet.h"
 #include "qt_wire.h"
 #include "qlearn.h"
 
-#define S_CHECKPOINT_FILE "qlearn.ckpt"
+#define S_CHECKPOINT_FILE       "qlearn.ckpt"
+#define S_CHECKPOINT_TICKS      100
 
 enum { S_REWARD_PIPELINE = 0, S_REWARD_ENV = 1 };
 enum { S_UPSTREAM_REWARD = 0, S_UPSTREAM_WORLD = 1 };
@@ -31,8 +35,16 @@ typedef struct {
     int reward_source;
     ac_qlearn_t *learner;
     char *checkpoint;
+    uint64_t checkpoint_ticks, last_checkpoint;
     uint32_t *actions;
 } actor_t;
+
+static void
+s_save (actor_t *self)
+{
+    if (ac_qlearn_save (self->learner, self->checkpoint))
+        qt_log (LOG_ERR, "checkpoint %s failed: %s", self->checkpoint, strerror (errno));
+}
 
 static void
 s_actor_destroy (void **state_p)
@@ -40,6 +52,9 @@ s_actor_destroy (void **state_p)
     actor_t *self = (actor_t *) *state_p;
     if (!self)
         return;
+    //  A clean stop keeps every transition learned
+    if (self->learner && self->checkpoint)
+        s_save (self);
     ac_qlearn_destroy (&self->learner);
     free (self->checkpoint);
     free (self->actions);
@@ -51,33 +66,34 @@ static void *
 s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     static const char *const sources [] = { "pipeline", "env", NULL };
-    static const char *const features [] = { "position", "neighbours", "nearest_dry", NULL };
     actor_t *self = (actor_t *) zmalloc (sizeof (actor_t));
     self->batch = qt_stage_batch (stage);
-    if (qt_wire_declare_env (stage, config, &self->decl, error)) {
+    if (qt_wire_declare_env (stage, config, NULL, &self->decl, error)) {
         free (self);
         return NULL;
     }
+    const qt_env_decl_t *decl = &self->decl;
     ac_qlearn_config_t learn;
-    ac_qlearn_config_default (&learn, self->decl.width, self->decl.height, self->decl.n_actions);
-    uint64_t epsilon_episodes = learn.epsilon_episodes;
-    int feature = (int) learn.features;
+    ac_qlearn_config_default (&learn, decl->width, decl->height, decl->n_actions,
+                              (uint8_t) decl->agent_code, decl->reward_scale);
     int rc = qt_config_choice (config, "quintet/actor/reward_source", sources, "pipeline",
                                &self->reward_source);
-    rc |= qt_config_double (config, "quintet/actor/alpha", false, learn.alpha, 1e-6, 1, &learn.alpha);
-    rc |= qt_config_double (config, "quintet/actor/gamma", false, learn.gamma, 0, 1, &learn.gamma);
-    rc |= qt_config_double (config, "quintet/actor/epsilon_start", false, learn.epsilon_start, 0, 1,
-                            &learn.epsilon_start);
-    rc |= qt_config_double (config, "quintet/actor/epsilon_end", false, learn.epsilon_end, 0, 1,
-                            &learn.epsilon_end);
-    rc |= qt_config_uint (config, "quintet/actor/epsilon_episodes", false, epsilon_episodes, 0,
-                          UINT32_MAX, &epsilon_episodes);
-    rc |= qt_config_choice (config, "quintet/actor/features", features,
-                            features [learn.features], &feature);
-    learn.epsilon_episodes = (uint32_t) epsilon_episodes;
-    learn.features = (ac_features_t) feature;
+    rc |= qt_config_uint (config, "quintet/actor/checkpoint_ticks", false, S_CHECKPOINT_TICKS,
+                          1, UINT32_MAX, &self->checkpoint_ticks);
+    for (const char *const *option = ac_qlearn_options; *option && rc == 0; option++) {
+        char *key = zsys_sprintf ("quintet/actor/%s", *option);
+        const char *value = NULL;
+        rc = qt_config_string (config, key, "", &value);
+        const char *cause = NULL;
+        if (rc == 0 && *value && ac_qlearn_config_set (&learn, *option, value, &cause)) {
+            *error = zsys_sprintf ("%s: %s: %s", qt_config_path (config), key, cause);
+            rc = -1;
+        }
+        zstr_free (&key);
+    }
     if (rc) {
-        *error = strdup (qt_config_error (config));
+        if (!*error)
+            *error = strdup (qt_config_error (config));
         free (self);
         return NULL;
     }
@@ -93,6 +109,7 @@ s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
         if (ac_qlearn_load (self->learner, self->checkpoint, &cause)) {
             *error = zsys_sprintf ("%s: cannot resume: %s (move it away to start afresh)",
                                    self->checkpoint, cause);
+            ac_qlearn_destroy (&self->learner);
             s_actor_destroy ((void **) &self);
             return NULL;
         }
@@ -103,6 +120,8 @@ s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
     return self;
 }
 
+//  The world's frame must be this environment's: the same sensors, the
+//  observation where the declaration says
 static qt_drop_cause_t
 s_actor_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
 {
@@ -110,10 +129,15 @@ s_actor_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
     if (upstream != S_UPSTREAM_WORLD)
         return QT_DROP_NONE;
     const Quintet__SensorFrame *frame = (const Quintet__SensorFrame *) payload;
-    if (strneq (frame->env, self->decl.name) || frame->step > self->decl.max_steps)
+    if (strneq (frame->env, self->decl.name) || frame->n_sensors != self->decl.n_sensors
+    ||  frame->observation != self->decl.observation)
         return QT_DROP_INVALID;
+    for (size_t s = 0; s < frame->n_sensors; s++)
+        if (frame->sensor_lengths [s] != self->decl.sensors [s].length)
+            return QT_DROP_INVALID;
     for (size_t i = 0; i < frame->n_instances; i++)
-        if (frame->instances [i]->camera.len != self->decl.n_cells)
+        if (frame->instances [i]->values.len != self->decl.reading_length
+        ||  frame->instances [i]->clock->step > self->decl.max_steps)
             return QT_DROP_INVALID;
     return QT_DROP_NONE;
 }
@@ -126,6 +150,7 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
     if (!world)
         return 0;
     const Quintet__SensorFrame *frame = (const Quintet__SensorFrame *) world->payload;
+    const qt_sensor_decl_t *camera = &self->decl.sensors [self->decl.observation];
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, S_UPSTREAM_REWARD));
     double rewards [QT_QUORUM_MAX_REPLICAS];
     //  Reputation: excluded aggregators are left out, down-weighted ones
@@ -138,9 +163,11 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
         weighted |= inputs [S_UPSTREAM_REWARD][r] && weight [r] > 0 && weight [r] != 1;
     }
     for (size_t i = 0; i < self->batch; i++) {
-        double reward;
+        const Quintet__Readings *readings = frame->instances [i];
+        const Quintet__InstanceClock *clock = readings->clock;
+        double reward = 0;
         if (self->reward_source == S_REWARD_ENV)
-            reward = frame->instances [i]->observed_reward;
+            reward = readings->observed_reward;
         else {
             size_t count = 0;
             for (uint32_t r = 0; r < replicas; r++)
@@ -149,24 +176,31 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
                     rewards [count++] = ((Quintet__RewardBatch *) inputs [S_UPSTREAM_REWARD][r]->payload)
                                         ->instances [i]->reward;
                 }
-            reward = weighted ? qt_quantile (rewards, used_weight, count, 0.5) : qt_median (rewards, count);
+            if (count > 0)
+                reward = weighted ? qt_quantile (rewards, used_weight, count, 0.5)
+                                  : qt_median (rewards, count);
             for (uint32_t r = 0; r < replicas; r++)
                 if (inputs [S_UPSTREAM_REWARD][r])
                     distance [r] += fabs (((Quintet__RewardBatch *) inputs [S_UPSTREAM_REWARD][r]->payload)
                                           ->instances [i]->reward - reward) / (double) self->batch;
         }
-        const ProtobufCBinaryData *camera = &frame->instances [i]->camera;
-        int32_t action = ac_qlearn_act (self->learner, (uint32_t) i, camera->data, camera->len,
-                                        isfinite (reward) ? reward : 0, frame->step, frame->done,
-                                        frame->episode);
+        self->actions [i] = 0;
+        if (clock->idle)
+            continue;
+        int32_t action = ac_qlearn_act (self->learner, (uint32_t) i,
+                                        readings->values.data + camera->offset, camera->length,
+                                        isfinite (reward) ? reward : 0, clock->step, clock->done,
+                                        clock->terminated);
         self->actions [i] = action >= 0 ? (uint32_t) action : 0;
     }
     if (self->reward_source != S_REWARD_ENV)
         for (uint32_t r = 0; r < replicas; r++)
             if (inputs [S_UPSTREAM_REWARD][r])
                 qt_stage_report_distance (stage, S_UPSTREAM_REWARD, r + 1, distance [r]);
-    if (frame->done && ac_qlearn_save (self->learner, self->checkpoint))
-        qt_log (LOG_ERR, "checkpoint %s failed: %s", self->checkpoint, strerror (errno));
+    if (tick >= self->last_checkpoint + self->checkpoint_ticks) {
+        s_save (self);
+        self->last_checkpoint = tick;
+    }
     Quintet__ActionBatch batch = QUINTET__ACTION_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;
     batch.n_actions = self->batch;

@@ -91,6 +91,93 @@ ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t h
     config->reward_scale = reward_scale;
 }
 
+const char *const ac_qlearn_options [] = {
+    "representation", "gamma", "nstep", "alpha_power", "alpha_min", "epsilon_start",
+    "epsilon_end", "epsilon_episodes", "q_initial", "max_states", NULL
+};
+
+//  A number from text, wholly consumed and within [low, high]
+static bool
+s_number (const char *text, double low, double high, double *value)
+{
+    char *end = NULL;
+    *value = strtod (text, &end);
+    return end != text && *end == 0 && *value >= low && *value <= high;
+}
+
+int
+ac_qlearn_config_set (ac_qlearn_config_t *config, const char *name, const char *value,
+                      const char **cause)
+{
+    double number = 0;
+    const char *problem = NULL;
+    if (strcmp (name, "representation") == 0) {
+        if (ac_representation_parse (value, &config->representation))
+            problem = "representation is image, tiles or pairs";
+    }
+    else
+    if (strcmp (name, "gamma") == 0) {
+        if (s_number (value, 0, 0.9999, &number))
+            config->gamma = number;
+        else
+            problem = "gamma is in [0, 1)";
+    }
+    else
+    if (strcmp (name, "nstep") == 0) {
+        if (s_number (value, 1, AC_MAX_NSTEP, &number) && number == floor (number))
+            config->nstep = (uint32_t) number;
+        else
+            problem = "nstep is a whole number in [1, 32]";
+    }
+    else
+    if (strcmp (name, "alpha_power") == 0) {
+        if (s_number (value, 0, 1, &number))
+            config->alpha_power = number;
+        else
+            problem = "alpha_power is in [0, 1]";
+    }
+    else
+    if (strcmp (name, "alpha_min") == 0) {
+        if (s_number (value, 1e-9, 1, &number))
+            config->alpha_min = number;
+        else
+            problem = "alpha_min is in (0, 1]";
+    }
+    else
+    if (strcmp (name, "epsilon_start") == 0 || strcmp (name, "epsilon_end") == 0) {
+        if (s_number (value, 0, 1, &number))
+            *(strcmp (name, "epsilon_start") == 0 ? &config->epsilon_start : &config->epsilon_end) = number;
+        else
+            problem = "epsilon is in [0, 1]";
+    }
+    else
+    if (strcmp (name, "epsilon_episodes") == 0) {
+        if (s_number (value, 0, UINT32_MAX, &number) && number == floor (number))
+            config->epsilon_episodes = (uint32_t) number;
+        else
+            problem = "epsilon_episodes is a whole number";
+    }
+    else
+    if (strcmp (name, "q_initial") == 0) {
+        if (s_number (value, -1e6, 1e6, &number))
+            config->q_initial = number;
+        else
+            problem = "q_initial is a number in [-1e6, 1e6] (reward scales)";
+    }
+    else
+    if (strcmp (name, "max_states") == 0) {
+        if (s_number (value, 2, (double) (1u << 30), &number) && number == floor (number))
+            config->max_states = (uint32_t) number;
+        else
+            problem = "max_states is a whole number in [2, 2^30]";
+    }
+    else
+        problem = "no such learning option";
+    if (cause)
+        *cause = problem;
+    return problem ? -1 : 0;
+}
+
 int
 ac_representation_parse (const char *name, ac_representation_t *representation)
 {
@@ -784,10 +871,14 @@ ac_qlearn_test (bool verbose)
 {
     if (verbose)
         printf (" * ac_qlearn: ");
-    //  A 3x3 board, agent in the middle cell; reward scale 2
+    //  A 3x3 board, agent in the middle cell; reward scale 2. One-step,
+    //  tabular and unbiased, so an update has a value known by hand
     ac_qlearn_config_t config;
     ac_qlearn_config_default (&config, 3, 3, 4, 'A', 2.0);
     config.epsilon_start = config.epsilon_end = 0;
+    config.representation = AC_STATE_IMAGE;
+    config.nstep = 1;
+    config.q_initial = 0;
     ac_qlearn_t *learner = ac_qlearn_new (&config, 2, 5);
     assert (learner);
     uint8_t camera [9] = { '#', '#', '#', '#', 'A', '#', '#', '#', '#' };
@@ -804,7 +895,7 @@ ac_qlearn_test (bool verbose)
     uint8_t other [9] = { '#', '#', '#', 'A', ' ', '#', '#', '#', '#' };
     ac_qlearn_act (learner, 1, other, 9, 0, 0, false, false);
     ac_qlearn_act (learner, 1, camera, 9, 0.5, 1, true, false);
-    double expected = 0.5 + config.gamma * 1.0 * config.reward_scale;
+    double expected = 0.5 + config.gamma * 1.0;
     double best = -INFINITY;
     for (uint32_t a = 0; a < 4; a++)
         best = fmax (best, ac_qlearn_value (learner, other, 9, a));

@@ -90,6 +90,15 @@ typedef struct _ac_qlearn_t ac_qlearn_t;
 void ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t height,
                                uint32_t n_actions, uint8_t agent_code, double reward_scale);
 
+//  The learning options by name, NULL-terminated: the config keys
+//  quintet/actor/<name> and quintet-sim's --learner NAME=VALUE.
+extern const char *const ac_qlearn_options [];
+
+//  Set one option from its text. Returns 0, or -1 with a static cause in
+//  *cause (may be NULL) for an unknown name or a value out of range.
+int ac_qlearn_config_set (ac_qlearn_config_t *config, const char *name, const char *value,
+                          const char **cause);
+
 //  A representation by name (image, tiles, pairs); -1 if none.
 int ac_representation_parse (const char *name, ac_representation_t *representation);
 const char *ac_representation_name (ac_representation_t representation);

@@ -13,6 +13,7 @@
     max_iterations (default 1000).
 */
 #include "quintet.h"
+#include "qt_wire.h"
 
 typedef struct {
     size_t batch;
@@ -27,6 +28,8 @@ typedef struct {
     qt_metric_t *m_used;            //  per rewarder replica: counted in the last median
     qt_metric_t *m_distance;        //  per rewarder replica: distance to the last median
     qt_metric_t *m_weight;          //  per rewarder replica: reputation weight in the last median
+    qt_wire_clock_t *clocks;        //  this tick's, per instance
+    Quintet__InstanceClock *wire_clocks;
 } aggregator_t;
 
 static const double s_reward_buckets [] = { -1, -0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5, 1 };
@@ -78,7 +81,12 @@ s_metrics_record (aggregator_t *self, const Quintet__AggregatedReward *rewards,
 static void
 s_aggregator_destroy (void **state_p)
 {
-    free (*state_p);
+    aggregator_t *self = (aggregator_t *) *state_p;
+    if (!self)
+        return;
+    free (self->clocks);
+    free (self->wire_clocks);
+    free (self);
     *state_p = NULL;
 }
 
@@ -97,6 +105,8 @@ s_aggregator_create (qt_stage_t *stage, qt_config_t *config, char **error)
         return NULL;
     }
     s_metrics_new (self, qt_stage_metrics (stage));
+    self->clocks = (qt_wire_clock_t *) zmalloc (sizeof (qt_wire_clock_t) * self->batch);
+    self->wire_clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * self->batch);
     return self;
 }
 
@@ -118,9 +128,9 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     aggregator_t *self = (aggregator_t *) state;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
     const Quintet__ProposalBatch *proposal [QT_QUORUM_MAX_REPLICAS] = { NULL };
-    for (uint32_t r = 0; r < replicas; r++)
-        if (inputs [0][r])
-            proposal [r] = (const Quintet__ProposalBatch *) inputs [0][r]->payload;
+    if (qt_wire_gather (inputs [0], replicas, self->batch, (const ProtobufCMessage **) proposal,
+                        self->clocks) < 0)
+        return 0;
 
     //  The reference shape: the one most replicas share
     const Quintet__ProposalBatch *shape = NULL;
@@ -188,6 +198,8 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
                 distance [r] += sqrt (squared) / (double) self->batch;
             }
         quintet__aggregated_reward__init (&rewards [i]);
+        qt_wire_clock_put (&self->clocks [i], &self->wire_clocks [i]);
+        rewards [i].clock = &self->wire_clocks [i];
         rewards [i].reward = median [0];
         rewards [i].n_vector = dim;
         rewards [i].vector = median;
@@ -213,9 +225,6 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     }
     Quintet__RewardBatch batch = QUINTET__REWARD_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;
-    batch.episode = shape->episode;
-    batch.step = shape->step;
-    batch.done = shape->done;
     batch.n_components = shape->n_components;
     batch.components = shape->components;
     batch.n_instances = self->batch;

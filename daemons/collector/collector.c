@@ -38,7 +38,7 @@ s_collector_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     collector_t *self = (collector_t *) zmalloc (sizeof (collector_t));
     self->batch = qt_stage_batch (stage);
-    if (qt_wire_declare_env (stage, config, &self->decl, error)) {
+    if (qt_wire_declare_env (stage, config, NULL, &self->decl, error)) {
         free (self);
         return NULL;
     }
@@ -56,15 +56,21 @@ s_collector_create (qt_stage_t *stage, qt_config_t *config, char **error)
     return self;
 }
 
-//  Every reading must fit the declaration: sizes, codes, position, values
+//  Every reading must fit the declaration: its sensors, values, clock and
+//  action
 static qt_drop_cause_t
 s_collector_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
 {
     collector_t *self = (collector_t *) state;
     (void) upstream;
     const Quintet__SensorFrame *frame = (const Quintet__SensorFrame *) payload;
-    if (strneq (frame->env, self->decl.name) || frame->step > self->decl.max_steps)
+    if (strneq (frame->env, self->decl.name) || frame->n_sensors != self->decl.n_sensors
+    ||  frame->observation != self->decl.observation)
         return QT_DROP_INVALID;
+    for (size_t s = 0; s < frame->n_sensors; s++)
+        if (strneq (frame->sensors [s], self->decl.sensors [s].name)
+        ||  frame->sensor_lengths [s] != self->decl.sensors [s].length)
+            return QT_DROP_INVALID;
     for (size_t i = 0; i < frame->n_instances; i++)
         if (qt_wire_readings_get (frame->instances [i], &self->reading)
         ||  wm_readings_validate (&self->decl, &self->reading, NULL))
@@ -97,9 +103,6 @@ s_collector_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t
     Quintet__ObservationBatch obs = QUINTET__OBSERVATION_BATCH__INIT;
     obs.env = frame->env;
     obs.batch = frame->batch;
-    obs.episode = frame->episode;
-    obs.step = frame->step;
-    obs.done = frame->done;
     obs.n_instances = frame->n_instances;
     obs.instances = frame->instances;
     obs.log_index = index;

@@ -8,8 +8,10 @@
     published as a vector with its inputs and gradients (rw_reward).
 
     Config (quintet/rewarder/...): lambda_uncertainty, lambda_reliability,
-    resource_cost. A configuration that fails the sanity check of reward.h
-    (e.g. an indifference point that tolerates absurd risk) is refused.
+    resource_cost; the last two count in units of the environment's reward
+    scale (its declaration). A configuration that fails the sanity check of
+    reward.h (e.g. an indifference point that tolerates absurd risk) is
+    refused.
 */
 #include "quintet.h"
 #include "qt_wire.h"
@@ -21,12 +23,19 @@ typedef struct {
     size_t batch;
     rw_weights_t weights;
     char *components [RW_COMPONENTS];
+    qt_wire_clock_t *clocks;
+    Quintet__InstanceClock *wire_clocks;
 } rewarder_t;
 
 static void
 s_rewarder_destroy (void **state_p)
 {
-    free (*state_p);
+    rewarder_t *self = (rewarder_t *) *state_p;
+    if (!self)
+        return;
+    free (self->clocks);
+    free (self->wire_clocks);
+    free (self);
     *state_p = NULL;
 }
 
@@ -35,7 +44,12 @@ s_rewarder_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     rewarder_t *self = (rewarder_t *) zmalloc (sizeof (rewarder_t));
     self->batch = qt_stage_batch (stage);
-    rw_weights_default (&self->weights);
+    qt_env_decl_t decl;
+    if (qt_wire_declare_env (stage, config, NULL, &decl, error)) {
+        free (self);
+        return NULL;
+    }
+    rw_weights_default (&self->weights, decl.reward_scale);
     //  Wide ranges here: the sanity check below explains what is refused
     int rc = qt_config_double (config, "quintet/rewarder/lambda_uncertainty", false,
                                self->weights.lambda_uncertainty, -1e6, 1e6,
@@ -60,6 +74,8 @@ s_rewarder_create (qt_stage_t *stage, qt_config_t *config, char **error)
     }
     for (size_t c = 0; c < RW_COMPONENTS; c++)
         self->components [c] = (char *) rw_component_name (c);
+    self->clocks = (qt_wire_clock_t *) zmalloc (sizeof (qt_wire_clock_t) * self->batch);
+    self->wire_clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * self->batch);
     return self;
 }
 
@@ -69,9 +85,8 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
     rewarder_t *self = (rewarder_t *) state;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
     const Quintet__ScoreBatch *scores [QT_QUORUM_MAX_REPLICAS] = { NULL };
-    qt_wire_clock_t clock;
-    int count = qt_wire_gather (inputs [0], replicas, (const ProtobufCMessage **) scores, &clock);
-    if (count < 0)
+    if (qt_wire_gather (inputs [0], replicas, self->batch, (const ProtobufCMessage **) scores,
+                        self->clocks) < 0)
         return 0;
 
     rw_vector_t *vectors = (rw_vector_t *) zmalloc (sizeof (rw_vector_t) * self->batch);
@@ -107,15 +122,14 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
             }
         rw_reward (&self->weights, median [0], median [1], median [2], &vectors [i]);
         quintet__reward_vector__init (&wire [i]);
+        qt_wire_clock_put (&self->clocks [i], &self->wire_clocks [i]);
+        wire [i].clock = &self->wire_clocks [i];
         wire [i].n_values = RW_COMPONENTS;
         wire [i].values = vectors [i].values;
         wire_p [i] = &wire [i];
     }
     Quintet__ProposalBatch batch = QUINTET__PROPOSAL_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;
-    batch.episode = clock.episode;
-    batch.step = clock.step;
-    batch.done = clock.done;
     batch.n_components = RW_COMPONENTS;
     batch.components = self->components;
     batch.n_instances = self->batch;

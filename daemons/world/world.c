@@ -1,17 +1,22 @@
-/*  quintet-world: simulates B instances of the environment in lockstep.
+/*  quintet-world: simulates B instances of the environment.
 
     The tick source of the pipeline. At tick t it publishes what the sensors
     of every instance read (`sensor`); the actors answer with an action per
     instance for tick t; once a quorum of actors has answered, the world
     executes the majority action of each instance and publishes tick t + 1.
-    Episodes are synchronised across instances: steps 1..max_steps, the last
-    frame marked done; then the next tick starts a new episode at step 0.
-    At the end of each episode the hidden performance and observed return of
-    every instance go out on `eval`, which no pipeline role subscribes to.
+    Each instance runs its own episodes: one ends when the environment
+    terminates it or after the declared number of steps (its last frame is
+    marked done), and the instance starts the next one on the following
+    tick, until `episodes` have been started; an instance with none left is
+    idle. The results of the episodes that end on a tick (hidden
+    performance, observed return) go out on `eval`, which no pipeline role
+    subscribes to.
 
-    Config (quintet/world/...): episodes (0 = run forever; after that many
-    episode rounds the world stops stepping and idles), probe/<k> =
-    honest | broken | malicious (fault injection on a moisture probe).
+    Config (quintet/world/...): episodes (episodes to run over all
+    instances, 0 = forever; once all have ended the world idles), tamper
+    (how the agent's tampering forges a sensor, one of the environment's
+    tamper styles), sensor/<name> = honest | broken | malicious (fault
+    injection on a sensor).
 */
 #include "quintet.h"
 #include "qt_env.h"
@@ -21,18 +26,21 @@ typedef struct {
     qt_env_decl_t decl;
     size_t batch;
     qt_world_t **worlds;
-    uint64_t episodes;          //  rounds to run, 0 = forever
-    uint32_t episode;           //  current round
+    bool *idle;                 //  per instance: no episode running
+    uint64_t episodes;          //  to run over all instances, 0 = forever
+    uint64_t started, ended;
     uint64_t ticks;
     bool finished;
     //  The frame being built, reused every tick
     Quintet__Readings *readings;
     Quintet__Readings **readings_p;
+    Quintet__InstanceClock *clocks;
     qt_readings_t *values;
-    uint32_t *moisture;
+    char **sensor_names;
+    uint32_t *sensor_lengths;
+    Quintet__EpisodeResult *results;
+    Quintet__EpisodeResult **results_p;
 } world_t;
-
-static const char *const s_probe_modes [] = { "honest", "broken", "malicious", NULL };
 
 static void
 s_world_destroy (void **state_p)
@@ -43,12 +51,46 @@ s_world_destroy (void **state_p)
     for (size_t i = 0; i < self->batch; i++)
         qt_world_destroy (&self->worlds [i]);
     free (self->worlds);
+    free (self->idle);
     free (self->readings);
     free (self->readings_p);
+    free (self->clocks);
     free (self->values);
-    free (self->moisture);
+    free (self->sensor_names);
+    free (self->sensor_lengths);
+    free (self->results);
+    free (self->results_p);
     free (self);
     *state_p = NULL;
+}
+
+//  quintet/world/sensor/<name> = mode, by the module's sensor id
+static int
+s_sensor_modes (qt_stage_t *stage, qt_config_t *config, qt_env_params_t *params, char **error)
+{
+    qt_env_decl_t all;
+    if (qt_wire_declare_env (stage, config, params, &all, error))
+        return -1;
+    static const char *const modes [] = { "honest", "broken", "malicious", NULL };
+    int rc = 0;
+    zlist_t *names = qt_config_children (config, "quintet/world/sensor");
+    for (char *name = (char *) zlist_first (names); name && rc == 0; name = (char *) zlist_next (names)) {
+        char *key = zsys_sprintf ("quintet/world/sensor/%s", name);
+        int mode = 0;
+        rc = qt_config_choice (config, key, modes, NULL, &mode);
+        int sensor = qt_env_sensor_index (&all, name);
+        if (rc == 0 && sensor < 0) {
+            *error = zsys_sprintf ("%s: %s: %s has no sensor \"%s\"", qt_config_path (config), key,
+                                   all.name, name);
+            rc = -1;
+        }
+        else
+        if (rc == 0)
+            params->sensor_mode [all.sensors [sensor].id] = (qt_sensor_mode_t) mode;
+        zstr_free (&key);
+    }
+    zlist_destroy (&names);
+    return rc;
 }
 
 static void *
@@ -57,48 +99,46 @@ s_world_create (qt_stage_t *stage, qt_config_t *config, char **error)
     world_t *self = (world_t *) zmalloc (sizeof (world_t));
     self->batch = qt_stage_batch (stage);
     qt_env_params_t params;
-    if (qt_env_params_default (qt_stage_env (stage), &params)) {
-        *error = zsys_sprintf ("%s: quintet/env: unknown environment \"%s\"",
-                               qt_config_path (config), qt_stage_env (stage));
-        free (self);
-        return NULL;
+    qt_env_params_init (&params);
+    const char *tamper = NULL;
+    int rc = qt_config_uint (config, "quintet/world/episodes", false, 0, 0, UINT64_MAX / 2, &self->episodes);
+    rc |= qt_config_string (config, "quintet/world/tamper", "", &tamper);
+    if (rc == 0) {
+        snprintf (params.tamper, sizeof params.tamper, "%s", tamper);
+        rc = s_sensor_modes (stage, config, &params, error);
     }
-    int rc = qt_config_uint (config, "quintet/world/episodes", false, 0, 0, UINT32_MAX, &self->episodes);
-    zlist_t *probes = qt_config_children (config, "quintet/world/probe");
-    for (char *name = (char *) zlist_first (probes); name && !rc; name = (char *) zlist_next (probes)) {
-        char *key = zsys_sprintf ("quintet/world/probe/%s", name);
-        char *end = NULL;
-        unsigned long k = strtoul (name, &end, 10);
-        int mode = 0;
-        rc = qt_config_choice (config, key, s_probe_modes, NULL, &mode);
-        if (rc == 0 && (*end || k >= QT_ENV_MAX_VARS)) {
-            *error = zsys_sprintf ("%s: %s: not a probe index", qt_config_path (config), key);
-            rc = -1;
-        }
-        else
-        if (rc == 0)
-            params.probe_mode [k] = (qt_probe_mode_t) mode;
-        zstr_free (&key);
-    }
-    zlist_destroy (&probes);
-    if (rc == 0 && qt_env_declare (qt_stage_env (stage), &params, &self->decl)) {
-        *error = zsys_sprintf ("%s: quintet/world/probe: a probe index is beyond this environment",
-                               qt_config_path (config));
-        rc = -1;
-    }
+    if (rc == 0)
+        rc = qt_wire_declare_env (stage, config, &params, &self->decl, error);
     if (rc) {
         if (!*error)
             *error = strdup (qt_config_error (config));
         free (self);
         return NULL;
     }
-    self->worlds = (qt_world_t **) zmalloc (sizeof (qt_world_t *) * self->batch);
-    for (size_t i = 0; i < self->batch; i++)
+    size_t batch = self->batch;
+    self->worlds = (qt_world_t **) zmalloc (sizeof (qt_world_t *) * batch);
+    self->idle = (bool *) zmalloc (sizeof (bool) * batch);
+    for (size_t i = 0; i < batch; i++) {
         self->worlds [i] = qt_world_new (&self->decl, qt_stage_seed (stage), (uint32_t) i);
-    self->readings = (Quintet__Readings *) zmalloc (sizeof (Quintet__Readings) * self->batch);
-    self->readings_p = (Quintet__Readings **) zmalloc (sizeof (Quintet__Readings *) * self->batch);
-    self->values = (qt_readings_t *) zmalloc (sizeof (qt_readings_t) * self->batch);
-    self->moisture = (uint32_t *) zmalloc (sizeof (uint32_t) * QT_ENV_MAX_VARS * self->batch);
+        self->idle [i] = self->episodes > 0 && i >= self->episodes;
+        self->started += !self->idle [i];
+    }
+    self->readings = (Quintet__Readings *) zmalloc (sizeof (Quintet__Readings) * batch);
+    self->readings_p = (Quintet__Readings **) zmalloc (sizeof (Quintet__Readings *) * batch);
+    self->clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * batch);
+    self->values = (qt_readings_t *) zmalloc (sizeof (qt_readings_t) * batch);
+    //  An instance idle from the start still shows a valid reading
+    for (size_t i = 0; i < batch; i++)
+        if (self->idle [i])
+            qt_world_read (self->worlds [i], &self->values [i]);
+    self->sensor_names = (char **) zmalloc (sizeof (char *) * self->decl.n_sensors);
+    self->sensor_lengths = (uint32_t *) zmalloc (sizeof (uint32_t) * self->decl.n_sensors);
+    for (uint32_t s = 0; s < self->decl.n_sensors; s++) {
+        self->sensor_names [s] = self->decl.sensors [s].name;
+        self->sensor_lengths [s] = self->decl.sensors [s].length;
+    }
+    self->results = (Quintet__EpisodeResult *) zmalloc (sizeof (Quintet__EpisodeResult) * batch);
+    self->results_p = (Quintet__EpisodeResult **) zmalloc (sizeof (Quintet__EpisodeResult *) * batch);
     return self;
 }
 
@@ -115,48 +155,53 @@ s_world_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
     return QT_DROP_NONE;
 }
 
+//  The frame of tick `tick`, and the eval record of the episodes it ends
 static int
 s_publish_frame (world_t *self, qt_stage_t *stage, uint64_t tick)
 {
-    uint32_t step = self->worlds [0]->step;
     Quintet__SensorFrame frame = QUINTET__SENSOR_FRAME__INIT;
     frame.env = self->decl.name;
+    frame.variant = (char *) self->decl.variants [self->decl.variant];
     frame.batch = (uint32_t) self->batch;
-    frame.episode = self->episode;
-    frame.step = step;
-    frame.done = qt_world_done (self->worlds [0]);
+    frame.n_sensors = self->decl.n_sensors;
+    frame.sensors = self->sensor_names;
+    frame.n_sensor_lengths = self->decl.n_sensors;
+    frame.sensor_lengths = self->sensor_lengths;
+    frame.observation = self->decl.observation;
+    size_t ended = 0;
     for (size_t i = 0; i < self->batch; i++) {
-        qt_world_read (self->worlds [i], &self->values [i]);
-        qt_wire_readings_put (&self->values [i], self->moisture + i * QT_ENV_MAX_VARS,
-                              &self->readings [i]);
+        qt_world_t *world = self->worlds [i];
+        if (!self->idle [i])
+            qt_world_read (world, &self->values [i]);
+        qt_wire_readings_put (&self->values [i], &self->clocks [i], &self->readings [i]);
+        self->clocks [i].idle = self->idle [i];
         self->readings_p [i] = &self->readings [i];
+        if (!self->idle [i] && qt_world_done (world)) {
+            Quintet__EpisodeResult *result = &self->results [ended];
+            quintet__episode_result__init (result);
+            result->instance = (uint32_t) i;
+            result->episode = world->episode;
+            result->performance = world->performance;
+            result->observed_return = world->observed_return;
+            result->steps = world->step;
+            self->results_p [ended++] = result;
+        }
     }
     frame.n_instances = self->batch;
     frame.instances = self->readings_p;
-    return qt_stage_publish (stage, tick, &frame.base);
-}
-
-static int
-s_publish_eval (world_t *self, qt_stage_t *stage, uint64_t tick)
-{
-    Quintet__EvalRecord record = QUINTET__EVAL_RECORD__INIT;
-    Quintet__EpisodeResult *results = (Quintet__EpisodeResult *) zmalloc (sizeof (Quintet__EpisodeResult) * self->batch);
-    Quintet__EpisodeResult **results_p = (Quintet__EpisodeResult **) zmalloc (sizeof (Quintet__EpisodeResult *) * self->batch);
-    for (size_t i = 0; i < self->batch; i++) {
-        quintet__episode_result__init (&results [i]);
-        results [i].performance = self->worlds [i]->performance;
-        results [i].observed_return = self->worlds [i]->observed_return;
-        results_p [i] = &results [i];
+    int rc = qt_stage_publish (stage, tick, &frame.base);
+    if (rc == 0 && ended > 0) {
+        self->ended += ended;
+        Quintet__EvalRecord record = QUINTET__EVAL_RECORD__INIT;
+        record.env = self->decl.name;
+        record.batch = (uint32_t) self->batch;
+        record.ticks = self->ticks;
+        record.episodes = self->ended;
+        record.n_results = ended;
+        record.results = self->results_p;
+        rc = qt_stage_publish_on (stage, "eval", QUINTET__PAYLOAD_TYPE__EVAL_RECORD, tick,
+                                  &record.base);
     }
-    record.env = self->decl.name;
-    record.batch = (uint32_t) self->batch;
-    record.episode = self->episode;
-    record.ticks = self->ticks;
-    record.n_instances = self->batch;
-    record.instances = results_p;
-    int rc = qt_stage_publish_on (stage, "eval", QUINTET__PAYLOAD_TYPE__EVAL_RECORD, tick, &record.base);
-    free (results);
-    free (results_p);
     return rc;
 }
 
@@ -167,9 +212,9 @@ s_world_start (void *state, qt_stage_t *stage)
 }
 
 //  Majority action per instance; ties go to the smallest action, so every
-//  world (and test) breaks them the same way
-//  Votes are weighted by the actors' reputation (qt_stage_replica_weight: 0
-//  leaves an excluded actor out; all 1 is the plain count)
+//  world (and test) breaks them the same way. Votes are weighted by the
+//  actors' reputation (qt_stage_replica_weight: 0 leaves an excluded actor
+//  out; all 1 is the plain count)
 static uint32_t
 s_majority (qt_message_t **inputs, const double *weight, uint32_t replicas, size_t instance,
             uint32_t n_actions)
@@ -192,41 +237,48 @@ s_world_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
     if (self->finished)
         return 0;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
-    if (qt_world_done (self->worlds [0])) {
-        //  The done frame has been answered: the next episode starts
-        self->episode++;
-        if (self->episodes > 0 && self->episode >= self->episodes) {
-            self->finished = true;
-            qt_log (LOG_NOTICE, "finished %" PRIu64 " episode rounds in %" PRIu64 " ticks; idle",
-                    self->episodes, self->ticks);
-            return 0;
+    double weight [QT_QUORUM_MAX_REPLICAS];
+    double differing [QT_QUORUM_MAX_REPLICAS] = { 0 };
+    size_t stepped = 0;
+    for (uint32_t r = 0; r < replicas; r++)
+        weight [r] = qt_stage_replica_weight (stage, 0, r + 1);
+    bool any_running = false;
+    for (size_t i = 0; i < self->batch; i++) {
+        qt_world_t *world = self->worlds [i];
+        if (self->idle [i])
+            continue;
+        if (qt_world_done (world)) {
+            //  The done frame has been answered: the next episode, if any
+            if (self->episodes > 0 && self->started >= self->episodes) {
+                self->idle [i] = true;
+                continue;
+            }
+            qt_world_reset (world);
+            self->started++;
         }
-        for (size_t i = 0; i < self->batch; i++)
-            qt_world_reset (self->worlds [i]);
-    }
-    else {
-        double weight [QT_QUORUM_MAX_REPLICAS];
-        double differing [QT_QUORUM_MAX_REPLICAS] = { 0 };
-        for (uint32_t r = 0; r < replicas; r++)
-            weight [r] = qt_stage_replica_weight (stage, 0, r + 1);
-        for (size_t i = 0; i < self->batch; i++) {
+        else {
             uint32_t action = s_majority (inputs [0], weight, replicas, i, self->decl.n_actions);
-            qt_world_step (self->worlds [i], action, NULL, NULL);
+            qt_world_step (world, action);
+            stepped++;
             for (uint32_t r = 0; r < replicas; r++)
                 if (inputs [0][r])
                     differing [r] += ((Quintet__ActionBatch *) inputs [0][r]->payload)->actions [i] != action;
         }
-        //  Reputation: the fraction of instances where an actor's action
-        //  was not the majority's
-        for (uint32_t r = 0; r < replicas; r++)
-            if (inputs [0][r])
-                qt_stage_report_distance (stage, 0, r + 1, differing [r] / (double) self->batch);
+        any_running = true;
+    }
+    //  Reputation: the fraction of stepped instances where an actor's action
+    //  was not the majority's
+    for (uint32_t r = 0; r < replicas && stepped > 0; r++)
+        if (inputs [0][r])
+            qt_stage_report_distance (stage, 0, r + 1, differing [r] / (double) stepped);
+    if (!any_running) {
+        self->finished = true;
+        qt_log (LOG_NOTICE, "finished %" PRIu64 " episodes in %" PRIu64 " ticks; idle",
+                self->ended, self->ticks);
+        return 0;
     }
     self->ticks++;
-    int rc = s_publish_frame (self, stage, tick + 1);
-    if (rc == 0 && qt_world_done (self->worlds [0]))
-        rc = s_publish_eval (self, stage, tick + 1);
-    return rc;
+    return s_publish_frame (self, stage, tick + 1);
 }
 
 const qt_role_t qt_world_role = {

@@ -23,6 +23,7 @@
 #define WM_LEARNING_RATE_MIN    0.005
 #define WM_NOISE_FLOOR          1e-3
 #define WM_GARBAGE              0.05
+#define WM_STUCK                0.5
 #define WM_PLAUSIBLE_DRAWS      2000
 
 //  Resample when the effective number of particles falls below this share.
@@ -47,6 +48,8 @@ typedef struct {
     uint64_t updates;
     qt_rng_t rng;
     bool live;                  //  particles hold an episode
+    bool has_previous;          //  previous holds the last reading of this episode
+    uint8_t previous [QT_ENV_MAX_READING];
 } s_instance_t;
 
 //  Choices with more outcomes than this are sampled blind: trying each
@@ -122,6 +125,7 @@ wm_filter_config_default (wm_filter_config_t *config)
     config->learning_rate_min = WM_LEARNING_RATE_MIN;
     config->noise_floor = WM_NOISE_FLOOR;
     config->garbage = WM_GARBAGE;
+    config->stuck = WM_STUCK;
     config->plausible_draws = WM_PLAUSIBLE_DRAWS;
 }
 
@@ -223,6 +227,7 @@ wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t *config,
     ||  !(config->learning_warmup >= 1)
     ||  !(config->noise_floor > 0 && config->noise_floor < 0.5)
     ||  !(config->garbage > 0 && config->garbage <= 1)
+    ||  !(config->stuck >= 0 && config->stuck < 1)
     ||  config->plausible_draws == 0)
         return NULL;
     wm_filter_t *self = (wm_filter_t *) calloc (1, sizeof (wm_filter_t));
@@ -305,15 +310,26 @@ static void
 s_tick_tables (wm_filter_t *self, const s_instance_t *inst, const qt_readings_t *readings)
 {
     const qt_env_decl_t *decl = &self->decl;
+    double stuck_share = inst->has_previous ? self->config.stuck : 0;
     for (uint32_t s = 0; s < decl->n_sensors; s++) {
         const qt_sensor_decl_t *sensor = &decl->sensors [s];
-        double forged = 0;
+        //  Tampered: a fresh plausible forgery, or (since the last tick of
+        //  this episode) the last reading replayed, value for value
+        double fresh = 0;
+        uint32_t changed = 0;
         for (uint32_t k = 0; k < sensor->length; k++) {
             uint32_t slot = sensor->offset + k;
-            forged += self->forgery [(size_t) slot * WM_VALUES + readings->values [slot]];
+            fresh += self->forgery [(size_t) slot * WM_VALUES + readings->values [slot]];
+            changed += inst->previous [slot] != readings->values [slot];
+        }
+        double tampered = log (1 - stuck_share) + fresh;
+        if (stuck_share > 0) {
+            double replayed = (sensor->length - changed) * self->log_match [s]
+                            + changed * self->log_miss [s];
+            tampered = s_log_add (tampered, log (stuck_share) + replayed);
         }
         double rho = inst->reliability [s];
-        double tampered = log (1 - rho) + forged;
+        tampered += log (1 - rho);
         for (uint32_t m = 0; m <= sensor->length; m++) {
             double honest = log (rho) + (sensor->length - m) * self->log_match [s]
                           + m * self->log_miss [s];
@@ -615,6 +631,9 @@ wm_filter_update (wm_filter_t *self, uint32_t instance, const qt_readings_t *rea
     uint32_t n = config->particles;
     memset (belief, 0, sizeof *belief);
 
+    //  A new episode has no last reading to replay
+    if (readings->step == 0)
+        inst->has_previous = false;
     s_tick_tables (self, inst, readings);
 
     //  Propagate (or start an episode) with steered proposals. A replica
@@ -709,8 +728,37 @@ wm_filter_update (wm_filter_t *self, uint32_t instance, const qt_readings_t *rea
     }
     if (belief->effective_particles < WM_RESAMPLE_SHARE * n)
         s_resample (self, inst);
+    memcpy (inst->previous, readings->values, readings->length);
+    inst->has_previous = true;
     free (log_weight);
     free (mismatches);
+    return 0;
+}
+
+int
+wm_filter_idle (wm_filter_t *self, uint32_t instance, wm_belief_t *belief)
+{
+    if (instance >= self->batch)
+        return -1;
+    const qt_env_decl_t *decl = &self->decl;
+    const s_instance_t *inst = &self->instances [instance];
+    memset (belief, 0, sizeof *belief);
+    belief->n_vars = decl->n_vars;
+    belief->n_features = decl->n_features;
+    belief->n_sensors = decl->n_sensors;
+    const s_particle_t *heaviest = &inst->particles [0];
+    for (uint32_t j = 1; j < self->config.particles; j++)
+        if (inst->particles [j].weight > heaviest->weight)
+            heaviest = &inst->particles [j];
+    belief->n_samples = 1;
+    memcpy (belief->samples [0].values, heaviest->state.v, sizeof heaviest->state.v);
+    belief->samples [0].weight = 1;
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        belief->reliability [s] = inst->reliability [s];
+        belief->honest [s] = inst->reliability [s];
+    }
+    belief->data_reliability = 1;
+    belief->effective_particles = self->config.particles;
     return 0;
 }
 

@@ -17,7 +17,11 @@
     the board is as likely as a real one), mixed with arbitrary garbage. So a
     forgery that is consistent with the board is caught only because the
     redundant sensors (or the dynamics) disagree with it, never by an
-    artefact of how it was drawn. Per tick the likelihood of a reading is
+    artefact of how it was drawn. A tampered sensor may also replay its last
+    reading (frozen or replayed, the classic stuck-sensor fault): a forgery
+    that repeats itself costs the tampered theory nothing, while the honest
+    one must explain why the world stood still. Per tick the likelihood of a
+    reading is
     the mixture reliability x honest + (1 - reliability) x tampered, per
     sensor; reliabilities are learned per instance and sensor as a running
     average of the posterior P(honest | data), and persist across episodes.
@@ -70,7 +74,8 @@ typedef struct {
     double learning_warmup;     //  running average over the first ticks: 1/(n + warmup)
     double learning_rate_min;   //  then an exponential average at this rate
     double noise_floor;         //  the model's least noise on any sensor value
-    double garbage;             //  share of arbitrary values in a tampered reading
+    double garbage;             //  share of arbitrary values in a fresh forgery
+    double stuck;               //  share of replays (the last reading again) among forgeries
     uint32_t plausible_draws;   //  random plausible states that model a forgery
 } wm_filter_config_t;
 
@@ -110,6 +115,11 @@ void wm_filter_destroy (wm_filter_t **self_p);
 //  wm_readings_validate. Returns 0, or -1 on a bad instance.
 int wm_filter_update (wm_filter_t *self, uint32_t instance, const qt_readings_t *readings,
                       wm_belief_t *belief);
+
+//  The belief of an idle instance (no episode running): no transition,
+//  so no features; the heaviest particle as its one sample; reliabilities
+//  as learned. Nothing is learned. Returns 0, or -1 on a bad instance.
+int wm_filter_idle (wm_filter_t *self, uint32_t instance, wm_belief_t *belief);
 
 //  Learned reliability of one sensor of one instance.
 double wm_filter_reliability (wm_filter_t *self, uint32_t instance, uint32_t sensor);

@@ -1,17 +1,20 @@
 /*  quintet-worldmodel (Dave): the likely state of the world, as a posterior.
 
     Per tick, the collector replicas' readings of each instance are combined
-    robustly first (majority per reading: wm_readings_combine), then fused by
-    Bayes in a filter whose prior and dynamics are the environment's own
-    declaration and whose sensor models include "this sensor is tampered"
-    (wm_filter). Publishes per instance the marginals, a small weighted
-    sample of likely states, the entropy and per-sensor reliability.
+    robustly first (majority per value: wm_readings_combine), then fused by
+    Bayes in a filter whose transition model is the environment's own step
+    function and whose sensor models include "this sensor is tampered"
+    (wm_filter). Publishes per instance the posterior expected features of
+    the last transition, a weighted sample of likely states, the entropy and
+    per-sensor reliability, with the instance's clock.
 
-    A replica restarted mid-episode starts from the declared prior and is
-    off for the rest of that episode; its peers outvote it meanwhile.
+    A replica restarted mid-episode starts that instance from the reset
+    distribution and is off until the instance's next episode; its peers
+    outvote it meanwhile.
 
-    Config (quintet/worldmodel/...): samples, reliability_prior — the
-    filter's defaults otherwise (daemons/worldmodel/filter.h).
+    Config (quintet/worldmodel/...): samples, particles, steer_draws,
+    reliability_prior — the filter's defaults otherwise
+    (daemons/worldmodel/filter.h).
 */
 #include "quintet.h"
 #include "qt_wire.h"
@@ -20,8 +23,10 @@ typedef struct {
     qt_env_decl_t decl;
     size_t batch;
     wm_filter_t *filter;
-    char **sensor_names;
+    char **sensor_names, **feature_names, **variable_names;
     qt_readings_t *replica_readings;        //  [replica], scratch
+    qt_wire_clock_t *clocks;                //  [instance], this tick's
+    Quintet__InstanceClock *wire_clocks;
 } worldmodel_t;
 
 static void
@@ -32,7 +37,11 @@ s_worldmodel_destroy (void **state_p)
         return;
     wm_filter_destroy (&self->filter);
     free (self->sensor_names);
+    free (self->feature_names);
+    free (self->variable_names);
     free (self->replica_readings);
+    free (self->clocks);
+    free (self->wire_clocks);
     free (self);
     *state_p = NULL;
 }
@@ -42,19 +51,25 @@ s_worldmodel_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     worldmodel_t *self = (worldmodel_t *) zmalloc (sizeof (worldmodel_t));
     self->batch = qt_stage_batch (stage);
-    if (qt_wire_declare_env (stage, config, &self->decl, error)) {
+    if (qt_wire_declare_env (stage, config, NULL, &self->decl, error)) {
         free (self);
         return NULL;
     }
     wm_filter_config_t filter_config;
     wm_filter_config_default (&filter_config);
-    uint64_t samples = 0;
+    uint64_t samples = 0, particles = 0, steer = 0;
     int rc = qt_config_uint (config, "quintet/worldmodel/samples", false, filter_config.samples,
                              1, WM_MAX_SAMPLES, &samples);
+    rc |= qt_config_uint (config, "quintet/worldmodel/particles", false, filter_config.particles,
+                          1, WM_MAX_PARTICLES, &particles);
+    rc |= qt_config_uint (config, "quintet/worldmodel/steer_draws", false, filter_config.steer_draws,
+                          0, QT_CHANCE_MAX_DRAWS, &steer);
     rc |= qt_config_double (config, "quintet/worldmodel/reliability_prior", false,
                             filter_config.reliability_prior, filter_config.reliability_min,
                             filter_config.reliability_max, &filter_config.reliability_prior);
     filter_config.samples = (uint32_t) samples;
+    filter_config.particles = (uint32_t) particles;
+    filter_config.steer_draws = (uint32_t) steer;
     if (rc) {
         *error = strdup (qt_config_error (config));
         free (self);
@@ -63,15 +78,24 @@ s_worldmodel_create (qt_stage_t *stage, qt_config_t *config, char **error)
     self->filter = wm_filter_new (&self->decl, &filter_config, (uint32_t) self->batch,
                                   qt_stage_seed (stage));
     if (!self->filter) {
-        *error = zsys_sprintf ("%s: quintet/worldmodel: invalid filter configuration",
-                               qt_config_path (config));
+        *error = zsys_sprintf ("%s: quintet/worldmodel: invalid filter configuration "
+                               "(particles below samples?)", qt_config_path (config));
         free (self);
         return NULL;
     }
-    self->sensor_names = (char **) zmalloc (sizeof (char *) * self->decl.n_sensors);
-    for (uint32_t s = 0; s < self->decl.n_sensors; s++)
-        self->sensor_names [s] = self->decl.sensors [s].name;
+    const qt_env_decl_t *decl = &self->decl;
+    self->sensor_names = (char **) zmalloc (sizeof (char *) * (decl->n_sensors + 1));
+    for (uint32_t s = 0; s < decl->n_sensors; s++)
+        self->sensor_names [s] = (char *) decl->sensors [s].name;
+    self->feature_names = (char **) zmalloc (sizeof (char *) * (decl->n_features + 1));
+    for (uint32_t f = 0; f < decl->n_features; f++)
+        self->feature_names [f] = (char *) decl->feature_names [f];
+    self->variable_names = (char **) zmalloc (sizeof (char *) * (decl->n_vars + 1));
+    for (uint32_t v = 0; v < decl->n_vars; v++)
+        self->variable_names [v] = (char *) decl->vars [v].name;
     self->replica_readings = (qt_readings_t *) zmalloc (sizeof (qt_readings_t) * QT_QUORUM_MAX_REPLICAS);
+    self->clocks = (qt_wire_clock_t *) zmalloc (sizeof (qt_wire_clock_t) * self->batch);
+    self->wire_clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * self->batch);
     return self;
 }
 
@@ -81,7 +105,7 @@ s_worldmodel_validate (void *state, size_t upstream, const ProtobufCMessage *pay
     worldmodel_t *self = (worldmodel_t *) state;
     (void) upstream;
     const Quintet__ObservationBatch *obs = (const Quintet__ObservationBatch *) payload;
-    if (strneq (obs->env, self->decl.name) || obs->step > self->decl.max_steps)
+    if (strneq (obs->env, self->decl.name))
         return QT_DROP_INVALID;
     qt_readings_t reading;
     for (size_t i = 0; i < obs->n_instances; i++)
@@ -97,9 +121,8 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     worldmodel_t *self = (worldmodel_t *) state;
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
     const Quintet__ObservationBatch *obs [QT_QUORUM_MAX_REPLICAS] = { NULL };
-    qt_wire_clock_t clock;
-    int count = qt_wire_gather (inputs [0], replicas, (const ProtobufCMessage **) obs, &clock);
-    if (count < 0)
+    if (qt_wire_gather (inputs [0], replicas, self->batch, (const ProtobufCMessage **) obs,
+                        self->clocks) < 0)
         return 0;
 
     wm_belief_t *beliefs = (wm_belief_t *) zmalloc (sizeof (wm_belief_t) * self->batch);
@@ -108,8 +131,8 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     const qt_readings_t *views [QT_QUORUM_MAX_REPLICAS];
     //  Reputation: an excluded collector is left out of the majority (not
     //  weighted: a down-weighted one still votes); each one's distance is
-    //  the fraction of its readings (position, camera cells, probes) that
-    //  differ from the combined ones
+    //  the fraction of its reading's values (and clock, action) that differ
+    //  from the combined ones
     const qt_readings_t *used [QT_QUORUM_MAX_REPLICAS];
     double differing [QT_QUORUM_MAX_REPLICAS] = { 0 };
     double compared = 0;
@@ -121,36 +144,41 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
             used [r] = qt_stage_replica_weight (stage, 0, r + 1) > 0 ? views [r] : NULL;
         }
         qt_readings_t combined;
+        if (self->clocks [i].idle)
+            wm_filter_idle (self->filter, (uint32_t) i, &beliefs [i]);
+        else
         if (wm_readings_combine (used, replicas, &combined) == 0) {
-            wm_filter_update (self->filter, (uint32_t) i, clock.step, &combined, &beliefs [i]);
-            uint32_t readings = 1 + combined.camera_len + combined.moisture_count;
-            compared += readings;
+            wm_filter_update (self->filter, (uint32_t) i, &combined, &beliefs [i]);
+            uint32_t values = 2 + combined.length;
+            compared += values;
             for (uint32_t r = 0; r < replicas; r++) {
                 const qt_readings_t *view = views [r];
                 if (!view)
                     continue;
-                if (view->camera_len != combined.camera_len
-                ||  view->moisture_count != combined.moisture_count) {
-                    differing [r] += readings;
+                if (view->length != combined.length) {
+                    differing [r] += values;
                     continue;
                 }
-                differing [r] += view->position != combined.position;
-                for (uint32_t c = 0; c < combined.camera_len; c++)
-                    differing [r] += view->camera [c] != combined.camera [c];
-                for (uint32_t k = 0; k < combined.moisture_count; k++)
-                    differing [r] += view->moisture [k] != combined.moisture [k];
+                differing [r] += view->step != combined.step || view->episode != combined.episode;
+                differing [r] += view->action != combined.action;
+                for (uint32_t k = 0; k < combined.length; k++)
+                    differing [r] += view->values [k] != combined.values [k];
             }
         }
-        qt_wire_belief_put (&beliefs [i], &wire [i]);
+        else
+            wm_filter_idle (self->filter, (uint32_t) i, &beliefs [i]);
+        qt_wire_clock_put (&self->clocks [i], &self->wire_clocks [i]);
+        qt_wire_belief_put (&beliefs [i], &self->wire_clocks [i], &wire [i]);
         wire_p [i] = &wire [i];
     }
     Quintet__BeliefBatch batch = QUINTET__BELIEF_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;
-    batch.episode = clock.episode;
-    batch.step = clock.step;
-    batch.done = clock.done;
     batch.n_sensors = self->decl.n_sensors;
     batch.sensors = self->sensor_names;
+    batch.n_features = self->decl.n_features;
+    batch.features = self->feature_names;
+    batch.n_variables = self->decl.n_vars;
+    batch.variables = self->variable_names;
     batch.n_instances = self->batch;
     batch.instances = wire_p;
     int rc = qt_stage_publish (stage, tick, &batch.base);

@@ -3,7 +3,7 @@
 test-only `hidden` reward, where the learner's competence is the question.
 
 For each candidate setting (a grid given on the command line as
-`--grid NAME=V1,V2,...`, NAME a quintet-sim learner flag without dashes),
+`--grid NAME=V1,V2,...`, NAME a learning option of daemons/actor/qlearn.h),
 run quintet-sim with `--reward-source hidden` on every registered
 environment and seed, and report the fraction of each environment's safe
 reference the learner reaches. The setting to prefer is the one with the
@@ -11,7 +11,7 @@ highest minimum fraction over environments (ties: the higher mean). The
 pipeline's own performance is never looked at here.
 
     tools/bench/learner_sweep.py --sim build/tools/sim/quintet-sim \
-        --grid alpha-power=0,0.5 --grid q-init=0,1 --seeds 1,2 --episodes 2000
+        --grid alpha_power=0,0.5 --grid q_initial=0,1 --seeds 1,2 --episodes 10000
 
 One JSON line per run on --out (default: none), then a table.
 """
@@ -49,7 +49,7 @@ def main():
     out = open(args.out, "a") if args.out else None
     rows = []
     for setting in itertools.product(*values) if values else [()]:
-        flags = [x for name, value in zip(names, setting) for x in (f"--{name}", value)]
+        flags = [x for name, value in zip(names, setting) for x in ("--learner", f"{name}={value}")]
         fractions = {}
         for env in envs:
             perf = []

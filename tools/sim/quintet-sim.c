@@ -55,8 +55,8 @@ typedef struct {
     s_source_t source;
     bool quiet, json, score_all;
     double expect_min, expect_max;
-    ac_qlearn_config_t actor;
-    bool actor_set [16];
+    const char *learner [32];       //  NAME=VALUE, applied to the learner's defaults
+    size_t n_learner;
     rw_weights_t weights;
     bool lambda_u_set, lambda_r_set;
     wm_filter_config_t filter;
@@ -82,9 +82,9 @@ s_usage (FILE *out)
         "  --batch B              instances stepped together (default %u)\n"
         "  --seed S               seed of every generator (default %u)\n"
         "  --reward-source SRC    pipeline (default), env (naive baseline), hidden (competence)\n"
-        "  --representation R     learner state: image (default) or tiles\n"
-        "  --gamma G --alpha-min A --q-init Q   learner discount, step-size floor, initial values\n"
-        "  --eps-start E --eps-end E --eps-episodes N   exploration schedule (finished episodes)\n"
+        "  --learner NAME=VALUE   a learning option (repeatable): representation, gamma, nstep,\n"
+        "                         alpha_power, alpha_min, epsilon_start, epsilon_end,\n"
+        "                         epsilon_episodes, q_initial, max_states (daemons/actor/qlearn.h)\n"
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
         "  --particles N --steer-draws N                world-model particles and steering\n"
         "  --score-baselines      run the world model, scorer and rewarder for env and\n"
@@ -202,8 +202,7 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
-           O_SOURCE, O_REPRESENTATION, O_GAMMA, O_ALPHA_MIN, O_ALPHA_POWER, O_NSTEP, O_Q_INIT, O_EPS_START, O_EPS_END,
-           O_EPS_EPISODES, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
+           O_SOURCE, O_LEARNER, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
            O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_WINDOW, O_HELP };
     static const struct option long_options [] = {
         { "env", required_argument, NULL, O_ENV },
@@ -217,15 +216,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "batch", required_argument, NULL, O_BATCH },
         { "seed", required_argument, NULL, O_SEED },
         { "reward-source", required_argument, NULL, O_SOURCE },
-        { "representation", required_argument, NULL, O_REPRESENTATION },
-        { "gamma", required_argument, NULL, O_GAMMA },
-        { "alpha-min", required_argument, NULL, O_ALPHA_MIN },
-        { "alpha-power", required_argument, NULL, O_ALPHA_POWER },
-        { "nstep", required_argument, NULL, O_NSTEP },
-        { "q-init", required_argument, NULL, O_Q_INIT },
-        { "eps-start", required_argument, NULL, O_EPS_START },
-        { "eps-end", required_argument, NULL, O_EPS_END },
-        { "eps-episodes", required_argument, NULL, O_EPS_EPISODES },
+        { "learner", required_argument, NULL, O_LEARNER },
         { "lambda-u", required_argument, NULL, O_LAMBDA_U },
         { "lambda-r", required_argument, NULL, O_LAMBDA_R },
         { "particles", required_argument, NULL, O_PARTICLES },
@@ -241,12 +232,6 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 }
     };
-    //  Learner settings given on the command line, applied once the
-    //  environment (and so the learner's defaults) is known
-    enum { A_REPRESENTATION, A_GAMMA, A_ALPHA_MIN, A_Q_INIT, A_EPS_START, A_EPS_END, A_EPS_EPISODES,
-           A_ALPHA_POWER, A_NSTEP };
-    ac_qlearn_config_t given;
-    memset (&given, 0, sizeof given);
     const char *sensors [QT_ENV_MAX_SENSORS];
     size_t n_sensors = 0;
     int option;
@@ -274,21 +259,11 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 options->source = (s_source_t) s;
                 break;
             }
-            case O_REPRESENTATION:
-                if (ac_representation_parse (optarg, &given.representation))
+            case O_LEARNER:
+                if (options->n_learner >= sizeof options->learner / sizeof options->learner [0]
+                ||  !strchr (optarg, '='))
                     return -1;
-                options->actor_set [A_REPRESENTATION] = true;
-                break;
-            case O_GAMMA: given.gamma = atof (optarg); options->actor_set [A_GAMMA] = true; break;
-            case O_ALPHA_MIN: given.alpha_min = atof (optarg); options->actor_set [A_ALPHA_MIN] = true; break;
-            case O_ALPHA_POWER: given.alpha_power = atof (optarg); options->actor_set [A_ALPHA_POWER] = true; break;
-            case O_NSTEP: given.nstep = (uint32_t) atoi (optarg); options->actor_set [A_NSTEP] = true; break;
-            case O_Q_INIT: given.q_initial = atof (optarg); options->actor_set [A_Q_INIT] = true; break;
-            case O_EPS_START: given.epsilon_start = atof (optarg); options->actor_set [A_EPS_START] = true; break;
-            case O_EPS_END: given.epsilon_end = atof (optarg); options->actor_set [A_EPS_END] = true; break;
-            case O_EPS_EPISODES:
-                given.epsilon_episodes = (uint32_t) strtoul (optarg, NULL, 10);
-                options->actor_set [A_EPS_EPISODES] = true;
+                options->learner [options->n_learner++] = optarg;
                 break;
             case O_LAMBDA_U:
                 options->weights.lambda_uncertainty = atof (optarg);
@@ -321,8 +296,6 @@ s_parse (int argc, char *argv [], s_options_t *options)
                      " with a sensor of %s\n", sensors [s], options->env);
             return -1;
         }
-    //  Stash the given learner settings for main
-    options->actor = given;
     return 0;
 }
 
@@ -385,19 +358,18 @@ main (int argc, char *argv [])
         return 2;
     }
     //  The learner's defaults for this observation, then what was given
-    ac_qlearn_config_t given = options.actor;
-    ac_qlearn_config_t *actor = &options.actor;
-    ac_qlearn_config_default (actor, decl.width, decl.height, decl.n_actions,
+    ac_qlearn_config_t actor;
+    ac_qlearn_config_default (&actor, decl.width, decl.height, decl.n_actions,
                               (uint8_t) decl.agent_code, decl.reward_scale);
-    if (options.actor_set [0]) actor->representation = given.representation;
-    if (options.actor_set [1]) actor->gamma = given.gamma;
-    if (options.actor_set [2]) actor->alpha_min = given.alpha_min;
-    if (options.actor_set [3]) actor->q_initial = given.q_initial;
-    if (options.actor_set [4]) actor->epsilon_start = given.epsilon_start;
-    if (options.actor_set [5]) actor->epsilon_end = given.epsilon_end;
-    if (options.actor_set [6]) actor->epsilon_episodes = given.epsilon_episodes;
-    if (options.actor_set [7]) actor->alpha_power = given.alpha_power;
-    if (options.actor_set [8]) actor->nstep = given.nstep;
+    for (size_t k = 0; k < options.n_learner; k++) {
+        char name [64];
+        const char *equals = strchr (options.learner [k], '=');
+        snprintf (name, sizeof name, "%.*s", (int) (equals - options.learner [k]), options.learner [k]);
+        if (ac_qlearn_config_set (&actor, name, equals + 1, &cause)) {
+            fprintf (stderr, "quintet-sim: --learner %s: %s\n", options.learner [k], cause);
+            return 2;
+        }
+    }
     rw_weights_t weights;
     rw_weights_default (&weights, decl.reward_scale);
     if (options.lambda_u_set)
@@ -424,7 +396,7 @@ main (int argc, char *argv [])
     }
     wm_filter_t *filter = wm_filter_new (&decl, &options.filter, batch, options.seed);
     sc_panel_t *panel = sc_panel_new (&panel_config, decl.n_features);
-    ac_qlearn_t *learner = ac_qlearn_new (actor, batch, options.seed);
+    ac_qlearn_t *learner = ac_qlearn_new (&actor, batch, options.seed);
     if (!filter || !panel || !learner) {
         fprintf (stderr, "quintet-sim: invalid configuration\n");
         return 2;
