@@ -771,15 +771,21 @@ wm_filter_reliability (wm_filter_t *self, uint32_t instance, uint32_t sensor)
 }
 
 double
-wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state)
+wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state, bool latents)
 {
     if (instance >= self->batch)
         return NAN;
+    const qt_env_decl_t *decl = &self->decl;
     const s_instance_t *inst = &self->instances [instance];
     double mass = 0;
-    for (uint32_t j = 0; j < self->config.particles; j++)
-        if (s_compare_state (&inst->particles [j].state, state, self->decl.n_vars) == 0)
+    for (uint32_t j = 0; j < self->config.particles; j++) {
+        bool same = true;
+        for (uint32_t v = 0; v < decl->n_vars && same; v++)
+            same = (!latents && decl->vars [v].kind == QT_VAR_LATENT)
+                || inst->particles [j].state.v [v] == state->v [v];
+        if (same)
             mass += inst->particles [j].weight;
+    }
     return mass;
 }
 
@@ -997,7 +1003,7 @@ wm_filter_test (bool verbose)
         assert (fabs (weights - 1) < 1e-9);
         assert (belief.data_reliability > 0.5);
         //  The true state carries most of the posterior
-        assert (wm_filter_state_mass (filter, 0, &world->state) > 0.5);
+        assert (wm_filter_state_mass (filter, 0, &world->state, true) > 0.5);
     }
     assert (wm_filter_update (filter, 2, &readings, &belief) == -1);
     assert (wm_filter_runs (filter) >= 30);

@@ -125,8 +125,10 @@ int wm_filter_idle (wm_filter_t *self, uint32_t instance, wm_belief_t *belief);
 double wm_filter_reliability (wm_filter_t *self, uint32_t instance, uint32_t sensor);
 
 //  Posterior probability that the instance's current state equals `state`
-//  (variables only), and the filter's expected features (for tests).
-double wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state);
+//  in every variable, or (latents false) in every variable but the
+//  per-episode latents, which the sensors may not reveal yet.
+double wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state,
+                             bool latents);
 
 //  Step-and-sense runs made so far (all instances): the filter's cost.
 uint64_t wm_filter_runs (const wm_filter_t *self);
