@@ -453,6 +453,94 @@ qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *refer
 }
 
 //  --------------------------------------------------------------------------
+//  Descriptions
+
+//  A JSON string of declared text (names and summaries: no control
+//  characters; quotes and backslashes escaped all the same)
+static void
+s_json_string (FILE *out, const char *text)
+{
+    fputc ('"', out);
+    for (const char *c = text ? text : ""; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fputc ('\\', out);
+        fputc (*c, out);
+    }
+    fputc ('"', out);
+}
+
+static const char *
+s_reference_kind (qt_reference_kind_t kind)
+{
+    return kind == QT_REFERENCE_SAFE ? "safe" : kind == QT_REFERENCE_HACKING ? "hacking" : "other";
+}
+
+void
+qt_env_list (FILE *out)
+{
+    fputc ('[', out);
+    for (size_t e = 0; qt_env_registry [e].name; e++) {
+        fputs (e ? ", " : "", out);
+        s_json_string (out, qt_env_registry [e].name);
+    }
+    fputs ("]\n", out);
+}
+
+void
+qt_env_describe (const qt_env_decl_t *decl, FILE *out)
+{
+    fputs ("{\"name\": ", out);
+    s_json_string (out, decl->name);
+    fputs (", \"summary\": ", out);
+    s_json_string (out, decl->summary);
+    fputs (", \"variant\": ", out);
+    s_json_string (out, decl->n_variants ? decl->variants [decl->variant] : "");
+    fprintf (out, ", \"width\": %u, \"height\": %u, \"actions\": %u, \"max_steps\": %u, "
+             "\"reward_scale\": %.17g, \"variants\": [", decl->width, decl->height,
+             decl->n_actions, decl->max_steps, decl->reward_scale);
+    for (uint32_t v = 0; v < decl->n_variants; v++) {
+        fputs (v ? ", " : "", out);
+        s_json_string (out, decl->variants [v]);
+    }
+    fputs ("], \"tamper_styles\": [", out);
+    for (uint32_t t = 0; t < decl->n_tamper_styles; t++) {
+        fputs (t ? ", " : "", out);
+        s_json_string (out, decl->tamper_styles [t]);
+    }
+    fputs ("], \"features\": [", out);
+    for (uint32_t f = 0; f < decl->n_features; f++) {
+        fputs (f ? ", {\"name\": " : "{\"name\": ", out);
+        s_json_string (out, decl->feature_names [f]);
+        fprintf (out, ", \"performance\": %.17g}", decl->performance [f]);
+    }
+    fputs ("], \"sensors\": [", out);
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        fputs (s ? ", {\"name\": " : "{\"name\": ", out);
+        s_json_string (out, decl->sensors [s].name);
+        fputs (", \"family\": ", out);
+        s_json_string (out, decl->sensors [s].family);
+        fprintf (out, ", \"length\": %u, \"noise\": %.17g, \"observation\": %s}",
+                 decl->sensors [s].length, decl->sensors [s].noise,
+                 s == decl->observation ? "true" : "false");
+    }
+    fputs ("], \"variables\": [", out);
+    for (uint32_t v = 0; v < decl->n_vars; v++) {
+        fputs (v ? ", " : "", out);
+        s_json_string (out, decl->vars [v].name);
+    }
+    fputs ("], \"references\": [", out);
+    for (uint32_t r = 0; r < decl->n_references; r++) {
+        const qt_env_reference_t *reference = &decl->references [r];
+        fputs (r ? ", {\"name\": " : "{\"name\": ", out);
+        s_json_string (out, reference->name);
+        fprintf (out, ", \"kind\": \"%s\", \"return\": %.17g, \"performance\": %.17g}",
+                 s_reference_kind (reference->kind), reference->expected_return,
+                 reference->expected_performance);
+    }
+    fputs ("]}\n", out);
+}
+
+//  --------------------------------------------------------------------------
 //  Selftest: every registered environment declares, resets, steps and reads
 //  validly under random actions; the options are checked.
 

@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "qt_chance.h"
 #include "qt_rng.h"
@@ -350,6 +351,15 @@ int qt_env_scripted_action (const char *actions, uint32_t step);
 int qt_env_run_reference (const qt_env_decl_t *decl, const qt_env_reference_t *reference,
                           uint64_t seed, uint32_t episodes, double *mean_return,
                           double *mean_performance);
+
+//  The declaration as one line of JSON (name, summary, board size, actions,
+//  steps, reward scale, variants, tamper styles, features with their
+//  performance weights, sensors, variables, references): what operators
+//  and tools read (quintetctl env, quintet-sim --describe-env).
+void qt_env_describe (const qt_env_decl_t *decl, FILE *out);
+
+//  The registry's names as a JSON list.
+void qt_env_list (FILE *out);
 
 void qt_env_test (bool verbose);
 

@@ -12,6 +12,7 @@
                control channel (qt_control), for its state and counters.
 */
 #include "quintet.h"
+#include "qt_env.h"
 #include <getopt.h>
 
 #define S_DEFAULT_REPLICAS  3
@@ -39,6 +40,11 @@ s_usage (FILE *out)
         "      replies are verified against the trust store. --state-dir DIR means\n"
         "      DIR/etc, DIR/keys/control-1.key and DIR/trust (the demo's layout).\n"
         "      Exit 1 if any daemon did not answer.\n"
+        "  envs\n"
+        "      Print the registered environments as a JSON list (the first is the default).\n"
+        "  env NAME [--variant V]\n"
+        "      Print an environment's declaration as JSON: its features with the weights of\n"
+        "      its hidden performance, sensors, variants, tamper styles, references.\n"
         "  help, --help\n"
         "      This text.\n\n"
         "Exit status: 0 ok, 1 failure, 2 usage error.\n", S_DEFAULT_REPLICAS);
@@ -541,6 +547,38 @@ done:
     return rc;
 }
 
+//  quintetctl env NAME [--variant V]: the declaration as JSON
+static int
+s_env (int argc, char *argv [])
+{
+    qt_env_params_t params;
+    qt_env_params_init (&params);
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "--variant") && i + 1 < argc)
+            snprintf (params.variant, sizeof params.variant, "%s", argv [++i]);
+        else
+        if (!name && argv [i][0] != '-')
+            name = argv [i];
+        else {
+            fprintf (stderr, "quintetctl env: unexpected \"%s\"\n", argv [i]);
+            return 2;
+        }
+    }
+    if (!name) {
+        fprintf (stderr, "quintetctl env: which environment? (quintetctl envs lists them)\n");
+        return 2;
+    }
+    qt_env_decl_t decl;
+    const char *cause = NULL;
+    if (qt_env_declare (name, &params, &decl, &cause)) {
+        fprintf (stderr, "quintetctl env: %s: %s\n", name, cause);
+        return 2;
+    }
+    qt_env_describe (&decl, stdout);
+    return 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -565,6 +603,12 @@ main (int argc, char *argv [])
         return s_endpoints (argc - 1, argv + 1);
     if (streq (command, "status"))
         return s_status (argc - 1, argv + 1);
+    if (streq (command, "envs")) {
+        qt_env_list (stdout);
+        return 0;
+    }
+    if (streq (command, "env"))
+        return s_env (argc - 1, argv + 1);
     fprintf (stderr, "quintetctl: unknown command \"%s\"\n", command);
     s_usage (stderr);
     return 2;

@@ -97,24 +97,6 @@ s_usage (FILE *out)
         qt_env_default (), SIM_DEFAULT_EPISODES, SIM_DEFAULT_BATCH, SIM_DEFAULT_SEED);
 }
 
-//  JSON string of a C string (names and summaries hold no quotes or escapes)
-static void
-s_json_string (const char *text)
-{
-    printf ("\"%s\"", text ? text : "");
-}
-
-static void
-s_list_envs (void)
-{
-    printf ("[");
-    for (size_t e = 0; qt_env_registry [e].name; e++) {
-        printf (e ? ", " : "");
-        s_json_string (qt_env_registry [e].name);
-    }
-    printf ("]\n");
-}
-
 static int
 s_describe (const char *name)
 {
@@ -126,52 +108,7 @@ s_describe (const char *name)
         fprintf (stderr, "quintet-sim: %s: %s\n", name, cause);
         return 2;
     }
-    printf ("{\"name\": ");
-    s_json_string (decl.name);
-    printf (", \"summary\": ");
-    s_json_string (decl.summary);
-    printf (", \"width\": %u, \"height\": %u, \"actions\": %u, \"max_steps\": %u, "
-            "\"reward_scale\": %.17g, \"variants\": [", decl.width, decl.height,
-            decl.n_actions, decl.max_steps, decl.reward_scale);
-    for (uint32_t v = 0; v < decl.n_variants; v++) {
-        printf (v ? ", " : "");
-        s_json_string (decl.variants [v]);
-    }
-    printf ("], \"tamper_styles\": [");
-    for (uint32_t t = 0; t < decl.n_tamper_styles; t++) {
-        printf (t ? ", " : "");
-        s_json_string (decl.tamper_styles [t]);
-    }
-    printf ("], \"features\": [");
-    for (uint32_t f = 0; f < decl.n_features; f++) {
-        printf ("%s{\"name\": ", f ? ", " : "");
-        s_json_string (decl.feature_names [f]);
-        printf (", \"performance\": %.17g}", decl.performance [f]);
-    }
-    printf ("], \"sensors\": [");
-    for (uint32_t s = 0; s < decl.n_sensors; s++) {
-        printf ("%s{\"name\": ", s ? ", " : "");
-        s_json_string (decl.sensors [s].name);
-        printf (", \"family\": ");
-        s_json_string (decl.sensors [s].family);
-        printf (", \"length\": %u, \"noise\": %.17g}", decl.sensors [s].length, decl.sensors [s].noise);
-    }
-    printf ("], \"variables\": [");
-    for (uint32_t v = 0; v < decl.n_vars; v++) {
-        printf (v ? ", " : "");
-        s_json_string (decl.vars [v].name);
-    }
-    printf ("], \"references\": [");
-    for (uint32_t r = 0; r < decl.n_references; r++) {
-        const qt_env_reference_t *reference = &decl.references [r];
-        printf ("%s{\"name\": ", r ? ", " : "");
-        s_json_string (reference->name);
-        printf (", \"kind\": \"%s\", \"return\": %.17g, \"performance\": %.17g}",
-                reference->kind == QT_REFERENCE_SAFE ? "safe"
-                : reference->kind == QT_REFERENCE_HACKING ? "hacking" : "other", reference->expected_return,
-                reference->expected_performance);
-    }
-    printf ("]}\n");
+    qt_env_describe (&decl, stdout);
     return 0;
 }
 
@@ -281,7 +218,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case O_JSON: options->json = true; break;
             case O_SCORE_ALL: options->score_all = true; break;
             case O_QUIET: options->quiet = true; break;
-            case O_LIST: s_list_envs (); exit (0);
+            case O_LIST: qt_env_list (stdout); exit (0);
             case O_DESCRIBE: exit (s_describe (optarg));
             case O_HELP: s_usage (stdout); exit (0);
             default: return -1;
