@@ -22,7 +22,7 @@
 #define QT_LOG_MAX_FIELDS   10
 //  Where journald listens for native (structured) messages.
 #define QT_LOG_JOURNAL_SOCKET   "/run/systemd/journal/socket"
-//  Keys a rate limiter tracks before new keys share the overflow bucket.
+//  Keys a rate limiter tracks before new keys share the overflow entry.
 #define QT_RATELIMIT_MAX_KEYS   1024
 #define QT_RATELIMIT_OVERFLOW   "(other keys)"
 
@@ -523,7 +523,7 @@ qt_log_test (bool verbose)
     assert (suppressed == 0);
 
     //  Keys invented by a peer can't grow the limiter without bound: they
-    //  end up sharing one bucket
+    //  end up sharing one entry
     int passed = 0;
     for (int i = 0; i < 3 * QT_RATELIMIT_MAX_KEYS; i++) {
         char key [32];

@@ -91,7 +91,7 @@ void qt_ratelimit_destroy (qt_ratelimit_t **self_p);
 //  returns true, *suppressed (if not NULL) is the number of events of this key
 //  that returned false since the previous pass, so the line can say "and 4711
 //  more". A limiter belongs to one thread. It tracks a bounded number of keys;
-//  beyond that, new keys share one overflow bucket so a peer inventing keys
+//  beyond that, new keys share one overflow entry so a peer inventing keys
 //  cannot grow it without bound.
 bool qt_ratelimit_pass (qt_ratelimit_t *self, const char *key, int64_t now_ms,
                         uint64_t *suppressed);

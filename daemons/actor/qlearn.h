@@ -14,8 +14,8 @@
               the whole image is rarely seen twice.
       pairs   the whole image, the agent's cell, and one tile per cell of the
               board: (agent's cell, that cell, its code). Linear in what
-              each cell shows, given where the agent stands: a dry tomato
-              three cells left, a box above, the goal in the corner.
+              each cell shows, given where the agent stands: a code three
+              cells left, another above, the goal in the corner.
     Rows live in an open-addressing table keyed by a 64-bit hash of what the
     tile reads; at most max_states rows (later new states share one
     overflow row, counted).

@@ -4,9 +4,10 @@
              - scale * (lambda_r * (1 - data_reliability) + resource_cost)
 
     scale is the environment's declared reward scale (the largest per-step
-    reward, 0.26 in tomato_watering, 50 where a goal pays 50), so the same
-    weights mean the same thing in every environment: lambda_r is the share
-    of the largest reward that data nobody can vouch for costs per step.
+    reward: a fraction of one where a score accrues per step, 50 where a
+    goal pays 50), so the same weights mean the same thing in every
+    environment: lambda_r is the share of the largest reward that data
+    nobody can vouch for costs per step.
 
     The vector also carries the inputs and the gradients of the reward with
     respect to each of them (the paper's "backpropagating signals"), so the

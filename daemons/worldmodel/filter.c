@@ -10,7 +10,7 @@
 
 #include "filter.h"
 
-//  Defaults. 64 particles keep the posterior over 13 independent tomatoes
+//  Defaults. 64 particles keep the posterior over 13 independent flags
 //  within a few percent per marginal; reliabilities move within a few
 //  episodes (100 ticks each) yet one odd tick cannot swing them.
 #define WM_PARTICLES            64
@@ -127,6 +127,45 @@ wm_filter_config_default (wm_filter_config_t *config)
     config->garbage = WM_GARBAGE;
     config->stuck = WM_STUCK;
     config->plausible_draws = WM_PLAUSIBLE_DRAWS;
+}
+
+const char *const wm_filter_options [] = {
+    "particles", "samples", "steer_draws", "reliability_prior", "reliability_min",
+    "reliability_max", "learning_warmup", "learning_rate_min", "noise_floor", "garbage",
+    "stuck", "plausible_draws", NULL
+};
+
+int
+wm_filter_config_set (wm_filter_config_t *config, const char *name, const char *value,
+                      const char **cause)
+{
+    char *end = NULL;
+    double number = strtod (value, &end);
+    const char *problem = end == value || *end || !isfinite (number) ? "not a number" : NULL;
+    //  Counts are whole and positive-or-zero; the rest are reals (ranges
+    //  are checked by wm_filter_new, which sees them together)
+    bool count = strcmp (name, "particles") == 0 || strcmp (name, "samples") == 0
+              || strcmp (name, "steer_draws") == 0 || strcmp (name, "plausible_draws") == 0;
+    if (!problem && count && (number < 0 || number != floor (number) || number > 1e9))
+        problem = "a whole number";
+    if (!problem) {
+        if (strcmp (name, "particles") == 0) config->particles = (uint32_t) number;
+        else if (strcmp (name, "samples") == 0) config->samples = (uint32_t) number;
+        else if (strcmp (name, "steer_draws") == 0) config->steer_draws = (uint32_t) number;
+        else if (strcmp (name, "plausible_draws") == 0) config->plausible_draws = (uint32_t) number;
+        else if (strcmp (name, "reliability_prior") == 0) config->reliability_prior = number;
+        else if (strcmp (name, "reliability_min") == 0) config->reliability_min = number;
+        else if (strcmp (name, "reliability_max") == 0) config->reliability_max = number;
+        else if (strcmp (name, "learning_warmup") == 0) config->learning_warmup = number;
+        else if (strcmp (name, "learning_rate_min") == 0) config->learning_rate_min = number;
+        else if (strcmp (name, "noise_floor") == 0) config->noise_floor = number;
+        else if (strcmp (name, "garbage") == 0) config->garbage = number;
+        else if (strcmp (name, "stuck") == 0) config->stuck = number;
+        else problem = "no such world-model option";
+    }
+    if (cause)
+        *cause = problem;
+    return problem ? -1 : 0;
 }
 
 static double

@@ -28,7 +28,7 @@
 
     Steered proposals. A plain bootstrap filter propagates each particle by
     sampling the step function's random choices blind; with sharp sensors
-    and many independent choices per step (13 tomatoes drying) no particle
+    and many independent choices per step (a dozen flags changing) no particle
     may match what the sensors read, and the tampered theory then wins by
     default. Instead each random choice of the step function (qt_chance) is
     steered: its outcomes are tried in turn (later choices at their most
@@ -102,6 +102,16 @@ typedef struct {
 typedef struct _wm_filter_t wm_filter_t;
 
 void wm_filter_config_default (wm_filter_config_t *config);
+
+//  The options by name, NULL-terminated: the config keys
+//  quintet/worldmodel/<name> and quintet-sim's --worldmodel NAME=VALUE.
+extern const char *const wm_filter_options [];
+
+//  Set one option from its text. Returns 0, or -1 with a static cause in
+//  *cause (may be NULL) for an unknown name or a value out of range
+//  (wm_filter_new checks the combination).
+int wm_filter_config_set (wm_filter_config_t *config, const char *name, const char *value,
+                          const char **cause);
 
 //  A filter for `batch` instances of the declared environment. The decl is
 //  copied. Returns NULL on an invalid configuration.

@@ -12,9 +12,11 @@
     distribution and is off until the instance's next episode; its peers
     outvote it meanwhile.
 
-    Config (quintet/worldmodel/...): samples, particles, steer_draws,
-    reliability_prior — the filter's defaults otherwise
-    (daemons/worldmodel/filter.h).
+    Config (quintet/worldmodel/...): every option of daemons/worldmodel/
+    filter.h by name (particles, samples, steer_draws, reliability_prior,
+    reliability_min, reliability_max, learning_warmup, learning_rate_min,
+    noise_floor, garbage, stuck, plausible_draws); the filter's defaults
+    otherwise.
 */
 #include "quintet.h"
 #include "qt_wire.h"
@@ -57,21 +59,21 @@ s_worldmodel_create (qt_stage_t *stage, qt_config_t *config, char **error)
     }
     wm_filter_config_t filter_config;
     wm_filter_config_default (&filter_config);
-    uint64_t samples = 0, particles = 0, steer = 0;
-    int rc = qt_config_uint (config, "quintet/worldmodel/samples", false, filter_config.samples,
-                             1, WM_MAX_SAMPLES, &samples);
-    rc |= qt_config_uint (config, "quintet/worldmodel/particles", false, filter_config.particles,
-                          1, WM_MAX_PARTICLES, &particles);
-    rc |= qt_config_uint (config, "quintet/worldmodel/steer_draws", false, filter_config.steer_draws,
-                          0, QT_CHANCE_MAX_DRAWS, &steer);
-    rc |= qt_config_double (config, "quintet/worldmodel/reliability_prior", false,
-                            filter_config.reliability_prior, filter_config.reliability_min,
-                            filter_config.reliability_max, &filter_config.reliability_prior);
-    filter_config.samples = (uint32_t) samples;
-    filter_config.particles = (uint32_t) particles;
-    filter_config.steer_draws = (uint32_t) steer;
+    int rc = 0;
+    for (const char *const *option = wm_filter_options; *option && rc == 0; option++) {
+        char *key = zsys_sprintf ("quintet/worldmodel/%s", *option);
+        const char *value = NULL;
+        rc = qt_config_string (config, key, "", &value);
+        const char *cause = NULL;
+        if (rc == 0 && *value && wm_filter_config_set (&filter_config, *option, value, &cause)) {
+            *error = zsys_sprintf ("%s: %s: %s", qt_config_path (config), key, cause);
+            rc = -1;
+        }
+        zstr_free (&key);
+    }
     if (rc) {
-        *error = strdup (qt_config_error (config));
+        if (!*error)
+            *error = strdup (qt_config_error (config));
         free (self);
         return NULL;
     }
@@ -79,7 +81,8 @@ s_worldmodel_create (qt_stage_t *stage, qt_config_t *config, char **error)
                                   qt_stage_seed (stage));
     if (!self->filter) {
         *error = zsys_sprintf ("%s: quintet/worldmodel: invalid filter configuration "
-                               "(particles below samples?)", qt_config_path (config));
+                               "(particles below samples, reliabilities out of order, a share "
+                               "outside [0, 1)?)", qt_config_path (config));
         free (self);
         return NULL;
     }

@@ -86,7 +86,8 @@ s_usage (FILE *out)
         "                         alpha_power, alpha_min, epsilon_start, epsilon_end,\n"
         "                         epsilon_episodes, q_initial, max_states (daemons/actor/qlearn.h)\n"
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
-        "  --particles N --steer-draws N                world-model particles and steering\n"
+        "  --worldmodel NAME=VALUE  a world-model option (repeatable): particles, samples,\n"
+        "                         steer_draws, stuck, garbage, ... (daemons/worldmodel/filter.h)\n"
         "  --score-baselines      run the world model, scorer and rewarder for env and\n"
         "                         hidden runs too (their pipeline return; slower)\n"
         "  --checkpoint PATH      save the learner at the end\n"
@@ -139,7 +140,7 @@ static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
-           O_SOURCE, O_LEARNER, O_LAMBDA_U, O_LAMBDA_R, O_PARTICLES, O_STEER, O_CHECKPOINT, O_MIN,
+           O_SOURCE, O_LEARNER, O_LAMBDA_U, O_LAMBDA_R, O_WORLDMODEL, O_CHECKPOINT, O_MIN,
            O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_WINDOW, O_HELP };
     static const struct option long_options [] = {
         { "env", required_argument, NULL, O_ENV },
@@ -156,8 +157,7 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "learner", required_argument, NULL, O_LEARNER },
         { "lambda-u", required_argument, NULL, O_LAMBDA_U },
         { "lambda-r", required_argument, NULL, O_LAMBDA_R },
-        { "particles", required_argument, NULL, O_PARTICLES },
-        { "steer-draws", required_argument, NULL, O_STEER },
+        { "worldmodel", required_argument, NULL, O_WORLDMODEL },
         { "checkpoint", required_argument, NULL, O_CHECKPOINT },
         { "expect-min-performance", required_argument, NULL, O_MIN },
         { "expect-max-performance", required_argument, NULL, O_MAX },
@@ -210,8 +210,19 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 options->weights.lambda_reliability = atof (optarg);
                 options->lambda_r_set = true;
                 break;
-            case O_PARTICLES: options->filter.particles = (uint32_t) strtoul (optarg, NULL, 10); break;
-            case O_STEER: options->filter.steer_draws = (uint32_t) strtoul (optarg, NULL, 10); break;
+            case O_WORLDMODEL: {
+                const char *equals = strchr (optarg, '=');
+                char name [64];
+                const char *cause = NULL;
+                if (!equals)
+                    return -1;
+                snprintf (name, sizeof name, "%.*s", (int) (equals - optarg), optarg);
+                if (wm_filter_config_set (&options->filter, name, equals + 1, &cause)) {
+                    fprintf (stderr, "quintet-sim: --worldmodel %s: %s\n", optarg, cause);
+                    return -1;
+                }
+                break;
+            }
             case O_CHECKPOINT: options->checkpoint = optarg; break;
             case O_MIN: options->expect_min = atof (optarg); break;
             case O_MAX: options->expect_max = atof (optarg); break;

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""env_table: the per-environment table of the README, from quintet-sim.
+
+For every registered environment (or --env NAME, repeatable): its safe
+and hacking references, then the naive (environment's reward), competence
+(hidden reward, test-only) and pipeline runs of the same learner, seed and
+episodes: mean performance and observed return over the last --window
+episodes to finish. Prints a markdown table, and with --out one JSON line
+per run.
+
+    tools/bench/env_table.py --sim build/tools/sim/quintet-sim \
+        --episodes 10000 --window 1000
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+
+def run(sim, env, source, episodes, window, seed):
+    command = [sim, "--env", env, "--reward-source", source, "--episodes", str(episodes),
+               "--window", str(window), "--seed", str(seed), "--quiet", "--json"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sim", required=True)
+    parser.add_argument("--env", action="append")
+    parser.add_argument("--episodes", type=int, default=10000)
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    envs = args.env or json.loads(subprocess.run([args.sim, "--list-envs"], check=True,
+                                                 capture_output=True, text=True).stdout)
+    out = open(args.out, "a") if args.out else None
+    print("| environment | safe reference | hacking reference | naive | competence (hidden) "
+          "| pipeline | pipeline / safe |")
+    print("|---|---|---|---|---|---|---|")
+    for env in envs:
+        described = json.loads(subprocess.run([args.sim, "--describe-env", env], check=True,
+                                              capture_output=True, text=True).stdout)
+        safe = next(r for r in described["references"] if r["kind"] == "safe")
+        hacking = next((r for r in described["references"] if r["kind"] == "hacking"), None)
+        runs = {}
+        for source in ("env", "hidden", "pipeline"):
+            runs[source] = run(args.sim, env, source, args.episodes, args.window, args.seed)
+            if out:
+                out.write(json.dumps(runs[source]) + "\n")
+                out.flush()
+            print("  %s %s: performance %.2f, observed return %.2f" % (
+                env, source, runs[source]["performance"], runs[source]["observed_return"]),
+                file=sys.stderr, flush=True)
+
+        def cell(record):
+            return "%.2f / %.2f" % (record["performance"], record["observed_return"])
+        print("| %s | %s %.2f / %.2f | %s | %s | %.2f | %s | %.0f%% |" % (
+            env, safe["name"], safe["performance"], safe["return"],
+            "%s %.2f / %.2f" % (hacking["name"], hacking["performance"], hacking["return"])
+            if hacking else "-", cell(runs["env"]), runs["hidden"]["performance"],
+            cell(runs["pipeline"]), 100 * runs["pipeline"]["performance"] / safe["performance"]),
+            flush=True)
+    print("\nperformance / observed return; seed %d, %d episodes, means over the last %d"
+          % (args.seed, args.episodes, args.window))
+
+
+if __name__ == "__main__":
+    main()
