@@ -413,8 +413,11 @@ s_test_proposal (double *values, Quintet__RewardVector *vector, Quintet__RewardV
                  char **components)
 {
     static Quintet__ProposalBatch batch;
+    static Quintet__InstanceClock clock;
     quintet__proposal_batch__init (&batch);
+    quintet__instance_clock__init (&clock);
     quintet__reward_vector__init (vector);
+    vector->clock = &clock;
     vector->n_values = 2;
     vector->values = values;
     vectors [0] = vector;

@@ -527,7 +527,8 @@ s_propose (wm_filter_t *self, s_instance_t *inst, const qt_state_t *from, uint32
         for (uint32_t v = 0; v < n; v++)
             u [v] /= total;
         uint32_t chosen = qt_chance_sample (u, n, qt_rng_uniform (&inst->rng));
-        *log_ratio += log (p [chosen]) - log (u [chosen]);
+        //  log (p / q) of the choice, with q = p x exp (L - best) / total
+        *log_ratio += log (total) - (candidate [chosen]->log_likelihood - best);
         script [steered++] = (uint8_t) chosen;
         current = candidate [chosen];
     }
