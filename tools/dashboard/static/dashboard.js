@@ -151,7 +151,7 @@ function onReward(m) {
   const episodes = m.episodes ? (m.episodes[0] === m.episodes[1] ? String(m.episodes[0])
                                   : m.episodes[0] + "–" + m.episodes[1]) : "–";
   document.getElementById("summary").textContent =
-    (state.env || "–") + " · tick " + m.tick + " · " + m.active + "/" + m.batch +
+    "tick " + m.tick + " · " + m.active + "/" + m.batch +
     " instances running (episode " + episodes + "), " + m.done + " ending · " +
     state.episodes + " episodes finished · reward " +
     (m.mean_reward === null ? "–" : fmt(m.mean_reward));
