@@ -493,9 +493,10 @@ class Progress:
         self.eval_records = 0
         self.eval_gaps = 0              # episodes the eval stream skipped (EvalRecord.episodes jumps)
         self.eval_ticks = 0             # world's tick count at its latest eval
-        self.reward_ticks = {}          # tick -> {"by": {replica: rewards}, "added": [..] | None}
+        self.reward_ticks = {}          # tick -> {"by": {replica: rewards}, "added": seen before}
         self.max_tick = -1
-        self.pipeline = {}              # (instance, episode) -> sum of the median reward
+        self.pipeline_steps = {}        # (instance, episode) -> {tick: median reward}
+        self.pipeline = {}              # (instance, episode) -> its sum, once closed
         self.pipeline_done = {}         # (instance, episode) -> tick of its done reward
         self.pipeline_finished = []     # [(tick, instance, episode)] of done rewards, in order
         self.steps = 0                  # environment steps seen on the reward stream
@@ -545,24 +546,29 @@ class Progress:
         self.max_tick = max(self.max_tick, tick)
         self.last_change = time.monotonic()
         copies = list(seen["by"].values())
-        added = seen["added"]
-        first = added is None
-        if first:
-            added = seen["added"] = [None] * len(rewards)
+        first = seen["added"] is None
+        seen["added"] = True
         for i, instance in enumerate(batch.instances):
             clock = instance.clock
             if clock.idle or clock.step < 1:
                 continue
             key = (i, clock.episode)
-            median = statistics.median(c[i] for c in copies)
-            before = added[i] if added[i] is not None else 0.0
-            self.pipeline[key] = self.pipeline.get(key, 0.0) + median - before
-            added[i] = median
+            # the median of the copies so far replaces this tick's term: the
+            # sum is taken once the episode closes, over its ticks in order
+            # (exactly the actors' and quintet-sim's sum; no running total
+            # that a liar's huge value would wreck by cancellation)
+            steps = self.pipeline_steps.setdefault(key, {})
+            steps[tick] = statistics.median(c[i] for c in copies)
             if first:
                 self.steps += 1
             if clock.done and key not in self.pipeline_done:
                 self.pipeline_done[key] = tick
                 bisect.insort(self.pipeline_finished, (tick, i, clock.episode))
+            if key in self.pipeline_done:
+                total = 0.0
+                for t in sorted(steps):
+                    total += steps[t]
+                self.pipeline[key] = total
 
     # Figures --------------------------------------------------------------
     @property
