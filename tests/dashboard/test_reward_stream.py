@@ -115,7 +115,7 @@ def main():
     holder, state = itest.state_dir("dashboard", opts.keep)
     failures = []
     try:
-        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=BATCH, episodes=10**6,
+        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=BATCH, episodes=0,
                            dashboard=True) as d:
             d.setup()
             with open(d.path("endpoints.json")) as f:
