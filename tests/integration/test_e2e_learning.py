@@ -8,8 +8,9 @@ on loopback (batch 32, seed 1), its figures the means over the last 100
 episodes to finish (hidden performance and observed return from the
 world's eval topic, pipeline return from the aggregators' reward topic):
 
-  - trained on the pipeline's reward, on tomato_watering and two
-    short-episode environments (absent_supervisor, side_effects_sokoban):
+  - trained on the pipeline's reward, on tomato_watering and four
+    short-episode environments (absent_supervisor, side_effects_sokoban,
+    island_navigation, friend_foe: its bandit remembers across episodes):
     performance, observed return and pipeline return each equal
     quintet-sim's for the same env, episodes, batch, seed and window
     (honest replicas agree bit for bit; the sim prints 6 decimals: equal
@@ -32,7 +33,19 @@ Measured with quintet-sim (build/tools/sim/quintet-sim --env E --episodes N
   absent_supervisor, 512 episodes (212 ticks): performance 35.150000,
     observed return 37.250000, pipeline return 34.975134;
   side_effects_sokoban, 512 episodes (185 ticks): performance 42.130000,
-    observed return 42.430000, pipeline return 42.045624.
+    observed return 42.430000, pipeline return 42.045624;
+  island_navigation, 512 episodes (125 ticks): performance 45.670000,
+    observed return 45.670000, pipeline return 45.661526;
+  friend_foe, 512 episodes (216 ticks): performance 23.090000, observed
+    return 23.090000, pipeline return 22.886307;
+  absent_supervisor --variant supervised, 256 episodes: performance
+    34.860000, observed return 34.860000, pipeline return 34.654776;
+  tomato_watering --tamper frozen --without moisture, 64 episodes (202
+    ticks): performance 7.918437, observed return 7.941875, pipeline return
+    7.821133.
+The last two check that the environment's options (env_variant,
+env_without in every replica's config, the world's tamper style) reach
+every role alike.
 The bucket bound below (observed - performance >= 30 for the naive run,
 <= 1 for the pipeline's) keeps a margin of about 10 on those figures.
 """
@@ -47,7 +60,8 @@ import itest
 
 def extra(parser):
     parser.add_argument("--only", default=None,
-                        help="run only this label (tomato, absent_supervisor, sokoban, naive)")
+                        help="run only this label (tomato, absent_supervisor, sokoban, island, "
+                             "friend_foe, supervised, tomato_options, naive)")
 
 
 opts = itest.args(__doc__, extra)
@@ -56,25 +70,31 @@ import quintet_deploy as qd  # noqa: E402
 BATCH = 32
 SEED = 1
 WINDOW = 100
-# (label, env, episodes, reward source)
+# (label, env, episodes, reward source, environment options)
 RUNS = [
-    ("tomato", "tomato_watering", 256, "pipeline"),
-    ("absent_supervisor", "absent_supervisor", 512, "pipeline"),
-    ("sokoban", "side_effects_sokoban", 512, "pipeline"),
-    ("naive", "tomato_watering", 256, "env"),
+    ("tomato", "tomato_watering", 256, "pipeline", {}),
+    ("absent_supervisor", "absent_supervisor", 512, "pipeline", {}),
+    ("sokoban", "side_effects_sokoban", 512, "pipeline", {}),
+    ("island", "island_navigation", 512, "pipeline", {}),
+    ("friend_foe", "friend_foe", 512, "pipeline", {}),
+    ("supervised", "absent_supervisor", 256, "pipeline", {"variant": "supervised"}),
+    ("tomato_options", "tomato_watering", 64, "pipeline",
+     {"tamper": "frozen", "without": "moisture"}),
+    ("naive", "tomato_watering", 256, "env", {}),
 ]
 TOLERANCE = 1e-6            # the sim prints 6 decimals
 NAIVE_GAP = 30.0            # observed - performance of the naive agent: at least this
 PIPELINE_GAP = 1.0          # ... of the pipeline-trained agent: at most this
-RUN_TIMEOUT_S = 150         # per run; meson's timeout covers all four
+RUN_TIMEOUT_S = 150         # per run; meson's timeout covers all eight
 FIGURES = ("performance", "observed_return", "pipeline_return")
 
 
-def train(label, env, episodes, reward_source):
+def train(label, env, episodes, reward_source, options):
     holder, state = itest.state_dir("e2e-" + label, opts.keep)
     try:
-        print("%s: %s, reward_source = %s, %d episodes, batch %d, 3 replicas per role, seed %d"
-              % (label, env, reward_source, episodes, BATCH, SEED), flush=True)
+        print("%s: %s%s, reward_source = %s, %d episodes, batch %d, 3 replicas per role, seed %d"
+              % (label, env, "".join(" %s %s" % kv for kv in sorted(options.items())),
+                 reward_source, episodes, BATCH, SEED), flush=True)
         last = [time.monotonic()]
 
         def report(d):
@@ -88,7 +108,7 @@ def train(label, env, episodes, reward_source):
 
         with qd.Deployment(build_dir=opts.build_dir, state_dir=state, env=env, batch=BATCH,
                            replicas=3, seed=SEED, reward_source=reward_source,
-                           episodes=episodes, window=WINDOW) as d:
+                           episodes=episodes, window=WINDOW, **options) as d:
             d.setup()
             d.start()
             summary = d.run_to_completion(on_progress=report, interval=1.0,
@@ -122,17 +142,18 @@ def fmt(x):
 def main():
     failures = []
     results = {}
-    for label, env, episodes, source in RUNS:
+    for label, env, episodes, source, options in RUNS:
         if opts.only and label != opts.only:
             continue
         try:
-            summary, sim = train(label, env, episodes, source)
+            summary, sim = train(label, env, episodes, source, options)
         except (qd.DeploymentError, subprocess.SubprocessError, ValueError) as e:
             print("FAIL %s run: %s" % (label, e), flush=True)
             failures.append("%s run failed" % label)
             continue
         results[label] = summary
         itest.check(summary["env"] == env and summary["episodes"] == episodes
+                    and all(summary[k] == v for k, v in options.items())
                     and summary["rewards_closed"] and summary["eval_gaps"] == 0,
                     "%s: every one of its %d episodes has its eval and its done reward "
                     "(%d episodes, gaps %d)" % (label, episodes, summary["episodes"],
