@@ -41,7 +41,7 @@ def main():
     holder, state = itest.state_dir("metrics", opts.keep)
     failures = []
     try:
-        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=8, episodes=10**6,
+        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=8, episodes=0,
                            dashboard=True) as d:
             d.setup()
             d.start()

@@ -5,7 +5,8 @@ to show), quintet-dashboard against it, Debian's headless Chromium on the
 page, driven over the DevTools protocol (python3-websocket). Asserted from
 the page itself (the counters it writes into data-* of <main>): the SSE
 stream connected, rewards, proposals and eval records received, 3 rewarder
-replicas and 3 aggregator replicas shown. A screenshot is kept as
+replicas and 3 aggregator replicas shown, the environment named (from the
+eval records) with the episodes finished. A screenshot is kept as
 BUILD/meson-logs/dashboard.png. Then SIGTERM: the dashboard exits 0.
 
 Exits 77 (skipped) when chromium or python3-websocket is not installed.
@@ -110,7 +111,7 @@ def main():
     failures = []
     dashboard = browser = devtools = None
     try:
-        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=8, episodes=10**6,
+        with qd.Deployment(build_dir=BUILD, state_dir=state, batch=8, episodes=0,
                            dashboard=True, byzantine={("rewarder", 3): "gaussian"}) as d:
             d.setup()
             d.start()
@@ -175,6 +176,9 @@ def main():
                         "%d aggregator replicas shown" % n, failures)
             itest.check(int(counters.get("verified", 0)) > 0, "the page shows the dashboard's "
                         "verified count", failures)
+            itest.check(counters.get("env") == d.env and int(counters.get("episodes", 0)) > 0,
+                        "the page names the environment (%s) and the episodes finished (%s)"
+                        % (counters.get("env"), counters.get("episodes")), failures)
             devtools.close()
             devtools = None
             stop(browser)

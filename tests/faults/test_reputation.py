@@ -14,7 +14,7 @@ import sys
 
 import faultlib as fl
 
-EPISODES = 64           # 2 rounds of the default batch: about 200 ticks
+EPISODES = 64           # of tomato_watering, all instances ending together: 202 ticks
 # Ticks from the liar's first report to its exclusion: QT_REPUTATION_EXCLUDE_AT
 # far ticks, plus slack for ticks decided without it (deadlines)
 EXCLUDE_WITHIN = 16

@@ -10,7 +10,11 @@ without it (n - f collectors suffice), it is restarted with the same config,
 and ticks on. Checks: every row read before the kill is still there with
 identical contents; every log_index it published is a row of the log, for
 the same tick; rows written after the restart continue with higher ids and
-later ticks; the pipeline kept ticking throughout.
+later ticks; the pipeline kept ticking throughout. Each row holds the
+world's SensorFrame as received: it decodes as one of the deployment's
+environment (SensorFrame.env, B instances of Readings with their clocks),
+and the observations collector-1 published from it carry the very same
+readings (clock, action, observed reward, sensor values) per instance.
 """
 import os
 import signal
@@ -42,6 +46,13 @@ def read_rows(path):
     return columns, rows
 
 
+def readings_of(payload):
+    """Per instance: (episode, step, done, terminated, idle, action, observed
+    reward, sensor values) of a SensorFrame or ObservationBatch."""
+    return [(r.clock.episode, r.clock.step, r.clock.done, r.clock.terminated, r.clock.idle,
+             r.action, r.observed_reward, bytes(r.values)) for r in payload.instances]
+
+
 class ObsWatcher:
     """Verified obs messages of one collector replica: log_index -> tick."""
 
@@ -55,6 +66,7 @@ class ObsWatcher:
         self.sub.connect(deployment.replica[("collector", replica)].endpoint)
         self.verifier = qd.Verifier(deployment.pb2, deployment.trust, deployment.batch)
         self.published = {}
+        self.readings = {}      # log_index -> the published readings, per instance
         self.sample = None      # one raw message, for the verifier's own check
 
     def drain(self):
@@ -69,6 +81,7 @@ class ObsWatcher:
             if opened:
                 _topic, envelope, payload = opened
                 self.published[payload.log_index] = envelope.tick
+                self.readings[payload.log_index] = readings_of(payload)
 
     def close(self):
         self.sub.close(0)
@@ -126,6 +139,8 @@ def main():
             finally:
                 watcher.close()
             sample, watcher_rejected = watcher.sample, watcher.verifier.rejected_total
+            published_readings = dict(watcher.readings)
+            env, batch = d.env, d.batch
             pb2, trust = d.pb2, d.trust
             d.stop()
             columns, after = read_rows(log_path)
@@ -151,6 +166,27 @@ def main():
         itest.check(not lost, "no row lost by the kill (%d missing)" % len(lost), failures)
         itest.check(not changed, "every row is unchanged (%d differ)" % len(changed), failures)
         tick_index = columns.index("tick")
+        data_index = columns.index("data")
+        undecodable, foreign, differ = [], [], []
+        for i, row in after.items():
+            frame = pb2.SensorFrame()
+            try:
+                frame.ParseFromString(row[data_index])
+            except Exception:       # noqa: BLE001 (counted)
+                undecodable.append(i)
+                continue
+            if frame.env != env or frame.batch != batch or len(frame.instances) != batch:
+                foreign.append(i)
+            elif i in published_readings and published_readings[i] != readings_of(frame):
+                differ.append(i)
+        itest.check(not undecodable and not foreign,
+                    "every row holds a SensorFrame of %s with %d instances (%d undecodable, %d "
+                    "other)" % (env, batch, len(undecodable), len(foreign)), failures)
+        compared = len([i for i in published_readings if i in after])
+        itest.check(compared > 0 and not differ,
+                    "the observations published from %d rows carry their readings, clock "
+                    "and sensor values per instance (%d differ)" % (compared, len(differ)),
+                    failures)
         unlogged = [i for i in published_before
                     if i not in after or after[i][tick_index] != published_before[i]]
         itest.check(len(published_before) > 0 and not unlogged,

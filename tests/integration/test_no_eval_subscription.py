@@ -7,6 +7,13 @@ at an XPUB socket this test binds (ZMQ_XPUB_VERBOSE, so every subscription
 message reaches us). After a moment, the subscriptions each daemon sent are
 checked: none may be a prefix of b"eval" (the empty subscription included),
 and the topic it consumes must be among them (so the test can fail).
+
+The scorer is where hidden performance would leak into the reward: its
+configuration, as the deployment library writes it for every scorer replica
+(STATE/etc/scorer-<r>.conf, read back as the daemon reads it) and as this
+test writes it, holds no key naming the hidden performance or eval (the
+rater panel is weights over declared features, rater/<name>/weight/<feature>),
+and its upstreams are the world models only.
 """
 import os
 import subprocess
@@ -20,20 +27,80 @@ import quintet_deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 COLLECT_S = 1.5
+FORBIDDEN = ("performance", "hidden", "eval")
+
+
+def zpl_keys(text):
+    """Every key path (a/b/c) of a ZPL file, with its value or None for a
+    section: indentation is 4 spaces per level, as render_zpl writes it."""
+    paths, stack = [], []
+    for line in text.splitlines():
+        stripped = line.split("#", 1)[0].rstrip()
+        if not stripped.strip():
+            continue
+        depth = (len(stripped) - len(stripped.lstrip(" "))) // 4
+        name, _, value = stripped.strip().partition("=")
+        stack = stack[:depth] + [name.strip()]
+        paths.append(("/".join(stack), value.strip() if value else None))
+    return paths
+
+
+def check_scorer_config(label, text, failures):
+    keys = zpl_keys(text)
+    names = [path for path, _ in keys]
+    leaks = [path for path in names if any(word in path.lower() for word in FORBIDDEN)]
+    upstream = sorted({path.split("/")[2] for path in names
+                       if path.startswith("quintet/upstream/") and path.count("/") >= 2})
+    raters = sorted({path.split("/")[3] for path in names
+                     if path.startswith("quintet/scorer/rater/") and path.count("/") >= 3})
+    print("     %s: %d keys, raters %s, upstreams %s" % (label, len(keys), raters, upstream))
+    itest.check(keys and not leaks, "%s: no key names hidden performance or eval (%s)"
+                % (label, leaks), failures)
+    itest.check(upstream == ["worldmodel"], "%s: its only upstreams are the world models (%s)"
+                % (label, upstream), failures)
+    features = {f["name"] for f in qd.describe_env(BUILD, "tomato_watering")["features"]}
+    odd = []
+    for path in names:
+        parts = path.split("/")
+        if path.startswith("quintet/scorer/rater/") and len(parts) > 4:
+            rest = parts[4:]
+            if not (rest == ["weight"] or (rest[0] == "weight" and len(rest) == 2
+                                           and rest[1] in features)
+                    or rest in (["kind"], ["vote"], ["value"])):
+                odd.append(path)
+    itest.check(raters and not odd, "%s: its panel is raters' weights over declared features "
+                "%s (%s)" % (label, sorted(features), odd or "nothing else"), failures)
+
+
+def deployment_scorer_configs(build, state, failures):
+    """What quintet_deploy writes for the scorers of a real deployment."""
+    d = qd.Deployment(build_dir=build, state_dir=os.path.join(state, "deployment"))
+    try:
+        d.setup()
+        for r in range(1, d.replicas + 1):
+            with open(d.path("etc", "scorer-%d.conf" % r)) as f:
+                check_scorer_config("deployment scorer-%d.conf" % r, f.read(), failures)
+    finally:
+        d.stop()
+
+
+BUILD = os.path.abspath(opts.build_dir)
 
 
 def main():
     holder, state = itest.state_dir("noeval", opts.keep)
-    build = os.path.abspath(opts.build_dir)
+    build = BUILD
     result = subprocess.run([qd.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         print("quintetctl keygen failed: %s" % result.stdout)
         return 1
+    failures = []
+    deployment_scorer_configs(build, state, failures)
+    panel = qd.honest_panel(qd.describe_env(build, "tomato_watering"))
     context = zmq.Context()
     xpubs = {}          # role -> {upstream role: socket}
     processes = {}      # role -> (Popen, log path)
-    failures = []
     try:
         ports = qd.free_ports(len(qd.ROLES))
         for role, port in zip(qd.ROLES, ports):
@@ -54,9 +121,14 @@ def main():
                 "bind": "tcp://127.0.0.1:%d" % port,
                 "upstream": upstream,
             }
+            if role == "scorer":
+                tree["scorer"] = {"rater": panel}   # the operator's panel: no default
             config = os.path.join(state, role + ".conf")
             with open(config, "w") as f:
                 f.write(qd.render_zpl("quintet", tree))
+            if role == "scorer":
+                with open(config) as f:
+                    check_scorer_config("this test's scorer.conf", f.read(), failures)
             log = os.path.join(state, role + ".log")
             with open(log, "wb") as out:
                 processes[role] = (subprocess.Popen(

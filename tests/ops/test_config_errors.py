@@ -2,6 +2,9 @@
 and one message naming the file and the key (README "Running the daemons by
 hand"). Each case starts from a config that passes --check, breaks one thing,
 and expects exactly one error line holding the file's name and the key.
+The environment's keys too: quintet/env, env_variant and env_without of any
+role, the world's tamper style and sensor modes, the scorer's rater panel
+(required: there is no default panel).
 """
 import os
 import shutil
@@ -16,17 +19,29 @@ import itest  # noqa: E402
 TIMEOUT_S = 20
 
 
-def config(tmp, extra="", batch="4", faults=None, key="keys/collector-1.key", trust="trust"):
-    lines = ["quintet", "    role = collector", "    replica = 1", "    batch = %s" % batch,
+UPSTREAM = {"collector": "world", "world": "actor", "scorer": "worldmodel"}
+PANEL = ("    scorer", "        rater", "            honest-1", "                weight",
+         "                    watered = 0.02")
+
+
+def config(tmp, extra="", batch="4", faults=None, key=None, trust="trust", role="collector",
+           section=()):
+    key = key or "keys/%s-1.key" % role
+    lines = ["quintet", "    role = %s" % role, "    replica = 1", "    batch = %s" % batch,
              '    secret_key = "%s/%s"' % (tmp, key), '    trust_dir = "%s/%s"' % (tmp, trust),
              '    state_dir = "%s/state"' % tmp, '    bind = "tcp://127.0.0.1:*"']
     if extra:
         lines.append(extra)
-    lines += ["    upstream", "        world"]
+    lines += ["    upstream", "        " + UPSTREAM[role]]
     if faults is not None:
         lines.append("            faults = %d" % faults)
     lines.append('            1 = "tcp://127.0.0.1:9"')
+    lines += list(section)
     return "\n".join(lines) + "\n"
+
+
+def world(*lines):
+    return ("    world",) + tuple("        " + line for line in lines)
 
 
 def main():
@@ -56,6 +71,30 @@ def main():
             ("key readable by others", config(tmp, key="keys/open.key"), ["quintet/secret_key", "open.key"]),
             ("no trust store", config(tmp, trust="nowhere"), ["quintet/trust_dir", "nowhere"]),
             ("not ZPL", "quintet\n\tbatch = 4\n", ["line 2", "ZPL"]),
+            # the environment, for any role
+            ("unknown env", config(tmp, extra="    env = nowhere"),
+             ["quintet/env", '"nowhere"', "unknown environment"]),
+            ("unknown variant", config(tmp, extra="    env_variant = nope"),
+             ["env_variant", '"nope"']),
+            ("unknown sensor family", config(tmp, extra="    env_without = nofamily"),
+             ["env_without", '"nofamily"']),
+            ("world valid", config(tmp, role="world", section=world(
+                "episodes = 0", "tamper = frozen", "sensor", "    moisture-3 = broken")), None),
+            ("unknown tamper style", config(tmp, role="world", section=world("tamper = glue")),
+             ["world/tamper", "no tamper style"]),
+            ("unknown sensor", config(tmp, role="world", section=world(
+                "sensor", "    moisture-99 = broken")),
+             ["quintet/world/sensor/moisture-99", "no sensor"]),
+            ("bad sensor mode", config(tmp, role="world", section=world(
+                "sensor", "    moisture-3 = sideways")),
+             ["quintet/world/sensor/moisture-3", '"sideways"']),
+            # the scorer's panel is configuration: required, over declared features
+            ("scorer valid", config(tmp, role="scorer", section=PANEL), None),
+            ("scorer without raters", config(tmp, role="scorer"),
+             ["quintet/scorer/rater", "no rater"]),
+            ("rater on an undeclared feature", config(tmp, role="scorer", section=PANEL[:4] + (
+                "                    performance = 1",)),
+             ["quintet/scorer/rater/honest-1/weight/performance", "no feature"]),
         ]
         for name, text, expected in cases:
             path = os.path.join(tmp, name.replace(" ", "-").replace("<", "lt") + ".conf")
@@ -64,6 +103,10 @@ def main():
             else:
                 with open(path, "w") as f:
                     f.write(text)
+            role = "collector"
+            if text is not None:
+                role = text.split("role = ", 1)[1].split()[0] if "role = " in text else role
+            daemon = os.path.join(args.build_dir, "daemons", "quintet-" + role)
             result = subprocess.run([daemon, "--config", path, "--check"], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S)
             errors = [line for line in result.stderr.splitlines() if line.strip()]

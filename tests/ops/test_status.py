@@ -35,7 +35,7 @@ def main():
     ctl = os.path.join(args.build_dir, "tools", "quintetctl", "quintetctl")
     holder, state = itest.state_dir("status", args.keep)
     d = qd.Deployment(build_dir=args.build_dir, state_dir=state, batch=4, replicas=3,
-                      episodes=4 * 100000, seed=1)
+                      episodes=0, seed=1)
 
     def status(*extra):
         result = subprocess.run([ctl, "status", "--state-dir", state, "--timeout", "1500"] + list(extra),

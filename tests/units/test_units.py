@@ -191,6 +191,42 @@ def test_examples(build_dir, source_dir, tmp):
         result = run([daemon, "--config", local, "--check"], env=env)
         check(result.returncode == 0, "%s --check%s" % (name, "" if result.returncode == 0
                                                          else ": " + result.stdout.strip()))
+    #  The environment and the scorer's panel: every example names the
+    #  same environment, and the scorers' raters hold its declared value
+    #  (`quintetctl env NAME`: the performance weight of each feature)
+    names = set()
+    for config in configs:
+        with open(config) as f:
+            found = re.findall(r"^    env = (\S+)$", f.read(), re.M)
+        names.update(found or [None])
+    check(len(names) == 1 and None not in names, "every example names one environment: %s"
+          % sorted(str(n) for n in names))
+    envname = sorted(str(n) for n in names)[0]
+    declared = json.loads(run([ctl, "env", envname]).stdout or "{}")
+    weights = {f["name"]: f["performance"] for f in declared.get("features", []) if f["performance"]}
+    for config in configs:
+        if not os.path.basename(config).startswith("scorer-"):
+            continue
+        with open(config) as f:
+            text = f.read()
+        raters = re.findall(r"^            (\S+)\n                weight\n((?:                    \S+ = \S+\n)+)",
+                            text, re.M)
+        panel = {name: {k: float(v) for k, v in re.findall(r"(\S+) = (\S+)", body)}
+                 for name, body in raters}
+        check(len(panel) == 3 and all(w == weights for w in panel.values()),
+              "%s: three raters with %s's declared weights %s (%s)"
+              % (os.path.basename(config), envname, weights, panel))
+    #  A scorer without a panel is refused (there is no default)
+    bare = os.path.join(tmp, "scorer-bare.conf")
+    with open(os.path.join(tmp, "scorer-1.conf")) as f:
+        text = f.read()
+    with open(bare, "w") as f:
+        f.write(text[:text.index("    #  The rater panel")] if "    #  The rater panel" in text
+                else text)
+    result = run([os.path.join(build_dir, "daemons", "quintet-scorer"), "--config", bare,
+                  "--check"], env=env)
+    check(result.returncode == 2 and "rater" in result.stdout,
+          "--check fails for a scorer without raters (rc %d)" % result.returncode)
     #  and the check can fail: a key that is not there
     env["CREDENTIALS_DIRECTORY"] = os.path.join(tmp, "nowhere")
     result = run([os.path.join(build_dir, "daemons", "quintet-world"), "--config",

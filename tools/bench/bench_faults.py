@@ -6,8 +6,9 @@ and the time a killed replica takes to rejoin. Figures only, no pass/fail.
     meson test -C build --benchmark --suite bench      (or ./run bench)
 
 Every scenario is a deployment on loopback (3 replicas per role, f = 1,
-batch 32, seed 1, the world running until stopped): after a warm-up, the
-ticks seen on the aggregators' reward stream over --seconds.
+batch 32, seed 1, the world running until stopped, --env or the default
+environment): after a warm-up, the ticks seen on the aggregators' reward
+stream over --seconds.
   honest           every replica honest
   sign-flip x f    replica 3 of every pipeline role runs --byzantine sign-flip
                    (its lie is outvoted: the reward is the honest one)
@@ -42,6 +43,8 @@ def parse():
     parser.add_argument("--source-dir", default=SOURCE)
     parser.add_argument("--seconds", type=float, default=8.0, help="measurement window")
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--env", default=None,
+                        help="environment (default: the registry's default, tomato_watering)")
     return parser.parse_args()
 
 
@@ -55,8 +58,9 @@ class Live:
 
     def __init__(self, name, **kwargs):
         self.holder = tempfile.TemporaryDirectory(prefix="quintet-bench-%s-" % name)
+        # episodes = 0: the world runs until stopped
         self.d = qd.Deployment(build_dir=opts.build_dir, state_dir=self.holder.name,
-                               overrides={"world": {"world": {"episodes": 0}}}, **kwargs)
+                               env=opts.env, episodes=0, **kwargs)
 
     def __enter__(self):
         try:
@@ -171,8 +175,8 @@ def rejoin():
     return results
 
 
-print("quintet fault benchmarks: 3 replicas per role, f = 1, batch 32, %.0f s windows"
-      % opts.seconds, flush=True)
+print("quintet fault benchmarks: %s, 3 replicas per role, f = 1, batch 32, %.0f s windows"
+      % (opts.env or qd.list_envs(opts.build_dir)[0], opts.seconds), flush=True)
 rows = throughput()
 rejoins = rejoin()
 honest = rows[0][1]

@@ -12,26 +12,38 @@ log, state directory and loopback port:
     STATE/run/<role>-<r>/          its state_dir (collector log, checkpoints)
     STATE/endpoints.json           every replica's publish endpoint, by role
 
-    with Deployment(build_dir="build", state_dir="state", batch=32) as d:
+    with Deployment(build_dir="build", state_dir="state", env="absent_supervisor",
+                    episodes=512) as d:
         d.setup()
         d.start()
         summary = d.run_to_completion(on_progress=print)
 
+The environment is configuration: every replica's config names it
+(quintet/env, env_variant, env_without, the same everywhere), and the
+scorer's panel is written from its declaration (`quintetctl env NAME`: three
+raters honest-1..3 holding its declared performance weights, as an operator
+would until raters are learned).
+
 The deployment's own view of the run comes from two subscriptions only, the
 same any dashboard would have: the world's `eval` topic (hidden performance
-and observed return per episode) and the aggregators' `reward` topic. Every
+and observed return of every finished episode) and the aggregators'
+`reward` topic (the pipeline return per instance and episode, from the
+per-instance clocks). Every
 message is verified as README.md "Wire format" documents: frames
 [topic][SignedMessage]; Ed25519 over b"quintet-v1:" + the envelope bytes as
 received; the key id (first 8 bytes of BLAKE2b-256 of the public key) must be
 the one of the trust-store file of the role and replica the envelope claims;
 per (key, epoch) sequence numbers strictly increase. What fails is counted
-and dropped.
+and dropped. The figures are means over the last `window` episodes to
+finish, in finishing order (tick, then instance): quintet-sim's, which
+honest daemons reproduce exactly (Deployment.sim_command).
 
 Processes are always stopped: on stop(), on leaving the context manager, at
 interpreter exit, and (PR_SET_PDEATHSIG) when the launcher itself dies.
 """
 
 import atexit
+import bisect
 import collections
 import ctypes
 import json
@@ -76,20 +88,33 @@ UPSTREAMS = {
 }
 
 # Role-specific configuration, rendered into quintet/<role>/ of every replica
-# of that role (nested dicts become nested sections). The one place for the
-# scorer's rater panel, the rewarder's weights and the actor's learning
-# hyperparameters. `reward_source` and the world's `episodes` are filled in
-# from the Deployment's parameters.
+# of that role (nested dicts become nested sections): the rewarder's weights
+# (lambda_uncertainty, lambda_reliability, resource_cost), the actor's
+# learning options (representation, gamma, nstep, alpha_power, alpha_min,
+# epsilon_start, epsilon_end, epsilon_episodes, q_initial, max_states,
+# checkpoint_ticks), the world model's (samples, particles, steer_draws,
+# reliability_prior). Filled in from the Deployment's parameters: the
+# actor's `reward_source`; the world's `episodes`, `tamper` and
+# `sensor/<name>`; the scorer's rater panel (Deployment.panel).
 ROLE_SECTIONS = {
     "actor": {"reward_source": "pipeline"},
 }
+# Until raters are learned the deployment plays the operator: this many
+# raters honest-1.. whose utility is the environment's declared value (its
+# performance weights over features, from `quintetctl env NAME`), as
+# quintet-sim's panel.
+HONEST_RATERS = 3
 
-# The demo's defaults (quintet-demo, the end-to-end test)
-DEFAULT_EPISODES = 1024     # the actor's defaults are tuned for it: measured through the
-                            # daemons, seed 1: pipeline 16.95, env 3.91 (at 3200: 13.98, 4.00)
+# The demo's defaults (quintet-demo)
+DEFAULT_EPISODES = 2048     # finished episodes over all instances; measured with quintet-sim
+                            # (the daemons' figures exactly), tomato_watering, seed 1, last 100:
+                            # pipeline reward: performance 12.89 (1024: 12.70); env reward:
+                            # performance 3.88, observed return 53.81 (the bucket)
 DEFAULT_BATCH = 32
 DEFAULT_REPLICAS = 3
 DEFAULT_SEED = 1
+DEFAULT_WINDOW = 100        # the figures are means over the last 100 episodes to finish
+SENSOR_MODES = ("honest", "broken", "malicious")
 
 SIGNATURE_CONTEXT = b"quintet-v1:"
 MESSAGE_SIZE_CAP = 4 * 1024 * 1024
@@ -127,6 +152,47 @@ def daemon_path(build_dir, role):
 
 def quintetctl_path(build_dir):
     return os.path.join(os.path.abspath(build_dir), "tools", "quintetctl", "quintetctl")
+
+
+def sim_path(build_dir):
+    return os.path.join(os.path.abspath(build_dir), "tools", "sim", "quintet-sim")
+
+
+def _quintetctl_json(build_dir, *args):
+    ctl = quintetctl_path(build_dir)
+    try:
+        result = subprocess.run([ctl] + list(args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, timeout=30)
+    except OSError as e:
+        raise DeploymentError("%s: %s (build first: ninja -C %s)" % (ctl, e, build_dir))
+    if result.returncode != 0:
+        raise DeploymentError("quintetctl %s: %s" % (" ".join(args), result.stderr.strip()
+                                                      or "exit status %d" % result.returncode))
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise DeploymentError("quintetctl %s: not JSON: %r" % (" ".join(args), result.stdout[:200]))
+
+
+def list_envs(build_dir):
+    """The registered environments (`quintetctl envs`); the first is the default."""
+    return _quintetctl_json(build_dir, "envs")
+
+
+def describe_env(build_dir, name, variant=None):
+    """An environment's declaration (`quintetctl env NAME [--variant V]`):
+    name, summary, variant(s), tamper_styles, features [{name, performance}],
+    sensors [{name, family, length, ...}], max_steps, reward_scale..."""
+    return _quintetctl_json(build_dir, "env", name, *(["--variant", variant] if variant else []))
+
+
+def honest_panel(declaration, raters=HONEST_RATERS):
+    """quintet/scorer/rater/<name>/weight/<feature> of the operator's panel:
+    `raters` raters holding the environment's declared performance weights."""
+    weights = collections.OrderedDict((f["name"], f["performance"])
+                                      for f in declaration["features"] if f["performance"])
+    return collections.OrderedDict(("honest-%d" % k, {"weight": dict(weights)})
+                                   for k in range(1, raters + 1))
 
 
 # Listening ports come from below the kernel's ephemeral range: the ports
@@ -382,13 +448,19 @@ class Verifier:
             return self._reject("bad-payload")
         if self.batch is not None and hasattr(payload, "batch") and payload.batch != self.batch:
             return self._reject("batch-size")
-        if topic in ("reward", "eval") and len(payload.instances) != payload.batch:
+        if topic == "eval":
+            # results: the episodes that ended on this tick, instances increasing
+            instances = [r.instance for r in payload.results]
+            if (len(payload.results) > payload.batch or instances != sorted(set(instances))
+                    or (instances and instances[-1] >= payload.batch)
+                    or payload.episodes < len(payload.results)):
+                return self._reject("batch-size")
+            if not all(math.isfinite(r.performance) and math.isfinite(r.observed_return)
+                       for r in payload.results):
+                return self._reject("invalid-value")
+        elif len(payload.actions if topic == "action" else payload.instances) != payload.batch:
             return self._reject("batch-size")
         if topic == "reward" and not all(math.isfinite(i.reward) for i in payload.instances):
-            return self._reject("invalid-value")
-        if topic == "eval" and not all(math.isfinite(i.performance) and
-                                       math.isfinite(i.observed_return)
-                                       for i in payload.instances):
             return self._reject("invalid-value")
         self._accept(envelope)
         self.verified += 1
@@ -399,29 +471,54 @@ class Verifier:
 # Progress: what eval and reward say about the run
 
 class Progress:
-    """Per instance and episode: hidden performance and observed return (from
-    eval), and the pipeline return (sum of the aggregated reward over steps
-    1..N). The aggregators publish the same batch for a tick: the first one
-    received is used, later ones are compared (mismatches counted)."""
+    """What eval and reward say about the run, per (instance, episode):
+
+    * from eval (the world): hidden performance, observed return and steps
+      of every finished episode, in finishing order (tick, then instance:
+      the order quintet-sim's figures use);
+    * from reward (the aggregators): the pipeline return, the sum over the
+      episode's ticks with clock.step >= 1 (not idle) of the median over
+      aggregator replicas of instances[i].reward, closed by the tick whose
+      clock is done.
+
+    The aggregators publish the same batch for a tick: the median is
+    updated as each replica's copy arrives (so the sum is exact once all
+    have), and copies that differ are counted (reward_mismatches)."""
 
     def __init__(self, batch):
         self.batch = batch
-        self.evals = {}                 # episode round -> [(performance, observed)] * B
+        self.results = {}               # (instance, episode) -> (tick, performance, observed, steps)
+        self.finished = []              # [(tick, instance, episode)] in finishing order
+        self.episodes_done = 0          # EvalRecord.episodes: finished so far, world-wide
+        self.eval_records = 0
+        self.eval_gaps = 0              # episodes the eval stream skipped (EvalRecord.episodes jumps)
         self.eval_ticks = 0             # world's tick count at its latest eval
-        self.reward_ticks = {}          # tick -> rewards by aggregator replica, median added
+        self.reward_ticks = {}          # tick -> {"by": {replica: rewards}, "added": seen before}
         self.max_tick = -1
-        self.pipeline = {}              # episode round -> [sum] * B
-        self.pipeline_steps = collections.Counter()
-        self.pipeline_done = set()      # rounds whose done step was received
+        self.pipeline_steps = {}        # (instance, episode) -> {tick: median reward}
+        self.pipeline = {}              # (instance, episode) -> its sum, once closed
+        self.pipeline_done = {}         # (instance, episode) -> tick of its done reward
+        self.pipeline_finished = []     # [(tick, instance, episode)] of done rewards, in order
+        self.steps = 0                  # environment steps seen on the reward stream
         self.reward_mismatches = 0
         self.reward_messages = 0
         self.first_tick_time = None
         self.last_change = time.monotonic()
 
     def add_eval(self, envelope, record):
-        if record.episode in self.evals:
-            return
-        self.evals[record.episode] = [(r.performance, r.observed_return) for r in record.instances]
+        self.eval_records += 1
+        new = 0
+        for r in record.results:
+            key = (r.instance, r.episode)
+            if key in self.results:
+                continue                # a re-send
+            self.results[key] = (envelope.tick, r.performance, r.observed_return, r.steps)
+            bisect.insort(self.finished, (envelope.tick, r.instance, r.episode))
+            new += 1
+        if new and record.episodes > self.episodes_done:
+            # episodes the stream never showed: the count jumps by more than the results
+            self.eval_gaps += max(0, record.episodes - self.episodes_done - new)
+            self.episodes_done = record.episodes
         self.eval_ticks = max(self.eval_ticks, record.ticks)
         self.max_tick = max(self.max_tick, envelope.tick)
         self.last_change = time.monotonic()
@@ -429,8 +526,7 @@ class Progress:
     def add_reward(self, envelope, batch):
         """Pipeline return sums, per instance, the median of the aggregators'
         rewards for each tick (as the actors do): a lying aggregator is
-        outvoted here too. The median is updated as each replica's copy
-        arrives, so the sum is exact once all have."""
+        outvoted here too."""
         self.reward_messages += 1
         rewards = tuple(i.reward for i in batch.instances)
         tick = envelope.tick
@@ -449,46 +545,59 @@ class Progress:
             self.first_tick_time = time.monotonic()
         self.max_tick = max(self.max_tick, tick)
         self.last_change = time.monotonic()
-        if batch.step >= 1:
-            copies = list(seen["by"].values())
-            median = [statistics.median(c[i] for c in copies) for i in range(len(rewards))]
-            sums = self.pipeline.setdefault(batch.episode, [0.0] * len(rewards))
-            added = seen["added"] or [0.0] * len(rewards)
-            for i, r in enumerate(median):
-                sums[i] += r - added[i]
-            if seen["added"] is None:
-                self.pipeline_steps[batch.episode] += 1
-            seen["added"] = median
-        if batch.done:
-            self.pipeline_done.add(batch.episode)
+        copies = list(seen["by"].values())
+        first = seen["added"] is None
+        seen["added"] = True
+        for i, instance in enumerate(batch.instances):
+            clock = instance.clock
+            if clock.idle or clock.step < 1:
+                continue
+            key = (i, clock.episode)
+            # the median of the copies so far replaces this tick's term: the
+            # sum is taken once the episode closes, over its ticks in order
+            # (exactly the actors' and quintet-sim's sum; no running total
+            # that a liar's huge value would wreck by cancellation)
+            steps = self.pipeline_steps.setdefault(key, {})
+            steps[tick] = statistics.median(c[i] for c in copies)
+            if first:
+                self.steps += 1
+            if clock.done and key not in self.pipeline_done:
+                self.pipeline_done[key] = tick
+                bisect.insort(self.pipeline_finished, (tick, i, clock.episode))
+            if key in self.pipeline_done:
+                total = 0.0
+                for t in sorted(steps):
+                    total += steps[t]
+                self.pipeline[key] = total
 
     # Figures --------------------------------------------------------------
-    @property
-    def rounds_done(self):
-        return len(self.evals)
-
     @property
     def ticks(self):
         return max(self.max_tick, self.eval_ticks, 0)
 
-    def _last(self, per_round, rounds, window, index=None):
-        values = []
-        for episode in sorted(rounds):
-            row = per_round[episode]
-            values.extend(row if index is None else [v[index] for v in row])
-        return values[-window:]
+    def episodes(self):
+        """Episodes finished (the world's count, EvalRecord.episodes)."""
+        return self.episodes_done
+
+    def last_finished(self, window=100):
+        """(instance, episode) of the last `window` finished episodes, in
+        finishing order."""
+        return [(i, e) for _t, i, e in self.finished[-window:]]
 
     def performance_last(self, window=100):
-        return mean(self._last(self.evals, self.evals, window, 0))
+        return mean(self.results[k][1] for k in self.last_finished(window))
 
     def observed_last(self, window=100):
-        return mean(self._last(self.evals, self.evals, window, 1))
+        return mean(self.results[k][2] for k in self.last_finished(window))
 
     def pipeline_last(self, window=100):
-        return mean(self._last(self.pipeline, self.pipeline_done & set(self.pipeline), window))
+        """Over the last `window` episodes whose done reward was seen (once
+        every reward is in, the very episodes of performance_last)."""
+        return mean(self.pipeline[(i, e)] for _t, i, e in self.pipeline_finished[-window:])
 
-    def episodes(self):
-        return self.rounds_done * self.batch
+    def rewards_closed(self):
+        """Every finished episode's done reward has been seen."""
+        return all(k in self.pipeline_done for k in self.results)
 
 
 # --------------------------------------------------------------------------
@@ -572,15 +681,35 @@ class Relay:
 
 
 class Deployment:
+    """The world and `replicas` replicas of every other role on loopback.
+
+    env, variant, without: the environment (default: the registry's
+    default, the first of `quintetctl envs`), its variant and the sensor
+    families left out of its declaration (comma-separated, e.g.
+    "moisture"): written as quintet/env, env_variant, env_without into
+    every replica's config (they must agree across roles). tamper: how the
+    agent's tampering forges a sensor (one of the env's tamper styles),
+    quintet/world/tamper. sensors: {sensor name: honest | broken |
+    malicious}, quintet/world/sensor/<name> (fault injection). episodes:
+    episodes to finish over all instances (quintet/world/episodes; 0 runs
+    until stopped). window: the summary's means are over the last `window`
+    episodes to finish. The scorer's panel is HONEST_RATERS raters with the
+    environment's declared performance weights (honest_panel), unless
+    `panel` is given ({rater name: {weight: {feature: w}, kind, vote,
+    value}}); role_sections and overrides are merged last."""
+
     def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
                  replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
                  reward_source="pipeline", episodes=DEFAULT_EPISODES,
-                 env="tomato_watering", overrides=None, role_sections=None, byzantine=None,
-                 dashboard=False, placement=None):
+                 env=None, variant=None, without=None, tamper=None, sensors=None,
+                 window=DEFAULT_WINDOW, panel=None, overrides=None, role_sections=None,
+                 byzantine=None, dashboard=False, placement=None):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
             raise ValueError("reward_source is pipeline or env")
+        if int(episodes) < 0 or int(window) < 1:
+            raise ValueError("episodes must be >= 0 (0: until stopped), window >= 1")
         self.build_dir = os.path.abspath(build_dir)
         self.state_dir = os.path.abspath(state_dir)
         self.batch = int(batch)
@@ -592,8 +721,27 @@ class Deployment:
         self.seed = int(seed)
         self.reward_source = reward_source
         self.episodes = int(episodes)
-        self.rounds = max(1, math.ceil(self.episodes / self.batch))
-        self.env = env
+        self.window = int(window)
+        envs = list_envs(self.build_dir)
+        self.env = env or envs[0]
+        if self.env not in envs:
+            raise ValueError("no environment %r (quintetctl envs: %s)" % (self.env, ", ".join(envs)))
+        self.declaration = describe_env(self.build_dir, self.env, variant or None)
+        self.variant = variant or ""
+        self.without = without or ""
+        self.tamper = tamper or ""
+        if self.tamper and self.tamper not in self.declaration.get("tamper_styles", []):
+            raise ValueError("%s has no tamper style %r (%s)" % (
+                self.env, self.tamper, ", ".join(self.declaration.get("tamper_styles", []))
+                or "it declares none"))
+        self.sensors = collections.OrderedDict(sensors or {})
+        declared = [s["name"] for s in self.declaration["sensors"]]
+        for name, mode in self.sensors.items():
+            if name not in declared or mode not in SENSOR_MODES:
+                raise ValueError("sensor %s=%s: expected a sensor of %s (%s) = %s"
+                                 % (name, mode, self.env, ", ".join(declared),
+                                    " | ".join(SENSOR_MODES)))
+        self.panel = panel if panel is not None else honest_panel(self.declaration)
         # overrides: {"<role>" or "<role>-<r>": {key: value | {nested}}},
         # merged into that replica's `quintet` section
         self.overrides = overrides or {}
@@ -622,6 +770,21 @@ class Deployment:
         self.dashboard = dashboard
         self.relay = None
         _live.add(self)
+
+    def sim_command(self, reward_source=None, episodes=None, window=None):
+        """The quintet-sim command line of this run's logic in one process
+        (the figures honest daemons reproduce exactly)."""
+        command = [sim_path(self.build_dir), "--env", self.env,
+                   "--episodes", str(episodes or self.episodes), "--batch", str(self.batch),
+                   "--seed", str(self.seed), "--reward-source", reward_source or self.reward_source,
+                   "--window", str(window or self.window), "--json", "--quiet"]
+        for flag, value in (("--variant", self.variant), ("--tamper", self.tamper),
+                            ("--without", self.without)):
+            if value:
+                command += [flag, value]
+        for name, mode in self.sensors.items():
+            command += ["--sensor", "%s=%s" % (name, mode)]
+        return command
 
     # -- topology -----------------------------------------------------------
     def count(self, role):
@@ -693,11 +856,20 @@ class Deployment:
         self.verifier = Verifier(self.pb2, self.trust, self.batch)
 
     def role_section(self, role):
-        section = dict(self.role_sections.get(role, {}))
+        section = collections.OrderedDict()
+        if role == "world":
+            section["episodes"] = self.episodes
+            if self.tamper:
+                section["tamper"] = self.tamper
+            if self.sensors:
+                section["sensor"] = collections.OrderedDict(self.sensors)
+        if role == "scorer":
+            section["rater"] = self.panel
         if role == "actor":
             section["reward_source"] = self.reward_source
-        if role == "world":
-            section["episodes"] = self.rounds
+        section = deep_merge(section, self.role_sections.get(role, {}))
+        if role == "actor":
+            section["reward_source"] = self.reward_source
         return section
 
     def config_tree(self, role, r):
@@ -708,6 +880,8 @@ class Deployment:
         tree["batch"] = self.batch
         tree["seed"] = self.seed
         tree["env"] = self.env
+        tree["env_variant"] = self.variant
+        tree["env_without"] = self.without
         tree["secret_key"] = self.path("keys", rep.name + ".key")
         tree["trust_dir"] = self.path("trust")
         tree["state_dir"] = rep.run_dir
@@ -912,12 +1086,19 @@ class Deployment:
         return (self.finished_at or time.monotonic()) - self.started_at
 
     def complete(self):
+        """Every episode's eval received and every finished episode's done
+        reward seen (never, for a deployment that runs until stopped)."""
         p = self.progress
-        return p.rounds_done >= self.rounds and (self.rounds - 1) in p.pipeline_done
+        return self.episodes > 0 and p.episodes_done >= self.episodes and p.rewards_closed()
+
+    def _where(self):
+        p = self.progress
+        return "tick %d, %d/%s episodes" % (p.ticks, p.episodes_done,
+                                            self.episodes if self.episodes else "unbounded")
 
     def run_to_completion(self, on_progress=None, interval=2.0, stall_timeout=60.0,
                           timeout=None, tail_grace=5.0):
-        """Pumps until every episode round has its eval (and its last reward),
+        """Pumps until every episode has its eval (and its done reward),
         calling on_progress(self) every `interval` s. Raises DeploymentError
         when nothing progresses for stall_timeout s or after timeout s. Stops
         the deployment and returns summary()."""
@@ -937,21 +1118,19 @@ class Deployment:
                                             tail(rep.log_path, 8)))
                 if self.complete():
                     break
-                if self.progress.rounds_done >= self.rounds:
+                if self.episodes and self.progress.episodes_done >= self.episodes:
                     # the world is done; the last rewards are still in flight
                     evals_complete_at = evals_complete_at or now
                     if now - evals_complete_at > tail_grace:
                         break
                 if now - self.progress.last_change > stall_timeout:
                     raise DeploymentError(
-                        "no progress for %.0f s (tick %d, %d/%d rounds); last log lines:\n%s"
-                        % (stall_timeout, self.progress.ticks, self.progress.rounds_done,
-                           self.rounds, self.log_tails()))
+                        "no progress for %.0f s (%s); last log lines:\n%s"
+                        % (stall_timeout, self._where(), self.log_tails()))
                 if timeout is not None and now - began > timeout:
                     raise DeploymentError(
-                        "not finished after %.0f s (tick %d, %d/%d rounds); last log lines:\n%s"
-                        % (timeout, self.progress.ticks, self.progress.rounds_done,
-                           self.rounds, self.log_tails()))
+                        "not finished after %.0f s (%s); last log lines:\n%s"
+                        % (timeout, self._where(), self.log_tails()))
                 if on_progress and now >= next_report:
                     on_progress(self)
                     next_report = now + interval
@@ -961,28 +1140,45 @@ class Deployment:
         return self.summary()
 
     def summary(self):
+        """The run's figures. performance, observed_return, pipeline_return:
+        means over the last `window` finished episodes (quintet-sim's JSON
+        keys and order, unrounded); mean_*_last100: the same over 100,
+        rounded to 3 decimals."""
         p = self.progress
         elapsed = self.elapsed()
         ticks = p.ticks
+        verifier = self.verifier
         return collections.OrderedDict([
             ("env", self.env),
+            ("variant", self.declaration.get("variant", self.variant)),
+            # the world's tamper style: the one given, else the env's default (its first)
+            ("tamper", self.tamper or (self.declaration.get("tamper_styles") or [""])[0]),
+            ("without", self.without),
+            ("sensors", dict(self.sensors)),
             ("episodes", p.episodes()),
-            ("episode_rounds", p.rounds_done),
+            ("episodes_planned", self.episodes),
             ("ticks", ticks),
+            ("steps", p.steps),
             ("batch", self.batch),
             ("replicas", self.replicas),
             ("faults", self.faults),
             ("seed", self.seed),
             ("reward_source", self.reward_source),
             ("elapsed_seconds", round(elapsed, 3)),
-            ("steps_per_second", round(ticks * self.batch / elapsed, 1) if elapsed > 0 else 0.0),
+            ("steps_per_second", round(p.steps / elapsed, 1) if elapsed > 0 else 0.0),
             ("ticks_per_second", round(ticks / elapsed, 1) if elapsed > 0 else 0.0),
+            ("window", self.window),
+            ("performance", _finite(p.performance_last(self.window))),
+            ("observed_return", _finite(p.observed_last(self.window))),
+            ("pipeline_return", _finite(p.pipeline_last(self.window))),
             ("mean_observed_return_last100", _round(p.observed_last())),
             ("mean_pipeline_return_last100", _round(p.pipeline_last())),
             ("mean_performance_last100", _round(p.performance_last())),
-            ("messages_verified", self.verifier.verified if self.verifier else 0),
-            ("messages_rejected", self.verifier.rejected_total if self.verifier else 0),
-            ("rejected_by_cause", dict(self.verifier.rejected) if self.verifier else {}),
+            ("eval_gaps", p.eval_gaps),
+            ("rewards_closed", p.rewards_closed()),
+            ("messages_verified", verifier.verified if verifier else 0),
+            ("messages_rejected", verifier.rejected_total if verifier else 0),
+            ("rejected_by_cause", dict(verifier.rejected) if verifier else {}),
             ("reward_mismatches", p.reward_mismatches),
             ("state_dir", self.state_dir),
         ])
@@ -996,6 +1192,10 @@ class Deployment:
             f.write("\n")
         os.replace(tmp, path)
         return path
+
+
+def _finite(x):
+    return None if x is None or not math.isfinite(x) else x
 
 
 def _round(x, digits=3):

@@ -15,9 +15,17 @@ over b"quintet-v1:" + the envelope bytes as received, replay window per (key,
 epoch), freshness, type matching the topic, payload decode, values. A message
 that fails is rejected and counted by cause, never printed. Gaps are counted:
 an aggregator's seq jumping by more than one within an epoch (it signs only
-rewards), or EvalRecord.episode jumping (the world's seq also counts its
+rewards), or EvalRecord.episodes (episodes finished so far, world-wide)
+jumping by more than the record's results (the world's seq also counts its
 sensor frames); the dashboard endpoint drops messages for a subscriber that
 does not keep up.
+
+Every per-instance message carries the instance's own clock (InstanceClock:
+episode, step, done, terminated, idle): instances run their episodes
+independently, and an idle instance (no episode running: the world has
+finished its episodes) is ignored. An EvalRecord comes on a tick where
+episodes ended, with one result per ended episode (instance, episode,
+hidden performance, observed return, steps).
 
 Exit status: 0 when --count messages were verified (or on SIGINT without
 --count), 1 when --timeout passed first, 2 on a usage error.
@@ -74,8 +82,8 @@ class Client:
         self.run = 0                # verified in a row since the last rejection
         self.longest_run = 0
         self.rejected = {}
-        self.gaps = 0               # messages missed: reward seq jumps, eval episode jumps
-        self.last_episode = {}      # world key id -> (epoch, last EvalRecord.episode)
+        self.gaps = 0               # missed: rewards (seq jumps), episodes (EvalRecord.episodes jumps)
+        self.last_episodes = {}     # world key id -> (epoch, last EvalRecord.episodes)
         self.windows = {}           # key id -> [epoch, highest seq, set of recent seqs]
         self.duplicates = 0         # exact copies of accepted messages (the relay's last-value cache)
         self.recent = {}            # key id -> signatures of its last accepted messages
@@ -134,14 +142,20 @@ class Client:
             payload.ParseFromString(envelope.payload)
         except Exception:
             return self.reject("bad-payload")
-        if len(payload.instances) != payload.batch:
+        if topic == "eval":
+            # the episodes that ended on this tick, instances in increasing order
+            instances = [r.instance for r in payload.results]
+            if (len(instances) > payload.batch or instances != sorted(set(instances))
+                    or (instances and instances[-1] >= payload.batch)
+                    or payload.episodes < len(instances)):
+                return self.reject("batch-size")
+            values = [v for r in payload.results for v in (r.performance, r.observed_return)]
+        elif len(payload.instances) != payload.batch:
             return self.reject("batch-size")
-        if topic == "reward":
+        elif topic == "reward":
             values = [i.reward for i in payload.instances]
-        elif topic == "proposal":       # quintet-watch also reads the rewarders directly
+        else:                           # proposal: quintet-watch also reads the rewarders directly
             values = [v for i in payload.instances for v in i.values]
-        else:
-            values = [v for i in payload.instances for v in (i.performance, i.observed_return)]
         if not all(math.isfinite(v) for v in values):
             return self.reject("invalid-value")
         if window is None:
@@ -150,11 +164,14 @@ class Client:
             # an aggregator signs only rewards: a seq jump is a missed reward
             self.gaps += envelope.seq - window[1] - 1
         if topic == "eval":
-            # the world's seq also counts its sensor frames: episodes show eval gaps
-            last = self.last_episode.get(envelope.key_id)
-            if last is not None and last[0] == envelope.epoch and payload.episode > last[1] + 1:
-                self.gaps += payload.episode - last[1] - 1
-            self.last_episode[envelope.key_id] = (envelope.epoch, payload.episode)
+            # the world's seq also counts its sensor frames: EvalRecord.episodes
+            # shows eval gaps (it counts this record's results too)
+            last = self.last_episodes.get(envelope.key_id)
+            if last is not None and last[0] == envelope.epoch and \
+                    payload.episodes > last[1] + len(payload.results):
+                self.gaps += payload.episodes - last[1] - len(payload.results)
+            if last is None or last[0] != envelope.epoch or payload.episodes > last[1]:
+                self.last_episodes[envelope.key_id] = (envelope.epoch, payload.episodes)
         window[1] = max(window[1], envelope.seq)
         window[2] = {s for s in window[2] if s + REPLAY_WINDOW > window[1]} | {envelope.seq}
         self.windows[envelope.key_id] = window
@@ -170,23 +187,44 @@ class Client:
                 "rejected": self.rejected, "gaps": self.gaps, "duplicates": self.duplicates}
 
 
+def clocks_summary(instances):
+    """What the per-instance clocks say: instances running an episode (not
+    idle), those whose episode ends on this tick, the range of their
+    episodes."""
+    active = [i.clock for i in instances if not i.clock.idle]
+    episodes = [c.episode for c in active]
+    return {"active": len(active), "done": sum(1 for c in active if c.done),
+            "episodes": [min(episodes), max(episodes)] if episodes else None}
+
+
 def describe(topic, envelope, payload):
     """One JSON-able record per message."""
     record = {"topic": topic, "role": envelope.role, "replica": envelope.replica,
               "epoch": envelope.epoch, "seq": envelope.seq, "tick": envelope.tick,
-              "episode": payload.episode, "batch": payload.batch}
-    if topic == "reward":
-        rewards = [i.reward for i in payload.instances]
-        record.update(step=payload.step, done=payload.done,
-                      mean_reward=sum(rewards) / len(rewards) if rewards else None,
-                      replicas=[{"replica": r.replica, "used": r.used, "distance": r.distance}
-                                for r in payload.replicas])
+              "batch": payload.batch}
+    if topic in ("reward", "proposal"):
+        # idle instances (no episode running) are ignored, as every consumer does
+        if topic == "reward":
+            rewards = [i.reward for i in payload.instances if not i.clock.idle]
+        else:
+            rewards = [i.values[0] for i in payload.instances if not i.clock.idle and i.values]
+        record.update(clocks_summary(payload.instances))
+        record["mean_reward"] = sum(rewards) / len(rewards) if rewards else None
+        if topic == "reward":
+            record["replicas"] = [{"replica": r.replica, "used": r.used, "distance": r.distance,
+                                   "status": r.status, "weight": r.weight}
+                                  for r in payload.replicas]
     else:
-        perf = [i.performance for i in payload.instances]
-        record.update(ticks=payload.ticks,
-                      mean_performance=sum(perf) / len(perf) if perf else None,
-                      mean_observed_return=sum(i.observed_return for i in payload.instances)
-                      / max(1, len(payload.instances)))
+        results = list(payload.results)
+        n = len(results)
+        record.update(env=payload.env, ticks=payload.ticks, episodes=payload.episodes,
+                      results=[{"instance": r.instance, "episode": r.episode,
+                                "performance": r.performance,
+                                "observed_return": r.observed_return, "steps": r.steps}
+                               for r in results],
+                      mean_performance=sum(r.performance for r in results) / n if n else None,
+                      mean_observed_return=sum(r.observed_return for r in results) / n
+                      if n else None)
     return record
 
 
@@ -243,15 +281,17 @@ def main(argv=None):
         if opts.json:
             print(json.dumps(record), flush=True)
         elif record["topic"] == "reward":
-            print("reward  tick %-7d episode %-4d step %-3d mean %+.4f  from aggregator-%d "
-                  "(seq %d), rewarders used %s" % (
-                      record["tick"], record["episode"], record["step"], record["mean_reward"],
-                      record["replica"], record["seq"],
+            print("reward  tick %-7d %2d instances running, %2d ending  mean %s  from "
+                  "aggregator-%d (seq %d), rewarders used %s" % (
+                      record["tick"], record["active"], record["done"],
+                      "%+.4f" % record["mean_reward"] if record["mean_reward"] is not None
+                      else "-", record["replica"], record["seq"],
                       [r["replica"] for r in record["replicas"] if r["used"]]), flush=True)
         else:
-            print("eval    tick %-7d episode %-4d mean performance %.2f, observed return %.2f"
-                  % (record["ticks"], record["episode"], record["mean_performance"],
-                     record["mean_observed_return"]), flush=True)
+            print("eval    %s tick %-7d %2d episodes ended (%d so far): mean performance %.2f, "
+                  "observed return %.2f" % (record["env"], record["ticks"], len(record["results"]),
+                                            record["episodes"], record["mean_performance"],
+                                            record["mean_observed_return"]), flush=True)
     sub.close(0)
     context.term()
     summary = client.summary()

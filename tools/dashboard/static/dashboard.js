@@ -109,10 +109,12 @@ const charts = {
   reward: new Chart(document.getElementById("chart-reward"), {xlabel: "tick"}),
   proposals: new Chart(document.getElementById("chart-proposals"), {xlabel: "tick"}),
   distance: new Chart(document.getElementById("chart-distance"), {xlabel: "tick", zero: true}),
-  eval: new Chart(document.getElementById("chart-eval"), {xlabel: "episode", dots: true}),
+  eval: new Chart(document.getElementById("chart-eval"), {xlabel: "episodes", dots: true}),
 };
 const state = {
-  rewards: 0, ticks: 0, evals: 0, proposals: 0, lastTick: -1, lastEpisode: -1,
+  rewards: 0, ticks: 0, evals: 0, proposals: 0, lastTick: -1, lastEpisodes: -1,
+  env: null,                // EvalRecord.env
+  episodes: 0,              // finished so far (EvalRecord.episodes)
   rewarders: new Map(),     // replica -> {distance, used, status, proposal, tick, seen}
   aggregators: new Map(),   // replica -> {tick, seen}
   stats: null, proposalTick: new Map(),
@@ -134,7 +136,8 @@ function onReward(m) {
   if (m.tick <= state.lastTick) return;    // the same tick from another aggregator replica
   state.lastTick = m.tick;
   state.ticks++;
-  charts.reward.add("reward", m.tick, m.mean_reward, COLORS[0]);
+  // mean over the instances running an episode (idle ones are ignored)
+  if (m.mean_reward !== null) charts.reward.add("reward", m.tick, m.mean_reward, COLORS[0]);
   const used = m.replicas.filter(r => r.used).map(r => r.distance).sort((a, b) => a - b);
   const median = used.length ? used[Math.floor(used.length / 2)] : 0;
   for (const r of m.replicas) {
@@ -145,9 +148,13 @@ function onReward(m) {
     // excluded replicas too: the one far from the median is the one to look at
     charts.distance.add("rewarder-" + r.replica, m.tick, r.distance, replicaColor(r.replica));
   }
+  const episodes = m.episodes ? (m.episodes[0] === m.episodes[1] ? String(m.episodes[0])
+                                  : m.episodes[0] + "–" + m.episodes[1]) : "–";
   document.getElementById("summary").textContent =
-    "tick " + m.tick + " · episode " + m.episode + " · step " + m.step +
-    " · batch " + m.batch + " · reward " + fmt(m.mean_reward);
+    "tick " + m.tick + " · " + m.active + "/" + m.batch +
+    " instances running (episode " + episodes + "), " + m.done + " ending · " +
+    state.episodes + " episodes finished · reward " +
+    (m.mean_reward === null ? "–" : fmt(m.mean_reward));
 }
 
 function onProposal(m) {
@@ -157,15 +164,22 @@ function onProposal(m) {
   const last = state.proposalTick.get(m.replica);
   if (last !== undefined && m.tick <= last && m.tick > last - 10000) return;
   state.proposalTick.set(m.replica, m.tick);
-  charts.proposals.add("rewarder-" + m.replica, m.tick, m.mean_reward, replicaColor(m.replica));
+  if (m.mean_reward !== null)
+    charts.proposals.add("rewarder-" + m.replica, m.tick, m.mean_reward, replicaColor(m.replica));
 }
 
 function onEval(m) {
   state.evals++;
-  if (m.episode <= state.lastEpisode && m.episode > state.lastEpisode - 10000) return;
-  state.lastEpisode = m.episode;
-  charts.eval.add("performance", m.episode, m.mean_performance, COLORS[3]);
-  charts.eval.add("observed return", m.episode, m.mean_observed_return, COLORS[1]);
+  state.env = m.env;
+  document.getElementById("env").textContent = m.env;
+  // one record per tick on which episodes ended; EvalRecord.episodes counts
+  // every episode finished so far (a new deployment starts again from 0)
+  if (m.episodes <= state.lastEpisodes && m.episodes > state.lastEpisodes - 10000) return;
+  state.lastEpisodes = m.episodes;
+  state.episodes = m.episodes;
+  // mean over the episodes that ended on this tick
+  charts.eval.add("performance", m.episodes, m.mean_performance, COLORS[3]);
+  charts.eval.add("observed return", m.episodes, m.mean_observed_return, COLORS[1]);
 }
 
 function renderTable() {
@@ -209,6 +223,7 @@ function publishCounters() {
   d.rewards = state.rewards; d.ticks = state.ticks; d.evals = state.evals;
   d.proposals = state.proposals; d.replicas = state.rewarders.size;
   d.aggregators = state.aggregators.size;
+  d.env = state.env || ""; d.episodes = state.episodes;
   if (state.stats) {
     d.verified = state.stats.verified;
     d.rejected = Object.values(state.stats.rejected).reduce((a, b) => a + b, 0);
