@@ -218,8 +218,11 @@ qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, const qt_env_params
     const char *name = *qt_stage_env (stage) ? qt_stage_env (stage) : qt_env_default ();
     const char *cause = NULL;
     if (qt_env_declare (name, &options, decl, &cause)) {
-        *error = zsys_sprintf ("%s: quintet/env: cannot declare \"%s\" (variant \"%s\", without \"%s\"): %s",
-                               qt_config_path (config), name, options.variant, options.without, cause);
+        *error = zsys_sprintf ("%s: cannot declare the environment (quintet/env = \"%s\", "
+                               "env_variant = \"%s\", env_without = \"%s\"%s%s%s): %s",
+                               qt_config_path (config), name, options.variant, options.without,
+                               *options.tamper ? ", world/tamper = \"" : "", options.tamper,
+                               *options.tamper ? "\"" : "", cause);
         return -1;
     }
     return 0;

@@ -945,6 +945,47 @@ wm_readings_combine (const qt_readings_t *const *replicas, size_t n, qt_readings
     return 0;
 }
 
+//  Squared distance between two beliefs of the same shape, over everything
+//  they publish: features, reliabilities, P(honest), entropy, data
+//  reliability, and their samples (values, features and weights, in order)
+static double
+s_belief_distance (const wm_belief_t *a, const wm_belief_t *b)
+{
+    double sum = 0, d;
+    for (uint32_t f = 0; f < a->n_features; f++) {
+        d = a->features [f] - b->features [f];
+        sum += d * d;
+    }
+    for (uint32_t s = 0; s < a->n_sensors; s++) {
+        d = a->reliability [s] - b->reliability [s];
+        sum += d * d;
+        d = a->honest [s] - b->honest [s];
+        sum += d * d;
+    }
+    d = a->entropy - b->entropy;
+    sum += d * d;
+    d = a->data_reliability - b->data_reliability;
+    sum += d * d;
+    uint32_t samples = a->n_samples > b->n_samples ? a->n_samples : b->n_samples;
+    for (uint32_t k = 0; k < samples; k++) {
+        const wm_sample_t *x = k < a->n_samples ? &a->samples [k] : NULL;
+        const wm_sample_t *y = k < b->n_samples ? &b->samples [k] : NULL;
+        if (!x || !y) {
+            sum += 1;           //  a sample one has and the other has not
+            continue;
+        }
+        d = x->weight - y->weight;
+        sum += d * d;
+        for (uint32_t f = 0; f < a->n_features; f++) {
+            d = x->features [f] - y->features [f];
+            sum += d * d;
+        }
+        for (uint32_t v = 0; v < a->n_vars; v++)
+            sum += x->values [v] != y->values [v];
+    }
+    return sum;
+}
+
 int
 wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out)
 {
@@ -987,18 +1028,22 @@ wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out
     S_MEDIAN_OF (effective_particles);
 #undef S_MEDIAN_OF
 
+    //  The samples come from the medoid: the replica whose whole belief
+    //  (features, reliabilities, samples) is nearest the others'. Honest
+    //  replicas agree bit for bit, so with a majority of them the medoid is
+    //  one; the median features alone could tie (every feature is 0 at an
+    //  episode's start) and let a liar's samples through.
     const wm_belief_t *closest = first;
     double best = INFINITY;
     for (size_t i = 0; i < n; i++) {
         if (!beliefs [i])
             continue;
-        double distance = 0;
-        for (uint32_t f = 0; f < out->n_features; f++) {
-            double d = beliefs [i]->features [f] - out->features [f];
-            distance += d * d;
-        }
-        if (distance < best) {
-            best = distance;
+        double total = 0;
+        for (size_t j = 0; j < n; j++)
+            if (beliefs [j] && j != i)
+                total += s_belief_distance (beliefs [i], beliefs [j]);
+        if (total < best) {
+            best = total;
             closest = beliefs [i];
         }
     }
@@ -1076,6 +1121,22 @@ wm_filter_test (bool verbose)
     assert (combined.step == readings.step);
     const qt_readings_t *none [2] = { NULL, NULL };
     assert (wm_readings_combine (none, 2, &combined) == -1);
+
+    //  Belief combination: a liar whose features tie the honest ones (all 0
+    //  at an episode's start) but whose samples and reliabilities differ
+    //  is not the medoid, even as the first replica
+    wm_belief_t twin_liar = belief;
+    for (uint32_t f = 0; f < decl.n_features; f++)
+        twin_liar.features [f] = 0;
+    wm_belief_t honest_start = twin_liar;
+    for (uint32_t j = 0; j < twin_liar.n_samples; j++)
+        twin_liar.samples [j].weight = 1 - twin_liar.samples [j].weight;
+    for (uint32_t s = 0; s < decl.n_sensors; s++)
+        twin_liar.reliability [s] = 1 - twin_liar.reliability [s];
+    const wm_belief_t *tied [3] = { &twin_liar, &honest_start, &honest_start };
+    wm_belief_t picked;
+    assert (wm_belief_combine (tied, 3, &picked) == 0);
+    assert (memcmp (picked.samples, honest_start.samples, sizeof picked.samples) == 0);
 
     //  Belief combination: a replica with absurd features is ignored
     wm_belief_t wild = belief;

@@ -15,17 +15,12 @@ coordinate-wise median, geometric median) returns the honest value
 exactly; the aggregated reward must equal the honest run's per tick and
 instance up to rounding (REWARD_TOLERANCE, relative), for every reward of a
 transition (clock.step >= 1, not idle: what the actors learn from and the
-pipeline return sums).
-
-The rewards of reset states (step 0: published, used by no one) are
-compared too and their largest difference printed, but not asserted
-unless --strict-reset: a known fault in the world models' combination
-(daemons/worldmodel/filter.c, wm_belief_combine: the likely states are
-copied from the belief nearest the median features, ties going to the
-first replica; at a reset every belief's features are 0, and a liar whose
-lie keeps them 0 (sign-flip, ipm of 0) as replica 1 wins the tie, so its
-forged samples are scored) makes latin 0 (worldmodel-1 ipm) differ there
-by 5.6e-4 relative. Run with --runs 1 --no-five --strict-reset to see it.
+pipeline return sums), and for the rewards of reset states (step 0:
+published, used by no one) as well. (The reset rewards once differed: the
+world models' combination took its likely states from the belief nearest
+the median features, and at a reset every belief's features are 0, so a
+liar as replica 1 won the tie; wm_belief_combine now takes them from the
+medoid of the whole beliefs.)
 """
 import sys
 
@@ -36,8 +31,6 @@ def extra(parser):
     parser.add_argument("--runs", type=int, default=9, help="Latin-square runs (<= 9)")
     parser.add_argument("--no-five", action="store_true", help="skip the n = 5, f = 2 runs")
     parser.add_argument("--only-five", action="store_true", help="only the n = 5, f = 2 runs")
-    parser.add_argument("--strict-reset", action="store_true",
-                        help="also assert the rewards of reset states (step 0)")
 
 
 opts = fl.args(__doc__, extra)
@@ -59,14 +52,9 @@ def judge(label, summary, trace):
              "%s: aggregated reward within the bound on %d ticks x %d instances "
              "(max relative difference to honest %.3g <= %g)"
              % (label, compared, summary["batch"], worst, fl.REWARD_TOLERANCE), failures)
-    if opts.strict_reset:
-        fl.check(worst_reset <= fl.REWARD_TOLERANCE,
-                 "%s: the rewards of reset states too (max relative difference %.3g)"
-                 % (label, worst_reset), failures)
-    elif worst_reset > fl.REWARD_TOLERANCE:
-        print("     %s: rewards of reset states (step 0, used by no one) differ by up to %.3g "
-              "relative: the known wm_belief_combine tie (see the docstring)"
-              % (label, worst_reset), flush=True)
+    fl.check(worst_reset <= fl.REWARD_TOLERANCE,
+             "%s: the rewards of reset states too (max relative difference %.3g)"
+             % (label, worst_reset), failures)
     perf = summary["performance"]
     fl.check(perf is not None and perf >= fl.MIN_PERFORMANCE
              and abs(perf - honest["performance"]) <= fl.REWARD_TOLERANCE,
