@@ -390,7 +390,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
                                    qt_config_path (config), control_bind, zmq_strerror (zmq_errno ()));
             return self;
         }
-        self->control_verifier = qt_verifier_new (self->trust, 0);
+        self->control_verifier = qt_control_verifier_new (self->trust);
     }
     const char *topics [QT_STAGE_MAX_UPSTREAMS + 1] = { NULL };
     for (size_t i = 0; i < role->upstreams; i++)

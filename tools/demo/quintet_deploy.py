@@ -301,7 +301,7 @@ class Verifier:
         self.batch = batch
         self.verified = 0
         self.rejected = collections.Counter()
-        self.windows = {}       # key id -> (epoch, highest seq, seqs seen near it)
+        self.windows = {}       # key id -> (epoch, highest seq, seqs seen near it, first sent_ns)
         self.retired = set()    # (key id, epoch) of restarted processes
 
     @property
@@ -319,9 +319,12 @@ class Verifier:
         if (envelope.key_id, envelope.epoch) in self.retired or envelope.seq == 0:
             return True
         window = self.windows.get(envelope.key_id)
-        if window is None or window[0] != envelope.epoch:
+        if window is None:
             return False
-        _epoch, highest, seen = window
+        if window[0] != envelope.epoch:
+            # only an epoch sent after the current one's first message retires it
+            return envelope.sent_ns <= window[3]
+        _epoch, highest, seen, _first_ns = window
         return envelope.seq in seen or envelope.seq + self.REPLAY_WINDOW <= highest
 
     def _accept(self, envelope):
@@ -330,13 +333,13 @@ class Verifier:
             self.retired.add((envelope.key_id, window[0]))
             window = None
         if window is None:
-            window = (envelope.epoch, 0, set())
-        _epoch, highest, seen = window
+            window = (envelope.epoch, 0, set(), envelope.sent_ns)
+        _epoch, highest, seen, first_ns = window
         highest = max(highest, envelope.seq)
         seen.add(envelope.seq)
         if len(seen) > 4 * self.REPLAY_WINDOW:
             seen = {q for q in seen if q + self.REPLAY_WINDOW > highest}
-        self.windows[envelope.key_id] = (envelope.epoch, highest, seen)
+        self.windows[envelope.key_id] = (envelope.epoch, highest, seen, first_ns)
 
     def open(self, frames):
         """(topic, envelope, payload) of a valid message, else None."""
