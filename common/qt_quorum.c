@@ -13,6 +13,9 @@ typedef struct {
     bool up;
     uint32_t misses;            //  consecutive ticks missed
     uint64_t ahead;             //  highest tick it sent beyond the window (0: none)
+    uint32_t trial;             //  re-admitted: ticks it must still be present in
+    uint64_t backoff;           //  ticks a failed trial bars it (0: none failed lately)
+    uint64_t barred_until;      //  no re-admission before this tick is done
 } s_replica_t;
 
 struct _qt_quorum_t {
@@ -105,6 +108,12 @@ s_peer (qt_quorum_t *self, uint32_t replica)
     return zsys_sprintf ("%s-%u", self->role, replica);
 }
 
+static qt_quorum_result_t
+s_add (qt_quorum_t *self, uint32_t replica, uint64_t tick, qt_message_t **message_p,
+       int64_t now_ms);
+static void
+s_readmit (qt_quorum_t *self, uint32_t replica, uint64_t tick);
+
 qt_quorum_result_t
 qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
                qt_message_t **message_p, int64_t now_ms)
@@ -112,23 +121,44 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
     if (replica < 1 || replica > self->replicas)
         return QT_QUORUM_UNKNOWN_REPLICA;
     s_replica_t *state = &self->replica [replica - 1];
-    //  A down replica is re-admitted once it has caught up: a message for
-    //  the tick just processed or a newer one. One still working through a
-    //  backlog (after a stall, a cut link) speaks about older ticks and is
-    //  not waited for yet, which would cost a deadline per tick. Requiring
-    //  a tick newer than the last would instead make re-admission a race it
-    //  loses whenever it is slightly slower than its peers.
-    bool late = self->have_last && tick <= self->last;
-    bool caught_up = !self->have_last || tick >= self->last;
-    if (!state->up && caught_up) {
-        state->up = true;
-        state->misses = 0;
-        char *peer = s_peer (self, replica);
-        qt_log_event (LOG_NOTICE, QT_MSG_REPLICA_UP, tick, peer, NULL,
-                      "replica %s is up again", peer);
-        zstr_free (&peer);
-    }
-    if (late) {
+    qt_quorum_result_t result = s_add (self, replica, tick, message_p, now_ms);
+    //  A down replica is re-admitted once it has caught up, and only by a
+    //  message the window took: one for a pending tick, or for the tick just
+    //  processed (requiring a newer one would make re-admission a race it
+    //  loses whenever it is slightly slower than its peers). A message the
+    //  window refused (far ahead, a backlog of older ticks) says nothing
+    //  about being on time, so it re-admits nobody.
+    bool caught_up = result == QT_QUORUM_ACCEPTED
+                  || (result == QT_QUORUM_LATE && tick == self->last);
+    if (!state->up && caught_up && (!self->have_last || self->last >= state->barred_until))
+        s_readmit (self, replica, tick);
+    return result;
+}
+
+//  Re-admitted on trial: missing any of its next QT_QUORUM_TRIAL_TICKS ticks
+//  puts it down again at once and bars it for a doubling number of ticks,
+//  so a replica (or a key) that speaks just enough to be re-admitted and
+//  then makes every tick wait costs a deadline per bar, not per tick
+static void
+s_readmit (qt_quorum_t *self, uint32_t replica, uint64_t tick)
+{
+    s_replica_t *state = &self->replica [replica - 1];
+    state->up = true;
+    state->misses = 0;
+    state->trial = QT_QUORUM_TRIAL_TICKS;
+    char *peer = s_peer (self, replica);
+    qt_log_event (LOG_NOTICE, QT_MSG_REPLICA_UP, tick, peer, NULL,
+                  "replica %s is up again", peer);
+    zstr_free (&peer);
+}
+
+//  The window: whether a message is taken for a pending tick
+static qt_quorum_result_t
+s_add (qt_quorum_t *self, uint32_t replica, uint64_t tick, qt_message_t **message_p,
+       int64_t now_ms)
+{
+    s_replica_t *state = &self->replica [replica - 1];
+    if (self->have_last && tick <= self->last) {
         self->late++;
         return QT_QUORUM_LATE;
     }
@@ -250,8 +280,24 @@ qt_quorum_done (qt_quorum_t *self, uint64_t tick)
     if (pending) {
         for (uint32_t i = 0; i < self->replicas; i++) {
             s_replica_t *state = &self->replica [i];
-            if (pending->slots [i])
+            if (pending->slots [i]) {
                 state->misses = 0;
+                if (state->trial > 0 && --state->trial == 0)
+                    state->backoff = 0;     //  on time again: trial passed
+            }
+            else
+            if (state->up && state->trial > 0) {
+                state->up = false;
+                state->trial = 0;
+                state->backoff = state->backoff == 0 ? QT_QUORUM_BAR_TICKS
+                               : MIN (2 * state->backoff, QT_QUORUM_BAR_MAX);
+                state->barred_until = tick + state->backoff;
+                char *peer = s_peer (self, i + 1);
+                qt_log_event (LOG_WARNING, QT_MSG_REPLICA_DOWN, tick, peer, "failed-trial",
+                              "replica %s is down: missed a tick right after re-admission; "
+                              "not re-admitted for %" PRIu64 " ticks", peer, state->backoff);
+                zstr_free (&peer);
+            }
             else
             if (state->up && ++state->misses >= self->down_after) {
                 state->up = false;
@@ -366,6 +412,79 @@ s_test_offer (qt_quorum_t *quorum, uint32_t replica, uint64_t tick, int64_t now,
         qt_message_destroy (&message);
 }
 
+//  Offers a tick from replicas 1 and 2; true if it was ready at once (no
+//  deadline waited for a third)
+static bool
+s_test_honest_tick (qt_quorum_t *quorum, uint64_t t, int64_t *now, int64_t deadline)
+{
+    uint64_t tick;
+    s_test_offer (quorum, 1, t, *now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 2, t, *now, QT_QUORUM_ACCEPTED);
+    bool at_once = qt_quorum_ready (quorum, *now, &tick);
+    if (!at_once) {
+        *now += deadline;
+        assert (qt_quorum_ready (quorum, *now, &tick));
+    }
+    assert (tick == t);
+    qt_quorum_done (quorum, t);
+    *now += 1;
+    return at_once;
+}
+
+#define S_TEST_ATTACK_TICKS     1000
+#define S_TEST_ATTACK_WAITS     16      //  deadlines a re-admission attack may cost in that many
+
+//  Issue 8: a message the window refuses must not re-admit a down replica,
+//  and one that speaks just enough to be re-admitted cannot make every
+//  tick wait
+static void
+s_test_readmission (int64_t deadline)
+{
+    qt_quorum_t *quorum = qt_quorum_new ("rewarder", 3, 1, deadline, 3);
+    int64_t now = 1000;
+    uint64_t t = 1;
+    for (; t <= 3; t++)
+        s_test_honest_tick (quorum, t, &now, deadline);
+    assert (!qt_quorum_replica_up (quorum, 3));
+
+    //  A dead replica's key sends a valid message far ahead per tick:
+    //  refused by the window, and it stays down; no tick waits for it
+    for (; t <= 20; t++) {
+        s_test_offer (quorum, 3, t + 1000, now, QT_QUORUM_STALE);
+        assert (!qt_quorum_replica_up (quorum, 3));
+        assert (s_test_honest_tick (quorum, t, &now, deadline));
+    }
+
+    //  It sends for the tick just processed, every tick (a late-by-one
+    //  message is what re-admits an honest slower replica): re-admitted on
+    //  trial, failing it bars it for longer and longer
+    uint32_t waited = 0;
+    for (uint64_t k = 0; k < S_TEST_ATTACK_TICKS; k++, t++) {
+        waited += !s_test_honest_tick (quorum, t, &now, deadline);
+        s_test_offer (quorum, 3, t, now, QT_QUORUM_LATE);
+    }
+    assert (waited > 0 && waited <= S_TEST_ATTACK_WAITS);
+
+    //  Once its bar is over, coming back on time (a message for a pending
+    //  tick) re-admits it; present through its trial, it is an ordinary
+    //  member again: one miss no longer puts it down
+    for (uint64_t k = 0; k <= QT_QUORUM_BAR_MAX; k++, t++)
+        s_test_honest_tick (quorum, t, &now, deadline);
+    uint64_t tick;
+    for (uint64_t k = 0; k <= QT_QUORUM_TRIAL_TICKS; k++, t++) {
+        s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
+        assert (qt_quorum_replica_up (quorum, 3));
+        s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
+        assert (!qt_quorum_ready (quorum, now, &tick));     //  2 is up: waited for
+        s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
+        assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
+        qt_quorum_done (quorum, t);
+    }
+    assert (!s_test_honest_tick (quorum, t++, &now, deadline));
+    assert (qt_quorum_replica_up (quorum, 3));
+    qt_quorum_destroy (&quorum);
+}
+
 void
 qt_quorum_test (bool verbose)
 {
@@ -472,6 +591,8 @@ qt_quorum_test (bool verbose)
 
     qt_quorum_destroy (&quorum);
     qt_quorum_destroy (&quorum);
+
+    s_test_readmission (deadline);
     if (verbose)
         printf ("OK\n");
 }

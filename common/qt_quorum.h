@@ -4,8 +4,12 @@
     tick t, wait for every live upstream replica until a deadline counted
     from the first arrival, then proceed with at least n - f. A replica that
     misses down_after consecutive ticks is marked down and no longer waited
-    for; it is re-admitted as soon as it speaks again. Below n - f the stage
-    holds (says so once) rather than proceed on too little.
+    for; it is re-admitted as soon as the window takes one of its messages
+    again (a refused one, far ahead or behind, re-admits nobody), on trial:
+    missing one of its next QT_QUORUM_TRIAL_TICKS ticks puts it down at
+    once, barred from re-admission for QT_QUORUM_BAR_TICKS ticks, doubled on
+    each failed trial. Below n - f the stage holds (says so once) rather
+    than proceed on too little.
 
     Ticks are processed in increasing order. A tick that is already done is
     late (an honest slow replica or a re-send), counted but harmless; when a
@@ -20,6 +24,9 @@
 
 #define QT_QUORUM_WINDOW    16      //  ticks held pending at most
 #define QT_QUORUM_MAX_REPLICAS 64
+#define QT_QUORUM_TRIAL_TICKS   4       //  a re-admitted replica must be in each of its next ticks
+#define QT_QUORUM_BAR_TICKS     8       //  ... else it is barred this long (doubling per failure)
+#define QT_QUORUM_BAR_MAX       1024    //  ... up to this
 
 typedef enum {
     QT_QUORUM_ACCEPTED = 0,
