@@ -11,6 +11,14 @@
     each failed trial. Below n - f the stage holds (says so once) rather
     than proceed on too little.
 
+    The window holds QT_QUORUM_WINDOW pending ticks, within that many of the
+    last one processed. Before there is one (at start), and always, one
+    replica holds at most QT_QUORUM_SOLO_TICKS ticks no other replica
+    vouches for, and a full window evicts the tick fewest replicas vouch
+    for, furthest from the median of the replicas' latest ticks, never one
+    more replicas vouch for than the newcomer: one liar's future ticks
+    cannot crowd out the honest ones.
+
     Ticks are processed in increasing order. A tick that is already done is
     late (an honest slow replica or a re-send), counted but harmless; when a
     newer tick completes while an older one never will, the older is skipped.
@@ -27,13 +35,16 @@
 #define QT_QUORUM_TRIAL_TICKS   4       //  a re-admitted replica must be in each of its next ticks
 #define QT_QUORUM_BAR_TICKS     8       //  ... else it is barred this long (doubling per failure)
 #define QT_QUORUM_BAR_MAX       1024    //  ... up to this
+#define QT_QUORUM_SOLO_TICKS    4       //  pending ticks one replica may hold that nobody else vouches for
+#define QT_QUORUM_HOLDING_LOG_MS 10000  //  "quorum lost/regained" logged at most once per interval
 
 typedef enum {
     QT_QUORUM_ACCEPTED = 0,
     QT_QUORUM_LATE,                 //  tick already processed or skipped
     QT_QUORUM_DUPLICATE,            //  this replica already sent this tick
     QT_QUORUM_UNKNOWN_REPLICA,      //  replica id outside 1..n
-    QT_QUORUM_STALE,                //  tick beyond the window after the last done
+    QT_QUORUM_STALE,                //  tick beyond the window after the last done, or no room
+                                    //  for it (the replica's solo ticks, a full window)
 } qt_quorum_result_t;
 
 typedef struct _qt_quorum_t qt_quorum_t;
@@ -79,9 +90,11 @@ const char *qt_quorum_role (qt_quorum_t *self);
 //  True while a deadline passed below quorum (the stage is holding)
 bool qt_quorum_holding (qt_quorum_t *self);
 
-//  Counters: late messages, ticks skipped
+//  Counters: late messages, ticks skipped, pending ticks evicted (window
+//  full, or out of the window once the first tick was processed)
 uint64_t qt_quorum_late (qt_quorum_t *self);
 uint64_t qt_quorum_skipped (qt_quorum_t *self);
+uint64_t qt_quorum_evicted (qt_quorum_t *self);
 
 void qt_quorum_test (bool verbose);
 
