@@ -29,6 +29,7 @@
 #define QT_CONTROL_ROLE         "control"   //  the trust store role of operators' keys
 #define QT_CONTROL_NONCE_SIZE   16
 #define QT_CONTROL_TIMEOUT_MS   2000        //  quintetctl's wait for a reply
+#define QT_CONTROL_DROP_PREFIX  "control/" //  control drops in ControlReply.drops: "control/<cause>"
 #define QT_CONTROL_LIVE_EPOCHS  QT_REPLAY_LIVE_EPOCHS_MAX   //  quintetctl runs answered side by side
 
 //  Seals a request for command; fills nonce with fresh random bytes.

@@ -63,6 +63,7 @@ struct _qt_stage_t {
     //  pipeline's drop counters.
     zsock_t *control;
     qt_verifier_t *control_verifier;
+    uint64_t control_answered;
 };
 
 static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
@@ -80,7 +81,7 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 //  latencies are recorded as they happen; counters kept elsewhere (verifier,
 //  quorum) are copied in at every status interval.
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
-       M_UP, M_REPLICAS, M_LAST_TICK };
+       M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED };
 static const double s_seconds_buckets [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
@@ -114,6 +115,10 @@ s_metrics_new (qt_stage_t *self)
         "Upstream replicas configured, by upstream role.", "upstream");
     self->metric [M_LAST_TICK] = qt_metrics_gauge (m, "quintet_last_tick",
         "The last tick this stage published.", NULL);
+    self->metric [M_CONTROL_ANSWERED] = qt_metrics_counter (m, "quintet_control_answered_total",
+        "Control requests (quintetctl status) answered.", NULL);
+    self->metric [M_CONTROL_DROPPED] = qt_metrics_counter (m, "quintet_control_dropped_total",
+        "Control requests dropped unanswered, by cause.", "cause");
     char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
     qt_metric_set (self->metric [M_INFO], stage, 1);
     zstr_free (&stage);
@@ -149,6 +154,12 @@ s_metrics_refresh (qt_stage_t *self)
         qt_metric_set (self->metric [M_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
                        (double) qt_verifier_drops (self->verifier, (qt_drop_cause_t) cause));
     qt_metric_set (self->metric [M_RESENDS], NULL, (double) self->resends);
+    if (self->control) {
+        qt_metric_set (self->metric [M_CONTROL_ANSWERED], NULL, (double) self->control_answered);
+        for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
+            qt_metric_set (self->metric [M_CONTROL_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
+                           (double) qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) cause));
+    }
     for (size_t i = 0; i < self->role->upstreams; i++) {
         qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
                        qt_quorum_up (self->quorum [i]));
@@ -710,17 +721,35 @@ s_status (qt_stage_t *self, int64_t now_ms)
                                    s_heard (self, i, now_ms, s_health_window_ms (self)),
                                    qt_quorum_holding (quorum) ? " (holding)" : "");
     }
+    char control [64] = "";
+    if (self->control && qt_verifier_drops_total (self->control_verifier) > 0)
+        snprintf (control, sizeof control, ", %" PRIu64 " control requests dropped",
+                  qt_verifier_drops_total (self->control_verifier));
     qt_notify_status ("%s; tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
-                      PRIu64 " dropped, %" PRIu64 " re-sent", state,
+                      PRIu64 " dropped, %" PRIu64 " re-sent%s", state,
                       self->have_last ? self->last_tick : 0, self->ticks, upstreams,
                       qt_verifier_accepted (self->verifier), qt_verifier_drops_total (self->verifier),
-                      self->resends);
+                      self->resends, control);
     if (self->watchdog_usec > 0 && healthy) {
         qt_notify_watchdog ();
         self->last_watchdog_ms = now_ms;
     }
     s_metrics_refresh (self);
     self->last_status_ms = now_ms;
+}
+
+//  Like the data path's drops: counted by cause (in the control verifier),
+//  logged once per cause per interval
+static void
+s_log_control_drop (qt_stage_t *self, qt_drop_cause_t cause, int64_t now_ms)
+{
+    char key [64];
+    snprintf (key, sizeof key, "%s%s", QT_CONTROL_DROP_PREFIX, qt_drop_cause_name (cause));
+    uint64_t suppressed = 0;
+    if (qt_ratelimit_pass (self->drop_log, key, now_ms, &suppressed))
+        qt_log_event (LOG_WARNING, s_message_id_of_cause (cause), UINT64_MAX, NULL, key,
+                      "dropped a control request: %s (%" PRIu64 " more of this cause since last report)",
+                      qt_drop_cause_name (cause), suppressed);
 }
 
 //  One control request: [identity][empty][SignedMessage] from a REQ peer.
@@ -741,12 +770,16 @@ s_control (qt_stage_t *self, int64_t now_ms)
     if (identity && empty && frame && zframe_size (empty) == 0)
         message = qt_verifier_open (self->control_verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                     zframe_data (frame), zframe_size (frame), &cause);
+    else
+        qt_verifier_count (self->control_verifier, QT_DROP_MALFORMED);
     const Quintet__ControlRequest *request = qt_control_request_of (message);
     if (!request || strneq (request->command, "status")) {
-        if (message)
-            qt_verifier_count (self->control_verifier, QT_DROP_UNEXPECTED);
-        qt_log (LOG_WARNING, "control request dropped: %s",
-                message ? "unknown command" : qt_drop_cause_name (cause));
+        if (message) {
+            //  Authentic, but not a request we answer
+            cause = QT_DROP_UNEXPECTED;
+            qt_verifier_count (self->control_verifier, cause);
+        }
+        s_log_control_drop (self, cause, now_ms);
         qt_message_destroy (&message);
         zframe_destroy (&identity);
         zframe_destroy (&empty);
@@ -799,8 +832,11 @@ s_control (qt_stage_t *self, int64_t now_ms)
     }
     reply.n_upstreams = self->role->upstreams;
     reply.upstreams = upstream_p;
-    Quintet__DropCount drops [QT_DROP_CAUSES];
-    Quintet__DropCount *drop_p [QT_DROP_CAUSES];
+    //  Drops by cause: the data path's, then the control channel's under
+    //  "control/<cause>" (ControlReply has one list; quintetctl splits it)
+    Quintet__DropCount drops [2 * QT_DROP_CAUSES];
+    Quintet__DropCount *drop_p [2 * QT_DROP_CAUSES];
+    char control_cause [QT_DROP_CAUSES][64];
     for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
         uint64_t count = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
         if (count == 0)
@@ -811,7 +847,20 @@ s_control (qt_stage_t *self, int64_t now_ms)
         drop_p [reply.n_drops] = &drops [reply.n_drops];
         reply.n_drops++;
     }
+    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
+        uint64_t count = qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) c);
+        if (count == 0)
+            continue;
+        snprintf (control_cause [c], sizeof control_cause [c], "%s%s", QT_CONTROL_DROP_PREFIX,
+                  qt_drop_cause_name ((qt_drop_cause_t) c));
+        quintet__drop_count__init (&drops [reply.n_drops]);
+        drops [reply.n_drops].cause = control_cause [c];
+        drops [reply.n_drops].count = count;
+        drop_p [reply.n_drops] = &drops [reply.n_drops];
+        reply.n_drops++;
+    }
     reply.drops = drop_p;
+    self->control_answered++;
     Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
     body.reply = &reply;
     zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL,

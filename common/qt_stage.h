@@ -34,7 +34,7 @@
 #define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
 #define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
 #define QT_STAGE_BATCH_MAX      4096
-#define QT_STAGE_METRICS        11      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_METRICS        13      //  metric families of every stage (qt_stage.c)
 
 typedef struct _qt_stage_t qt_stage_t;
 
