@@ -330,12 +330,12 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
     return rc;
 }
 
-int
-qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error)
+//  "HOST:PORT" (IPv4) into an address
+static int
+s_parse_bind (const char *bind, struct sockaddr_in *address, char **error)
 {
-    struct sockaddr_in address;
-    memset (&address, 0, sizeof address);
-    address.sin_family = AF_INET;
+    memset (address, 0, sizeof *address);
+    address->sin_family = AF_INET;
     const char *colon = strrchr (bind, ':');
     char host [64] = "";
     char *end = NULL;
@@ -346,11 +346,28 @@ qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error)
         return -1;
     }
     memcpy (host, bind, (size_t) (colon - bind));
-    if (inet_pton (AF_INET, *host ? host : "0.0.0.0", &address.sin_addr) != 1) {
+    if (inet_pton (AF_INET, *host ? host : "0.0.0.0", &address->sin_addr) != 1) {
         *error = zsys_sprintf ("metrics_bind \"%s\": \"%s\" is not an IPv4 address", bind, host);
         return -1;
     }
-    address.sin_port = htons ((uint16_t) port);
+    address->sin_port = htons ((uint16_t) port);
+    return 0;
+}
+
+int
+qt_metrics_check_bind (const char *bind, char **error)
+{
+    struct sockaddr_in address;
+    return s_parse_bind (bind, &address, error);
+}
+
+int
+qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error)
+{
+    struct sockaddr_in address;
+    if (s_parse_bind (bind, &address, error))
+        return -1;
+    uint16_t port = ntohs (address.sin_port);
     self->http = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                    (uint16_t) port, NULL, NULL, s_handle, self,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,

@@ -196,8 +196,12 @@ s_is_replica_name (const char *name)
     return true;
 }
 
+static void
+s_error_in_key (qt_config_t *config, const char *key, char **error);
+
 //  Reads upstream/<role>: quorum parameters and replica endpoints. The
-//  endpoints are also connected on the SUB socket.
+//  endpoints are also connected on the SUB socket (checked only, without
+//  one: --check).
 static int
 s_configure_upstream (qt_stage_t *self, size_t index, char **error)
 {
@@ -228,7 +232,6 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
         key = zsys_sprintf ("%s/%s", base, name);
         const char *endpoint = NULL;
         rc = qt_config_string (self->config, key, NULL, &endpoint);
-        zstr_free (&key);
         unsigned long id = strtoul (name, NULL, 10);
         if (rc == 0 && (id < 1 || id > QT_QUORUM_MAX_REPLICAS)) {
             *error = zsys_sprintf ("%s: %s/%s: replica ids are 1..%d",
@@ -238,8 +241,14 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
         else
         if (rc)
             *error = strdup (qt_config_error (self->config));
-        else
-            rc = qt_transport_connect (self->sub, endpoint, error);
+        else {
+            //  --check connects nothing: the endpoint's form is all it judges
+            rc = self->sub ? qt_transport_connect (self->sub, endpoint, error)
+                           : qt_transport_check_endpoint (endpoint, error);
+            if (rc)
+                s_error_in_key (self->config, key, error);
+        }
+        zstr_free (&key);
         if (rc) {
             zlist_destroy (&children);
             zstr_free (&base);
@@ -298,9 +307,34 @@ s_error_in_key (qt_config_t *config, const char *key, char **error)
     zstr_free (&detail);
 }
 
-//  Everything common to all roles, from config to bound sockets
+//  The secret key must be the one the trust store holds as
+//  <role>-<replica>.pub: else every message it signs is dropped downstream
+//  (unknown-key, or wrong-role when it is another replica's)
+static int
+s_check_own_key (qt_stage_t *self, const qt_keypair_t *keypair, const char *trust_dir,
+                 char **error)
+{
+    const qt_trust_entry_t *entry = qt_trust_lookup (self->trust, keypair->key_id);
+    if (!entry)
+        *error = zsys_sprintf ("its public key (key id %s) is not in the trust store %s: "
+                               "%s/%s-%u.pub is missing or holds another key",
+                               keypair->key_id, trust_dir, trust_dir, keypair->role, keypair->replica);
+    else
+    if (strneq (entry->role, keypair->role) || entry->replica != keypair->replica)
+        *error = zsys_sprintf ("it is the key of %s-%u in the trust store %s, not of %s-%u",
+                               entry->role, entry->replica, trust_dir, keypair->role, keypair->replica);
+    else
+    if (sodium_memcmp (entry->public_key, keypair->public_key, sizeof entry->public_key) != 0)
+        *error = zsys_sprintf ("its public key does not match %s/%s-%u.pub", trust_dir,
+                               keypair->role, keypair->replica);
+    return *error ? -1 : 0;
+}
+
+//  Everything common to all roles, from config to bound sockets. check
+//  (--check): validate everything, bind and connect nothing, so that it
+//  runs beside the replica the config belongs to.
 static qt_stage_t *
-s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
+s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **error)
 {
     qt_stage_t *self = (qt_stage_t *) zmalloc (sizeof (qt_stage_t));
     self->role = role;
@@ -365,17 +399,43 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
         s_error_in_key (config, "quintet/secret_key", error);
         return self;        //  the caller sees *error and destroys
     }
-    self->signer = qt_signer_new (&keypair);
     self->trust = qt_trust_load (trust_dir, error);
     if (!self->trust) {
+        qt_keypair_destroy (&keypair);
         s_error_in_key (config, "quintet/trust_dir", error);
         return self;
     }
+    if (s_check_own_key (self, keypair, trust_dir, error)) {
+        qt_keypair_destroy (&keypair);
+        s_error_in_key (config, "quintet/secret_key", error);
+        return self;
+    }
+    self->signer = qt_signer_new (&keypair);
     self->verifier = qt_verifier_new (self->trust, self->batch);
 
-    self->pub = qt_transport_publisher (bind, &self->endpoint, error);
-    if (!self->pub)
+    const char *control_bind = NULL;
+    if (qt_config_string (config, "quintet/control_bind", "", &control_bind)) {
+        *error = strdup (qt_config_error (config));
         return self;
+    }
+    if (check) {
+        if (qt_transport_check_endpoint (bind, error))
+            s_error_in_key (config, "quintet/bind", error);
+        else
+        if (*control_bind && qt_transport_check_endpoint (control_bind, error))
+            s_error_in_key (config, "quintet/control_bind", error);
+        else
+        if (*metrics_bind && qt_metrics_check_bind (metrics_bind, error))
+            s_error_in_key (config, "quintet/metrics_bind", error);
+        for (size_t i = 0; i < role->upstreams && !*error; i++)
+            s_configure_upstream (self, i, error);
+        return self;
+    }
+    self->pub = qt_transport_publisher (bind, &self->endpoint, error);
+    if (!self->pub) {
+        s_error_in_key (config, "quintet/bind", error);
+        return self;
+    }
     if (*metrics_bind) {
         if (qt_metrics_serve (self->metrics, metrics_bind, error)) {
             char *detail = *error;
@@ -385,11 +445,6 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
         }
         qt_log (LOG_INFO, "metrics on http://%s/metrics (port %u)", metrics_bind,
                 (unsigned) qt_metrics_port (self->metrics));
-    }
-    const char *control_bind = NULL;
-    if (qt_config_string (config, "quintet/control_bind", "", &control_bind)) {
-        *error = strdup (qt_config_error (config));
-        return self;
     }
     if (*control_bind) {
         self->control = zsock_new (ZMQ_ROUTER);
@@ -1018,7 +1073,7 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
     if (!config)
         return 2;
     char *error = NULL;
-    qt_stage_t *stage = s_stage_new (role, config, &error);
+    qt_stage_t *stage = s_stage_new (role, config, check, &error);
     if (stage && !error && verbose)
         qt_log_set_level (LOG_DEBUG);
     if (stage && !error) {
