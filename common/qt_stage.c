@@ -58,6 +58,13 @@ struct _qt_stage_t {
     bool ready;
     bool finished;
 
+    //  A tick the role could not complete (qt_stage_tick_failed): not
+    //  progress; the stage is degraded until the role publishes again
+    bool tick_failed;
+    bool degraded;
+    char degraded_state [QT_STAGE_STATE_SIZE];
+    uint64_t tick_failures;
+
     //  The control channel (quintet/control_bind, qt_control): quintetctl
     //  status. Its own verifier, so control traffic never mixes into the
     //  pipeline's drop counters.
@@ -81,7 +88,7 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 //  latencies are recorded as they happen; counters kept elsewhere (verifier,
 //  quorum) are copied in at every status interval.
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
-       M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED };
+       M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES };
 static const double s_seconds_buckets [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
@@ -119,6 +126,9 @@ s_metrics_new (qt_stage_t *self)
         "Control requests (quintetctl status) answered.", NULL);
     self->metric [M_CONTROL_DROPPED] = qt_metrics_counter (m, "quintet_control_dropped_total",
         "Control requests dropped unanswered, by cause.", "cause");
+    self->metric [M_TICK_FAILURES] = qt_metrics_counter (m, "quintet_tick_failures_total",
+        "Ticks the role could not complete, so published nothing for, by cause "
+        "(durable-log: the collector's append failed).", "cause");
     char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
     qt_metric_set (self->metric [M_INFO], stage, 1);
     zstr_free (&stage);
@@ -133,7 +143,7 @@ s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, 
     int64_t now_ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
     qt_metric_add (self->metric [M_TICKS], NULL, 1);
     qt_metric_observe (self->metric [M_PROCESS], NULL, (double) (zclock_usecs () * 1000 - started_ns) / 1e9);
-    qt_metric_set (self->metric [M_LAST_TICK], NULL, (double) tick);
+    (void) tick;        //  quintet_last_tick is set where a tick is published
     for (size_t i = 0; i < self->role->upstreams; i++) {
         int64_t first_ns = INT64_MAX;
         for (uint32_t r = 0; r < qt_quorum_replicas (self->quorum [i]); r++)
@@ -527,6 +537,11 @@ int
 qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
 {
     self->publish_calls++;
+    if (self->degraded) {
+        self->degraded = false;
+        qt_log (LOG_NOTICE, "tick %" PRIu64 " published: no longer degraded", tick);
+    }
+    qt_metric_set (self->metric [M_LAST_TICK], NULL, (double) tick);
     if (self->byzantine)
         return s_publish_byzantine (self, tick, payload);
     size_t size = protobuf_c_message_get_packed_size (payload);
@@ -540,6 +555,27 @@ qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *paylo
     self->have_last = true;
     zframe_t *frame = qt_signer_seal_bytes (self->signer, self->role->type, tick, bytes, size);
     return s_send_sealed (self, self->role->topic, frame);
+}
+
+void
+qt_stage_tick_failed (qt_stage_t *self, uint64_t tick, const char *cause, const char *fmt, ...)
+{
+    char what [QT_STAGE_STATE_SIZE];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (what, sizeof what, fmt, args);
+    va_end (args);
+    self->tick_failed = true;
+    self->degraded = true;
+    self->tick_failures++;
+    snprintf (self->degraded_state, sizeof self->degraded_state, "degraded, %s failing", cause);
+    qt_metric_add (self->metric [M_TICK_FAILURES], cause, 1);
+    char key [64];
+    snprintf (key, sizeof key, "tick-failed/%s", cause);
+    uint64_t suppressed = 0;
+    if (qt_ratelimit_pass (self->drop_log, key, zclock_mono (), &suppressed))
+        qt_log_event (LOG_ERR, NULL, tick, NULL, cause, "%s (%" PRIu64 " more failures since last report)",
+                      what, suppressed);
 }
 
 int
@@ -680,16 +716,19 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         }
         uint64_t publish_calls = self->publish_calls;
         int64_t started_ns = zclock_usecs () * 1000;
+        self->tick_failed = false;
         if (self->role->process (self->state, self, tick, inputs))
             return -1;
         for (size_t i = 0; i < self->role->upstreams; i++)
             qt_reputation_update (self->reputation [i], tick, self->distance [i]);
+        for (size_t i = 0; i < self->role->upstreams; i++)
+            qt_quorum_done (self->quorum [i], tick);
+        if (self->tick_failed)
+            continue;       //  consumed, but not progress (qt_stage_tick_failed)
         s_metrics_tick (self, inputs, started_ns, tick);
         //  A role that answers a tick with nothing has finished by design
         //  (the world after its last episode): idle, not stuck
         self->finished = self->publish_calls == publish_calls;
-        for (size_t i = 0; i < self->role->upstreams; i++)
-            qt_quorum_done (self->quorum [i], tick);
         self->ticks++;
         self->last_progress_ms = now_ms;
     }
@@ -750,6 +789,10 @@ s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
     *healthy = true;
     if (!self->ready)
         return "waiting for upstreams";
+    if (self->degraded) {
+        *healthy = false;
+        return self->degraded_state;
+    }
     if (self->ticks > 0 && now_ms - self->last_progress_ms < window_ms)
         return "running";
     if (self->finished)
@@ -981,7 +1024,8 @@ s_run (qt_stage_t *self)
             s_control (self, now_ms);
         rc = s_process_ready (self, now_ms);
         if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
-            if (self->have_last) {
+            //  Degraded, the last output is old news: nothing to re-send
+            if (self->have_last && !self->degraded) {
                 zframe_t *frame = self->byzantine
                     ? qt_byzantine_seal (self->byzantine, self->signer, self->role->type,
                                          self->last_tick, self->last_payload, self->last_size)

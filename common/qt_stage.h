@@ -34,7 +34,8 @@
 #define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
 #define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
 #define QT_STAGE_BATCH_MAX      4096
-#define QT_STAGE_METRICS        13      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_METRICS        14      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_STATE_SIZE     96      //  the longest state word (STATUS=, status)
 
 typedef struct _qt_stage_t qt_stage_t;
 
@@ -78,6 +79,16 @@ int qt_stage_main (const qt_role_t *role, int argc, char *argv []);
 
 //  Publishes a payload on the role's topic for a tick; it is kept for re-sends.
 int qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload);
+
+//  In process(): the role could not complete this tick (the collector's
+//  durable log refused an append) and publishes nothing for it. The tick
+//  is consumed but is not progress: counted by cause
+//  (quintet_tick_failures_total{cause}), logged at most once per cause per
+//  interval, and until the role publishes again the stage is "degraded,
+//  <cause> failing" in STATUS= and status, feeds no watchdog and re-sends
+//  nothing.
+void qt_stage_tick_failed (qt_stage_t *self, uint64_t tick, const char *cause, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
 
 //  Publishes on another topic (e.g. eval); not re-sent.
 int qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType type,

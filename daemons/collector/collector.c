@@ -89,9 +89,10 @@ s_collector_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t
                               source->envelope->payload.len, &index);
     zstr_free (&topic);
     if (rc) {
-        //  Not persisted, so not published: the world re-sends, we retry
-        qt_log (LOG_ERR, "durable log append failed at tick %" PRIu64 ": %s", tick,
-                qt_store_error (self->store));
+        //  Not persisted, so not published; the stage reports us degraded
+        //  until an append succeeds again (a later tick)
+        qt_stage_tick_failed (stage, tick, "durable-log", "durable log append failed at tick %"
+                              PRIu64 ": %s", tick, qt_store_error (self->store));
         return 0;
     }
     Quintet__ObservationBatch obs = QUINTET__OBSERVATION_BATCH__INIT;
