@@ -14,11 +14,14 @@ WATCHDOG_USEC = 2 s) receives every daemon's notifications. Checks:
     {cause="durable-log"}) and quintet_last_tick stays at the last tick it
     published, behind collector-1's, while the failures go on;
   * the failure is logged rate-limited (one line per 10 s), not per tick;
-  * the pipeline goes on with the other two collectors.
+  * the pipeline goes on with the other two collectors;
+  * collector-1, configured with retain_rows = 64, holds at most 64 rows of
+    the thousand and more it logged, the newest ones.
 """
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -36,6 +39,7 @@ SETTLE_S = 3.0                  # > the 2 s watchdog window
 OBSERVE_S = 3.0
 LOG_INTERVAL_S = 10.0           # the stage's rate limit
 LOG_LINE = b"durable log append failed"
+RETAIN_ROWS = 64
 
 
 def scrape(port):
@@ -67,7 +71,8 @@ def main():
     d = qd.Deployment(build_dir=args.build_dir, state_dir=os.path.join(state, "d"), batch=4,
                       replicas=3, episodes=4 * 100000, seed=1,
                       placement={("collector", 2): ("127.0.0.1", limited)},
-                      overrides={"collector-1": {"metrics_bind": "127.0.0.1:%d" % ports[0]},
+                      overrides={"collector-1": {"metrics_bind": "127.0.0.1:%d" % ports[0],
+                                                 "collector": {"retain_rows": RETAIN_ROWS}},
                                  "collector-2": {"metrics_bind": "127.0.0.1:%d" % ports[1]}})
     try:
         d.setup()
@@ -126,6 +131,17 @@ def main():
         print("     %d log lines about failed appends (at most %d allowed)" % (lines, allowed))
         check(0 < lines <= allowed, "the failure is logged rate-limited")
         check(not d.dead(), "no process died; the pipeline goes on (ticks %d)" % d.progress.ticks)
+
+        d.stop()
+        db = sqlite3.connect(os.path.join(healthy.run_dir, "readings.sqlite"))
+        rows, oldest, newest, logged = db.execute(
+            "SELECT count(*), min(id), max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'entry') "
+            "FROM entry").fetchone()
+        db.close()
+        print("     collector-1 (retain_rows = %d): %d rows held, ids %s..%s of %s logged"
+              % (RETAIN_ROWS, rows, oldest, newest, logged))
+        check(0 < rows <= RETAIN_ROWS and logged > 10 * RETAIN_ROWS and newest == logged
+              and newest - oldest + 1 == rows, "the durable log is bounded, the newest rows kept")
     finally:
         d.stop()
         systemd.close()
