@@ -54,6 +54,9 @@ struct _qt_stage_t {
     //  ticks included), whether READY=1 went out, and whether the role's
     //  last process() published nothing (a tick source that has finished)
     int64_t heard_ms [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    //  Each upstream replica's process epoch: a new one is a restart, a new
+    //  member for its reputation (qt_reputation_restarted)
+    uint64_t epoch [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
     uint64_t publish_calls;
     bool ready;
     bool finished;
@@ -649,8 +652,15 @@ s_receive (qt_stage_t *self, int64_t now_ms)
     }
     uint32_t replica = message->sender->replica;
     uint64_t tick = message->envelope->tick;
-    if (replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS)
+    if (replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS) {
         self->heard_ms [index][replica - 1] = now_ms;
+        uint64_t *epoch = &self->epoch [index][replica - 1];
+        if (*epoch != message->envelope->epoch) {
+            if (*epoch != 0)
+                qt_reputation_restarted (self->reputation [index], replica);
+            *epoch = message->envelope->epoch;
+        }
+    }
     qt_quorum_result_t result = qt_quorum_add (self->quorum [index], replica, tick, &message, now_ms);
     if (result == QT_QUORUM_UNKNOWN_REPLICA || result == QT_QUORUM_STALE) {
         cause = result == QT_QUORUM_STALE ? QT_DROP_STALE : QT_DROP_UNEXPECTED;
