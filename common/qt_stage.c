@@ -158,8 +158,13 @@ s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, 
     }
 }
 
+static uint32_t
+s_up (qt_stage_t *self, size_t index, int64_t now_ms);
+static int64_t
+s_health_window_ms (qt_stage_t *self);
+
 static void
-s_metrics_refresh (qt_stage_t *self)
+s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
 {
     qt_metric_set (self->metric [M_PUBLISHED], NULL, (double) self->published);
     qt_metric_set (self->metric [M_ACCEPTED], NULL, (double) qt_verifier_accepted (self->verifier));
@@ -175,7 +180,7 @@ s_metrics_refresh (qt_stage_t *self)
     }
     for (size_t i = 0; i < self->role->upstreams; i++) {
         qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
-                       qt_quorum_up (self->quorum [i]));
+                       s_up (self, i, now_ms));
         qt_metric_set (self->metric [M_REPLICAS], self->role->upstream [i].role,
                        qt_quorum_replicas (self->quorum [i]));
     }
@@ -757,6 +762,28 @@ s_heard (qt_stage_t *self, size_t index, int64_t now_ms, int64_t window_ms)
     return heard;
 }
 
+//  Up, as reported (STATUS=, status, /metrics): the quorum counts it up
+//  (it has not missed down_after ticks) and it was heard from within the
+//  health window. While the quorum holds no tick completes and nobody
+//  misses one, so "up" alone would go on counting stopped replicas.
+static bool
+s_replica_up (qt_stage_t *self, size_t index, uint32_t replica, int64_t now_ms)
+{
+    int64_t heard = replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS
+                  ? self->heard_ms [index][replica - 1] : 0;
+    return qt_quorum_replica_up (self->quorum [index], replica)
+        && heard > 0 && now_ms - heard <= s_health_window_ms (self);
+}
+
+static uint32_t
+s_up (qt_stage_t *self, size_t index, int64_t now_ms)
+{
+    uint32_t up = 0;
+    for (uint32_t r = 1; r <= qt_quorum_replicas (self->quorum [index]); r++)
+        up += s_replica_up (self, index, r, now_ms);
+    return up;
+}
+
 //  True if a quorum (n - f) of every upstream role has been heard from
 //  within window_ms (a negative window: ever, since start)
 static bool
@@ -824,7 +851,7 @@ s_status (qt_stage_t *self, int64_t now_ms)
         qt_quorum_t *quorum = self->quorum [i];
         used += (size_t) snprintf (upstreams + used, sizeof upstreams - used,
                                    "%s%s %u/%u up, %u heard%s",
-                                   i ? ", " : "", qt_quorum_role (quorum), qt_quorum_up (quorum),
+                                   i ? ", " : "", qt_quorum_role (quorum), s_up (self, i, now_ms),
                                    qt_quorum_replicas (quorum),
                                    s_heard (self, i, now_ms, s_health_window_ms (self)),
                                    qt_quorum_holding (quorum) ? " (holding)" : "");
@@ -842,7 +869,7 @@ s_status (qt_stage_t *self, int64_t now_ms)
         qt_notify_watchdog ();
         self->last_watchdog_ms = now_ms;
     }
-    s_metrics_refresh (self);
+    s_metrics_refresh (self, now_ms);
     self->last_status_ms = now_ms;
 }
 
@@ -917,10 +944,10 @@ s_control (qt_stage_t *self, int64_t now_ms)
         upstreams [i].role = (char *) qt_quorum_role (quorum);
         upstreams [i].replicas = qt_quorum_replicas (quorum);
         upstreams [i].faults = qt_quorum_faults (quorum);
-        upstreams [i].up = qt_quorum_up (quorum);
+        upstreams [i].up = s_up (self, i, now_ms);
         upstreams [i].heard = s_heard (self, i, now_ms, s_health_window_ms (self));
         for (uint32_t r = 0; r < upstreams [i].replicas; r++)
-            replica_up [i][r] = qt_quorum_replica_up (quorum, r + 1);
+            replica_up [i][r] = s_replica_up (self, i, r + 1, now_ms);
         upstreams [i].n_replica_up = upstreams [i].replicas;
         upstreams [i].replica_up = replica_up [i];
         //  Reputation: the ladder's standing and the weight of the last tick
