@@ -624,6 +624,8 @@ class Deployment:
         # dashboard: also run quintet-relay, the dashboard endpoint (reward + eval)
         self.dashboard = dashboard
         self.relay = None
+        self.strays_stopped = []    # [(name, pid)] others restarted, stopped by stop()
+        self.strays_left = []       # ... and those stop() could not stop
         _live.add(self)
 
     # -- topology -----------------------------------------------------------
@@ -823,8 +825,60 @@ class Deployment:
         self._spawn(rep)
         self._check_started([rep])
 
+    def strays(self):
+        """Replicas of this deployment that are not our children: processes
+        running a daemon with --config in our etc/ (tools/faultinject
+        restarts replicas as its own processes). [(name, pid)]."""
+        ours = {rep.process.pid for rep in self.replica.values()
+                if rep.process is not None and rep.alive()}
+        configs = {rep.config_path.encode(): rep.name for rep in self.replica.values()}
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in ours or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    argv = f.read().split(b"\0")
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    zombie = f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+            except (OSError, IndexError):
+                continue
+            if zombie or not argv or not os.path.basename(argv[0]).startswith(b"quintet-"):
+                continue
+            for i, arg in enumerate(argv[:-1]):
+                if arg == b"--config" and argv[i + 1] in configs:
+                    found.append((configs[argv[i + 1]], int(entry)))
+        return sorted(found)
+
+    def _stop_strays(self):
+        """SIGTERM to strays, up to 5 s, then SIGKILL; what remains (not ours
+        to signal, say) is left in self.strays_left."""
+        strays = self.strays()
+        if not strays:
+            self.strays_left = []
+            return
+        for sig in (signal.SIGCONT, signal.SIGTERM):     # a stalled one, too
+            for _name, pid in strays:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 5
+        while strays and time.monotonic() < deadline and self.strays():
+            time.sleep(0.05)
+        for _name, pid in self.strays():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+        self.strays_left = self.strays()
+        self.strays_stopped += [s for s in strays if s not in self.strays_left]
+
     def stop(self):
-        """SIGTERM to every replica, up to 5 s, then SIGKILL. Idempotent."""
+        """SIGTERM to every replica, up to 5 s, then SIGKILL; then the same
+        to replicas of this deployment that others restarted (strays()).
+        Idempotent."""
         reps = [rep for rep in self.replica.values() if rep.process is not None]
         for rep in reps:
             if rep.alive():
@@ -849,6 +903,8 @@ class Deployment:
             if rep.log_file:
                 rep.log_file.close()
                 rep.log_file = None
+        if self.started_at is not None:
+            self._stop_strays()
         if self.relay is not None:
             self.relay.stop()
         if self.sub is not None:
