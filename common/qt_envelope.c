@@ -347,6 +347,14 @@ qt_message_t *
 qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_role,
                   const void *data, size_t size, qt_drop_cause_t *cause)
 {
+    return qt_verifier_open_from (self, topic, expected_role, 0, data, size, cause);
+}
+
+qt_message_t *
+qt_verifier_open_from (qt_verifier_t *self, const char *topic, const char *expected_role,
+                       uint32_t expected_replica, const void *data, size_t size,
+                       qt_drop_cause_t *cause)
+{
     if (cause)
         *cause = QT_DROP_NONE;
     if (size > self->size_cap)
@@ -364,6 +372,12 @@ qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_r
         return s_drop (self, QT_DROP_UNKNOWN_KEY, cause, signed_message, envelope);
     if (strneq (sender->role, envelope->role) || sender->replica != envelope->replica)
         return s_drop (self, QT_DROP_WRONG_ROLE, cause, signed_message, envelope);
+    //  Arrived where only one replica publishes: anyone else's message there
+    //  was relayed or replayed by that endpoint, and is refused before its
+    //  signature costs anything
+    if (expected_replica
+    &&  (sender->replica != expected_replica || (expected_role && strneq (expected_role, sender->role))))
+        return s_drop (self, QT_DROP_UNEXPECTED, cause, signed_message, envelope);
 
     //  Verify over the bytes exactly as received
     size_t signed_size = S_CONTEXT_LEN + signed_message->envelope.len;
@@ -646,6 +660,18 @@ qt_envelope_test (bool verbose)
     s_expect_drop (verifier, "action", frame, QT_DROP_REPLAY);
     zframe_destroy (&frame);
 
+    //  Read from another replica's endpoint: refused before the signature
+    //  or the replay window is consulted (so it is not recorded as seen)
+    frame = s_test_actions (signer, 7, batch);
+    message = qt_verifier_open_from (verifier, "action", "actor", 2, zframe_data (frame),
+                                     zframe_size (frame), &cause);
+    assert (!message && cause == QT_DROP_UNEXPECTED);
+    message = qt_verifier_open_from (verifier, "action", "actor", 1, zframe_data (frame),
+                                     zframe_size (frame), &cause);
+    assert (message);
+    qt_message_destroy (&message);
+    zframe_destroy (&frame);
+
     //  Every single flipped byte is refused (and never accepted)
     frame = s_test_actions (signer, 8, batch);
     for (size_t i = 0; i < zframe_size (frame); i++) {
@@ -745,7 +771,7 @@ qt_envelope_test (bool verbose)
     zframe_destroy (&frame);
     qt_signer_destroy (&restarted);
 
-    assert (qt_verifier_accepted (verifier) == 5);
+    assert (qt_verifier_accepted (verifier) == 6);
     assert (qt_verifier_drops_total (verifier) >= 8);
 
     //  Epoch rollback (issue 8): frames captured from a previous epoch, by

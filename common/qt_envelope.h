@@ -89,6 +89,13 @@ void qt_verifier_set_live_epochs (qt_verifier_t *self, size_t epochs);
 qt_message_t *qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_role,
                                 const void *data, size_t size, qt_drop_cause_t *cause);
 
+//  The same, for a message read from an endpoint only one replica publishes
+//  on: a sender other than (expected_role, expected_replica) is dropped as
+//  unexpected before its signature is checked (0: any replica).
+qt_message_t *qt_verifier_open_from (qt_verifier_t *self, const char *topic,
+                                     const char *expected_role, uint32_t expected_replica,
+                                     const void *data, size_t size, qt_drop_cause_t *cause);
+
 //  Counts a drop decided by the caller (e.g. environment-specific checks)
 void qt_verifier_count (qt_verifier_t *self, qt_drop_cause_t cause);
 
