@@ -97,16 +97,18 @@ s_vouchers (qt_quorum_t *self, const s_pending_t *pending)
     return count;
 }
 
-//  Pending ticks only this replica vouches for
+//  Pending ticks this replica vouches for that could be the liars' alone:
+//  no more than f replicas vouch for them
 static uint32_t
-s_solo_ticks (qt_quorum_t *self, uint32_t replica)
+s_unvouched_ticks (qt_quorum_t *self, uint32_t replica)
 {
-    uint32_t solo = 0;
+    uint32_t unvouched = 0;
     for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
         const s_pending_t *pending = &self->pending [i];
-        solo += pending->used && pending->slots [replica - 1] && s_vouchers (self, pending) == 1;
+        unvouched += pending->used && pending->slots [replica - 1]
+                  && s_vouchers (self, pending) <= MAX (self->faults, 1);
     }
-    return solo;
+    return unvouched;
 }
 
 static int
@@ -140,16 +142,26 @@ s_distance (uint64_t a, uint64_t b)
     return a > b ? a - b : b - a;
 }
 
-//  True if pending tick a is worth less than tick b (vouched by count_b):
-//  fewer distinct replicas vouch for it, or as many and it lies further
-//  from the median of the replicas' latest ticks
+//  True if pending tick a (vouched by count_a replicas) is worth less than
+//  tick b. A tick more than f replicas vouch for has an honest one among
+//  them and is worth more than one that f liars could have made up alone;
+//  among those, the one further from the median of the replicas' latest
+//  ticks (an honest tick, or between two) is worth less, so f colluding
+//  liars' far ticks never crowd out the honest replicas' next one; then
+//  fewer vouchers, then the later tick.
 static bool
-s_worth_less (uint32_t count_a, uint64_t tick_a, uint32_t count_b, uint64_t tick_b,
-              bool have_median, uint64_t median)
+s_worth_less (qt_quorum_t *self, uint32_t count_a, uint64_t tick_a, uint32_t count_b,
+              uint64_t tick_b, bool have_median, uint64_t median)
 {
+    uint32_t trusted = MAX (self->faults, 1);
+    if ((count_a > trusted) != (count_b > trusted))
+        return count_a <= trusted;
+    if (count_a <= trusted && have_median
+    &&  s_distance (tick_a, median) != s_distance (tick_b, median))
+        return s_distance (tick_a, median) > s_distance (tick_b, median);
     if (count_a != count_b)
         return count_a < count_b;
-    if (have_median)
+    if (have_median && s_distance (tick_a, median) != s_distance (tick_b, median))
         return s_distance (tick_a, median) > s_distance (tick_b, median);
     return tick_a > tick_b;
 }
@@ -172,13 +184,13 @@ s_claim (qt_quorum_t *self, uint64_t tick, int64_t now_ms)
         for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
             s_pending_t *pending = &self->pending [i];
             uint32_t count = s_vouchers (self, pending);
-            if (!slot || s_worth_less (count, pending->tick, victim_count, slot->tick,
+            if (!slot || s_worth_less (self, count, pending->tick, victim_count, slot->tick,
                                        have_median, median)) {
                 slot = pending;
                 victim_count = count;
             }
         }
-        if (!s_worth_less (victim_count, slot->tick, 1, tick, have_median, median))
+        if (!s_worth_less (self, victim_count, slot->tick, 1, tick, have_median, median))
             return NULL;
         self->evicted++;
         s_pending_clear (slot);
@@ -281,11 +293,11 @@ s_add (qt_quorum_t *self, uint32_t replica, uint64_t tick, qt_message_t **messag
     s_pending_t *pending = s_find (self, tick);
     if (!pending) {
         //  A tick nobody else vouches for yet: one replica holds at most
-        //  QT_QUORUM_SOLO_TICKS of those (honest replicas in lockstep are
-        //  a tick or two ahead of each other, never more), so a flood of
-        //  future ticks from one cannot fill the window, with or without a
-        //  last tick to check them against
-        if (s_solo_ticks (self, replica) >= QT_QUORUM_SOLO_TICKS)
+        //  QT_QUORUM_SOLO_TICKS that f or fewer replicas vouch for (honest
+        //  replicas in lockstep are a tick or two ahead of each other, never
+        //  more), so a flood of future ticks from the liars cannot fill the
+        //  window, with or without a last tick to check them against
+        if (s_unvouched_ticks (self, replica) >= QT_QUORUM_SOLO_TICKS)
             return QT_QUORUM_STALE;
         pending = s_claim (self, tick, now_ms);
         if (!pending)
@@ -639,26 +651,24 @@ s_test_startup_flood (int64_t deadline)
     assert (!qt_quorum_replica_up (quorum, 3));
     qt_quorum_destroy (&quorum);
 
-    //  A full window (two liars of five at start, honest ticks each vouched
-    //  by two): a new honest tick evicts a liar's far one, never a tick two
+    //  A full window (two liars of five at start, their far ticks, and
+    //  honest ticks vouched by the three others but not yet processed): a
+    //  new honest tick evicts a liar's far one, never a tick more than f
     //  replicas vouch for
     quorum = qt_quorum_new ("aggregator", 5, 2, deadline, 3);
     for (uint32_t liar = 4; liar <= 5; liar++)
         for (uint64_t k = 0; k < QT_QUORUM_SOLO_TICKS; k++)
             s_test_offer (quorum, liar, 100000 * liar + k, now, QT_QUORUM_ACCEPTED);
     uint64_t vouched = QT_QUORUM_WINDOW - 2 * QT_QUORUM_SOLO_TICKS;
-    for (uint64_t t = 1; t <= vouched; t++) {
-        s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
-        s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
-    }
-    s_test_offer (quorum, 3, vouched + 1, now, QT_QUORUM_ACCEPTED);
+    for (uint64_t t = 1; t <= vouched; t++)
+        for (uint32_t r = 1; r <= 3; r++)
+            s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 1, vouched + 1, now, QT_QUORUM_ACCEPTED);
     assert (qt_quorum_evicted (quorum) == 1);
     for (uint64_t t = 1; t <= vouched + 1; t++) {
-        if (t <= vouched)
-            s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
-        else {
-            s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
+        if (t > vouched) {
             s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
+            s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
         }
         now += deadline;
         assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
@@ -667,6 +677,36 @@ s_test_startup_flood (int64_t deadline)
     //  The liars' ticks left are outside the window now: gone
     assert (qt_quorum_evicted (quorum) == 2 * QT_QUORUM_SOLO_TICKS);
     assert (qt_quorum_timeout (quorum, now) == -1);
+    qt_quorum_destroy (&quorum);
+
+    //  f = 2 liars of five collude: both vouch for the same far ticks, then
+    //  one more between each honest tick; the honest ticks all complete
+    quorum = qt_quorum_new ("aggregator", 5, 2, deadline, 3);
+    for (uint64_t k = 0; k < S_TEST_FLOOD_TICKS; k++)
+        for (uint32_t liar = 4; liar <= 5; liar++) {
+            qt_message_t *message = s_test_message ();
+            qt_quorum_add (quorum, liar, 100000 + k, &message, now);
+            qt_message_destroy (&message);
+        }
+    completed = 0;
+    for (uint64_t t = 1; t <= S_TEST_HONEST_TICKS; t++) {
+        for (uint32_t r = 1; r <= 3; r++) {
+            s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
+            for (uint32_t liar = 4; liar <= 5; liar++) {
+                qt_message_t *message = s_test_message ();
+                qt_quorum_add (quorum, liar, 200000 + 10 * t + r, &message, now);
+                qt_message_destroy (&message);
+            }
+        }
+        if (!qt_quorum_ready (quorum, now, &tick))
+            now += deadline;
+        if (qt_quorum_ready (quorum, now, &tick) && tick == t) {
+            qt_quorum_done (quorum, t);
+            completed++;
+        }
+        now += 1;
+    }
+    assert (completed == S_TEST_HONEST_TICKS);
     qt_quorum_destroy (&quorum);
 }
 

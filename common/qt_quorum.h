@@ -13,11 +13,11 @@
 
     The window holds QT_QUORUM_WINDOW pending ticks, within that many of the
     last one processed. Before there is one (at start), and always, one
-    replica holds at most QT_QUORUM_SOLO_TICKS ticks no other replica
-    vouches for, and a full window evicts the tick fewest replicas vouch
-    for, furthest from the median of the replicas' latest ticks, never one
-    more replicas vouch for than the newcomer: one liar's future ticks
-    cannot crowd out the honest ones.
+    replica holds at most QT_QUORUM_SOLO_TICKS ticks that no more than f
+    replicas vouch for (the liars could have made those up together), and a
+    full window evicts such a tick first, the one furthest from the median
+    of the replicas' latest ticks, never one more than f vouch for: the
+    liars' future ticks, colluding or not, cannot crowd out the honest ones.
 
     Ticks are processed in increasing order. A tick that is already done is
     late (an honest slow replica or a re-send), counted but harmless; when a
@@ -35,7 +35,7 @@
 #define QT_QUORUM_TRIAL_TICKS   4       //  a re-admitted replica must be in each of its next ticks
 #define QT_QUORUM_BAR_TICKS     8       //  ... else it is barred this long (doubling per failure)
 #define QT_QUORUM_BAR_MAX       1024    //  ... up to this
-#define QT_QUORUM_SOLO_TICKS    4       //  pending ticks one replica may hold that nobody else vouches for
+#define QT_QUORUM_SOLO_TICKS    4       //  pending ticks one replica may hold that <= f replicas vouch for
 #define QT_QUORUM_HOLDING_LOG_MS 10000  //  "quorum lost/regained" logged at most once per interval
 
 typedef enum {
