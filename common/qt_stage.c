@@ -812,11 +812,14 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
             return -1;
         for (size_t i = 0; i < self->role->upstreams; i++)
             qt_reputation_update (self->reputation [i], tick, self->distance [i]);
+        //  The inputs are the quorum's until qt_quorum_done
+        bool failed = self->tick_failed;
+        if (!failed)
+            s_metrics_tick (self, inputs, started_ns, tick);
         for (size_t i = 0; i < self->role->upstreams; i++)
             qt_quorum_done (self->quorum [i], tick);
-        if (self->tick_failed)
+        if (failed)
             continue;       //  consumed, but not progress (qt_stage_tick_failed)
-        s_metrics_tick (self, inputs, started_ns, tick);
         //  A role that answers a tick with nothing has finished by design
         //  (the world after its last episode): idle, not stuck
         self->finished = self->publish_calls == publish_calls;
