@@ -106,7 +106,7 @@ s_unvouched_ticks (qt_quorum_t *self, uint32_t replica)
     for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
         const s_pending_t *pending = &self->pending [i];
         unvouched += pending->used && pending->slots [replica - 1]
-                  && s_vouchers (self, pending) <= MAX (self->faults, 1);
+                  && s_vouchers (self, pending) <= self->faults;
     }
     return unvouched;
 }
@@ -153,7 +153,7 @@ static bool
 s_worth_less (qt_quorum_t *self, uint32_t count_a, uint64_t tick_a, uint32_t count_b,
               uint64_t tick_b, bool have_median, uint64_t median)
 {
-    uint32_t trusted = MAX (self->faults, 1);
+    uint32_t trusted = self->faults;
     if ((count_a > trusted) != (count_b > trusted))
         return count_a <= trusted;
     if (count_a <= trusted && have_median
@@ -190,7 +190,14 @@ s_claim (qt_quorum_t *self, uint64_t tick, int64_t now_ms)
                 victim_count = count;
             }
         }
-        if (!s_worth_less (self, victim_count, slot->tick, 1, tick, have_median, median))
+        //  A newcomer takes the place of a tick more than f replicas vouch
+        //  for only if it is nearer the median: that one is behind the
+        //  others and will not complete (its other upstream never delivered
+        //  it, after a restart), where a far-future newcomer is a liar's
+        bool full_of_vouched = victim_count > self->faults;
+        if (full_of_vouched
+            ? !(have_median && s_distance (slot->tick, median) > s_distance (tick, median))
+            : !s_worth_less (self, victim_count, slot->tick, 1, tick, have_median, median))
             return NULL;
         self->evicted++;
         s_pending_clear (slot);
@@ -677,6 +684,19 @@ s_test_startup_flood (int64_t deadline)
     //  The liars' ticks left are outside the window now: gone
     assert (qt_quorum_evicted (quorum) == 2 * QT_QUORUM_SOLO_TICKS);
     assert (qt_quorum_timeout (quorum, now) == -1);
+    qt_quorum_destroy (&quorum);
+
+    //  A window full of vouched ticks this stage cannot process (a restart:
+    //  its other upstream never delivered the oldest): the next tick takes
+    //  the place of the furthest behind, a far-future one is refused
+    quorum = qt_quorum_new ("aggregator", 3, 1, deadline, 3);
+    for (uint64_t t = 1; t <= QT_QUORUM_WINDOW; t++)
+        for (uint32_t r = 1; r <= 2; r++)
+            s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 3, 100000, now, QT_QUORUM_STALE);
+    s_test_offer (quorum, 1, QT_QUORUM_WINDOW + 1, now, QT_QUORUM_ACCEPTED);
+    assert (qt_quorum_evicted (quorum) == 1);
+    assert (qt_quorum_slots (quorum, 1) == NULL && qt_quorum_slots (quorum, 2) != NULL);
     qt_quorum_destroy (&quorum);
 
     //  f = 2 liars of five collude: both vouch for the same far ticks, then
