@@ -17,6 +17,14 @@ qt_control_request (qt_signer_t *signer, const char *command, uint8_t *nonce)
     return qt_signer_seal (signer, QUINTET__PAYLOAD_TYPE__CONTROL, 0, &message.base);
 }
 
+qt_verifier_t *
+qt_control_verifier_new (qt_trust_t *trust)
+{
+    qt_verifier_t *verifier = qt_verifier_new (trust, 0);
+    qt_verifier_set_live_epochs (verifier, QT_CONTROL_LIVE_EPOCHS);
+    return verifier;
+}
+
 static const Quintet__ControlMessage *
 s_control_message (const qt_message_t *message)
 {
@@ -50,6 +58,9 @@ qt_control_reply_of (const qt_message_t *message, const uint8_t *nonce)
 //  --------------------------------------------------------------------------
 //  Selftest
 
+#define S_TEST_EPOCH_ROLLBACK_RUNS  9   //  one more than QT_RETIRED_EPOCHS: the ring forgot it
+#define S_TEST_NEWER_RUNS           40  //  more than QT_CONTROL_LIVE_EPOCHS too
+
 void
 qt_control_test (bool verbose)
 {
@@ -66,7 +77,7 @@ qt_control_test (bool verbose)
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (tmpdir, &error);
     assert (trust);
-    qt_verifier_t *verifier = qt_verifier_new (trust, 0);
+    qt_verifier_t *verifier = qt_control_verifier_new (trust);
 
     uint8_t nonce [QT_CONTROL_NONCE_SIZE];
     zframe_t *frame = qt_control_request (signer, "status", nonce);
@@ -102,6 +113,52 @@ qt_control_test (bool verbose)
     assert (qt_control_reply_of (message, other) == NULL);
     qt_message_destroy (&message);
     zframe_destroy (&frame);
+
+    //  A captured request is never answered again, however many newer
+    //  requests (each quintetctl run is a new epoch) came since, and two
+    //  runs at once are both answered whichever arrives first
+    frame = qt_control_request (signer, "status", nonce);
+    message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                zframe_data (frame), zframe_size (frame), &cause);
+    assert (qt_control_request_of (message));
+    qt_message_destroy (&message);
+    zframe_t *captured = frame;
+    for (int run = 0; run < S_TEST_NEWER_RUNS; run++) {
+        qt_keypair_t *again = qt_keypair_load (secret, QT_CONTROL_ROLE, 1, &error);
+        assert (again);
+        qt_signer_t *newer = qt_signer_new (&again);
+        frame = qt_control_request (newer, "status", nonce);
+        message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                    zframe_data (frame), zframe_size (frame), &cause);
+        assert (qt_control_request_of (message));
+        qt_message_destroy (&message);
+        zframe_destroy (&frame);
+        qt_signer_destroy (&newer);
+        if (run == S_TEST_EPOCH_ROLLBACK_RUNS - 1 || run == S_TEST_NEWER_RUNS - 1) {
+            message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                        zframe_data (captured), zframe_size (captured), &cause);
+            assert (!message && cause == QT_DROP_REPLAY);
+        }
+    }
+    zframe_destroy (&captured);
+    qt_keypair_t *pair_a = qt_keypair_load (secret, QT_CONTROL_ROLE, 1, &error);
+    qt_keypair_t *pair_b = qt_keypair_load (secret, QT_CONTROL_ROLE, 1, &error);
+    qt_signer_t *run_a = qt_signer_new (&pair_a);
+    qt_signer_t *run_b = qt_signer_new (&pair_b);
+    zframe_t *first = qt_control_request (run_a, "status", nonce);
+    zframe_t *second = qt_control_request (run_b, "status", nonce);
+    message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                zframe_data (second), zframe_size (second), &cause);
+    assert (message);
+    qt_message_destroy (&message);
+    message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+                                zframe_data (first), zframe_size (first), &cause);
+    assert (message);
+    qt_message_destroy (&message);
+    zframe_destroy (&first);
+    zframe_destroy (&second);
+    qt_signer_destroy (&run_a);
+    qt_signer_destroy (&run_b);
     //  @end
 
     qt_verifier_destroy (&verifier);

@@ -29,9 +29,18 @@
 #define QT_CONTROL_ROLE         "control"   //  the trust store role of operators' keys
 #define QT_CONTROL_NONCE_SIZE   16
 #define QT_CONTROL_TIMEOUT_MS   2000        //  quintetctl's wait for a reply
+#define QT_CONTROL_DROP_PREFIX  "control/" //  control drops in ControlReply.drops: "control/<cause>"
+#define QT_CONTROL_LIVE_EPOCHS  QT_REPLAY_LIVE_EPOCHS_MAX   //  quintetctl runs answered side by side
 
 //  Seals a request for command; fills nonce with fresh random bytes.
 zframe_t *qt_control_request (qt_signer_t *signer, const char *command, uint8_t *nonce);
+
+//  The daemon side's verifier of requests. Every quintetctl run signs with
+//  a new epoch of the same control key, and several may run at once, so
+//  the newest QT_CONTROL_LIVE_EPOCHS epochs are live side by side; a
+//  captured request is refused however many newer ones were made since
+//  (qt_envelope's replay window).
+qt_verifier_t *qt_control_verifier_new (qt_trust_t *trust);
 
 //  The request in a verified message, or NULL if it holds none
 const Quintet__ControlRequest *qt_control_request_of (const qt_message_t *message);

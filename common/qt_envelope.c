@@ -135,20 +135,41 @@ qt_message_destroy (qt_message_t **self_p)
     }
 }
 
-//  Replay state of one key: the current epoch's window and retired epochs
+//  Replay window of one epoch of a key, IPsec style
 typedef struct {
+    bool used;
     uint64_t epoch;
+    uint64_t first_ns;          //  send time of the first message accepted in it
     uint64_t highest;           //  highest seq accepted in this epoch
     uint64_t seen;              //  bit i: seq (highest - i) accepted
+} s_epoch_window_t;
+
+//  Replay state of one key: its live epochs, the epochs it retired and the
+//  floor below which no epoch is new. Fixed size, so one key costs the same
+//  whatever it (or someone replaying it) sends; keys come from the trust
+//  store, so the whole table is bounded too.
+typedef struct {
+    s_epoch_window_t live [QT_REPLAY_LIVE_EPOCHS_MAX];
     uint64_t retired [QT_RETIRED_EPOCHS];
     size_t retired_next;
+    uint64_t floor_ns;          //  first send time of the newest retired epoch
+    int64_t heard_ms;           //  receiver's clock (monotonic) at the last accept
 } s_replay_t;
+
+//  What the replay window makes of a (key, epoch, seq, send time), decided
+//  before anything is recorded
+typedef enum {
+    S_REPLAY_IN_WINDOW,         //  a new seq of a live epoch
+    S_REPLAY_NEW_EPOCH,         //  an epoch that may be admitted (into a free or the oldest window)
+    S_REPLAY_REFUSED,           //  a replay
+} s_replay_verdict_t;
 
 struct _qt_verifier_t {
     qt_trust_t *trust;
     size_t batch;
     size_t size_cap;
     int64_t max_age_ms;
+    size_t live_epochs;         //  epochs live at once per key
     zhash_t *replay;            //  key id -> s_replay_t
     zchunk_t *scratch;
     uint64_t drops [QT_DROP_CAUSES];
@@ -164,6 +185,7 @@ qt_verifier_new (qt_trust_t *trust, size_t batch)
     self->batch = batch;
     self->size_cap = QT_MESSAGE_SIZE_CAP;
     self->max_age_ms = QT_MESSAGE_MAX_AGE_MS;
+    self->live_epochs = 1;
     self->replay = zhash_new ();
     self->scratch = zchunk_new (NULL, 4096);
     return self;
@@ -194,44 +216,117 @@ qt_verifier_set_max_age (qt_verifier_t *self, int64_t max_age_ms)
     self->max_age_ms = max_age_ms;
 }
 
-//  Checks and records (key, epoch, seq). A message of a retired epoch, a seq
-//  seen already or one older than the window is a replay. A new epoch of a
-//  key retires the current one: a restarted process supersedes its old self.
-static bool
-s_replay_accept (qt_verifier_t *self, const char *key_id, uint64_t epoch, uint64_t seq)
+void
+qt_verifier_set_live_epochs (qt_verifier_t *self, size_t epochs)
 {
+    self->live_epochs = epochs < 1 ? 1 : epochs > QT_REPLAY_LIVE_EPOCHS_MAX
+                      ? QT_REPLAY_LIVE_EPOCHS_MAX : epochs;
+}
+
+//  The live window with the oldest first send time (the one a newer epoch
+//  displaces), or a free one
+static s_epoch_window_t *
+s_replay_slot (qt_verifier_t *self, s_replay_t *state)
+{
+    s_epoch_window_t *oldest = NULL;
+    for (size_t i = 0; i < self->live_epochs; i++) {
+        s_epoch_window_t *window = &state->live [i];
+        if (!window->used)
+            return window;
+        if (!oldest || window->first_ns < oldest->first_ns)
+            oldest = window;
+    }
+    return oldest;
+}
+
+//  Classifies (key, epoch, seq, sent) without recording anything, so a
+//  message refused later (stale, say) never moves the window. In a live
+//  epoch, a seq seen already or older than the window is a replay. An
+//  unknown epoch is new only if it was sent after the floor, was never
+//  retired, and finds a free window or was first sent after the oldest
+//  live epoch: an older-sent epoch never displaces a newer one, so frames
+//  captured before a restart cannot evict the restarted process's epoch,
+//  however many restarts ago they were captured and whoever replays them.
+static s_replay_verdict_t
+s_replay_check (qt_verifier_t *self, s_replay_t *state, uint64_t epoch, uint64_t seq,
+                uint64_t sent_ns, s_epoch_window_t **window_p)
+{
+    *window_p = NULL;
     if (seq == 0)
-        return false;
-    s_replay_t *state = (s_replay_t *) zhash_lookup (self->replay, key_id);
+        return S_REPLAY_REFUSED;
+    if (!state)
+        return S_REPLAY_NEW_EPOCH;
+    for (size_t i = 0; i < self->live_epochs; i++) {
+        s_epoch_window_t *window = &state->live [i];
+        if (!window->used || window->epoch != epoch)
+            continue;
+        *window_p = window;
+        if (seq > window->highest)
+            return S_REPLAY_IN_WINDOW;
+        uint64_t offset = window->highest - seq;
+        return offset >= QT_REPLAY_WINDOW || (window->seen & (1ULL << offset))
+             ? S_REPLAY_REFUSED : S_REPLAY_IN_WINDOW;
+    }
+    if (sent_ns <= state->floor_ns)
+        return S_REPLAY_REFUSED;
+    for (size_t i = 0; i < QT_RETIRED_EPOCHS; i++)
+        if (state->retired [i] == epoch)
+            return S_REPLAY_REFUSED;
+    s_epoch_window_t *slot = s_replay_slot (self, state);
+    if (slot->used && sent_ns <= slot->first_ns)
+        return S_REPLAY_REFUSED;
+    *window_p = slot;
+    return S_REPLAY_NEW_EPOCH;
+}
+
+//  Records an accepted (epoch, seq): into its window, or into the window
+//  s_replay_check chose for a new epoch, retiring the epoch it held
+static void
+s_replay_record (qt_verifier_t *self, const char *key_id, s_replay_t *state,
+                 s_epoch_window_t *window, uint64_t epoch, uint64_t seq, uint64_t sent_ns)
+{
     if (!state) {
         state = (s_replay_t *) zmalloc (sizeof (s_replay_t));
         zhash_insert (self->replay, key_id, state);
         zhash_freefn (self->replay, key_id, free);
-        state->epoch = epoch;
+        window = &state->live [0];
+    }
+    if (!window->used || window->epoch != epoch) {
+        if (window->used) {
+            state->retired [state->retired_next] = window->epoch;
+            state->retired_next = (state->retired_next + 1) % QT_RETIRED_EPOCHS;
+            if (window->first_ns > state->floor_ns)
+                state->floor_ns = window->first_ns;
+        }
+        memset (window, 0, sizeof *window);
+        window->used = true;
+        window->epoch = epoch;
+        window->first_ns = sent_ns;
+    }
+    if (seq > window->highest) {
+        uint64_t shift = seq - window->highest;
+        window->seen = shift >= QT_REPLAY_WINDOW ? 0 : window->seen << shift;
+        window->seen |= 1;
+        window->highest = seq;
     }
     else
-    if (state->epoch != epoch) {
-        for (size_t i = 0; i < QT_RETIRED_EPOCHS; i++)
-            if (state->retired [i] == epoch)
-                return false;
-        state->retired [state->retired_next] = state->epoch;
-        state->retired_next = (state->retired_next + 1) % QT_RETIRED_EPOCHS;
-        state->epoch = epoch;
-        state->highest = 0;
-        state->seen = 0;
+        window->seen |= 1ULL << (window->highest - seq);
+    state->heard_ms = zclock_mono ();
+}
+
+//  The key's replay state, forgotten when the key has been silent for longer
+//  than the age window: whatever it sent before then is stale anyway, and a
+//  sender whose clock stepped back across a restart is locked out for at
+//  most that long
+static s_replay_t *
+s_replay_state (qt_verifier_t *self, const char *key_id)
+{
+    s_replay_t *state = (s_replay_t *) zhash_lookup (self->replay, key_id);
+    if (state && self->max_age_ms > 0 && zclock_mono () - state->heard_ms > self->max_age_ms) {
+        zhash_delete (self->replay, key_id);
+        state = NULL;
     }
-    if (seq > state->highest) {
-        uint64_t shift = seq - state->highest;
-        state->seen = shift >= QT_REPLAY_WINDOW ? 0 : state->seen << shift;
-        state->seen |= 1;
-        state->highest = seq;
-        return true;
-    }
-    uint64_t offset = state->highest - seq;
-    if (offset >= QT_REPLAY_WINDOW || (state->seen & (1ULL << offset)))
-        return false;
-    state->seen |= 1ULL << offset;
-    return true;
+    return state;
 }
 
 static qt_message_t *
@@ -252,6 +347,14 @@ qt_message_t *
 qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_role,
                   const void *data, size_t size, qt_drop_cause_t *cause)
 {
+    return qt_verifier_open_from (self, topic, expected_role, 0, data, size, cause);
+}
+
+qt_message_t *
+qt_verifier_open_from (qt_verifier_t *self, const char *topic, const char *expected_role,
+                       uint32_t expected_replica, const void *data, size_t size,
+                       qt_drop_cause_t *cause)
+{
     if (cause)
         *cause = QT_DROP_NONE;
     if (size > self->size_cap)
@@ -269,6 +372,12 @@ qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_r
         return s_drop (self, QT_DROP_UNKNOWN_KEY, cause, signed_message, envelope);
     if (strneq (sender->role, envelope->role) || sender->replica != envelope->replica)
         return s_drop (self, QT_DROP_WRONG_ROLE, cause, signed_message, envelope);
+    //  Arrived where only one replica publishes: anyone else's message there
+    //  was relayed or replayed by that endpoint, and is refused before its
+    //  signature costs anything
+    if (expected_replica
+    &&  (sender->replica != expected_replica || (expected_role && strneq (expected_role, sender->role))))
+        return s_drop (self, QT_DROP_UNEXPECTED, cause, signed_message, envelope);
 
     //  Verify over the bytes exactly as received
     size_t signed_size = S_CONTEXT_LEN + signed_message->envelope.len;
@@ -281,14 +390,21 @@ qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_r
                                      sender->public_key) != 0)
         return s_drop (self, QT_DROP_BAD_SIGNATURE, cause, signed_message, envelope);
 
-    //  Authentic from here on: replay and freshness, then what it carries
-    if (!s_replay_accept (self, envelope->key_id, envelope->epoch, envelope->seq))
+    //  Authentic from here on: replay and freshness, then what it carries.
+    //  The window is only consulted until the message is known fresh, and
+    //  only then recorded: a stale message never moves epoch state.
+    s_replay_t *replay = s_replay_state (self, envelope->key_id);
+    s_epoch_window_t *window = NULL;
+    if (s_replay_check (self, replay, envelope->epoch, envelope->seq, envelope->sent_ns,
+                        &window) == S_REPLAY_REFUSED)
         return s_drop (self, QT_DROP_REPLAY, cause, signed_message, envelope);
     if (self->max_age_ms > 0) {
         int64_t age_ms = ((int64_t) s_now_ns () - (int64_t) envelope->sent_ns) / 1000000;
         if (age_ms > self->max_age_ms || age_ms < -self->max_age_ms)
             return s_drop (self, QT_DROP_STALE, cause, signed_message, envelope);
     }
+    s_replay_record (self, envelope->key_id, replay, window, envelope->epoch, envelope->seq,
+                     envelope->sent_ns);
     if (envelope->type != qt_payload_type_of_topic (topic))
         return s_drop (self, QT_DROP_WRONG_TYPE, cause, signed_message, envelope);
     if (expected_role && strneq (expected_role, sender->role))
@@ -368,6 +484,142 @@ s_expect_drop (qt_verifier_t *verifier, const char *topic, zframe_t *frame, qt_d
     assert (qt_verifier_drops (verifier, expected) == before + 1);
 }
 
+//  Opens a frame and says whether it was accepted
+static bool
+s_test_accepts (qt_verifier_t *verifier, zframe_t *frame)
+{
+    qt_drop_cause_t cause;
+    qt_message_t *message = qt_verifier_open (verifier, "action", NULL, zframe_data (frame),
+                                              zframe_size (frame), &cause);
+    bool accepted = message != NULL;
+    qt_message_destroy (&message);
+    return accepted;
+}
+
+static qt_signer_t *
+s_test_signer (const char *key_path)
+{
+    char *error = NULL;
+    qt_keypair_t *pair = qt_keypair_load (key_path, "actor", 1, &error);
+    assert (pair);
+    return qt_signer_new (&pair);
+}
+
+#define S_TEST_CAPTURED 8       //  frames a passive observer captured
+#define S_TEST_RESTARTS 9       //  one more than QT_RETIRED_EPOCHS
+#define S_TEST_MAX_AGE_MS 1000  //  short age window, to make a message stale by waiting
+
+static void
+s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
+{
+    //  Epoch 0 publishes; an observer captures 8 of its frames
+    qt_signer_t *old = s_test_signer (key_path);
+    zframe_t *captured [S_TEST_CAPTURED];
+    for (size_t i = 0; i < S_TEST_CAPTURED; i++)
+        captured [i] = s_test_actions (old, 100 + i, batch);
+
+    //  The sender restarts (epoch 1); a receiver that never saw epoch 0
+    //  (restarted too) hears it, then the captured frames: all refused, and
+    //  the current epoch goes on being accepted
+    qt_signer_t *current = s_test_signer (key_path);
+    qt_verifier_t *receiver = qt_verifier_new (trust, batch);
+    zframe_t *frame = s_test_actions (current, 200, batch);
+    assert (s_test_accepts (receiver, frame));
+    zframe_destroy (&frame);
+    for (size_t i = 0; i < S_TEST_CAPTURED; i++) {
+        s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
+        frame = s_test_actions (current, 201 + i, batch);
+        assert (s_test_accepts (receiver, frame));
+        zframe_destroy (&frame);
+    }
+    qt_verifier_destroy (&receiver);
+
+    //  The replayed frames arrive first: they are all this receiver knows,
+    //  but the restarted epoch, sent later, displaces them for good
+    receiver = qt_verifier_new (trust, batch);
+    assert (s_test_accepts (receiver, captured [0]));
+    frame = s_test_actions (current, 300, batch);
+    assert (s_test_accepts (receiver, frame));
+    zframe_destroy (&frame);
+    for (size_t i = 1; i < S_TEST_CAPTURED; i++)
+        s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
+    frame = s_test_actions (current, 301, batch);
+    assert (s_test_accepts (receiver, frame));
+    zframe_destroy (&frame);
+    qt_verifier_destroy (&receiver);
+
+    //  No receiver restart, but more sender restarts than retired epochs
+    //  are remembered: epoch 0 is long forgotten by the ring, and still its
+    //  frames never come back
+    receiver = qt_verifier_new (trust, batch);
+    assert (s_test_accepts (receiver, captured [0]));
+    qt_signer_t *latest = NULL;
+    for (size_t k = 0; k < S_TEST_RESTARTS; k++) {
+        qt_signer_destroy (&latest);
+        latest = s_test_signer (key_path);
+        frame = s_test_actions (latest, 400 + k, batch);
+        assert (s_test_accepts (receiver, frame));
+        zframe_destroy (&frame);
+    }
+    for (size_t i = 1; i < S_TEST_CAPTURED; i++) {
+        s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
+        frame = s_test_actions (latest, 500 + i, batch);
+        assert (s_test_accepts (receiver, frame));
+        zframe_destroy (&frame);
+    }
+    qt_verifier_destroy (&receiver);
+
+    //  A stale message of a new epoch moves nothing: freshness comes first
+    receiver = qt_verifier_new (trust, batch);
+    qt_verifier_set_max_age (receiver, S_TEST_MAX_AGE_MS);
+    frame = s_test_actions (latest, 600, batch);
+    assert (s_test_accepts (receiver, frame));
+    zframe_destroy (&frame);
+    qt_signer_t *newer = s_test_signer (key_path);
+    zframe_t *late = s_test_actions (newer, 601, batch);
+    //  ... wait until it is stale, hearing the current epoch meanwhile (a
+    //  key silent for the whole age window would be forgotten)
+    for (int64_t waited = 0; waited <= S_TEST_MAX_AGE_MS; waited += S_TEST_MAX_AGE_MS / 10) {
+        zclock_sleep (S_TEST_MAX_AGE_MS / 10);
+        frame = s_test_actions (latest, 602, batch);
+        assert (s_test_accepts (receiver, frame));
+        zframe_destroy (&frame);
+    }
+    s_expect_drop (receiver, "action", late, QT_DROP_STALE);
+    frame = s_test_actions (latest, 603, batch);
+    assert (s_test_accepts (receiver, frame));
+    zframe_destroy (&frame);
+    zframe_destroy (&late);
+    qt_signer_destroy (&newer);
+    qt_verifier_destroy (&receiver);
+
+    //  Several live epochs per key (control requests): each process's
+    //  first message may arrive out of order, an epoch sent before all of
+    //  the live ones is refused once they are full
+    receiver = qt_verifier_new (trust, batch);
+    qt_verifier_set_live_epochs (receiver, 2);
+    qt_signer_t *first = s_test_signer (key_path);
+    qt_signer_t *second = s_test_signer (key_path);
+    zframe_t *early = s_test_actions (first, 700, batch);
+    frame = s_test_actions (second, 701, batch);
+    assert (s_test_accepts (receiver, frame));
+    assert (s_test_accepts (receiver, early));
+    s_expect_drop (receiver, "action", early, QT_DROP_REPLAY);
+    zframe_destroy (&frame);
+    zframe_destroy (&early);
+    for (size_t i = 0; i < S_TEST_CAPTURED; i++)
+        s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
+    qt_signer_destroy (&first);
+    qt_signer_destroy (&second);
+    qt_verifier_destroy (&receiver);
+
+    for (size_t i = 0; i < S_TEST_CAPTURED; i++)
+        zframe_destroy (&captured [i]);
+    qt_signer_destroy (&latest);
+    qt_signer_destroy (&current);
+    qt_signer_destroy (&old);
+}
+
 void
 qt_envelope_test (bool verbose)
 {
@@ -406,6 +658,18 @@ qt_envelope_test (bool verbose)
 
     //  The same bytes again: a replay
     s_expect_drop (verifier, "action", frame, QT_DROP_REPLAY);
+    zframe_destroy (&frame);
+
+    //  Read from another replica's endpoint: refused before the signature
+    //  or the replay window is consulted (so it is not recorded as seen)
+    frame = s_test_actions (signer, 7, batch);
+    message = qt_verifier_open_from (verifier, "action", "actor", 2, zframe_data (frame),
+                                     zframe_size (frame), &cause);
+    assert (!message && cause == QT_DROP_UNEXPECTED);
+    message = qt_verifier_open_from (verifier, "action", "actor", 1, zframe_data (frame),
+                                     zframe_size (frame), &cause);
+    assert (message);
+    qt_message_destroy (&message);
     zframe_destroy (&frame);
 
     //  Every single flipped byte is refused (and never accepted)
@@ -507,8 +771,13 @@ qt_envelope_test (bool verbose)
     zframe_destroy (&frame);
     qt_signer_destroy (&restarted);
 
-    assert (qt_verifier_accepted (verifier) == 5);
+    assert (qt_verifier_accepted (verifier) == 6);
     assert (qt_verifier_drops_total (verifier) >= 8);
+
+    //  Epoch rollback (issue 8): frames captured from a previous epoch, by
+    //  a passive subscriber, are replayed by someone else after the sender
+    //  restarted. They must never evict the restarted sender's epoch.
+    s_test_epoch_rollback (actor_key, batch, trust);
 
     qt_verifier_destroy (&verifier);
     qt_signer_destroy (&impostor);

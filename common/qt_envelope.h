@@ -7,9 +7,16 @@
     A verifier opens what arrives, in the order of design.md section 3: size
     cap, SignedMessage and Envelope decode, key id in the trust store and
     bound to the claimed role and replica, signature over the bytes as
-    received, replay window per (key id, epoch), payload decode, payload
-    values. Each failure is dropped and counted by cause; nothing that fails
-    a step reaches the caller.
+    received, replay window per (key id, epoch) and freshness, payload
+    decode, payload values. Each failure is dropped and counted by cause;
+    nothing that fails a step reaches the caller.
+
+    The replay window is built so that replaying captured frames, by anyone
+    and however long after, can never evict a sender's current epoch: a
+    message must be fresh (send time within the age window) before it moves
+    any epoch state, and an epoch displaces a live one only if it was sent
+    after it (first send times compared), was never retired, and is newer
+    than every retired one. A key's state is fixed size.
 */
 #ifndef QT_ENVELOPE_H_INCLUDED
 #define QT_ENVELOPE_H_INCLUDED
@@ -26,6 +33,7 @@
 #define QT_REPLAY_WINDOW            64          //  out-of-order tolerance, in seq numbers
 #define QT_MESSAGE_MAX_AGE_MS       60000       //  default: older send times are stale
 #define QT_RETIRED_EPOCHS           8           //  old epochs remembered per key
+#define QT_REPLAY_LIVE_EPOCHS_MAX   16          //  epochs of one key accepted side by side, at most
 
 typedef struct _qt_signer_t qt_signer_t;
 
@@ -68,11 +76,25 @@ void qt_verifier_destroy (qt_verifier_t **self_p);
 void qt_verifier_set_size_cap (qt_verifier_t *self, size_t size_cap);
 void qt_verifier_set_max_age (qt_verifier_t *self, int64_t max_age_ms);
 
+//  Epochs of one key accepted side by side (1..QT_REPLAY_LIVE_EPOCHS_MAX).
+//  1, the default, for a key one process signs with: a restart supersedes
+//  the previous epoch. More for a key that signs from several short-lived
+//  processes at once (operators' quintetctl requests, one epoch each): the
+//  newest ones stay live, an older-sent one is refused once they are full.
+void qt_verifier_set_live_epochs (qt_verifier_t *self, size_t epochs);
+
 //  Opens one received message published on topic. If expected_role is not
 //  NULL, a sender of another role is dropped. Returns NULL and sets *cause
 //  when the message is dropped (and counts it).
 qt_message_t *qt_verifier_open (qt_verifier_t *self, const char *topic, const char *expected_role,
                                 const void *data, size_t size, qt_drop_cause_t *cause);
+
+//  The same, for a message read from an endpoint only one replica publishes
+//  on: a sender other than (expected_role, expected_replica) is dropped as
+//  unexpected before its signature is checked (0: any replica).
+qt_message_t *qt_verifier_open_from (qt_verifier_t *self, const char *topic,
+                                     const char *expected_role, uint32_t expected_replica,
+                                     const void *data, size_t size, qt_drop_cause_t *cause);
 
 //  Counts a drop decided by the caller (e.g. environment-specific checks)
 void qt_verifier_count (qt_verifier_t *self, qt_drop_cause_t cause);

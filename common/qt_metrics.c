@@ -7,8 +7,13 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
-#define QT_METRICS_CONNECTIONS  16      //  concurrent scrapers
-#define QT_METRICS_TIMEOUT_S    5       //  idle HTTP connection
+//  What idle or slow connections (a slowloris) can hold: a few per client
+//  address, so that they never shut out a scraper at another address, and
+//  not for long
+#define QT_METRICS_CONNECTIONS  64      //  concurrent connections in all
+#define QT_METRICS_PER_ADDRESS  4       //  ... from one client address
+#define QT_METRICS_TIMEOUT_S    3       //  an idle connection is closed after this
+#define QT_METRICS_LOG_MS       10000   //  the HTTP server's complaints, once per interval
 #define QT_METRICS_PATH         "/metrics"
 #define QT_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -41,6 +46,7 @@ struct _qt_metrics_t {
     qt_metric_t *last;
     struct MHD_Daemon *http;
     uint16_t port;
+    qt_ratelimit_t *http_log;           //  used by the server's thread only
 };
 
 qt_metrics_t *
@@ -59,6 +65,7 @@ qt_metrics_destroy (qt_metrics_t **self_p)
         return;
     if (self->http)
         MHD_stop_daemon (self->http);
+    qt_ratelimit_destroy (&self->http_log);
     qt_metric_t *metric = self->first;
     while (metric) {
         qt_metric_t *next = metric->next;
@@ -330,12 +337,12 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
     return rc;
 }
 
-int
-qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error)
+//  "HOST:PORT" (IPv4) into an address
+static int
+s_parse_bind (const char *bind, struct sockaddr_in *address, char **error)
 {
-    struct sockaddr_in address;
-    memset (&address, 0, sizeof address);
-    address.sin_family = AF_INET;
+    memset (address, 0, sizeof *address);
+    address->sin_family = AF_INET;
     const char *colon = strrchr (bind, ':');
     char host [64] = "";
     char *end = NULL;
@@ -346,16 +353,55 @@ qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error)
         return -1;
     }
     memcpy (host, bind, (size_t) (colon - bind));
-    if (inet_pton (AF_INET, *host ? host : "0.0.0.0", &address.sin_addr) != 1) {
+    if (inet_pton (AF_INET, *host ? host : "0.0.0.0", &address->sin_addr) != 1) {
         *error = zsys_sprintf ("metrics_bind \"%s\": \"%s\" is not an IPv4 address", bind, host);
         return -1;
     }
-    address.sin_port = htons ((uint16_t) port);
+    address->sin_port = htons ((uint16_t) port);
+    return 0;
+}
+
+int
+qt_metrics_check_bind (const char *bind, char **error)
+{
+    struct sockaddr_in address;
+    return s_parse_bind (bind, &address, error);
+}
+
+//  libmicrohttpd's error log (a connection refused over a limit, say): one
+//  line per interval, so a flood of connections cannot flood the log
+static void
+s_http_log (void *arg, const char *fmt, va_list args)
+{
+    qt_metrics_t *self = (qt_metrics_t *) arg;
+    uint64_t suppressed = 0;
+    if (!qt_ratelimit_pass (self->http_log, "http", zclock_mono (), &suppressed))
+        return;
+    char message [256];
+    vsnprintf (message, sizeof message, fmt, args);
+    size_t length = strlen (message);
+    while (length > 0 && (message [length - 1] == '\n' || message [length - 1] == '.'))
+        message [--length] = 0;
+    qt_log (LOG_WARNING, "metrics server: %s (%" PRIu64 " more complaints since last report)",
+            message, suppressed);
+}
+
+int
+qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error)
+{
+    struct sockaddr_in address;
+    if (s_parse_bind (bind, &address, error))
+        return -1;
+    uint16_t port = ntohs (address.sin_port);
+    if (!self->http_log)
+        self->http_log = qt_ratelimit_new (QT_METRICS_LOG_MS);
     self->http = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                    (uint16_t) port, NULL, NULL, s_handle, self,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned int) QT_METRICS_CONNECTIONS,
+                                   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) QT_METRICS_PER_ADDRESS,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) QT_METRICS_TIMEOUT_S,
+                                   MHD_OPTION_EXTERNAL_LOGGER, s_http_log, self,
                                    MHD_OPTION_END);
     if (!self->http) {
         *error = zsys_sprintf ("metrics_bind \"%s\": cannot serve HTTP there: %s", bind,
@@ -376,11 +422,18 @@ qt_metrics_port (qt_metrics_t *self)
     return self->port;
 }
 
+#define S_TEST_READ_TIMEOUT_S   30
+#define S_TEST_IDLE_CONNECTIONS 64      //  a slowloris from one address
+#define S_TEST_IDLE_ADDRESS     "127.0.0.2"
+
 //  Fetches a URL path from the server with a plain socket: status line + body
 static char *
 s_http_get (uint16_t port, const char *path)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
+    //  A server that never answers fails the test instead of hanging it
+    struct timeval timeout = { .tv_sec = S_TEST_READ_TIMEOUT_S };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port) };
     inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
     assert (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
@@ -459,6 +512,28 @@ qt_metrics_test (bool verbose)
     reply = s_http_get (qt_metrics_port (metrics), "/other");
     assert (strstr (reply, " 404 "));
     free (reply);
+
+    //  Slowloris: idle connections from one address (they send nothing)
+    //  never shut out a scrape from another; each is a loopback address
+    int idle [S_TEST_IDLE_CONNECTIONS];
+    size_t opened = 0;
+    for (size_t i = 0; i < S_TEST_IDLE_CONNECTIONS; i++) {
+        idle [i] = socket (AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in source = { .sin_family = AF_INET };
+        struct sockaddr_in server = { .sin_family = AF_INET, .sin_port = htons (qt_metrics_port (metrics)) };
+        inet_pton (AF_INET, S_TEST_IDLE_ADDRESS, &source.sin_addr);
+        inet_pton (AF_INET, "127.0.0.1", &server.sin_addr);
+        if (bind (idle [i], (struct sockaddr *) &source, sizeof source) == 0
+        &&  connect (idle [i], (struct sockaddr *) &server, sizeof server) == 0)
+            opened++;
+    }
+    int64_t started = zclock_mono ();
+    reply = s_http_get (qt_metrics_port (metrics), "/metrics");
+    assert (opened == 0 || strstr (reply, "HTTP/1.0 200") || strstr (reply, "HTTP/1.1 200"));
+    free (reply);
+    printf ("(scraped beside %zu idle connections in %" PRId64 " ms) ", opened, zclock_mono () - started);
+    for (size_t i = 0; i < S_TEST_IDLE_CONNECTIONS; i++)
+        close (idle [i]);
 
     qt_metrics_destroy (&metrics);
     qt_metrics_destroy (&metrics);      //  idempotent

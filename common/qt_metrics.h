@@ -50,8 +50,13 @@ void qt_metric_observe (qt_metric_t *metric, const char *value, double sample);
 char *qt_metrics_render (qt_metrics_t *self);
 
 //  Serves GET /metrics on "HOST:PORT" (IPv4; port 0 picks one). 0, or -1
-//  and *error (caller frees).
+//  and *error (caller frees). Connections are bounded in all and per client
+//  address, idle ones closed after a few seconds: a slowloris from one
+//  address never shuts out a scraper at another.
 int qt_metrics_serve (qt_metrics_t *self, const char *bind, char **error);
+//  Whether bind is a "HOST:PORT" qt_metrics_serve takes, without serving
+//  (for --check). 0, or -1 and *error (caller frees).
+int qt_metrics_check_bind (const char *bind, char **error);
 //  The port served on, 0 when not serving
 uint16_t qt_metrics_port (qt_metrics_t *self);
 

@@ -13,6 +13,10 @@ typedef struct {
     bool up;
     uint32_t misses;            //  consecutive ticks missed
     uint64_t ahead;             //  highest tick it sent beyond the window (0: none)
+    uint32_t trial;             //  re-admitted: ticks it must still be present in
+    uint64_t backoff;           //  ticks a failed trial bars it (0: none failed lately)
+    uint64_t barred_until;      //  no re-admission before this tick is done
+    uint64_t latest;            //  highest tick the window took from it (0: none)
 } s_replica_t;
 
 struct _qt_quorum_t {
@@ -26,8 +30,11 @@ struct _qt_quorum_t {
     bool have_last;
     uint64_t last;
     bool holding;
+    bool holding_logged;        //  "quorum lost" was logged (so "regained" is too)
+    qt_ratelimit_t *holding_log;
     uint64_t late;
     uint64_t skipped;
+    uint64_t evicted;
 };
 
 qt_quorum_t *
@@ -44,6 +51,7 @@ qt_quorum_new (const char *role, uint32_t replicas, uint32_t faults,
     self->down_after = down_after > 0 ? down_after : 1;
     for (uint32_t i = 0; i < replicas; i++)
         self->replica [i].up = true;
+    self->holding_log = qt_ratelimit_new (QT_QUORUM_HOLDING_LOG_MS);
     return self;
 }
 
@@ -63,6 +71,7 @@ qt_quorum_destroy (qt_quorum_t **self_p)
         qt_quorum_t *self = *self_p;
         for (int i = 0; i < QT_QUORUM_WINDOW; i++)
             s_pending_clear (&self->pending [i]);
+        qt_ratelimit_destroy (&self->holding_log);
         free (self->role);
         free (self);
         *self_p = NULL;
@@ -78,7 +87,89 @@ s_find (qt_quorum_t *self, uint64_t tick)
     return NULL;
 }
 
-//  A slot for a new tick; when all are used, the oldest pending is evicted
+//  Replicas that vouch for a pending tick
+static uint32_t
+s_vouchers (qt_quorum_t *self, const s_pending_t *pending)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < self->replicas; i++)
+        count += pending->slots [i] != NULL;
+    return count;
+}
+
+//  Pending ticks this replica vouches for that could be the liars' alone:
+//  no more than f replicas vouch for them
+static uint32_t
+s_unvouched_ticks (qt_quorum_t *self, uint32_t replica)
+{
+    uint32_t unvouched = 0;
+    for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
+        const s_pending_t *pending = &self->pending [i];
+        unvouched += pending->used && pending->slots [replica - 1]
+                  && s_vouchers (self, pending) <= self->faults;
+    }
+    return unvouched;
+}
+
+static int
+s_compare_ticks (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  The median of the latest tick each replica got into the window (the
+//  lower one of an even count): with at most f liars, an honest replica's
+//  tick or one between two honest ones. Whether there is one at all.
+static bool
+s_median_latest (qt_quorum_t *self, uint64_t *median)
+{
+    uint64_t latest [QT_QUORUM_MAX_REPLICAS];
+    size_t count = 0;
+    for (uint32_t i = 0; i < self->replicas; i++)
+        if (self->replica [i].latest > 0)
+            latest [count++] = self->replica [i].latest;
+    if (count == 0)
+        return false;
+    qsort (latest, count, sizeof latest [0], s_compare_ticks);
+    *median = latest [(count - 1) / 2];
+    return true;
+}
+
+static uint64_t
+s_distance (uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
+//  True if pending tick a (vouched by count_a replicas) is worth less than
+//  tick b. A tick more than f replicas vouch for has an honest one among
+//  them and is worth more than one that f liars could have made up alone;
+//  among those, the one further from the median of the replicas' latest
+//  ticks (an honest tick, or between two) is worth less, so f colluding
+//  liars' far ticks never crowd out the honest replicas' next one; then
+//  fewer vouchers, then the later tick.
+static bool
+s_worth_less (qt_quorum_t *self, uint32_t count_a, uint64_t tick_a, uint32_t count_b,
+              uint64_t tick_b, bool have_median, uint64_t median)
+{
+    uint32_t trusted = self->faults;
+    if ((count_a > trusted) != (count_b > trusted))
+        return count_a <= trusted;
+    if (count_a <= trusted && have_median
+    &&  s_distance (tick_a, median) != s_distance (tick_b, median))
+        return s_distance (tick_a, median) > s_distance (tick_b, median);
+    if (count_a != count_b)
+        return count_a < count_b;
+    if (have_median && s_distance (tick_a, median) != s_distance (tick_b, median))
+        return s_distance (tick_a, median) > s_distance (tick_b, median);
+    return tick_a > tick_b;
+}
+
+//  A slot for a new tick. When all are used, the pending tick worth least
+//  is evicted, unless the new one (vouched by one replica) is worth less
+//  still: then NULL. So one replica's far-future ticks never evict ticks
+//  other replicas vouch for, nor the honest replicas' next tick.
 static s_pending_t *
 s_claim (qt_quorum_t *self, uint64_t tick, int64_t now_ms)
 {
@@ -87,10 +178,28 @@ s_claim (qt_quorum_t *self, uint64_t tick, int64_t now_ms)
         if (!self->pending [i].used)
             slot = &self->pending [i];
     if (!slot) {
-        slot = &self->pending [0];
-        for (int i = 1; i < QT_QUORUM_WINDOW; i++)
-            if (self->pending [i].tick < slot->tick)
-                slot = &self->pending [i];
+        uint64_t median = 0;
+        bool have_median = s_median_latest (self, &median);
+        uint32_t victim_count = 0;
+        for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
+            s_pending_t *pending = &self->pending [i];
+            uint32_t count = s_vouchers (self, pending);
+            if (!slot || s_worth_less (self, count, pending->tick, victim_count, slot->tick,
+                                       have_median, median)) {
+                slot = pending;
+                victim_count = count;
+            }
+        }
+        //  A newcomer takes the place of a tick more than f replicas vouch
+        //  for only if it is nearer the median: that one is behind the
+        //  others and will not complete (its other upstream never delivered
+        //  it, after a restart), where a far-future newcomer is a liar's
+        bool full_of_vouched = victim_count > self->faults;
+        if (full_of_vouched
+            ? !(have_median && s_distance (slot->tick, median) > s_distance (tick, median))
+            : !s_worth_less (self, victim_count, slot->tick, 1, tick, have_median, median))
+            return NULL;
+        self->evicted++;
         s_pending_clear (slot);
     }
     slot->used = true;
@@ -105,6 +214,12 @@ s_peer (qt_quorum_t *self, uint32_t replica)
     return zsys_sprintf ("%s-%u", self->role, replica);
 }
 
+static qt_quorum_result_t
+s_add (qt_quorum_t *self, uint32_t replica, uint64_t tick, qt_message_t **message_p,
+       int64_t now_ms);
+static void
+s_readmit (qt_quorum_t *self, uint32_t replica, uint64_t tick);
+
 qt_quorum_result_t
 qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
                qt_message_t **message_p, int64_t now_ms)
@@ -112,23 +227,44 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
     if (replica < 1 || replica > self->replicas)
         return QT_QUORUM_UNKNOWN_REPLICA;
     s_replica_t *state = &self->replica [replica - 1];
-    //  A down replica is re-admitted once it has caught up: a message for
-    //  the tick just processed or a newer one. One still working through a
-    //  backlog (after a stall, a cut link) speaks about older ticks and is
-    //  not waited for yet, which would cost a deadline per tick. Requiring
-    //  a tick newer than the last would instead make re-admission a race it
-    //  loses whenever it is slightly slower than its peers.
-    bool late = self->have_last && tick <= self->last;
-    bool caught_up = !self->have_last || tick >= self->last;
-    if (!state->up && caught_up) {
-        state->up = true;
-        state->misses = 0;
-        char *peer = s_peer (self, replica);
-        qt_log_event (LOG_NOTICE, QT_MSG_REPLICA_UP, tick, peer, NULL,
-                      "replica %s is up again", peer);
-        zstr_free (&peer);
-    }
-    if (late) {
+    qt_quorum_result_t result = s_add (self, replica, tick, message_p, now_ms);
+    //  A down replica is re-admitted once it has caught up, and only by a
+    //  message the window took: one for a pending tick, or for the tick just
+    //  processed (requiring a newer one would make re-admission a race it
+    //  loses whenever it is slightly slower than its peers). A message the
+    //  window refused (far ahead, a backlog of older ticks) says nothing
+    //  about being on time, so it re-admits nobody.
+    bool caught_up = result == QT_QUORUM_ACCEPTED
+                  || (result == QT_QUORUM_LATE && tick == self->last);
+    if (!state->up && caught_up && (!self->have_last || self->last >= state->barred_until))
+        s_readmit (self, replica, tick);
+    return result;
+}
+
+//  Re-admitted on trial: missing any of its next QT_QUORUM_TRIAL_TICKS ticks
+//  puts it down again at once and bars it for a doubling number of ticks,
+//  so a replica (or a key) that speaks just enough to be re-admitted and
+//  then makes every tick wait costs a deadline per bar, not per tick
+static void
+s_readmit (qt_quorum_t *self, uint32_t replica, uint64_t tick)
+{
+    s_replica_t *state = &self->replica [replica - 1];
+    state->up = true;
+    state->misses = 0;
+    state->trial = QT_QUORUM_TRIAL_TICKS;
+    char *peer = s_peer (self, replica);
+    qt_log_event (LOG_NOTICE, QT_MSG_REPLICA_UP, tick, peer, NULL,
+                  "replica %s is up again", peer);
+    zstr_free (&peer);
+}
+
+//  The window: whether a message is taken for a pending tick
+static qt_quorum_result_t
+s_add (qt_quorum_t *self, uint32_t replica, uint64_t tick, qt_message_t **message_p,
+       int64_t now_ms)
+{
+    s_replica_t *state = &self->replica [replica - 1];
+    if (self->have_last && tick <= self->last) {
         self->late++;
         return QT_QUORUM_LATE;
     }
@@ -162,13 +298,25 @@ qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t tick,
         self->last = lowest - 1;
     }
     s_pending_t *pending = s_find (self, tick);
-    if (!pending)
+    if (!pending) {
+        //  A tick nobody else vouches for yet: one replica holds at most
+        //  QT_QUORUM_SOLO_TICKS that f or fewer replicas vouch for (honest
+        //  replicas in lockstep are a tick or two ahead of each other, never
+        //  more), so a flood of future ticks from the liars cannot fill the
+        //  window, with or without a last tick to check them against
+        if (s_unvouched_ticks (self, replica) >= QT_QUORUM_SOLO_TICKS)
+            return QT_QUORUM_STALE;
         pending = s_claim (self, tick, now_ms);
+        if (!pending)
+            return QT_QUORUM_STALE;
+    }
     if (pending->slots [replica - 1])
         return QT_QUORUM_DUPLICATE;
     pending->slots [replica - 1] = *message_p;
     *message_p = NULL;
     pending->count++;
+    if (tick > state->latest)
+        state->latest = tick;
     return QT_QUORUM_ACCEPTED;
 }
 
@@ -204,34 +352,39 @@ qt_quorum_ready (qt_quorum_t *self, int64_t now_ms, uint64_t *tick)
     //  The oldest ready tick; a newer ready one wins over older stuck ones
     //  only through qt_quorum_done skipping them
     s_pending_t *best = NULL;
-    bool overdue_below_quorum = false;
+    s_pending_t *lowest = NULL;
     for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
         s_pending_t *pending = &self->pending [i];
         if (!pending->used)
             continue;
-        if (s_pending_ready (self, pending, now_ms)) {
-            if (!best || pending->tick < best->tick)
-                best = pending;
-        }
-        else
-        if (now_ms >= pending->first_ms + self->deadline_ms)
-            overdue_below_quorum = true;
+        if (!lowest || pending->tick < lowest->tick)
+            lowest = pending;
+        if (s_pending_ready (self, pending, now_ms) && (!best || pending->tick < best->tick))
+            best = pending;
     }
     if (best) {
         if (self->holding) {
             self->holding = false;
-            qt_log_event (LOG_NOTICE, QT_MSG_QUORUM_REGAINED, best->tick, NULL, NULL,
-                          "quorum of %s regained: %u of %u replicas", self->role,
-                          best->count, self->replicas);
+            if (self->holding_logged)
+                qt_log_event (LOG_NOTICE, QT_MSG_QUORUM_REGAINED, best->tick, NULL, NULL,
+                              "quorum of %s regained: %u of %u replicas", self->role,
+                              best->count, self->replicas);
         }
         *tick = best->tick;
         return true;
     }
-    if (overdue_below_quorum && !self->holding) {
+    //  Holding: the next tick is overdue below quorum. A tick further ahead
+    //  that only a few vouch for (a liar's) is no reason to say so. The
+    //  transitions are logged at most once per interval, with a count.
+    if (lowest && now_ms >= lowest->first_ms + self->deadline_ms && !self->holding) {
         self->holding = true;
-        qt_log_event (LOG_WARNING, QT_MSG_QUORUM_LOST, UINT64_MAX, NULL, "below-quorum",
-                      "quorum of %s lost: fewer than %u of %u replicas by the deadline; holding",
-                      self->role, self->replicas - self->faults, self->replicas);
+        uint64_t suppressed = 0;
+        self->holding_logged = qt_ratelimit_pass (self->holding_log, "holding", now_ms, &suppressed);
+        if (self->holding_logged)
+            qt_log_event (LOG_WARNING, QT_MSG_QUORUM_LOST, UINT64_MAX, NULL, "below-quorum",
+                          "quorum of %s lost: fewer than %u of %u replicas by the deadline; "
+                          "holding (%" PRIu64 " more losses since the last report)",
+                          self->role, self->replicas - self->faults, self->replicas, suppressed);
     }
     return false;
 }
@@ -250,8 +403,24 @@ qt_quorum_done (qt_quorum_t *self, uint64_t tick)
     if (pending) {
         for (uint32_t i = 0; i < self->replicas; i++) {
             s_replica_t *state = &self->replica [i];
-            if (pending->slots [i])
+            if (pending->slots [i]) {
                 state->misses = 0;
+                if (state->trial > 0 && --state->trial == 0)
+                    state->backoff = 0;     //  on time again: trial passed
+            }
+            else
+            if (state->up && state->trial > 0) {
+                state->up = false;
+                state->trial = 0;
+                state->backoff = state->backoff == 0 ? QT_QUORUM_BAR_TICKS
+                               : MIN (2 * state->backoff, QT_QUORUM_BAR_MAX);
+                state->barred_until = tick + state->backoff;
+                char *peer = s_peer (self, i + 1);
+                qt_log_event (LOG_WARNING, QT_MSG_REPLICA_DOWN, tick, peer, "failed-trial",
+                              "replica %s is down: missed a tick right after re-admission; "
+                              "not re-admitted for %" PRIu64 " ticks", peer, state->backoff);
+                zstr_free (&peer);
+            }
             else
             if (state->up && ++state->misses >= self->down_after) {
                 state->up = false;
@@ -267,6 +436,13 @@ qt_quorum_done (qt_quorum_t *self, uint64_t tick)
         if (older->used && older->tick <= tick) {
             if (older->tick < tick)
                 self->skipped++;
+            s_pending_clear (older);
+        }
+        else
+        if (older->used && older->tick > tick + QT_QUORUM_WINDOW) {
+            //  Taken before there was a last tick to check it against (far
+            //  ahead of the first tick processed): outside the window now
+            self->evicted++;
             s_pending_clear (older);
         }
     }
@@ -350,6 +526,12 @@ qt_quorum_skipped (qt_quorum_t *self)
     return self->skipped;
 }
 
+uint64_t
+qt_quorum_evicted (qt_quorum_t *self)
+{
+    return self->evicted;
+}
+
 static qt_message_t *
 s_test_message (void)
 {
@@ -364,6 +546,188 @@ s_test_offer (qt_quorum_t *quorum, uint32_t replica, uint64_t tick, int64_t now,
     assert (qt_quorum_add (quorum, replica, tick, &message, now) == expected);
     if (message)
         qt_message_destroy (&message);
+}
+
+//  Offers a tick from replicas 1 and 2; true if it was ready at once (no
+//  deadline waited for a third)
+static bool
+s_test_honest_tick (qt_quorum_t *quorum, uint64_t t, int64_t *now, int64_t deadline)
+{
+    uint64_t tick;
+    s_test_offer (quorum, 1, t, *now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 2, t, *now, QT_QUORUM_ACCEPTED);
+    bool at_once = qt_quorum_ready (quorum, *now, &tick);
+    if (!at_once) {
+        *now += deadline;
+        assert (qt_quorum_ready (quorum, *now, &tick));
+    }
+    assert (tick == t);
+    qt_quorum_done (quorum, t);
+    *now += 1;
+    return at_once;
+}
+
+#define S_TEST_ATTACK_TICKS     1000
+#define S_TEST_ATTACK_WAITS     16      //  deadlines a re-admission attack may cost in that many
+
+//  Issue 8: a message the window refuses must not re-admit a down replica,
+//  and one that speaks just enough to be re-admitted cannot make every
+//  tick wait
+static void
+s_test_readmission (int64_t deadline)
+{
+    qt_quorum_t *quorum = qt_quorum_new ("rewarder", 3, 1, deadline, 3);
+    int64_t now = 1000;
+    uint64_t t = 1;
+    for (; t <= 3; t++)
+        s_test_honest_tick (quorum, t, &now, deadline);
+    assert (!qt_quorum_replica_up (quorum, 3));
+
+    //  A dead replica's key sends a valid message far ahead per tick:
+    //  refused by the window, and it stays down; no tick waits for it
+    for (; t <= 20; t++) {
+        s_test_offer (quorum, 3, t + 1000, now, QT_QUORUM_STALE);
+        assert (!qt_quorum_replica_up (quorum, 3));
+        assert (s_test_honest_tick (quorum, t, &now, deadline));
+    }
+
+    //  It sends for the tick just processed, every tick (a late-by-one
+    //  message is what re-admits an honest slower replica): re-admitted on
+    //  trial, failing it bars it for longer and longer
+    uint32_t waited = 0;
+    for (uint64_t k = 0; k < S_TEST_ATTACK_TICKS; k++, t++) {
+        waited += !s_test_honest_tick (quorum, t, &now, deadline);
+        s_test_offer (quorum, 3, t, now, QT_QUORUM_LATE);
+    }
+    assert (waited > 0 && waited <= S_TEST_ATTACK_WAITS);
+
+    //  Once its bar is over, coming back on time (a message for a pending
+    //  tick) re-admits it; present through its trial, it is an ordinary
+    //  member again: one miss no longer puts it down
+    for (uint64_t k = 0; k <= QT_QUORUM_BAR_MAX; k++, t++)
+        s_test_honest_tick (quorum, t, &now, deadline);
+    uint64_t tick;
+    for (uint64_t k = 0; k <= QT_QUORUM_TRIAL_TICKS; k++, t++) {
+        s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
+        assert (qt_quorum_replica_up (quorum, 3));
+        s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
+        assert (!qt_quorum_ready (quorum, now, &tick));     //  2 is up: waited for
+        s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
+        assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
+        qt_quorum_done (quorum, t);
+    }
+    assert (!s_test_honest_tick (quorum, t++, &now, deadline));
+    assert (qt_quorum_replica_up (quorum, 3));
+    qt_quorum_destroy (&quorum);
+}
+
+#define S_TEST_FLOOD_TICKS      16      //  far-future ticks a liar sends at start
+#define S_TEST_HONEST_TICKS     50
+
+//  Issue 8: a start-up flood. Before any tick was processed there is no
+//  window to check ticks against; one replica's far-future ticks must not
+//  crowd out the ones the honest replicas vouch for.
+static void
+s_test_startup_flood (int64_t deadline)
+{
+    qt_quorum_t *quorum = qt_quorum_new ("aggregator", 3, 1, deadline, 3);
+    int64_t now = 1000;
+    uint64_t tick;
+    for (uint64_t k = 0; k < S_TEST_FLOOD_TICKS; k++) {
+        qt_message_t *message = s_test_message ();
+        qt_quorum_add (quorum, 3, 100000 + k, &message, now);
+        qt_message_destroy (&message);
+    }
+    uint32_t completed = 0;
+    for (uint64_t t = 1; t <= S_TEST_HONEST_TICKS; t++) {
+        s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
+        qt_message_t *message = s_test_message ();
+        qt_quorum_add (quorum, 3, 200000 + t, &message, now);
+        qt_message_destroy (&message);
+        s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
+        //  The liar is up (never missed a tick yet): waited for, then not
+        if (!qt_quorum_ready (quorum, now, &tick))
+            now += deadline;
+        if (qt_quorum_ready (quorum, now, &tick) && tick == t) {
+            qt_quorum_done (quorum, t);
+            completed++;
+        }
+        now += 1;
+    }
+    assert (completed == S_TEST_HONEST_TICKS);
+    assert (!qt_quorum_replica_up (quorum, 3));
+    qt_quorum_destroy (&quorum);
+
+    //  A full window (two liars of five at start, their far ticks, and
+    //  honest ticks vouched by the three others but not yet processed): a
+    //  new honest tick evicts a liar's far one, never a tick more than f
+    //  replicas vouch for
+    quorum = qt_quorum_new ("aggregator", 5, 2, deadline, 3);
+    for (uint32_t liar = 4; liar <= 5; liar++)
+        for (uint64_t k = 0; k < QT_QUORUM_SOLO_TICKS; k++)
+            s_test_offer (quorum, liar, 100000 * liar + k, now, QT_QUORUM_ACCEPTED);
+    uint64_t vouched = QT_QUORUM_WINDOW - 2 * QT_QUORUM_SOLO_TICKS;
+    for (uint64_t t = 1; t <= vouched; t++)
+        for (uint32_t r = 1; r <= 3; r++)
+            s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 1, vouched + 1, now, QT_QUORUM_ACCEPTED);
+    assert (qt_quorum_evicted (quorum) == 1);
+    for (uint64_t t = 1; t <= vouched + 1; t++) {
+        if (t > vouched) {
+            s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
+            s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
+        }
+        now += deadline;
+        assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
+        qt_quorum_done (quorum, t);
+    }
+    //  The liars' ticks left are outside the window now: gone
+    assert (qt_quorum_evicted (quorum) == 2 * QT_QUORUM_SOLO_TICKS);
+    assert (qt_quorum_timeout (quorum, now) == -1);
+    qt_quorum_destroy (&quorum);
+
+    //  A window full of vouched ticks this stage cannot process (a restart:
+    //  its other upstream never delivered the oldest): the next tick takes
+    //  the place of the furthest behind, a far-future one is refused
+    quorum = qt_quorum_new ("aggregator", 3, 1, deadline, 3);
+    for (uint64_t t = 1; t <= QT_QUORUM_WINDOW; t++)
+        for (uint32_t r = 1; r <= 2; r++)
+            s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
+    s_test_offer (quorum, 3, 100000, now, QT_QUORUM_STALE);
+    s_test_offer (quorum, 1, QT_QUORUM_WINDOW + 1, now, QT_QUORUM_ACCEPTED);
+    assert (qt_quorum_evicted (quorum) == 1);
+    assert (qt_quorum_slots (quorum, 1) == NULL && qt_quorum_slots (quorum, 2) != NULL);
+    qt_quorum_destroy (&quorum);
+
+    //  f = 2 liars of five collude: both vouch for the same far ticks, then
+    //  one more between each honest tick; the honest ticks all complete
+    quorum = qt_quorum_new ("aggregator", 5, 2, deadline, 3);
+    for (uint64_t k = 0; k < S_TEST_FLOOD_TICKS; k++)
+        for (uint32_t liar = 4; liar <= 5; liar++) {
+            qt_message_t *message = s_test_message ();
+            qt_quorum_add (quorum, liar, 100000 + k, &message, now);
+            qt_message_destroy (&message);
+        }
+    completed = 0;
+    for (uint64_t t = 1; t <= S_TEST_HONEST_TICKS; t++) {
+        for (uint32_t r = 1; r <= 3; r++) {
+            s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
+            for (uint32_t liar = 4; liar <= 5; liar++) {
+                qt_message_t *message = s_test_message ();
+                qt_quorum_add (quorum, liar, 200000 + 10 * t + r, &message, now);
+                qt_message_destroy (&message);
+            }
+        }
+        if (!qt_quorum_ready (quorum, now, &tick))
+            now += deadline;
+        if (qt_quorum_ready (quorum, now, &tick) && tick == t) {
+            qt_quorum_done (quorum, t);
+            completed++;
+        }
+        now += 1;
+    }
+    assert (completed == S_TEST_HONEST_TICKS);
+    qt_quorum_destroy (&quorum);
 }
 
 void
@@ -463,15 +827,21 @@ qt_quorum_test (bool verbose)
     assert (qt_quorum_ready (quorum, now, &tick) && tick == 101);
     qt_quorum_done (quorum, 101);
 
-    //  Far future ticks are refused from f replicas; a flood never holds
-    //  more than the window
+    //  Far future ticks are refused from f replicas; a flood of ticks
+    //  within the window holds no more than QT_QUORUM_SOLO_TICKS
     s_test_offer (quorum, 1, 101 + QT_QUORUM_WINDOW + 1, now, QT_QUORUM_STALE);
     for (uint64_t t = 102; t <= 101 + QT_QUORUM_WINDOW; t++)
-        s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
+        s_test_offer (quorum, 1, t, now, t < 102 + QT_QUORUM_SOLO_TICKS
+                      ? QT_QUORUM_ACCEPTED : QT_QUORUM_STALE);
     assert (qt_quorum_last (quorum, &tick) && tick == 101);
+    //  ... and the others' ticks still find room
+    s_test_offer (quorum, 2, 102 + QT_QUORUM_SOLO_TICKS, now, QT_QUORUM_ACCEPTED);
 
     qt_quorum_destroy (&quorum);
     qt_quorum_destroy (&quorum);
+
+    s_test_readmission (deadline);
+    s_test_startup_flood (deadline);
     if (verbose)
         printf ("OK\n");
 }

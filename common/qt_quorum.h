@@ -4,8 +4,20 @@
     tick t, wait for every live upstream replica until a deadline counted
     from the first arrival, then proceed with at least n - f. A replica that
     misses down_after consecutive ticks is marked down and no longer waited
-    for; it is re-admitted as soon as it speaks again. Below n - f the stage
-    holds (says so once) rather than proceed on too little.
+    for; it is re-admitted as soon as the window takes one of its messages
+    again (a refused one, far ahead or behind, re-admits nobody), on trial:
+    missing one of its next QT_QUORUM_TRIAL_TICKS ticks puts it down at
+    once, barred from re-admission for QT_QUORUM_BAR_TICKS ticks, doubled on
+    each failed trial. Below n - f the stage holds (says so once) rather
+    than proceed on too little.
+
+    The window holds QT_QUORUM_WINDOW pending ticks, within that many of the
+    last one processed. Before there is one (at start), and always, one
+    replica holds at most QT_QUORUM_SOLO_TICKS ticks that no more than f
+    replicas vouch for (the liars could have made those up together), and a
+    full window evicts such a tick first, the one furthest from the median
+    of the replicas' latest ticks, never one more than f vouch for: the
+    liars' future ticks, colluding or not, cannot crowd out the honest ones.
 
     Ticks are processed in increasing order. A tick that is already done is
     late (an honest slow replica or a re-send), counted but harmless; when a
@@ -20,13 +32,19 @@
 
 #define QT_QUORUM_WINDOW    16      //  ticks held pending at most
 #define QT_QUORUM_MAX_REPLICAS 64
+#define QT_QUORUM_TRIAL_TICKS   4       //  a re-admitted replica must be in each of its next ticks
+#define QT_QUORUM_BAR_TICKS     8       //  ... else it is barred this long (doubling per failure)
+#define QT_QUORUM_BAR_MAX       1024    //  ... up to this
+#define QT_QUORUM_SOLO_TICKS    4       //  pending ticks one replica may hold that <= f replicas vouch for
+#define QT_QUORUM_HOLDING_LOG_MS 10000  //  "quorum lost/regained" logged at most once per interval
 
 typedef enum {
     QT_QUORUM_ACCEPTED = 0,
     QT_QUORUM_LATE,                 //  tick already processed or skipped
     QT_QUORUM_DUPLICATE,            //  this replica already sent this tick
     QT_QUORUM_UNKNOWN_REPLICA,      //  replica id outside 1..n
-    QT_QUORUM_STALE,                //  tick beyond the window after the last done
+    QT_QUORUM_STALE,                //  tick beyond the window after the last done, or no room
+                                    //  for it (the replica's solo ticks, a full window)
 } qt_quorum_result_t;
 
 typedef struct _qt_quorum_t qt_quorum_t;
@@ -72,9 +90,11 @@ const char *qt_quorum_role (qt_quorum_t *self);
 //  True while a deadline passed below quorum (the stage is holding)
 bool qt_quorum_holding (qt_quorum_t *self);
 
-//  Counters: late messages, ticks skipped
+//  Counters: late messages, ticks skipped, pending ticks evicted (window
+//  full, or out of the window once the first tick was processed)
 uint64_t qt_quorum_late (qt_quorum_t *self);
 uint64_t qt_quorum_skipped (qt_quorum_t *self);
+uint64_t qt_quorum_evicted (qt_quorum_t *self);
 
 void qt_quorum_test (bool verbose);
 

@@ -16,12 +16,16 @@ typedef struct {
     double distance;            //  EWMA of reported distances
     bool have_distance;
     char reason [S_REASON_SIZE];
+    uint64_t resets [QT_REPUTATION_RESETS];     //  ticks of its last record resets
+    uint32_t reset_count;       //  resets ever (the ring holds the last ones)
+    bool refused_logged;        //  a refused reset was logged (once per window)
 } s_replica_t;
 
 struct _qt_reputation_t {
     char *role;
     uint32_t replicas;
     uint32_t faults;
+    uint64_t tick;              //  the last tick updated
     s_replica_t replica [QT_QUORUM_MAX_REPLICAS];
 };
 
@@ -150,9 +154,54 @@ s_climb (qt_reputation_t *self, uint32_t index, uint64_t tick)
         s_move (self, index, tick, QT_REPUTATION_OK, "recovered", "%s", "");
 }
 
+bool
+qt_reputation_restarted (qt_reputation_t *self, uint32_t replica)
+{
+    if (replica < 1 || replica > self->replicas)
+        return false;
+    uint32_t index = replica - 1;
+    s_replica_t *state = &self->replica [index];
+    uint64_t tick = self->tick;
+    //  The budget: at most QT_REPUTATION_RESETS within QT_REPUTATION_RESET_TICKS
+    //  (the oldest of the last ones must be that old), so a liar restarting to
+    //  launder its record gains a few probation ticks per window, no more
+    if (state->reset_count >= QT_REPUTATION_RESETS) {
+        uint64_t oldest = state->resets [state->reset_count % QT_REPUTATION_RESETS];
+        if (tick < oldest + QT_REPUTATION_RESET_TICKS) {
+            if (!state->refused_logged) {
+                char peer [64];
+                snprintf (peer, sizeof peer, "%s-%u", self->role, replica);
+                qt_log_event (LOG_WARNING, NULL, tick, peer, "restart-budget",
+                              "replica %s restarted again: %d restarts within %d ticks, its record "
+                              "(%s) is kept", peer, QT_REPUTATION_RESETS, QT_REPUTATION_RESET_TICKS,
+                              qt_reputation_status_name (state->status));
+                state->refused_logged = true;
+            }
+            return false;
+        }
+    }
+    state->resets [state->reset_count % QT_REPUTATION_RESETS] = tick;
+    state->reset_count++;
+    state->refused_logged = false;
+    //  A new member: what its previous process did is not held against it,
+    //  beyond a probation if it was not ok. The length of its next
+    //  exclusion is kept: a relapse doubles it, as any relapse does.
+    state->far_bits = 0;
+    state->seen = 0;
+    state->have_distance = false;
+    if (state->status != QT_REPUTATION_OK) {
+        state->probation_until = tick + QT_REPUTATION_PROBATION_TICKS;
+        s_move (self, index, tick, QT_REPUTATION_PROBATION, "restarted",
+                "restarted (a new process epoch): on probation for %d ticks",
+                QT_REPUTATION_PROBATION_TICKS);
+    }
+    return true;
+}
+
 void
 qt_reputation_update (qt_reputation_t *self, uint64_t tick, const double *distance)
 {
+    self->tick = tick;
     double median = qt_median (distance, self->replicas);
     double scale = isfinite (median) && median > QT_REPUTATION_FLOOR ? median : QT_REPUTATION_FLOOR;
     double threshold = QT_REPUTATION_FAR_RATIO * scale;
@@ -277,6 +326,71 @@ qt_reputation_replicas (qt_reputation_t *self)
 //  --------------------------------------------------------------------------
 //  Selftest
 
+//  Ticks of lies (distance 0.3 while the others are at 0) from replica 2 of 3
+static void
+s_test_lies (qt_reputation_t *reputation, uint64_t *tick, uint32_t ticks, uint32_t *weighted)
+{
+    double weight [3];
+    for (uint32_t k = 0; k < ticks; k++) {
+        qt_reputation_weights (reputation, NULL, weight);
+        *weighted += weight [1] > 0;
+        double lie [3] = { 0, 0.3, 0 };
+        qt_reputation_update (reputation, ++*tick, lie);
+    }
+}
+
+//  Issue 8: a routine restart (a new epoch) must not cost an honest
+//  replica the fault budget for good; a liar restarting to launder its
+//  record gains a few probation ticks per window, no more
+static void
+s_test_restarts (void)
+{
+    //  Honest, restarted while excluded (a world model restarted from its
+    //  prior, say, far until it was restarted right): on probation at
+    //  once, ok after it, instead of serving the exclusion out
+    qt_reputation_t *reputation = qt_reputation_new ("worldmodel", 3, 1);
+    uint64_t tick = 0;
+    uint32_t weighted = 0;
+    s_test_lies (reputation, &tick, QT_REPUTATION_EXCLUDE_AT, &weighted);
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    assert (qt_reputation_restarted (reputation, 2));
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    assert (qt_reputation_weight (reputation, 2) == QT_REPUTATION_DOWN_WEIGHT);
+    assert (strstr (qt_reputation_reason (reputation, 2), "restarted"));
+    double honest [3] = { 0, 0, 0 };
+    for (uint32_t k = 0; k <= QT_REPUTATION_PROBATION_TICKS; k++)
+        qt_reputation_update (reputation, ++tick, honest);
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_OK);
+    assert (qt_reputation_weight (reputation, 2) == 1);
+    //  An ok replica restarting stays ok
+    assert (qt_reputation_restarted (reputation, 1));
+    assert (qt_reputation_status (reputation, 1) == QT_REPUTATION_OK);
+    qt_reputation_destroy (&reputation);
+
+    //  A liar restarting whenever it is excluded: each restart within the
+    //  budget buys probation, where it relapses (excluded again, for twice
+    //  as long); beyond the budget its record stays. Over the window it is
+    //  in the combination for a bounded number of ticks.
+    reputation = qt_reputation_new ("worldmodel", 3, 1);
+    tick = 0;
+    weighted = 0;
+    s_test_lies (reputation, &tick, QT_REPUTATION_EXCLUDE_AT, &weighted);
+    uint32_t granted = 0;
+    for (uint32_t restart = 0; restart < 4 * QT_REPUTATION_RESETS; restart++) {
+        assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+        granted += qt_reputation_restarted (reputation, 2);
+        s_test_lies (reputation, &tick, QT_REPUTATION_WARN_AT, &weighted);
+    }
+    assert (granted == QT_REPUTATION_RESETS);
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    assert (weighted <= QT_REPUTATION_EXCLUDE_AT + QT_REPUTATION_RESETS * QT_REPUTATION_WARN_AT);
+    //  Once the window has passed, a restart is a fresh start again
+    s_test_lies (reputation, &tick, QT_REPUTATION_RESET_TICKS, &weighted);
+    assert (qt_reputation_restarted (reputation, 2));
+    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    qt_reputation_destroy (&reputation);
+}
+
 void
 qt_reputation_test (bool verbose)
 {
@@ -386,6 +500,8 @@ qt_reputation_test (bool verbose)
     qt_reputation_destroy (&reputation);
     assert (reputation == NULL);
     qt_reputation_destroy (&reputation);
+
+    s_test_restarts ();
 
     //  f = 0 (no fault tolerated): down-weighted at worst, never excluded
     reputation = qt_reputation_new ("actor", 3, 0);

@@ -20,6 +20,14 @@
               QT_REPUTATION_PROBATION_TICKS ticks -> ok; back to excluded if it
               is far QT_REPUTATION_WARN_AT times during probation.
 
+    A restarted replica (a new process epoch) is a new member: its record
+    of far ticks is cleared and, unless it was ok, it goes on probation at
+    once (an honest replica restarted while excluded is back within
+    QT_REPUTATION_PROBATION_TICKS instead of serving the exclusion out).
+    The length of its next exclusion is kept, and at most
+    QT_REPUTATION_RESETS restarts per QT_REPUTATION_RESET_TICKS ticks clear
+    a record: a liar restarting to launder it keeps its record beyond that.
+
     Never more than f replicas are excluded at a time, so at least n - f stay
     eligible; and per tick qt_reputation_weights re-admits (at the down
     weight) excluded replicas that are present when fewer than n - f of the
@@ -46,6 +54,8 @@
 #define QT_REPUTATION_EXCLUDE_MAX     4096    //  relapses double it up to this
 #define QT_REPUTATION_PROBATION_TICKS 32      //  ticks on probation before ok
 #define QT_REPUTATION_SMOOTHING       0.125   //  EWMA factor of the displayed distance
+#define QT_REPUTATION_RESETS          2       //  records reset by restarts ...
+#define QT_REPUTATION_RESET_TICKS     4096    //  ... per this many ticks, at most
 
 typedef enum {
     QT_REPUTATION_OK = 0,
@@ -65,6 +75,12 @@ void qt_reputation_destroy (qt_reputation_t **self_p);
 //  One tick's distances to the aggregate, distance [replica - 1], NaN for
 //  replicas absent or not reported. Moves the ladder; logs transitions.
 void qt_reputation_update (qt_reputation_t *self, uint64_t tick, const double *distance);
+
+//  A replica restarted (its messages carry a new epoch): a new member, its
+//  record cleared, on probation unless it was ok, within the budget of
+//  QT_REPUTATION_RESETS per QT_REPUTATION_RESET_TICKS ticks. Returns
+//  whether the record was cleared (false: over budget, or no such replica).
+bool qt_reputation_restarted (qt_reputation_t *self, uint32_t replica);
 
 //  The weights to combine a tick with, weight [replica - 1]: the ladder's
 //  weight, except that excluded replicas that are present are re-admitted at

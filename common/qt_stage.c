@@ -5,6 +5,21 @@
 #include "qt_stage.h"
 #include <getopt.h>
 
+//  A token bucket: what one peer may cost per second
+typedef struct {
+    double tokens;
+    int64_t refilled_ms;
+} s_bucket_t;
+
+//  One upstream replica's endpoint
+typedef struct {
+    zsock_t *sub;
+    size_t upstream;            //  index into the role's upstreams
+    uint32_t replica;
+    s_bucket_t budget;          //  messages a second it may make us verify
+    int64_t paused_until;       //  over budget: not read (nor polled) until then
+} s_endpoint_t;
+
 struct _qt_stage_t {
     const qt_role_t *role;
     void *state;                            //  the role's state
@@ -18,13 +33,21 @@ struct _qt_stage_t {
     char *state_dir;
     int64_t resend_ms;
     int64_t status_ms;
+    bool check;                             //  --check: bind and connect nothing
 
     qt_trust_t *trust;
     qt_signer_t *signer;
     qt_verifier_t *verifier;
     zsock_t *pub;
     char *endpoint;
-    zsock_t *sub;
+    //  One SUB socket per upstream replica's endpoint: what arrives there is
+    //  that replica's alone (anyone else's is refused unverified), and each
+    //  endpoint is read in turn, within a budget (s_drain), so a flooding
+    //  one costs a bounded share
+    s_endpoint_t sub [QT_STAGE_MAX_ENDPOINTS];
+    size_t subs;
+    zpoller_t *poller;
+    uint64_t paused;                        //  times an endpoint went over its budget
     qt_quorum_t *quorum [QT_STAGE_MAX_UPSTREAMS];
     //  Reputation per upstream (qt_reputation): this tick's weights, read by
     //  the role before combining, and the distances it reports after
@@ -56,16 +79,43 @@ struct _qt_stage_t {
     //  ticks included), whether READY=1 went out, and whether the role's
     //  last process() published nothing (a tick source that has finished)
     int64_t heard_ms [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    //  Each upstream replica's process epoch: a new one is a restart, a new
+    //  member for its reputation (qt_reputation_restarted)
+    uint64_t epoch [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
     uint64_t publish_calls;
     bool ready;
     bool finished;
+
+    //  A tick the role could not complete (qt_stage_tick_failed): not
+    //  progress; the stage is degraded until the role publishes again
+    bool tick_failed;
+    bool degraded;
+    char degraded_state [QT_STAGE_STATE_SIZE];
+    uint64_t tick_failures;
 
     //  The control channel (quintet/control_bind, qt_control): quintetctl
     //  status. Its own verifier, so control traffic never mixes into the
     //  pipeline's drop counters.
     zsock_t *control;
     qt_verifier_t *control_verifier;
+    uint64_t control_answered;
+    zhashx_t *control_peers;                //  peer address -> s_bucket_t
+    uint64_t control_throttled;             //  dropped over a peer's budget
 };
+
+//  Takes one token if there is one, refilling at rate per second up to burst
+static bool
+s_bucket_take (s_bucket_t *bucket, double rate, double burst, int64_t now_ms)
+{
+    bucket->tokens += (double) (now_ms - bucket->refilled_ms) * rate / 1000;
+    if (bucket->tokens > burst)
+        bucket->tokens = burst;
+    bucket->refilled_ms = now_ms;
+    if (bucket->tokens < 1)
+        return false;
+    bucket->tokens -= 1;
+    return true;
+}
 
 static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
 static const int s_log_priorities [] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
@@ -84,7 +134,8 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 //  latencies are recorded as they happen; counters kept elsewhere (verifier,
 //  quorum) are copied in at every status interval.
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
-       M_UP, M_REPLICAS, M_LAST_TICK };
+       M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES,
+       M_PAUSED };
 static const double s_seconds_buckets [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
@@ -118,6 +169,16 @@ s_metrics_new (qt_stage_t *self)
         "Upstream replicas configured, by upstream role.", "upstream");
     self->metric [M_LAST_TICK] = qt_metrics_gauge (m, "quintet_last_tick",
         "The last tick this stage published.", NULL);
+    self->metric [M_CONTROL_ANSWERED] = qt_metrics_counter (m, "quintet_control_answered_total",
+        "Control requests (quintetctl status) answered.", NULL);
+    self->metric [M_CONTROL_DROPPED] = qt_metrics_counter (m, "quintet_control_dropped_total",
+        "Control requests dropped unanswered, by cause.", "cause");
+    self->metric [M_TICK_FAILURES] = qt_metrics_counter (m, "quintet_tick_failures_total",
+        "Ticks the role could not complete, so published nothing for, by cause "
+        "(durable-log: the collector's append failed).", "cause");
+    self->metric [M_PAUSED] = qt_metrics_counter (m, "quintet_upstream_paused_total",
+        "Times an upstream endpoint sent more than its budget of messages a second "
+        "and was not read for a while.", NULL);
     char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
     qt_metric_set (self->metric [M_INFO], stage, 1);
     zstr_free (&stage);
@@ -132,7 +193,7 @@ s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, 
     int64_t now_ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
     qt_metric_add (self->metric [M_TICKS], NULL, 1);
     qt_metric_observe (self->metric [M_PROCESS], NULL, (double) (zclock_usecs () * 1000 - started_ns) / 1e9);
-    qt_metric_set (self->metric [M_LAST_TICK], NULL, (double) tick);
+    (void) tick;        //  quintet_last_tick is set where a tick is published
     for (size_t i = 0; i < self->role->upstreams; i++) {
         int64_t first_ns = INT64_MAX;
         for (uint32_t r = 0; r < qt_quorum_replicas (self->quorum [i]); r++)
@@ -144,18 +205,32 @@ s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, 
     }
 }
 
+static uint32_t
+s_up (qt_stage_t *self, size_t index, int64_t now_ms);
+static int64_t
+s_health_window_ms (qt_stage_t *self);
+
 static void
-s_metrics_refresh (qt_stage_t *self)
+s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
 {
     qt_metric_set (self->metric [M_PUBLISHED], NULL, (double) self->published);
     qt_metric_set (self->metric [M_ACCEPTED], NULL, (double) qt_verifier_accepted (self->verifier));
     for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
         qt_metric_set (self->metric [M_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
                        (double) qt_verifier_drops (self->verifier, (qt_drop_cause_t) cause));
+    qt_metric_set (self->metric [M_PAUSED], NULL, (double) self->paused);
     qt_metric_set (self->metric [M_RESENDS], NULL, (double) self->resends);
+    if (self->control) {
+        qt_metric_set (self->metric [M_CONTROL_ANSWERED], NULL, (double) self->control_answered);
+        for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
+            qt_metric_set (self->metric [M_CONTROL_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
+                           (double) qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) cause));
+        qt_metric_set (self->metric [M_CONTROL_DROPPED], QT_STAGE_THROTTLED,
+                       (double) self->control_throttled);
+    }
     for (size_t i = 0; i < self->role->upstreams; i++) {
         qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
-                       qt_quorum_up (self->quorum [i]));
+                       s_up (self, i, now_ms));
         qt_metric_set (self->metric [M_REPLICAS], self->role->upstream [i].role,
                        qt_quorum_replicas (self->quorum [i]));
     }
@@ -189,8 +264,35 @@ s_is_replica_name (const char *name)
     return true;
 }
 
+static void
+s_error_in_key (qt_config_t *config, const char *key, char **error);
+
+//  A SUB socket for one upstream replica's endpoint, subscribed to its topic
+static int
+s_connect_endpoint (qt_stage_t *self, size_t upstream, uint32_t replica, const char *endpoint,
+                    char **error)
+{
+    if (self->subs == QT_STAGE_MAX_ENDPOINTS) {
+        *error = zsys_sprintf ("more than %d upstream endpoints", QT_STAGE_MAX_ENDPOINTS);
+        return -1;
+    }
+    const char *endpoints [] = { endpoint, NULL };
+    const char *topics [] = { self->role->upstream [upstream].topic, NULL };
+    zsock_t *sub = qt_transport_subscriber (endpoints, topics, (int64_t) QT_MESSAGE_SIZE_CAP * 2, error);
+    if (!sub)
+        return -1;
+    s_endpoint_t *slot = &self->sub [self->subs++];
+    slot->sub = sub;
+    slot->upstream = upstream;
+    slot->replica = replica;
+    slot->budget.tokens = QT_STAGE_ENDPOINT_BURST;
+    slot->budget.refilled_ms = zclock_mono ();
+    return 0;
+}
+
 //  Reads upstream/<role>: quorum parameters and replica endpoints. The
-//  endpoints are also connected on the SUB socket.
+//  endpoints are also connected on the SUB socket (checked only, without
+//  one: --check).
 static int
 s_configure_upstream (qt_stage_t *self, size_t index, char **error)
 {
@@ -221,7 +323,6 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
         key = zsys_sprintf ("%s/%s", base, name);
         const char *endpoint = NULL;
         rc = qt_config_string (self->config, key, NULL, &endpoint);
-        zstr_free (&key);
         unsigned long id = strtoul (name, NULL, 10);
         if (rc == 0 && (id < 1 || id > QT_QUORUM_MAX_REPLICAS)) {
             *error = zsys_sprintf ("%s: %s/%s: replica ids are 1..%d",
@@ -231,8 +332,14 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
         else
         if (rc)
             *error = strdup (qt_config_error (self->config));
-        else
-            rc = qt_transport_connect (self->sub, endpoint, error);
+        else {
+            //  --check connects nothing: the endpoint's form is all it judges
+            rc = self->check ? qt_transport_check_endpoint (endpoint, error)
+                             : s_connect_endpoint (self, index, (uint32_t) id, endpoint, error);
+            if (rc)
+                s_error_in_key (self->config, key, error);
+        }
+        zstr_free (&key);
         if (rc) {
             zlist_destroy (&children);
             zstr_free (&base);
@@ -291,13 +398,46 @@ s_error_in_key (qt_config_t *config, const char *key, char **error)
     zstr_free (&detail);
 }
 
-//  Everything common to all roles, from config to bound sockets
+//  The secret key must be the one the trust store holds as
+//  <role>-<replica>.pub: else every message it signs is dropped downstream
+//  (unknown-key, or wrong-role when it is another replica's)
+static int
+s_check_own_key (qt_stage_t *self, const qt_keypair_t *keypair, const char *trust_dir,
+                 char **error)
+{
+    const qt_trust_entry_t *entry = qt_trust_lookup (self->trust, keypair->key_id);
+    if (!entry)
+        *error = zsys_sprintf ("its public key (key id %s) is not in the trust store %s: "
+                               "%s/%s-%u.pub is missing or holds another key",
+                               keypair->key_id, trust_dir, trust_dir, keypair->role, keypair->replica);
+    else
+    if (strneq (entry->role, keypair->role) || entry->replica != keypair->replica)
+        *error = zsys_sprintf ("it is the key of %s-%u in the trust store %s, not of %s-%u",
+                               entry->role, entry->replica, trust_dir, keypair->role, keypair->replica);
+    else
+    if (sodium_memcmp (entry->public_key, keypair->public_key, sizeof entry->public_key) != 0)
+        *error = zsys_sprintf ("its public key does not match %s/%s-%u.pub", trust_dir,
+                               keypair->role, keypair->replica);
+    return *error ? -1 : 0;
+}
+
+static void
+s_bucket_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+//  Everything common to all roles, from config to bound sockets. check
+//  (--check): validate everything, bind and connect nothing, so that it
+//  runs beside the replica the config belongs to.
 static qt_stage_t *
-s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
+s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **error)
 {
     qt_stage_t *self = (qt_stage_t *) zmalloc (sizeof (qt_stage_t));
     self->role = role;
     self->config = config;
+    self->check = check;
     const char *role_name = NULL, *secret = NULL, *trust_dir = NULL, *bind = NULL;
     const char *state_dir = NULL;
     uint64_t replica = 0, batch = 0, resend_ms = 0, status_ms = 0;
@@ -360,17 +500,43 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
         s_error_in_key (config, "quintet/secret_key", error);
         return self;        //  the caller sees *error and destroys
     }
-    self->signer = qt_signer_new (&keypair);
     self->trust = qt_trust_load (trust_dir, error);
     if (!self->trust) {
+        qt_keypair_destroy (&keypair);
         s_error_in_key (config, "quintet/trust_dir", error);
         return self;
     }
+    if (s_check_own_key (self, keypair, trust_dir, error)) {
+        qt_keypair_destroy (&keypair);
+        s_error_in_key (config, "quintet/secret_key", error);
+        return self;
+    }
+    self->signer = qt_signer_new (&keypair);
     self->verifier = qt_verifier_new (self->trust, self->batch);
 
-    self->pub = qt_transport_publisher (bind, &self->endpoint, error);
-    if (!self->pub)
+    const char *control_bind = NULL;
+    if (qt_config_string (config, "quintet/control_bind", "", &control_bind)) {
+        *error = strdup (qt_config_error (config));
         return self;
+    }
+    if (check) {
+        if (qt_transport_check_endpoint (bind, error))
+            s_error_in_key (config, "quintet/bind", error);
+        else
+        if (*control_bind && qt_transport_check_endpoint (control_bind, error))
+            s_error_in_key (config, "quintet/control_bind", error);
+        else
+        if (*metrics_bind && qt_metrics_check_bind (metrics_bind, error))
+            s_error_in_key (config, "quintet/metrics_bind", error);
+        for (size_t i = 0; i < role->upstreams && !*error; i++)
+            s_configure_upstream (self, i, error);
+        return self;
+    }
+    self->pub = qt_transport_publisher (bind, &self->endpoint, error);
+    if (!self->pub) {
+        s_error_in_key (config, "quintet/bind", error);
+        return self;
+    }
     if (*metrics_bind) {
         if (qt_metrics_serve (self->metrics, metrics_bind, error)) {
             char *detail = *error;
@@ -380,11 +546,6 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
         }
         qt_log (LOG_INFO, "metrics on http://%s/metrics (port %u)", metrics_bind,
                 (unsigned) qt_metrics_port (self->metrics));
-    }
-    const char *control_bind = NULL;
-    if (qt_config_string (config, "quintet/control_bind", "", &control_bind)) {
-        *error = strdup (qt_config_error (config));
-        return self;
     }
     if (*control_bind) {
         self->control = zsock_new (ZMQ_ROUTER);
@@ -396,12 +557,10 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, char **error)
                                    qt_config_path (config), control_bind, zmq_strerror (zmq_errno ()));
             return self;
         }
-        self->control_verifier = qt_verifier_new (self->trust, 0);
+        self->control_verifier = qt_control_verifier_new (self->trust);
+        self->control_peers = zhashx_new ();
+        zhashx_set_destructor (self->control_peers, s_bucket_destroy);
     }
-    const char *topics [QT_STAGE_MAX_UPSTREAMS + 1] = { NULL };
-    for (size_t i = 0; i < role->upstreams; i++)
-        topics [i] = role->upstream [i].topic;
-    self->sub = qt_transport_subscriber (NULL, topics, (int64_t) QT_MESSAGE_SIZE_CAP * 2, error);
     for (size_t i = 0; i < role->upstreams && !*error; i++)
         s_configure_upstream (self, i, error);
     return self;
@@ -419,7 +578,8 @@ s_stage_destroy (qt_stage_t **self_p)
         qt_quorum_destroy (&self->quorum [i]);
         qt_reputation_destroy (&self->reputation [i]);
     }
-    zsock_destroy (&self->sub);
+    for (size_t k = 0; k < self->subs; k++)
+        zsock_destroy (&self->sub [k].sub);
     zsock_destroy (&self->pub);
     zstr_free (&self->endpoint);
     qt_verifier_destroy (&self->verifier);
@@ -428,6 +588,7 @@ s_stage_destroy (qt_stage_t **self_p)
     qt_ratelimit_destroy (&self->drop_log);
     zsock_destroy (&self->control);
     qt_verifier_destroy (&self->control_verifier);
+    zhashx_destroy (&self->control_peers);
     qt_metrics_destroy (&self->metrics);
     qt_byzantine_destroy (&self->byzantine);
     free (self->last_payload);
@@ -467,6 +628,11 @@ int
 qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
 {
     self->publish_calls++;
+    if (self->degraded) {
+        self->degraded = false;
+        qt_log (LOG_NOTICE, "tick %" PRIu64 " published: no longer degraded", tick);
+    }
+    qt_metric_set (self->metric [M_LAST_TICK], NULL, (double) tick);
     if (self->byzantine)
         return s_publish_byzantine (self, tick, payload);
     size_t size = protobuf_c_message_get_packed_size (payload);
@@ -480,6 +646,27 @@ qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *paylo
     self->have_last = true;
     zframe_t *frame = qt_signer_seal_bytes (self->signer, self->role->type, tick, bytes, size);
     return s_send_sealed (self, self->role->topic, frame);
+}
+
+void
+qt_stage_tick_failed (qt_stage_t *self, uint64_t tick, const char *cause, const char *fmt, ...)
+{
+    char what [QT_STAGE_STATE_SIZE];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (what, sizeof what, fmt, args);
+    va_end (args);
+    self->tick_failed = true;
+    self->degraded = true;
+    self->tick_failures++;
+    snprintf (self->degraded_state, sizeof self->degraded_state, "degraded, %s failing", cause);
+    qt_metric_add (self->metric [M_TICK_FAILURES], cause, 1);
+    char key [64];
+    snprintf (key, sizeof key, "tick-failed/%s", cause);
+    uint64_t suppressed = 0;
+    if (qt_ratelimit_pass (self->drop_log, key, zclock_mono (), &suppressed))
+        qt_log_event (LOG_ERR, NULL, tick, NULL, cause, "%s (%" PRIu64 " more failures since last report)",
+                      what, suppressed);
 }
 
 int
@@ -512,22 +699,21 @@ s_log_drop (qt_stage_t *self, qt_drop_cause_t cause, const char *topic, const ch
                       topic, name, suppressed);
 }
 
-//  One message from the SUB socket through the receive path into a quorum
+//  One message from an upstream endpoint through the receive path into a
+//  quorum
 static void
-s_receive (qt_stage_t *self, int64_t now_ms)
+s_receive (qt_stage_t *self, s_endpoint_t *from, int64_t now_ms)
 {
     char *topic = NULL;
     zframe_t *frame = NULL;
-    if (qt_transport_recv (self->sub, &topic, &frame)) {
+    if (qt_transport_recv (from->sub, &topic, &frame)) {
         qt_verifier_count (self->verifier, QT_DROP_MALFORMED);
         s_log_drop (self, QT_DROP_MALFORMED, "?", NULL, UINT64_MAX, now_ms);
         return;
     }
-    size_t index = self->role->upstreams;
-    for (size_t i = 0; i < self->role->upstreams; i++)
-        if (streq (topic, self->role->upstream [i].topic))
-            index = i;
-    if (index == self->role->upstreams) {
+    size_t index = from->upstream;
+    const char *up_role = self->role->upstream [index].role;
+    if (strneq (topic, self->role->upstream [index].topic)) {
         //  A topic we never subscribed to exactly (a longer topic with our prefix)
         qt_verifier_count (self->verifier, QT_DROP_WRONG_TYPE);
         s_log_drop (self, QT_DROP_WRONG_TYPE, topic, NULL, UINT64_MAX, now_ms);
@@ -536,8 +722,8 @@ s_receive (qt_stage_t *self, int64_t now_ms)
         return;
     }
     qt_drop_cause_t cause = QT_DROP_NONE;
-    qt_message_t *message = qt_verifier_open (self->verifier, topic, self->role->upstream [index].role,
-                                              zframe_data (frame), zframe_size (frame), &cause);
+    qt_message_t *message = qt_verifier_open_from (self->verifier, topic, up_role, from->replica,
+                                                   zframe_data (frame), zframe_size (frame), &cause);
     zframe_destroy (&frame);
     if (message && self->role->validate) {
         cause = self->role->validate (self->state, index, message->payload);
@@ -553,8 +739,15 @@ s_receive (qt_stage_t *self, int64_t now_ms)
     }
     uint32_t replica = message->sender->replica;
     uint64_t tick = message->envelope->tick;
-    if (replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS)
+    if (replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS) {
         self->heard_ms [index][replica - 1] = now_ms;
+        uint64_t *epoch = &self->epoch [index][replica - 1];
+        if (*epoch != message->envelope->epoch) {
+            if (*epoch != 0)
+                qt_reputation_restarted (self->reputation [index], replica);
+            *epoch = message->envelope->epoch;
+        }
+    }
     qt_quorum_result_t result = qt_quorum_add (self->quorum [index], replica, tick, &message, now_ms);
     if (result == QT_QUORUM_UNKNOWN_REPLICA || result == QT_QUORUM_STALE) {
         cause = result == QT_QUORUM_STALE ? QT_DROP_STALE : QT_DROP_UNEXPECTED;
@@ -620,16 +813,22 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         }
         uint64_t publish_calls = self->publish_calls;
         int64_t started_ns = zclock_usecs () * 1000;
+        self->tick_failed = false;
         if (self->role->process (self->state, self, tick, inputs))
             return -1;
         for (size_t i = 0; i < self->role->upstreams; i++)
             qt_reputation_update (self->reputation [i], tick, self->distance [i]);
-        s_metrics_tick (self, inputs, started_ns, tick);
+        //  The inputs are the quorum's until qt_quorum_done
+        bool failed = self->tick_failed;
+        if (!failed)
+            s_metrics_tick (self, inputs, started_ns, tick);
+        for (size_t i = 0; i < self->role->upstreams; i++)
+            qt_quorum_done (self->quorum [i], tick);
+        if (failed)
+            continue;       //  consumed, but not progress (qt_stage_tick_failed)
         //  A role that answers a tick with nothing has finished by design
         //  (the world after its last episode): idle, not stuck
         self->finished = self->publish_calls == publish_calls;
-        for (size_t i = 0; i < self->role->upstreams; i++)
-            qt_quorum_done (self->quorum [i], tick);
         self->ticks++;
         self->last_progress_ms = now_ms;
     }
@@ -646,6 +845,28 @@ s_heard (qt_stage_t *self, size_t index, int64_t now_ms, int64_t window_ms)
         if (self->heard_ms [index][r] > 0 && now_ms - self->heard_ms [index][r] <= window_ms)
             heard++;
     return heard;
+}
+
+//  Up, as reported (STATUS=, status, /metrics): the quorum counts it up
+//  (it has not missed down_after ticks) and it was heard from within the
+//  health window. While the quorum holds no tick completes and nobody
+//  misses one, so "up" alone would go on counting stopped replicas.
+static bool
+s_replica_up (qt_stage_t *self, size_t index, uint32_t replica, int64_t now_ms)
+{
+    int64_t heard = replica >= 1 && replica <= QT_QUORUM_MAX_REPLICAS
+                  ? self->heard_ms [index][replica - 1] : 0;
+    return qt_quorum_replica_up (self->quorum [index], replica)
+        && heard > 0 && now_ms - heard <= s_health_window_ms (self);
+}
+
+static uint32_t
+s_up (qt_stage_t *self, size_t index, int64_t now_ms)
+{
+    uint32_t up = 0;
+    for (uint32_t r = 1; r <= qt_quorum_replicas (self->quorum [index]); r++)
+        up += s_replica_up (self, index, r, now_ms);
+    return up;
 }
 
 //  True if a quorum (n - f) of every upstream role has been heard from
@@ -690,6 +911,10 @@ s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
     *healthy = true;
     if (!self->ready)
         return "waiting for upstreams";
+    if (self->degraded) {
+        *healthy = false;
+        return self->degraded_state;
+    }
     if (self->ticks > 0 && now_ms - self->last_progress_ms < window_ms)
         return "running";
     if (self->finished)
@@ -711,22 +936,72 @@ s_status (qt_stage_t *self, int64_t now_ms)
         qt_quorum_t *quorum = self->quorum [i];
         used += (size_t) snprintf (upstreams + used, sizeof upstreams - used,
                                    "%s%s %u/%u up, %u heard%s",
-                                   i ? ", " : "", qt_quorum_role (quorum), qt_quorum_up (quorum),
+                                   i ? ", " : "", qt_quorum_role (quorum), s_up (self, i, now_ms),
                                    qt_quorum_replicas (quorum),
                                    s_heard (self, i, now_ms, s_health_window_ms (self)),
                                    qt_quorum_holding (quorum) ? " (holding)" : "");
     }
+    char control [64] = "";
+    uint64_t control_dropped = self->control
+        ? qt_verifier_drops_total (self->control_verifier) + self->control_throttled : 0;
+    if (control_dropped > 0)
+        snprintf (control, sizeof control, ", %" PRIu64 " control requests dropped", control_dropped);
     qt_notify_status ("%s; tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
-                      PRIu64 " dropped, %" PRIu64 " re-sent", state,
+                      PRIu64 " dropped, %" PRIu64 " re-sent%s", state,
                       self->have_last ? self->last_tick : 0, self->ticks, upstreams,
                       qt_verifier_accepted (self->verifier), qt_verifier_drops_total (self->verifier),
-                      self->resends);
+                      self->resends, control);
     if (self->watchdog_usec > 0 && healthy) {
         qt_notify_watchdog ();
         self->last_watchdog_ms = now_ms;
     }
-    s_metrics_refresh (self);
+    s_metrics_refresh (self, now_ms);
     self->last_status_ms = now_ms;
+}
+
+//  A token bucket per peer address: QT_STAGE_CONTROL_RATE requests a second,
+//  bursts of QT_STAGE_CONTROL_BURST. The table is bounded: full buckets (idle
+//  peers) are forgotten when it fills, and beyond that new peers share one.
+static bool
+s_control_budget (qt_stage_t *self, const char *peer, int64_t now_ms)
+{
+    s_bucket_t *bucket = (s_bucket_t *) zhashx_lookup (self->control_peers, peer);
+    if (!bucket && zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS) {
+        zlist_t *idle = zlist_new ();
+        zlist_autofree (idle);
+        for (s_bucket_t *b = (s_bucket_t *) zhashx_first (self->control_peers); b;
+             b = (s_bucket_t *) zhashx_next (self->control_peers))
+            if (b->tokens + (double) (now_ms - b->refilled_ms) * QT_STAGE_CONTROL_RATE / 1000
+                >= QT_STAGE_CONTROL_BURST)
+                zlist_append (idle, (void *) zhashx_cursor (self->control_peers));
+        for (char *key = (char *) zlist_first (idle); key; key = (char *) zlist_next (idle))
+            zhashx_delete (self->control_peers, key);
+        zlist_destroy (&idle);
+        if (zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS)
+            peer = QT_STAGE_CONTROL_OVERFLOW;
+        bucket = (s_bucket_t *) zhashx_lookup (self->control_peers, peer);
+    }
+    if (!bucket) {
+        bucket = (s_bucket_t *) zmalloc (sizeof (s_bucket_t));
+        bucket->tokens = QT_STAGE_CONTROL_BURST;
+        bucket->refilled_ms = now_ms;
+        zhashx_insert (self->control_peers, peer, bucket);
+    }
+    return s_bucket_take (bucket, QT_STAGE_CONTROL_RATE, QT_STAGE_CONTROL_BURST, now_ms);
+}
+
+//  Like the data path's drops: counted by cause (in the control verifier),
+//  logged once per cause per interval
+static void
+s_log_control_drop (qt_stage_t *self, qt_drop_cause_t cause, int64_t now_ms)
+{
+    char key [64];
+    snprintf (key, sizeof key, "%s%s", QT_CONTROL_DROP_PREFIX, qt_drop_cause_name (cause));
+    uint64_t suppressed = 0;
+    if (qt_ratelimit_pass (self->drop_log, key, now_ms, &suppressed))
+        qt_log_event (LOG_WARNING, s_message_id_of_cause (cause), UINT64_MAX, NULL, key,
+                      "dropped a control request: %s (%" PRIu64 " more of this cause since last report)",
+                      qt_drop_cause_name (cause), suppressed);
 }
 
 //  One control request: [identity][empty][SignedMessage] from a REQ peer.
@@ -742,17 +1017,40 @@ s_control (qt_stage_t *self, int64_t now_ms)
     zframe_t *empty = zmsg_pop (msg);
     zframe_t *frame = zmsg_pop (msg);
     zmsg_destroy (&msg);
+    //  What one peer address may cost, before any decoding or verifying
+    //  (the address is metadata of frames read from the wire: not of the
+    //  routing id, which the ROUTER socket made up)
+    zframe_t *wire = empty ? empty : identity;
+    const char *peer = wire ? zframe_meta (wire, "Peer-Address") : NULL;
+    if (!s_control_budget (self, peer ? peer : "?", now_ms)) {
+        self->control_throttled++;
+        uint64_t suppressed = 0;
+        if (qt_ratelimit_pass (self->drop_log, QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED, now_ms, &suppressed))
+            qt_log_event (LOG_WARNING, QT_MSG_MESSAGE_DROPPED, UINT64_MAX, peer,
+                          QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED,
+                          "dropped a control request: %s sends more than %d a second "
+                          "(%" PRIu64 " more since last report)", peer ? peer : "a peer",
+                          QT_STAGE_CONTROL_RATE, suppressed);
+        zframe_destroy (&identity);
+        zframe_destroy (&empty);
+        zframe_destroy (&frame);
+        return;
+    }
     qt_drop_cause_t cause = QT_DROP_MALFORMED;
     qt_message_t *message = NULL;
     if (identity && empty && frame && zframe_size (empty) == 0)
         message = qt_verifier_open (self->control_verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                     zframe_data (frame), zframe_size (frame), &cause);
+    else
+        qt_verifier_count (self->control_verifier, QT_DROP_MALFORMED);
     const Quintet__ControlRequest *request = qt_control_request_of (message);
     if (!request || strneq (request->command, "status")) {
-        if (message)
-            qt_verifier_count (self->control_verifier, QT_DROP_UNEXPECTED);
-        qt_log (LOG_WARNING, "control request dropped: %s",
-                message ? "unknown command" : qt_drop_cause_name (cause));
+        if (message) {
+            //  Authentic, but not a request we answer
+            cause = QT_DROP_UNEXPECTED;
+            qt_verifier_count (self->control_verifier, cause);
+        }
+        s_log_control_drop (self, cause, now_ms);
         qt_message_destroy (&message);
         zframe_destroy (&identity);
         zframe_destroy (&empty);
@@ -782,10 +1080,10 @@ s_control (qt_stage_t *self, int64_t now_ms)
         upstreams [i].role = (char *) qt_quorum_role (quorum);
         upstreams [i].replicas = qt_quorum_replicas (quorum);
         upstreams [i].faults = qt_quorum_faults (quorum);
-        upstreams [i].up = qt_quorum_up (quorum);
+        upstreams [i].up = s_up (self, i, now_ms);
         upstreams [i].heard = s_heard (self, i, now_ms, s_health_window_ms (self));
         for (uint32_t r = 0; r < upstreams [i].replicas; r++)
-            replica_up [i][r] = qt_quorum_replica_up (quorum, r + 1);
+            replica_up [i][r] = s_replica_up (self, i, r + 1, now_ms);
         upstreams [i].n_replica_up = upstreams [i].replicas;
         upstreams [i].replica_up = replica_up [i];
         //  Reputation: the ladder's standing and the weight of the last tick
@@ -805,8 +1103,11 @@ s_control (qt_stage_t *self, int64_t now_ms)
     }
     reply.n_upstreams = self->role->upstreams;
     reply.upstreams = upstream_p;
-    Quintet__DropCount drops [QT_DROP_CAUSES];
-    Quintet__DropCount *drop_p [QT_DROP_CAUSES];
+    //  Drops by cause: the data path's, then the control channel's under
+    //  "control/<cause>" (ControlReply has one list; quintetctl splits it)
+    Quintet__DropCount drops [2 * QT_DROP_CAUSES + 1];
+    Quintet__DropCount *drop_p [2 * QT_DROP_CAUSES + 1];
+    char control_cause [QT_DROP_CAUSES][64];
     for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
         uint64_t count = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
         if (count == 0)
@@ -817,7 +1118,27 @@ s_control (qt_stage_t *self, int64_t now_ms)
         drop_p [reply.n_drops] = &drops [reply.n_drops];
         reply.n_drops++;
     }
+    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
+        uint64_t count = qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) c);
+        if (count == 0)
+            continue;
+        snprintf (control_cause [c], sizeof control_cause [c], "%s%s", QT_CONTROL_DROP_PREFIX,
+                  qt_drop_cause_name ((qt_drop_cause_t) c));
+        quintet__drop_count__init (&drops [reply.n_drops]);
+        drops [reply.n_drops].cause = control_cause [c];
+        drops [reply.n_drops].count = count;
+        drop_p [reply.n_drops] = &drops [reply.n_drops];
+        reply.n_drops++;
+    }
+    if (self->control_throttled > 0) {
+        quintet__drop_count__init (&drops [reply.n_drops]);
+        drops [reply.n_drops].cause = QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED;
+        drops [reply.n_drops].count = self->control_throttled;
+        drop_p [reply.n_drops] = &drops [reply.n_drops];
+        reply.n_drops++;
+    }
     reply.drops = drop_p;
+    self->control_answered++;
     Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
     body.reply = &reply;
     zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL,
@@ -831,10 +1152,80 @@ s_control (qt_stage_t *self, int64_t now_ms)
     zframe_destroy (&frame);
 }
 
+//  What one upstream endpoint may cost: QT_STAGE_ENDPOINT_RATE messages a
+//  second read and verified. Over that, it is not read, nor polled, until
+//  a quarter of its burst has refilled: what it sends meanwhile queues up
+//  to the high-water marks and is dropped by ZeroMQ, costing us nothing.
+//  An honest replica sends a message per tick and a few re-sends.
+static void
+s_pause (qt_stage_t *self, s_endpoint_t *endpoint, int64_t now_ms)
+{
+    endpoint->paused_until = now_ms + (int64_t) (QT_STAGE_ENDPOINT_BURST / 4 * 1000 / QT_STAGE_ENDPOINT_RATE);
+    zpoller_remove (self->poller, endpoint->sub);
+    self->paused++;
+    char *peer = zsys_sprintf ("%s-%u", self->role->upstream [endpoint->upstream].role, endpoint->replica);
+    uint64_t suppressed = 0;
+    if (qt_ratelimit_pass (self->drop_log, QT_STAGE_THROTTLED, now_ms, &suppressed))
+        qt_log_event (LOG_WARNING, QT_MSG_MESSAGE_DROPPED, UINT64_MAX, peer, QT_STAGE_THROTTLED,
+                      "the endpoint of %s sends more than %d messages a second: not read for %" PRId64
+                      " ms (%" PRIu64 " more pauses since last report)", peer, QT_STAGE_ENDPOINT_RATE,
+                      endpoint->paused_until - now_ms, suppressed);
+    zstr_free (&peer);
+}
+
+//  Endpoints whose pause is over are read again; returns the ms until the
+//  next pause ends, or -1
+static int64_t
+s_resume (qt_stage_t *self, int64_t now_ms)
+{
+    int64_t next = -1;
+    for (size_t k = 0; k < self->subs; k++) {
+        s_endpoint_t *endpoint = &self->sub [k];
+        if (!endpoint->paused_until)
+            continue;
+        if (now_ms >= endpoint->paused_until) {
+            endpoint->paused_until = 0;
+            zpoller_add (self->poller, endpoint->sub);
+        }
+        else
+        if (next < 0 || endpoint->paused_until - now_ms < next)
+            next = endpoint->paused_until - now_ms;
+    }
+    return next;
+}
+
+//  Drains what is queued before deciding, so a burst costs one pass: one
+//  message from each readable endpoint in turn (a flooding one gets its
+//  turn, not the loop), QT_STAGE_DRAIN_MAX in all, so a flood cannot keep
+//  the loop here
+static void
+s_drain (qt_stage_t *self, int64_t now_ms)
+{
+    int drained = 0;
+    bool took = true;
+    while (took && drained < QT_STAGE_DRAIN_MAX) {
+        took = false;
+        for (size_t k = 0; k < self->subs && drained < QT_STAGE_DRAIN_MAX; k++) {
+            s_endpoint_t *endpoint = &self->sub [k];
+            if (endpoint->paused_until || !(zsock_events (endpoint->sub) & ZMQ_POLLIN))
+                continue;
+            if (s_bucket_take (&endpoint->budget, QT_STAGE_ENDPOINT_RATE, QT_STAGE_ENDPOINT_BURST, now_ms)) {
+                s_receive (self, endpoint, now_ms);
+                drained++;
+                took = true;
+            }
+            else
+                s_pause (self, endpoint, now_ms);
+        }
+    }
+}
+
 static int
 s_run (qt_stage_t *self)
 {
-    zpoller_t *poller = zpoller_new (self->sub, NULL);
+    zpoller_t *poller = self->poller = zpoller_new (NULL);
+    for (size_t k = 0; k < self->subs; k++)
+        zpoller_add (poller, self->sub [k].sub);
     if (self->control)
         zpoller_add (poller, self->control);
     int64_t now_ms = zclock_mono ();
@@ -847,6 +1238,7 @@ s_run (qt_stage_t *self)
         self->status_ms = MAX (1, (int64_t) (self->watchdog_usec / 2000));
     if (self->role->start && self->role->start (self->state, self)) {
         zpoller_destroy (&poller);
+        self->poller = NULL;
         return -1;
     }
     qt_log_event (LOG_NOTICE, QT_MSG_STARTED, UINT64_MAX, NULL, NULL,
@@ -866,24 +1258,27 @@ s_run (qt_stage_t *self)
             if (left >= 0 && left < timeout)
                 timeout = left;
         }
+        int64_t paused = s_resume (self, now_ms);
+        if (paused >= 0 && paused < timeout)
+            timeout = paused;
         if (timeout < 0)
             timeout = 0;
         void *which = zpoller_wait (poller, (int) timeout);
         if (zpoller_terminated (poller))
             break;
         now_ms = zclock_mono ();
-        if (which == self->sub) {
-            //  Drain what is queued before deciding, so a burst costs one pass
-            int drained = 0;
-            do
-                s_receive (self, now_ms);
-            while (++drained < 1000 && (zsock_events (self->sub) & ZMQ_POLLIN));
-        }
-        if (which == self->control && self->control)
+        if (which && which != self->control)
+            s_drain (self, now_ms);
+        //  Control requests are served on every pass, whatever woke the
+        //  loop: the poller reports the SUB socket first, and under a flood
+        //  it is always readable
+        for (int served = 0; self->control && served < QT_STAGE_DRAIN_MAX
+             && (zsock_events (self->control) & ZMQ_POLLIN); served++)
             s_control (self, now_ms);
         rc = s_process_ready (self, now_ms);
         if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
-            if (self->have_last) {
+            //  Degraded, the last output is old news: nothing to re-send
+            if (self->have_last && !self->degraded) {
                 zframe_t *frame = self->byzantine
                     ? qt_byzantine_seal (self->byzantine, self->signer, self->role->type,
                                          self->last_tick, self->last_payload, self->last_size)
@@ -902,6 +1297,7 @@ s_run (qt_stage_t *self)
             s_status (self, now_ms);
     }
     zpoller_destroy (&poller);
+    self->poller = NULL;
     return rc;
 }
 
@@ -975,7 +1371,7 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
     if (!config)
         return 2;
     char *error = NULL;
-    qt_stage_t *stage = s_stage_new (role, config, &error);
+    qt_stage_t *stage = s_stage_new (role, config, check, &error);
     if (stage && !error && verbose)
         qt_log_set_level (LOG_DEBUG);
     if (stage && !error) {

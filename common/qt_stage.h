@@ -35,7 +35,17 @@
 #define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
 #define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
 #define QT_STAGE_BATCH_MAX      4096
-#define QT_STAGE_METRICS        11      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_METRICS        15      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_STATE_SIZE     96      //  the longest state word (STATUS=, status)
+#define QT_STAGE_DRAIN_MAX      1000    //  messages taken from the sockets per pass of the loop
+#define QT_STAGE_MAX_ENDPOINTS  (QT_STAGE_MAX_UPSTREAMS * QT_QUORUM_MAX_REPLICAS)
+#define QT_STAGE_ENDPOINT_RATE  2000    //  messages a second one upstream endpoint may make us verify ...
+#define QT_STAGE_ENDPOINT_BURST 2000    //  ... in bursts of this many (a backlog after a stall)
+#define QT_STAGE_CONTROL_RATE   20      //  control requests a second one peer address may make ...
+#define QT_STAGE_CONTROL_BURST  40      //  ... in bursts of this many
+#define QT_STAGE_CONTROL_PEERS  256     //  peer addresses tracked; beyond, new ones share one budget
+#define QT_STAGE_CONTROL_OVERFLOW "overflow"
+#define QT_STAGE_THROTTLED      "rate-limited"  //  the cause of a peer over its budget
 
 typedef struct _qt_stage_t qt_stage_t;
 
@@ -79,6 +89,16 @@ int qt_stage_main (const qt_role_t *role, int argc, char *argv []);
 
 //  Publishes a payload on the role's topic for a tick; it is kept for re-sends.
 int qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload);
+
+//  In process(): the role could not complete this tick (the collector's
+//  durable log refused an append) and publishes nothing for it. The tick
+//  is consumed but is not progress: counted by cause
+//  (quintet_tick_failures_total{cause}), logged at most once per cause per
+//  interval, and until the role publishes again the stage is "degraded,
+//  <cause> failing" in STATUS= and status, feeds no watchdog and re-sends
+//  nothing.
+void qt_stage_tick_failed (qt_stage_t *self, uint64_t tick, const char *cause, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
 
 //  Publishes on another topic (e.g. eval); not re-sent.
 int qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType type,

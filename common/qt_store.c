@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,9 @@
 #define QT_STORE_BUSY_TIMEOUT_MS 1000
 //  Bytes of BLAKE2b digest kept per entry: damage detection, not security.
 #define QT_STORE_DIGEST_SIZE 16
+//  Retention prunes down to this fraction below a bound (1/16), so that
+//  one delete transaction covers many appends instead of one each.
+#define QT_STORE_PRUNE_SLACK 16
 
 struct _qt_store_t {
     char *path;
@@ -28,7 +32,14 @@ struct _qt_store_t {
     sqlite3_stmt *last;
     sqlite3_stmt *read;
     sqlite3_stmt *replay;
+    sqlite3_stmt *oldest;
+    sqlite3_stmt *prune;
     char *error;
+    uint64_t rows;              //  entries held, and bytes of their data
+    uint64_t bytes;
+    uint64_t retain_rows;       //  bounds (0: none)
+    uint64_t retain_bytes;
+    uint64_t pruned;            //  entries deleted by retention
 };
 
 static int
@@ -152,6 +163,20 @@ s_prepare (qt_store_t *self, const char *sql, sqlite3_stmt **stmt)
     return 0;
 }
 
+//  Entries and data bytes held, counted once; appends and pruning keep
+//  them up to date
+static int
+s_measure (qt_store_t *self)
+{
+    int64_t rows = 0, bytes = 0;
+    if (s_query_int (self, "SELECT count(*) FROM entry", &rows)
+    ||  s_query_int (self, "SELECT total(length(data)) FROM entry", &bytes))
+        return -1;
+    self->rows = (uint64_t) rows;
+    self->bytes = (uint64_t) bytes;
+    return 0;
+}
+
 static int
 s_open (qt_store_t *self)
 {
@@ -197,7 +222,10 @@ s_open (qt_store_t *self)
         || s_prepare (self, "SELECT tick, topic, data, digest FROM entry "
                             "WHERE id = ?", &self->read)
         || s_prepare (self, "SELECT id, tick, topic, data, digest FROM entry "
-                            "WHERE id >= ? ORDER BY id", &self->replay) ? -1 : 0;
+                            "WHERE id >= ? ORDER BY id", &self->replay)
+        || s_prepare (self, "SELECT id, length(data) FROM entry ORDER BY id", &self->oldest)
+        || s_prepare (self, "DELETE FROM entry WHERE id <= ?", &self->prune)
+        || s_measure (self) ? -1 : 0;
 }
 
 qt_store_t *
@@ -227,6 +255,8 @@ qt_store_destroy (qt_store_t **self_p)
         sqlite3_finalize (self->last);
         sqlite3_finalize (self->read);
         sqlite3_finalize (self->replay);
+        sqlite3_finalize (self->oldest);
+        sqlite3_finalize (self->prune);
         //  Closing the last connection checkpoints the WAL into the database
         sqlite3_close_v2 (self->db);
         zstr_free (&self->path);
@@ -242,6 +272,9 @@ qt_store_error (qt_store_t *self)
     assert (self);
     return self->error;
 }
+
+static int
+s_prune (qt_store_t *self);
 
 int
 qt_store_append (qt_store_t *self, uint64_t tick, const char *topic,
@@ -267,7 +300,70 @@ qt_store_append (qt_store_t *self, uint64_t tick, const char *topic,
         return s_fail_sqlite (self, "append");
     if (index)
         *index = (uint64_t) sqlite3_last_insert_rowid (self->db);
+    self->rows++;
+    self->bytes += size;
+    //  The entry is committed whatever pruning does: a failed prune (a
+    //  full disk) only leaves the store over its bounds until the next
+    s_prune (self);
     return 0;
+}
+
+//  Retention: deletes the oldest entries, in one transaction, until the
+//  store is QT_STORE_PRUNE_SLACK below each bound; never the newest entry
+static int
+s_prune (qt_store_t *self)
+{
+    bool over_rows = self->retain_rows && self->rows > self->retain_rows;
+    bool over_bytes = self->retain_bytes && self->bytes > self->retain_bytes;
+    if (!over_rows && !over_bytes)
+        return 0;
+    uint64_t target_rows = self->retain_rows
+                         ? self->retain_rows - self->retain_rows / QT_STORE_PRUNE_SLACK : UINT64_MAX;
+    uint64_t target_bytes = self->retain_bytes
+                          ? self->retain_bytes - self->retain_bytes / QT_STORE_PRUNE_SLACK : UINT64_MAX;
+    uint64_t rows = self->rows, bytes = self->bytes, cut = 0;
+    while (rows > 1 && (rows > target_rows || bytes > target_bytes)
+    &&     sqlite3_step (self->oldest) == SQLITE_ROW) {
+        cut = (uint64_t) sqlite3_column_int64 (self->oldest, 0);
+        uint64_t size = (uint64_t) sqlite3_column_int64 (self->oldest, 1);
+        rows--;
+        bytes = bytes > size ? bytes - size : 0;
+    }
+    sqlite3_reset (self->oldest);
+    if (cut == 0)
+        return 0;
+    sqlite3_bind_int64 (self->prune, 1, (sqlite3_int64) cut);
+    int rc = sqlite3_step (self->prune);
+    sqlite3_reset (self->prune);
+    if (rc != SQLITE_DONE)
+        return s_fail_sqlite (self, "prune");
+    self->pruned += self->rows - rows;
+    self->rows = rows;
+    self->bytes = bytes;
+    return 0;
+}
+
+int
+qt_store_set_retention (qt_store_t *self, uint64_t rows, uint64_t bytes)
+{
+    assert (self);
+    self->retain_rows = rows;
+    self->retain_bytes = bytes;
+    return s_prune (self);
+}
+
+uint64_t
+qt_store_bytes (qt_store_t *self)
+{
+    assert (self);
+    return self->bytes;
+}
+
+uint64_t
+qt_store_pruned (qt_store_t *self)
+{
+    assert (self);
+    return self->pruned;
 }
 
 int64_t
@@ -454,6 +550,57 @@ s_crash_child (const char *path, int ack_fd)
     }
 }
 
+#define S_TEST_RETAIN_ROWS      100
+#define S_TEST_RETAIN_BYTES     (50 * 1000)
+#define S_TEST_RETAIN_APPENDS   5000            //  ~2.5 MB of data unbounded
+#define S_TEST_RETAIN_FILE_MAX  (512 * 1024)    //  the database file, once closed
+
+static void
+s_test_retention (const char *tmpdir, uint64_t rows, uint64_t bytes)
+{
+    char *path = zsys_sprintf ("%s/retain-%" PRIu64 "-%" PRIu64 ".db", tmpdir, rows, bytes);
+    qt_store_t *store = qt_store_open (path, NULL);
+    assert (store);
+    assert (qt_store_set_retention (store, rows, bytes) == 0);
+    unsigned char buffer [S_TEST_MAX_SIZE];
+    uint64_t index = 0;
+    for (uint64_t i = 0; i < S_TEST_RETAIN_APPENDS; i++) {
+        size_t size = s_test_entry (i, buffer);
+        assert (qt_store_append (store, i, "obs", buffer, size, &index) == 0);
+        int64_t count = qt_store_count (store);
+        assert (count >= 1);
+        assert (rows == 0 || (uint64_t) count <= rows);
+        assert (bytes == 0 || qt_store_bytes (store) <= bytes);
+    }
+    assert (qt_store_pruned (store) > 0);
+    //  The newest entries, all of them: the last count indexes, in order
+    int64_t count = qt_store_count (store);
+    uint64_t held = 0;
+    for (uint64_t k = 0; k < (uint64_t) count; k++) {
+        zchunk_t *chunk = NULL;
+        uint64_t tick;
+        assert (qt_store_read (store, index - k, &tick, &chunk) == 0);
+        assert (tick == S_TEST_RETAIN_APPENDS - 1 - k);
+        assert (s_test_entry_ok (tick, chunk));
+        held += zchunk_size (chunk);
+        zchunk_destroy (&chunk);
+    }
+    assert (qt_store_read (store, index - (uint64_t) count, NULL, NULL) == -1);
+    assert (held == qt_store_bytes (store));
+    //  Enough is kept: pruning stops 1/16 below a bound, not far below
+    assert (rows == 0 || (uint64_t) count >= rows - rows / 8);
+    assert (bytes == 0 || held >= bytes - bytes / 8);
+    qt_store_destroy (&store);
+    struct stat info;
+    assert (stat (path, &info) == 0);
+    assert (info.st_size <= S_TEST_RETAIN_FILE_MAX);
+    //  Reopened, it measures the same
+    store = qt_store_open (path, NULL);
+    assert (qt_store_count (store) == count && qt_store_bytes (store) == held);
+    qt_store_destroy (&store);
+    zstr_free (&path);
+}
+
 void
 qt_store_test (bool verbose)
 {
@@ -615,6 +762,11 @@ qt_store_test (bool verbose)
     zchunk_destroy (&chunk);
     qt_store_destroy (&store);
     free (acks);
+
+    //  Retention, by entries and by bytes: the store stays bounded, on disk
+    //  too, and the newest entries survive, contiguous and intact
+    s_test_retention (tmpdir, S_TEST_RETAIN_ROWS, 0);
+    s_test_retention (tmpdir, 0, S_TEST_RETAIN_BYTES);
     //  @end
 
     zdir_t *dir = zdir_new (tmpdir, NULL);

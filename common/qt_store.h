@@ -8,6 +8,11 @@
     also carries a BLAKE2b digest of its contents, checked on every read, so
     a damaged entry is reported instead of replayed.
 
+    Retention is bounded by entries and/or bytes of entry data: once an
+    append takes the store over a bound, the oldest entries are deleted
+    (the newest acknowledged ones always survive, the newest of all
+    always), and SQLite reuses their pages, so the file stays bounded.
+
     A qt_store_t belongs to one thread; one process writes a given store.
 */
 #ifndef QT_STORE_H_INCLUDED
@@ -35,6 +40,17 @@ const char *qt_store_error (qt_store_t *self);
 //  reused. -1 on failure, and then nothing was written.
 int qt_store_append (qt_store_t *self, uint64_t tick, const char *topic,
                      const void *data, size_t size, uint64_t *index);
+
+//  Keep at most rows entries and bytes of entry data (0: no bound of that
+//  kind). Once an append takes the store over a bound, the oldest entries
+//  are deleted in one transaction until it is 1/16 below each bound; the
+//  newest entry is never deleted. Applied at once too. 0, or -1 when
+//  pruning failed (the error says why; the store stays as it was).
+int qt_store_set_retention (qt_store_t *self, uint64_t rows, uint64_t bytes);
+
+//  Bytes of entry data held, and entries deleted by retention since open.
+uint64_t qt_store_bytes (qt_store_t *self);
+uint64_t qt_store_pruned (qt_store_t *self);
 
 //  Number of entries, or -1 on failure.
 int64_t qt_store_count (qt_store_t *self);

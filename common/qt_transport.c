@@ -18,6 +18,40 @@ qt_transport_publisher (const char *bind, char **endpoint, char **error)
     return pub;
 }
 
+#define S_PORT_MAX 65535
+
+int
+qt_transport_check_endpoint (const char *endpoint, char **error)
+{
+    const char *separator = strstr (endpoint, "://");
+    const char *address = separator ? separator + 3 : NULL;
+    if (!separator || !*address) {
+        *error = zsys_sprintf ("\"%s\" is not an endpoint: expected e.g. tcp://127.0.0.1:7102", endpoint);
+        return -1;
+    }
+    size_t transport = (size_t) (separator - endpoint);
+    if ((transport == 3 && strncmp (endpoint, "ipc", 3) == 0)
+    ||  (transport == 6 && strncmp (endpoint, "inproc", 6) == 0))
+        return 0;
+    if (transport != 3 || strncmp (endpoint, "tcp", 3) != 0) {
+        *error = zsys_sprintf ("\"%s\": unknown transport (tcp, ipc or inproc)", endpoint);
+        return -1;
+    }
+    const char *colon = strrchr (address, ':');
+    const char *port = colon ? colon + 1 : NULL;
+    bool valid = colon && colon > address && *port;
+    if (valid && strneq (port, "*")) {
+        char *end = NULL;
+        unsigned long number = strtoul (port, &end, 10);
+        valid = isdigit ((unsigned char) *port) && *end == 0 && number <= S_PORT_MAX;
+    }
+    if (!valid) {
+        *error = zsys_sprintf ("\"%s\": expected tcp://HOST:PORT (a port number or *)", endpoint);
+        return -1;
+    }
+    return 0;
+}
+
 int
 qt_transport_connect (zsock_t *sub, const char *endpoint, char **error)
 {
@@ -87,6 +121,17 @@ qt_transport_test (bool verbose)
     if (verbose)
         printf (" * qt_transport: ");
     char *endpoint = NULL, *error = NULL;
+    //  Endpoint forms, judged without binding anything
+    const char *good [] = { "tcp://127.0.0.1:*", "tcp://0.0.0.0:7102", "tcp://[::1]:9",
+                            "tcp://eth0:7102", "ipc:///run/quintet/x", "inproc://a", NULL };
+    const char *bad [] = { "nonsense", "tcp://", "tcp://127.0.0.1", "tcp://:7102",
+                           "tcp://127.0.0.1:x", "tcp://127.0.0.1:65536", "udp://1.2.3.4:5", NULL };
+    for (const char **e = good; *e; e++)
+        assert (qt_transport_check_endpoint (*e, &error) == 0 && !error);
+    for (const char **e = bad; *e; e++) {
+        assert (qt_transport_check_endpoint (*e, &error) == -1 && strstr (error, *e));
+        zstr_free (&error);
+    }
     zsock_t *pub = qt_transport_publisher ("tcp://127.0.0.1:*", &endpoint, &error);
     assert (pub && endpoint && !error);
     assert (strneq (endpoint, "tcp://127.0.0.1:*"));

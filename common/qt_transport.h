@@ -28,6 +28,12 @@ zsock_t *qt_transport_subscriber (const char *const *endpoints, const char *cons
 //  Connects an open SUB socket to one more endpoint.
 int qt_transport_connect (zsock_t *sub, const char *endpoint, char **error);
 
+//  Whether endpoint has a form ZeroMQ binds or connects (tcp://HOST:PORT
+//  with a port number or *, ipc://PATH, inproc://NAME), judged without
+//  binding or connecting anything (for --check beside a running replica).
+//  0, or -1 and *error (caller frees).
+int qt_transport_check_endpoint (const char *endpoint, char **error);
+
 //  Sends [topic][frame]; takes the frame.
 int qt_transport_send (zsock_t *pub, const char *topic, zframe_t **frame_p);
 

@@ -7,13 +7,19 @@
     tick holding the world's SensorFrame payload exactly as received, with
     the world's epoch and seq in the row's topic field ("sensor <epoch>
     <seq>") so a reading can be traced to the signed message it came from.
-    The row id travels downstream as ObservationBatch.log_index.
+    The row id travels downstream as ObservationBatch.log_index. Retention
+    is bounded (quintet/collector/retain_rows, retain_bytes; qt_store): the
+    oldest rows go first, the newest acknowledged ones always stay.
 */
 #include "quintet.h"
 #include "qt_env.h"
 #include "qt_wire.h"
 
 #define S_LOG_FILE "readings.sqlite"
+//  Retention of the durable log (quintet/collector/retain_rows, retain_bytes;
+//  0: no bound of that kind): about 40 minutes at batch 32, 200 ticks/s
+#define S_RETAIN_ROWS   0
+#define S_RETAIN_BYTES  (UINT64_C (1) << 30)
 
 typedef struct {
     qt_env_decl_t decl;
@@ -42,6 +48,15 @@ s_collector_create (qt_stage_t *stage, qt_config_t *config, char **error)
         free (self);
         return NULL;
     }
+    uint64_t retain_rows = 0, retain_bytes = 0;
+    if (qt_config_uint (config, "quintet/collector/retain_rows", false, S_RETAIN_ROWS, 0, UINT64_MAX,
+                        &retain_rows)
+    ||  qt_config_uint (config, "quintet/collector/retain_bytes", false, S_RETAIN_BYTES, 0, UINT64_MAX,
+                        &retain_bytes)) {
+        *error = strdup (qt_config_error (config));
+        free (self);
+        return NULL;
+    }
     char *path = zsys_sprintf ("%s/%s", qt_stage_state_dir (stage), S_LOG_FILE);
     self->store = qt_store_open (path, error);
     zstr_free (&path);
@@ -49,6 +64,8 @@ s_collector_create (qt_stage_t *stage, qt_config_t *config, char **error)
         free (self);
         return NULL;
     }
+    if (qt_store_set_retention (self->store, retain_rows, retain_bytes))
+        qt_log (LOG_WARNING, "durable log over its retention bounds: %s", qt_store_error (self->store));
     uint64_t tick = 0, index = 0;
     if (qt_store_last (self->store, &tick, &index) == 0)
         qt_log (LOG_INFO, "durable log has %" PRId64 " rows, last tick %" PRIu64,
@@ -95,9 +112,10 @@ s_collector_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t
                               source->envelope->payload.len, &index);
     zstr_free (&topic);
     if (rc) {
-        //  Not persisted, so not published: the world re-sends, we retry
-        qt_log (LOG_ERR, "durable log append failed at tick %" PRIu64 ": %s", tick,
-                qt_store_error (self->store));
+        //  Not persisted, so not published; the stage reports us degraded
+        //  until an append succeeds again (a later tick)
+        qt_stage_tick_failed (stage, tick, "durable-log", "durable log append failed at tick %"
+                              PRIu64 ": %s", tick, qt_store_error (self->store));
         return 0;
     }
     Quintet__ObservationBatch obs = QUINTET__OBSERVATION_BATCH__INIT;

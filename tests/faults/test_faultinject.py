@@ -14,7 +14,8 @@ replicas of a role faulty at a time, sampled from /proc while it runs;
 its report; afterwards every replica runs and the pipeline ticks).
 
 Every process (the deployment's and those faultinject started) is stopped
-at the end, on failure too.
+at the end, on failure too, by the deployment's stop() (checked: it stops
+faultinject's restarts as well).
 """
 import json
 import os
@@ -180,9 +181,8 @@ def drops(d):
         return {}
 
 
-def stop_strays(state_dir):
-    """Every daemon of this state dir still running (faultinject's restarts
-    are not the deployment's children): SIGTERM, then SIGKILL."""
+def leftovers(state_dir):
+    """Every daemon of this state dir still running (zombies aside)."""
     needle = state_dir.encode()
     pids = []
     for entry in os.listdir("/proc"):
@@ -193,8 +193,15 @@ def stop_strays(state_dir):
             except OSError:
                 continue
             if argv and argv[0].split(b"/")[-1].startswith(b"quintet-") and \
-                    any(needle in a for a in argv):
+                    any(needle in a for a in argv) and proc_state(int(entry)) not in (None, "Z"):
                 pids.append(int(entry))
+    return pids
+
+
+def stop_strays(state_dir):
+    """Every daemon of this state dir still running (faultinject's restarts
+    are not the deployment's children): SIGTERM, then SIGKILL."""
+    pids = leftovers(state_dir)
     for sig in (signal.SIGCONT, signal.SIGTERM):
         for pid in pids:
             try:
@@ -329,8 +336,14 @@ try:
                if pid_of(d, role, r)[0] is None or proc_state(pid_of(d, role, r)[0]) == "T"]
     fl.check(not missing, "after chaos: every replica runs (%s)" % (missing or "all 19"), failures)
 finally:
-    stop_strays(live.path)      # faultinject's restarts, not the deployment's children
+    # The deployment's stop() stops faultinject's restarts too (the demo
+    # relies on it); the test's own sweep stays as a safety net
+    d.stop()
+    left = leftovers(live.path)
+    stop_strays(live.path)
     live.__exit__(None, None, None)
+fl.check(not left, "stop() also stopped the replicas faultinject restarted (%s; left: %s)"
+         % (", ".join("%s pid %d" % s for s in getattr(d, "strays_stopped", [])), left), failures)
 
 if failures:
     print("%d check(s) failed" % len(failures))

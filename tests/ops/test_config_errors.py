@@ -5,9 +5,12 @@ and expects exactly one error line holding the file's name and the key.
 The environment's keys too: quintet/env, env_variant and env_without of any
 role, the world's tamper style and sensor modes, the scorer's rater panel
 (required: there is no default panel).
+--check also refuses a secret key that is not the trust store's
+<role>-<replica>.pub, and binds nothing (it passes while the ports are held).
 """
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -25,11 +28,11 @@ PANEL = ("    scorer", "        rater", "            honest-1", "               
 
 
 def config(tmp, extra="", batch="4", faults=None, key=None, trust="trust", role="collector",
-           section=()):
+           section=(), bind="tcp://127.0.0.1:*"):
     key = key or "keys/%s-1.key" % role
     lines = ["quintet", "    role = %s" % role, "    replica = 1", "    batch = %s" % batch,
              '    secret_key = "%s/%s"' % (tmp, key), '    trust_dir = "%s/%s"' % (tmp, trust),
-             '    state_dir = "%s/state"' % tmp, '    bind = "tcp://127.0.0.1:*"']
+             '    state_dir = "%s/state"' % tmp, '    bind = "%s"' % bind]
     if extra:
         lines.append(extra)
     lines += ["    upstream", "        " + UPSTREAM[role]]
@@ -58,6 +61,18 @@ def main():
         os.chmod(os.path.join(tmp, "keys", "garbage.key"), 0o600)
         shutil.copy(os.path.join(tmp, "keys", "collector-1.key"), os.path.join(tmp, "keys", "open.key"))
         os.chmod(os.path.join(tmp, "keys", "open.key"), 0o644)
+        # a trust store without collector-1's public key
+        shutil.copytree(os.path.join(tmp, "trust"), os.path.join(tmp, "trust-partial"))
+        os.unlink(os.path.join(tmp, "trust-partial", "collector-1.pub"))
+        # ports a running replica holds: --check must not need them
+        held = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(3)]
+        for sock in held:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(1)
+        held_ports = [sock.getsockname()[1] for sock in held]
+        beside = config(tmp, bind="tcp://127.0.0.1:%d" % held_ports[0],
+                        extra='    control_bind = "tcp://127.0.0.1:%d"\n    metrics_bind = "127.0.0.1:%d"'
+                        % (held_ports[1], held_ports[2]))
         cases = [
             # name, config text (None: no file), strings the one message must hold
             ("valid", config(tmp), None),
@@ -70,6 +85,14 @@ def main():
             ("unreadable key", config(tmp, key="keys/garbage.key"), ["quintet/secret_key", "garbage.key"]),
             ("key readable by others", config(tmp, key="keys/open.key"), ["quintet/secret_key", "open.key"]),
             ("no trust store", config(tmp, trust="nowhere"), ["quintet/trust_dir", "nowhere"]),
+            ("another replica's key", config(tmp, key="keys/collector-2.key"),
+             ["quintet/secret_key", "collector-2", "not of collector-1"]),
+            ("own public key missing", config(tmp, trust="trust-partial"),
+             ["quintet/secret_key", "collector-1.pub"]),
+            ("bind nonsense", config(tmp, bind="nonsense"), ["quintet/bind", "nonsense"]),
+            ("upstream nonsense", config(tmp).replace('"tcp://127.0.0.1:9"', '"tcp:/x"'),
+             ["quintet/upstream/world/1", "tcp:/x"]),
+            ("ports in use", beside, None),
             ("not ZPL", "quintet\n\tbatch = 4\n", ["line 2", "ZPL"]),
             # the environment, for any role
             ("unknown env", config(tmp, extra="    env = nowhere"),
@@ -120,6 +143,16 @@ def main():
                         and all(s in message for s in holds),
                         "%s: exit %d, %d line(s): %s" % (name, result.returncode, len(errors), message),
                         failures)
+        # Without --check the bind itself fails: the message names file and key too
+        path = os.path.join(tmp, "bind-nonsense.conf")
+        result = subprocess.run([daemon, "--config", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S)
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        itest.check(result.returncode == 2 and len(errors) == 1 and "bind-nonsense.conf" in errors[0]
+                    and "quintet/bind" in errors[0],
+                    "bind nonsense, started: exit %d: %s" % (result.returncode, errors), failures)
+        for sock in held:
+            sock.close()
     finally:
         if holder:
             holder.cleanup()

@@ -7,14 +7,22 @@ deployment (world + 3 replicas of every role, batch 4):
     and the worldmodels report collector replica 2 down;
   * a request signed by a key that is not bound to role "control" gets no
     answer; replies checked against a trust store without the daemons' keys
-    fail verification.
+    fail verification;
+  * 3000 junk control requests from another address: counted by cause
+    (quintetctl status control_drops, /metrics quintet_control_dropped_total),
+    most of them over that address's budget (rate-limited, never decoded),
+    logged a few times, and quintetctl is still answered.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
+
+import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -22,6 +30,65 @@ import itest  # noqa: E402
 
 RUN_S = 3.0
 DOWN_TIMEOUT_S = 10.0
+JUNK_REQUESTS = 3000
+JUNK_TIMEOUT_S = 30.0
+JUNK_LOG_LINES_MAX = 5      # one line per cause per 10 s, a few causes at most
+JUNK_SOURCE = "127.0.0.2"
+
+
+def control_drops(status, name):
+    rc, out, _ = status("--json")
+    rows = {row["name"]: row for row in json.loads(out)} if out.strip() else {}
+    return rows.get(name, {}).get("control_drops", {}), rows.get(name, {}).get("answered", False)
+
+
+def junk_control(d, status, metrics_port, check):
+    with open(d.path("endpoints.json")) as f:
+        endpoint = json.load(f)["control"]["worldmodel-1"]
+    log_path = d.replica[("worldmodel", 1)].log_path
+    with open(log_path, "rb") as f:
+        log_before = f.read().count(b"control request")
+    context = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    # from another loopback address than quintetctl's: each address has its
+    # own budget of requests, so this flood cannot cost quintetctl its answers
+    dealer.connect("tcp://%s:0;%s" % (JUNK_SOURCE, endpoint[len("tcp://"):]))
+    for i in range(JUNK_REQUESTS):
+        # [empty][SignedMessage] as a REQ peer frames it, the message junk
+        dealer.send_multipart([b"", b"\xff junk %d" % i])
+    deadline = time.monotonic() + JUNK_TIMEOUT_S
+    drops, answered = {}, False
+    while time.monotonic() < deadline:
+        drops, answered = control_drops(status, "worldmodel-1")
+        if sum(drops.values()) >= JUNK_REQUESTS:
+            break
+        time.sleep(0.5)
+    dealer.close(0)
+    context.term()
+    print("     control drops of worldmodel-1 after %d junk requests: %s" % (JUNK_REQUESTS, drops))
+    check(answered and sum(drops.values()) == JUNK_REQUESTS,
+          "every junk control request is counted by cause in quintetctl status")
+    check(drops.get("rate-limited", 0) > 0 and drops.get("malformed", 0) > 0,
+          "the flooding address is rate-limited after a burst, quintetctl is still answered")
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10) as r:
+        page = r.read().decode()
+    # the page is refreshed once per status interval: read it until it caught up
+    deadline = time.monotonic() + JUNK_TIMEOUT_S
+    counted = 0
+    while time.monotonic() < deadline:
+        counted = sum(float(v) for v in re.findall(
+            r'^quintet_control_dropped_total\{cause="[a-z-]+"\} (\S+)$', page, re.M))
+        if counted >= JUNK_REQUESTS:
+            break
+        time.sleep(0.5)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10) as r:
+            page = r.read().decode()
+    check(counted == JUNK_REQUESTS, "... and in /metrics quintet_control_dropped_total (%d)" % counted)
+    with open(log_path, "rb") as f:
+        lines = f.read().count(b"control request") - log_before
+    print("     log lines about dropped control requests: %d" % lines)
+    check(0 < lines <= JUNK_LOG_LINES_MAX, "the drops are logged rate-limited (%d lines)" % lines)
 
 
 def main():
@@ -34,8 +101,10 @@ def main():
 
     ctl = os.path.join(args.build_dir, "tools", "quintetctl", "quintetctl")
     holder, state = itest.state_dir("status", args.keep)
+    metrics_port = qd.free_ports(1)[0]
     d = qd.Deployment(build_dir=args.build_dir, state_dir=state, batch=4, replicas=3,
-                      episodes=0, seed=1)
+                      episodes=0, seed=1,
+                      overrides={"worldmodel-1": {"metrics_bind": "127.0.0.1:%d" % metrics_port}})
 
     def status(*extra):
         result = subprocess.run([ctl, "status", "--state-dir", state, "--timeout", "1500"] + list(extra),
@@ -80,6 +149,10 @@ def main():
         print(table)
         check(rc == 0 and table.splitlines()[0].startswith("REPLICA") and len(table.splitlines()) == 20,
               "table: header and 19 rows")
+
+        #  Junk on the control channel: dropped, counted by cause, logged
+        #  rate-limited, and status still answered
+        junk_control(d, status, metrics_port, check)
 
         #  A replica killed: no answer, and its downstream sees it down
         d.kill("collector", 2)

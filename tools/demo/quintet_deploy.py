@@ -367,7 +367,7 @@ class Verifier:
         self.batch = batch
         self.verified = 0
         self.rejected = collections.Counter()
-        self.windows = {}       # key id -> (epoch, highest seq, seqs seen near it)
+        self.windows = {}       # key id -> (epoch, highest seq, seqs seen near it, first sent_ns)
         self.retired = set()    # (key id, epoch) of restarted processes
 
     @property
@@ -385,9 +385,12 @@ class Verifier:
         if (envelope.key_id, envelope.epoch) in self.retired or envelope.seq == 0:
             return True
         window = self.windows.get(envelope.key_id)
-        if window is None or window[0] != envelope.epoch:
+        if window is None:
             return False
-        _epoch, highest, seen = window
+        if window[0] != envelope.epoch:
+            # only an epoch sent after the current one's first message retires it
+            return envelope.sent_ns <= window[3]
+        _epoch, highest, seen, _first_ns = window
         return envelope.seq in seen or envelope.seq + self.REPLAY_WINDOW <= highest
 
     def _accept(self, envelope):
@@ -396,13 +399,13 @@ class Verifier:
             self.retired.add((envelope.key_id, window[0]))
             window = None
         if window is None:
-            window = (envelope.epoch, 0, set())
-        _epoch, highest, seen = window
+            window = (envelope.epoch, 0, set(), envelope.sent_ns)
+        _epoch, highest, seen, first_ns = window
         highest = max(highest, envelope.seq)
         seen.add(envelope.seq)
         if len(seen) > 4 * self.REPLAY_WINDOW:
             seen = {q for q in seen if q + self.REPLAY_WINDOW > highest}
-        self.windows[envelope.key_id] = (envelope.epoch, highest, seen)
+        self.windows[envelope.key_id] = (envelope.epoch, highest, seen, first_ns)
 
     def open(self, frames):
         """(topic, envelope, payload) of a valid message, else None."""
@@ -769,6 +772,8 @@ class Deployment:
         # dashboard: also run quintet-relay, the dashboard endpoint (reward + eval)
         self.dashboard = dashboard
         self.relay = None
+        self.strays_stopped = []    # [(name, pid)] others restarted, stopped by stop()
+        self.strays_left = []       # ... and those stop() could not stop
         _live.add(self)
 
     def sim_command(self, reward_source=None, episodes=None, window=None):
@@ -994,8 +999,60 @@ class Deployment:
         self._spawn(rep)
         self._check_started([rep])
 
+    def strays(self):
+        """Replicas of this deployment that are not our children: processes
+        running a daemon with --config in our etc/ (tools/faultinject
+        restarts replicas as its own processes). [(name, pid)]."""
+        ours = {rep.process.pid for rep in self.replica.values()
+                if rep.process is not None and rep.alive()}
+        configs = {rep.config_path.encode(): rep.name for rep in self.replica.values()}
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in ours or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    argv = f.read().split(b"\0")
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    zombie = f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+            except (OSError, IndexError):
+                continue
+            if zombie or not argv or not os.path.basename(argv[0]).startswith(b"quintet-"):
+                continue
+            for i, arg in enumerate(argv[:-1]):
+                if arg == b"--config" and argv[i + 1] in configs:
+                    found.append((configs[argv[i + 1]], int(entry)))
+        return sorted(found)
+
+    def _stop_strays(self):
+        """SIGTERM to strays, up to 5 s, then SIGKILL; what remains (not ours
+        to signal, say) is left in self.strays_left."""
+        strays = self.strays()
+        if not strays:
+            self.strays_left = []
+            return
+        for sig in (signal.SIGCONT, signal.SIGTERM):     # a stalled one, too
+            for _name, pid in strays:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 5
+        while strays and time.monotonic() < deadline and self.strays():
+            time.sleep(0.05)
+        for _name, pid in self.strays():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+        self.strays_left = self.strays()
+        self.strays_stopped += [s for s in strays if s not in self.strays_left]
+
     def stop(self):
-        """SIGTERM to every replica, up to 5 s, then SIGKILL. Idempotent."""
+        """SIGTERM to every replica, up to 5 s, then SIGKILL; then the same
+        to replicas of this deployment that others restarted (strays()).
+        Idempotent."""
         reps = [rep for rep in self.replica.values() if rep.process is not None]
         for rep in reps:
             if rep.alive():
@@ -1020,6 +1077,8 @@ class Deployment:
             if rep.log_file:
                 rep.log_file.close()
                 rep.log_file = None
+        if self.started_at is not None:
+            self._stop_strays()
         if self.relay is not None:
             self.relay.stop()
         if self.sub is not None:

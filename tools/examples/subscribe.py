@@ -118,9 +118,13 @@ class Client:
         except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
             return self.reject("bad-signature")
         window = self.windows.get(envelope.key_id)
+        older_epoch = False
         if window is not None and window[0] != envelope.epoch:
-            window = None               # a restarted sender: a new epoch retires the old
-        if envelope.seq == 0 or (window is not None and (
+            # a restarted sender: a new epoch retires the old, but only one
+            # sent after it (frames captured before a restart never evict it)
+            older_epoch = envelope.sent_ns <= window[3]
+            window = None
+        if envelope.seq == 0 or older_epoch or (window is not None and (
                 envelope.seq in window[2] or envelope.seq + REPLAY_WINDOW <= window[1])):
             if signed.signature in self.recent.get(envelope.key_id, ()):
                 # the very message already accepted, sent again by the relay's
@@ -159,7 +163,7 @@ class Client:
         if not all(math.isfinite(v) for v in values):
             return self.reject("invalid-value")
         if window is None:
-            window = [envelope.epoch, 0, set()]
+            window = [envelope.epoch, 0, set(), envelope.sent_ns]
         elif topic == "reward" and envelope.seq > window[1] + 1:
             # an aggregator signs only rewards: a seq jump is a missed reward
             self.gaps += envelope.seq - window[1] - 1

@@ -34,7 +34,8 @@ s_usage (FILE *out)
         "  status (--state-dir DIR | --config-dir DIR --key FILE --trust DIR) [--json]\n"
         "         [--timeout MS]\n"
         "      Ask every daemon whose config sets quintet/control_bind for role, replica,\n"
-        "      state, tick, upstream replicas up/heard, drops by cause, reputation (upstream\n"
+        "      state, tick, upstream replicas up/heard, drops by cause (control/CAUSE: the\n"
+        "      control channel's), reputation (upstream\n"
         "      replicas warned, down-weighted or excluded); print a table or\n"
         "      JSON. Requests are signed with a control key (keygen writes control-1),\n"
         "      replies are verified against the trust store. --state-dir DIR means\n"
@@ -372,6 +373,27 @@ s_print_table (zlist_t *targets)
     }
 }
 
+static bool
+s_is_control_drop (const char *cause)
+{
+    return strncmp (cause, QT_CONTROL_DROP_PREFIX, strlen (QT_CONTROL_DROP_PREFIX)) == 0;
+}
+
+//  One JSON object's members: the drops of the data path or of the control
+//  channel (without the prefix)
+static void
+s_print_drops (const Quintet__ControlReply *r, bool control)
+{
+    int printed = 0;
+    for (size_t i = 0; i < r->n_drops; i++) {
+        const char *cause = r->drops [i]->cause;
+        if (s_is_control_drop (cause) != control)
+            continue;
+        printf ("%s\"%s\": %" PRIu64, printed++ ? ", " : "",
+                control ? cause + strlen (QT_CONTROL_DROP_PREFIX) : cause, r->drops [i]->count);
+    }
+}
+
 static void
 s_print_json (zlist_t *targets)
 {
@@ -409,9 +431,12 @@ s_print_json (zlist_t *targets)
                 }
                 printf ("]}");
             }
+            //  The data path's drops, and the control channel's apart
+            //  (ControlReply.drops holds those as "control/<cause>")
             printf ("], \"drops\": {");
-            for (size_t i = 0; i < r->n_drops; i++)
-                printf ("%s\"%s\": %" PRIu64, i ? ", " : "", r->drops [i]->cause, r->drops [i]->count);
+            s_print_drops (r, false);
+            printf ("}, \"control_drops\": {");
+            s_print_drops (r, true);
             printf ("}");
         }
         printf ("}");

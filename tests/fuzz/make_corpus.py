@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""Renews the fuzz targets' seed corpus (tests/fuzz/corpus/) from real frames.
+
+Runs a short loopback deployment (world + 3 replicas of every role, batch
+4 = FUZZ_BATCH), captures a few messages of every topic and a real control
+reply, and writes per target:
+
+  receive/  each captured message re-sealed with the fuzz targets' fixed key
+            of its role (fuzz_keys.c: seed BLAKE2b-256("quintet-fuzz:<role>-1")),
+            and the original frame (signed by the run's own key)
+  signed/   [topic index] + the real payload bytes, and [9] + the real
+            envelope bytes (re-keyed)
+  control/  [1] + a real ControlReply and a real request's ControlMessage,
+            [0] + the raw request frame
+  config/   the run's replica configs
+
+    /usr/bin/python3 tests/fuzz/make_corpus.py --build-dir build
+"""
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import nacl.hash
+import nacl.encoding
+import nacl.signing
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+TOPICS = ("sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control")
+PUBLISHER = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world",
+             "control")
+RAW_ENVELOPE = 9
+PER_TOPIC = 3
+CAPTURE_TIMEOUT_S = 30.0
+
+
+def fuzz_key(role):
+    seed = nacl.hash.blake2b(("quintet-fuzz:%s-1" % role).encode(), digest_size=32,
+                             encoder=nacl.encoding.RawEncoder)
+    return nacl.signing.SigningKey(seed)
+
+
+def seal(pb2, qd, role, envelope):
+    """The envelope as role-1 of the fuzz keys, signed over its bytes."""
+    key = fuzz_key(role)
+    envelope.role = role
+    envelope.replica = 1
+    envelope.key_id = qd.key_id_of(bytes(key.verify_key))
+    envelope.seq = 1
+    data = envelope.SerializeToString()
+    signature = key.sign(qd.SIGNATURE_CONTEXT + data).signature
+    return data, pb2.SignedMessage(envelope=data, signature=signature).SerializeToString()
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="renew the fuzz seed corpus from a real run")
+    parser.add_argument("--build-dir", default=os.path.join(SOURCE, "build"))
+    parser.add_argument("--out", default=os.path.join(HERE, "corpus"))
+    args = parser.parse_args()
+    sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
+    import quintet_deploy as qd
+    state = tempfile.mkdtemp(prefix="quintet-corpus-")
+    d = qd.Deployment(build_dir=args.build_dir, state_dir=state, batch=4, replicas=3,
+                      episodes=4 * 100000, seed=1)
+    captured = {topic: [] for topic in TOPICS}
+    context = zmq.Context()
+    try:
+        d.setup()
+        pb2 = d.pb2
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        for topic in TOPICS[:-1]:
+            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        for role in qd.ROLES:
+            for endpoint in d.endpoints(role):
+                sub.connect(endpoint)
+        d.start()
+        deadline = time.monotonic() + CAPTURE_TIMEOUT_S
+        while time.monotonic() < deadline and any(len(captured[t]) < PER_TOPIC for t in TOPICS[:-1]):
+            if sub.poll(100):
+                topic, frame = sub.recv_multipart()
+                topic = topic.decode()
+                if topic in captured and len(captured[topic]) < PER_TOPIC:
+                    captured[topic].append(frame)
+            d.pump(0.001)
+        sub.close(0)
+        # a real control request and reply (worldmodel-1's)
+        with open(d.path("keys", "control-1.key")) as f:
+            control = nacl.signing.SigningKey(bytes.fromhex(f.read().strip()))
+        request = pb2.ControlMessage(request=pb2.ControlRequest(command="status", nonce=os.urandom(16)))
+        envelope = pb2.Envelope(role="control", replica=1, key_id=qd.key_id_of(bytes(control.verify_key)),
+                                epoch=random.getrandbits(64), seq=1, tick=0, sent_ns=time.time_ns(),
+                                type=pb2.PayloadType.Value("CONTROL"),
+                                payload=request.SerializeToString())
+        data = envelope.SerializeToString()
+        frame = pb2.SignedMessage(envelope=data, signature=control.sign(
+            qd.SIGNATURE_CONTEXT + data).signature).SerializeToString()
+        import json
+        with open(d.path("endpoints.json")) as f:
+            endpoint = json.load(f)["control"]["worldmodel-1"]
+        req = context.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(endpoint)
+        req.send(frame)
+        if req.poll(5000):
+            captured["control"].append(req.recv())
+        req.close(0)
+        captured["control"].append(frame)
+        configs = sorted(os.listdir(d.path("etc")))
+        config_texts = [open(d.path("etc", name), "rb").read() for name in configs[::6]]
+    finally:
+        d.stop()
+        context.term()
+    for target in ("receive", "signed", "control", "config"):
+        path = os.path.join(args.out, target)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+    for index, topic in enumerate(TOPICS):
+        for k, frame in enumerate(captured[topic]):
+            signed = pb2.SignedMessage()
+            signed.ParseFromString(frame)
+            envelope = pb2.Envelope()
+            envelope.ParseFromString(signed.envelope)
+            name = "%s-%d" % (topic, k)
+            if topic == "control":
+                mode = b"\x01"
+                write(os.path.join(args.out, "control", name + "-payload"), mode + envelope.payload)
+                write(os.path.join(args.out, "control", name + "-raw"), b"\x00" + frame)
+                write(os.path.join(args.out, "signed", name), bytes([TOPICS.index("control")])
+                      + envelope.payload)
+                continue
+            data, resealed = seal(pb2, qd, PUBLISHER[index], envelope)
+            write(os.path.join(args.out, "receive", name), resealed)
+            write(os.path.join(args.out, "receive", name + "-original"), frame)
+            write(os.path.join(args.out, "signed", name), bytes([index]) + envelope.payload)
+            write(os.path.join(args.out, "signed", name + "-envelope"), bytes([RAW_ENVELOPE]) + data)
+    for k, text in enumerate(config_texts):
+        write(os.path.join(args.out, "config", "replica-%d.conf" % k), text)
+    counts = {t: len(os.listdir(os.path.join(args.out, t))) for t in ("receive", "signed", "control", "config")}
+    print("seed corpus in %s: %s (captured %s)" % (args.out, counts,
+                                                  {t: len(v) for t, v in captured.items()}))
+    shutil.rmtree(state, ignore_errors=True)
+    return 0 if all(captured[t] for t in TOPICS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
