@@ -32,6 +32,7 @@ import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
+# The seed's first byte indexes fuzz_topics in fuzz_keys.c: same order here.
 TOPICS = ("sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control")
 PUBLISHER = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world",
              "control")
