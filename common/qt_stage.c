@@ -5,18 +5,18 @@
 #include "qt_stage.h"
 #include <getopt.h>
 
-//  A token bucket: what one peer may cost per second
+//  An allowance (a token-rate limiter): what one peer may cost per second
 typedef struct {
     double tokens;
     int64_t refilled_ms;
-} s_bucket_t;
+} s_allowance_t;
 
 //  One upstream replica's endpoint
 typedef struct {
     zsock_t *sub;
     size_t upstream;            //  index into the role's upstreams
     uint32_t replica;
-    s_bucket_t budget;          //  messages a second it may make us verify
+    s_allowance_t budget;          //  messages a second it may make us verify
     int64_t paused_until;       //  over budget: not read (nor polled) until then
 } s_endpoint_t;
 
@@ -99,21 +99,21 @@ struct _qt_stage_t {
     zsock_t *control;
     qt_verifier_t *control_verifier;
     uint64_t control_answered;
-    zhashx_t *control_peers;                //  peer address -> s_bucket_t
+    zhashx_t *control_peers;                //  peer address -> s_allowance_t
     uint64_t control_throttled;             //  dropped over a peer's budget
 };
 
 //  Takes one token if there is one, refilling at rate per second up to burst
 static bool
-s_bucket_take (s_bucket_t *bucket, double rate, double burst, int64_t now_ms)
+s_allowance_take (s_allowance_t *allowance, double rate, double burst, int64_t now_ms)
 {
-    bucket->tokens += (double) (now_ms - bucket->refilled_ms) * rate / 1000;
-    if (bucket->tokens > burst)
-        bucket->tokens = burst;
-    bucket->refilled_ms = now_ms;
-    if (bucket->tokens < 1)
+    allowance->tokens += (double) (now_ms - allowance->refilled_ms) * rate / 1000;
+    if (allowance->tokens > burst)
+        allowance->tokens = burst;
+    allowance->refilled_ms = now_ms;
+    if (allowance->tokens < 1)
         return false;
-    bucket->tokens -= 1;
+    allowance->tokens -= 1;
     return true;
 }
 
@@ -959,18 +959,18 @@ s_status (qt_stage_t *self, int64_t now_ms)
     self->last_status_ms = now_ms;
 }
 
-//  A token bucket per peer address: QT_STAGE_CONTROL_RATE requests a second,
-//  bursts of QT_STAGE_CONTROL_BURST. The table is bounded: full buckets (idle
+//  An allowance per peer address: QT_STAGE_CONTROL_RATE requests a second,
+//  bursts of QT_STAGE_CONTROL_BURST. The table is bounded: full allowances (idle
 //  peers) are forgotten when it fills, and beyond that new peers share one.
 static bool
 s_control_budget (qt_stage_t *self, const char *peer, int64_t now_ms)
 {
-    s_bucket_t *bucket = (s_bucket_t *) zhashx_lookup (self->control_peers, peer);
-    if (!bucket && zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS) {
+    s_allowance_t *allowance = (s_allowance_t *) zhashx_lookup (self->control_peers, peer);
+    if (!allowance && zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS) {
         zlist_t *idle = zlist_new ();
         zlist_autofree (idle);
-        for (s_bucket_t *b = (s_bucket_t *) zhashx_first (self->control_peers); b;
-             b = (s_bucket_t *) zhashx_next (self->control_peers))
+        for (s_allowance_t *b = (s_allowance_t *) zhashx_first (self->control_peers); b;
+             b = (s_allowance_t *) zhashx_next (self->control_peers))
             if (b->tokens + (double) (now_ms - b->refilled_ms) * QT_STAGE_CONTROL_RATE / 1000
                 >= QT_STAGE_CONTROL_BURST)
                 zlist_append (idle, (void *) zhashx_cursor (self->control_peers));
@@ -979,15 +979,15 @@ s_control_budget (qt_stage_t *self, const char *peer, int64_t now_ms)
         zlist_destroy (&idle);
         if (zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS)
             peer = QT_STAGE_CONTROL_OVERFLOW;
-        bucket = (s_bucket_t *) zhashx_lookup (self->control_peers, peer);
+        allowance = (s_allowance_t *) zhashx_lookup (self->control_peers, peer);
     }
-    if (!bucket) {
-        bucket = (s_bucket_t *) zmalloc (sizeof (s_bucket_t));
-        bucket->tokens = QT_STAGE_CONTROL_BURST;
-        bucket->refilled_ms = now_ms;
-        zhashx_insert (self->control_peers, peer, bucket);
+    if (!allowance) {
+        allowance = (s_allowance_t *) zmalloc (sizeof (s_allowance_t));
+        allowance->tokens = QT_STAGE_CONTROL_BURST;
+        allowance->refilled_ms = now_ms;
+        zhashx_insert (self->control_peers, peer, allowance);
     }
-    return s_bucket_take (bucket, QT_STAGE_CONTROL_RATE, QT_STAGE_CONTROL_BURST, now_ms);
+    return s_allowance_take (allowance, QT_STAGE_CONTROL_RATE, QT_STAGE_CONTROL_BURST, now_ms);
 }
 
 //  Like the data path's drops: counted by cause (in the control verifier),
@@ -1209,7 +1209,7 @@ s_drain (qt_stage_t *self, int64_t now_ms)
             s_endpoint_t *endpoint = &self->sub [k];
             if (endpoint->paused_until || !(zsock_events (endpoint->sub) & ZMQ_POLLIN))
                 continue;
-            if (s_bucket_take (&endpoint->budget, QT_STAGE_ENDPOINT_RATE, QT_STAGE_ENDPOINT_BURST, now_ms)) {
+            if (s_allowance_take (&endpoint->budget, QT_STAGE_ENDPOINT_RATE, QT_STAGE_ENDPOINT_BURST, now_ms)) {
                 s_receive (self, endpoint, now_ms);
                 drained++;
                 took = true;

@@ -145,7 +145,8 @@ def main():
                         failures)
         # Without --check the bind itself fails: the message names file and key too
         path = os.path.join(tmp, "bind-nonsense.conf")
-        result = subprocess.run([daemon, "--config", path], stdout=subprocess.PIPE,
+        collector = os.path.join(args.build_dir, "daemons", "quintet-collector")
+        result = subprocess.run([collector, "--config", path], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S)
         errors = [line for line in result.stderr.splitlines() if line.strip()]
         itest.check(result.returncode == 2 and len(errors) == 1 and "bind-nonsense.conf" in errors[0]

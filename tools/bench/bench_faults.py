@@ -44,7 +44,7 @@ def parse():
     parser.add_argument("--seconds", type=float, default=8.0, help="measurement window")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--env", default=None,
-                        help="environment (default: the registry's default, tomato_watering)")
+                        help="environment (default: the registry's default)")
     return parser.parse_args()
 
 

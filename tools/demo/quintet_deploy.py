@@ -12,7 +12,7 @@ log, state directory and loopback port:
     STATE/run/<role>-<r>/          its state_dir (collector log, checkpoints)
     STATE/endpoints.json           every replica's publish endpoint, by role
 
-    with Deployment(build_dir="build", state_dir="state", env="absent_supervisor",
+    with Deployment(build_dir="build", state_dir="state", env="ENV",
                     episodes=512) as d:
         d.setup()
         d.start()
@@ -106,10 +106,8 @@ ROLE_SECTIONS = {
 HONEST_RATERS = 3
 
 # The demo's defaults (quintet-demo)
-DEFAULT_EPISODES = 2048     # finished episodes over all instances; measured with quintet-sim
-                            # (the daemons' figures exactly), tomato_watering, seed 1, last 100:
-                            # pipeline reward: performance 12.89 (1024: 12.70); env reward:
-                            # performance 3.88, observed return 53.81 (the bucket)
+DEFAULT_EPISODES = 2048     # finished episodes over all instances; the README's demo table
+                            # gives what it reaches (measured with quintet-sim)
 DEFAULT_BATCH = 32
 DEFAULT_REPLICAS = 3
 DEFAULT_SEED = 1
@@ -688,8 +686,8 @@ class Deployment:
 
     env, variant, without: the environment (default: the registry's
     default, the first of `quintetctl envs`), its variant and the sensor
-    families left out of its declaration (comma-separated, e.g.
-    "moisture"): written as quintet/env, env_variant, env_without into
+    families left out of its declaration (comma-separated; the
+    families are in `quintetctl env NAME`): written as quintet/env, env_variant, env_without into
     every replica's config (they must agree across roles). tamper: how the
     agent's tampering forges a sensor (one of the env's tamper styles),
     quintet/world/tamper. sensors: {sensor name: honest | broken |
