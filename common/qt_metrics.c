@@ -22,7 +22,7 @@ typedef enum { QT_COUNTER, QT_GAUGE, QT_HISTOGRAM } qt_metric_kind_t;
 typedef struct {
     char *value;                        //  label value, NULL without label
     double amount;                      //  counter or gauge
-    uint64_t buckets [QT_METRICS_MAX_BUCKETS];
+    uint64_t le_counts [QT_METRICS_MAX_BOUNDS];
     uint64_t count;
     double sum;
 } qt_series_t;
@@ -33,7 +33,7 @@ struct _qt_metric_t {
     char *name;
     char *help;
     char *label;
-    double bounds [QT_METRICS_MAX_BUCKETS];
+    double bounds [QT_METRICS_MAX_BOUNDS];
     size_t bound_count;
     qt_series_t series [QT_METRICS_MAX_SERIES];
     size_t series_count;
@@ -123,8 +123,8 @@ qt_metric_t *
 qt_metrics_histogram (qt_metrics_t *self, const char *name, const char *help, const char *label,
                       const double *bounds, size_t count)
 {
-    if (count > QT_METRICS_MAX_BUCKETS)
-        count = QT_METRICS_MAX_BUCKETS;
+    if (count > QT_METRICS_MAX_BOUNDS)
+        count = QT_METRICS_MAX_BOUNDS;
     qt_metric_t *metric = s_family (self, QT_HISTOGRAM, name, help, label);
     if (metric && metric->bound_count == 0) {
         memcpy (metric->bounds, bounds, count * sizeof (double));
@@ -183,7 +183,7 @@ qt_metric_observe (qt_metric_t *metric, const char *value, double sample)
     if (series) {
         for (size_t i = 0; i < metric->bound_count; i++)
             if (sample <= metric->bounds [i])
-                series->buckets [i]++;         //  cumulative, as exposed
+                series->le_counts [i]++;         //  cumulative, as exposed
         series->count++;
         series->sum += sample;
     }
@@ -284,10 +284,10 @@ qt_metrics_render (qt_metrics_t *self)
             for (size_t b = 0; b <= metric->bound_count; b++) {
                 char le [64];
                 s_format (le, sizeof le, b < metric->bound_count ? metric->bounds [b] : INFINITY);
-                s_printf (out, "%s_bucket", metric->name);
+                s_printf (out, "%s_bucket", metric->name);   //  the exposition format's name
                 s_labels (out, metric, series, le);
                 s_printf (out, " %" PRIu64 "\n",
-                          b < metric->bound_count ? series->buckets [b] : series->count);
+                          b < metric->bound_count ? series->le_counts [b] : series->count);
             }
             s_printf (out, "%s_sum", metric->name);
             s_labels (out, metric, series, NULL);

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QT_METRICS_MAX_BUCKETS  32
+#define QT_METRICS_MAX_BOUNDS  32
 #define QT_METRICS_MAX_SERIES   64      //  label values per family
 
 typedef struct _qt_metrics_t qt_metrics_t;
@@ -36,7 +36,7 @@ qt_metric_t *qt_metrics_counter (qt_metrics_t *self, const char *name, const cha
                                  const char *label);
 qt_metric_t *qt_metrics_gauge (qt_metrics_t *self, const char *name, const char *help,
                                const char *label);
-//  bounds: upper bounds of the buckets, increasing (+Inf is implicit)
+//  bounds: upper bounds of the histogram's ranges, increasing (+Inf is implicit)
 qt_metric_t *qt_metrics_histogram (qt_metrics_t *self, const char *name, const char *help,
                                    const char *label, const double *bounds, size_t count);
 

@@ -136,7 +136,7 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
        M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES,
        M_PAUSED };
-static const double s_seconds_buckets [] = {
+static const double s_seconds_bounds [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
 
@@ -144,17 +144,17 @@ static void
 s_metrics_new (qt_stage_t *self)
 {
     qt_metrics_t *m = self->metrics = qt_metrics_new ();
-    size_t buckets = sizeof s_seconds_buckets / sizeof s_seconds_buckets [0];
+    size_t bounds = sizeof s_seconds_bounds / sizeof s_seconds_bounds [0];
     self->metric [M_INFO] = qt_metrics_gauge (m, "quintet_stage_info",
         "This daemon: role-replica, always 1.", "stage");
     self->metric [M_TICKS] = qt_metrics_counter (m, "quintet_ticks_total",
         "Ticks processed (the world: ticks stepped).", NULL);
     self->metric [M_PROCESS] = qt_metrics_histogram (m, "quintet_tick_process_seconds",
-        "Time the role takes to compute and publish one tick.", NULL, s_seconds_buckets, buckets);
+        "Time the role takes to compute and publish one tick.", NULL, s_seconds_bounds, bounds);
     self->metric [M_LATENCY] = qt_metrics_histogram (m, "quintet_tick_latency_seconds",
         "From the first upstream replica's send time of a tick to this stage's output "
         "(network, quorum wait and processing), by upstream role.", "upstream",
-        s_seconds_buckets, buckets);
+        s_seconds_bounds, bounds);
     self->metric [M_PUBLISHED] = qt_metrics_counter (m, "quintet_messages_published_total",
         "Messages published (re-sends included).", NULL);
     self->metric [M_ACCEPTED] = qt_metrics_counter (m, "quintet_messages_accepted_total",
@@ -422,7 +422,7 @@ s_check_own_key (qt_stage_t *self, const qt_keypair_t *keypair, const char *trus
 }
 
 static void
-s_bucket_destroy (void **item_p)
+s_allowance_destroy (void **item_p)
 {
     free (*item_p);
     *item_p = NULL;
@@ -559,7 +559,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
         }
         self->control_verifier = qt_control_verifier_new (self->trust);
         self->control_peers = zhashx_new ();
-        zhashx_set_destructor (self->control_peers, s_bucket_destroy);
+        zhashx_set_destructor (self->control_peers, s_allowance_destroy);
     }
     for (size_t i = 0; i < role->upstreams && !*error; i++)
         s_configure_upstream (self, i, error);

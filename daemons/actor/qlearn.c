@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,88 +92,62 @@ ac_qlearn_config_default (ac_qlearn_config_t *config, uint32_t width, uint32_t h
     config->reward_scale = reward_scale;
 }
 
+//  Every numeric learning option once: name, whole number (uint32_t) or
+//  real (double), range, and what the range is in words. The option names
+//  (ac_qlearn_options) and the parser below both come from this list.
+#define AC_QLEARN_NUMBERS(X) \
+    X (gamma,            false, 0,    0.9999,             "gamma is in [0, 1)") \
+    X (nstep,            true,  1,    AC_MAX_NSTEP,       "nstep is a whole number in [1, 32]") \
+    X (alpha_power,      false, 0,    1,                  "alpha_power is in [0, 1]") \
+    X (alpha_min,        false, 1e-9, 1,                  "alpha_min is in (0, 1]") \
+    X (epsilon_start,    false, 0,    1,                  "epsilon is in [0, 1]") \
+    X (epsilon_end,      false, 0,    1,                  "epsilon is in [0, 1]") \
+    X (epsilon_episodes, true,  0,    UINT32_MAX,         "epsilon_episodes is a whole number") \
+    X (q_initial,        false, -1e6, 1e6,                "q_initial is a number in [-1e6, 1e6] (reward scales)") \
+    X (max_states,       true,  2,    (double) (1u << 30), "max_states is a whole number in [2, 2^30]")
+
+#define S_NAME(name, whole, low, high, problem) #name,
 const char *const ac_qlearn_options [] = {
-    "representation", "gamma", "nstep", "alpha_power", "alpha_min", "epsilon_start",
-    "epsilon_end", "epsilon_episodes", "q_initial", "max_states", NULL
+    "representation", AC_QLEARN_NUMBERS (S_NAME) NULL
 };
 
-//  A number from text, wholly consumed and within [low, high]
-static bool
-s_number (const char *text, double low, double high, double *value)
-{
-    char *end = NULL;
-    *value = strtod (text, &end);
-    return end != text && *end == 0 && *value >= low && *value <= high;
-}
+typedef struct {
+    const char *name;
+    size_t offset;                  //  of the field in ac_qlearn_config_t
+    bool whole;                     //  a uint32_t field, else a double
+    double low, high;
+    const char *problem;
+} s_number_option_t;
+
+#define S_OPTION(name, whole, low, high, problem) \
+    { #name, offsetof (ac_qlearn_config_t, name), whole, low, high, problem },
+static const s_number_option_t s_number_options [] = { AC_QLEARN_NUMBERS (S_OPTION) };
 
 int
 ac_qlearn_config_set (ac_qlearn_config_t *config, const char *name, const char *value,
                       const char **cause)
 {
-    double number = 0;
-    const char *problem = NULL;
-    if (strcmp (name, "representation") == 0) {
-        if (ac_representation_parse (value, &config->representation))
-            problem = "representation is image, tiles or pairs";
-    }
-    else
-    if (strcmp (name, "gamma") == 0) {
-        if (s_number (value, 0, 0.9999, &number))
-            config->gamma = number;
+    const char *problem = "no such learning option";
+    if (strcmp (name, "representation") == 0)
+        problem = ac_representation_parse (value, &config->representation)
+                ? "representation is image, tiles or pairs" : NULL;
+    for (size_t i = 0; i < sizeof s_number_options / sizeof s_number_options [0]; i++) {
+        const s_number_option_t *option = &s_number_options [i];
+        if (strcmp (name, option->name) != 0)
+            continue;
+        char *end = NULL;
+        double number = strtod (value, &end);
+        problem = option->problem;
+        if (end == value || *end || !(number >= option->low && number <= option->high)
+        ||  (option->whole && number != floor (number)))
+            break;
+        char *field = (char *) config + option->offset;
+        if (option->whole)
+            *(uint32_t *) field = (uint32_t) number;
         else
-            problem = "gamma is in [0, 1)";
+            *(double *) field = number;
+        problem = NULL;
     }
-    else
-    if (strcmp (name, "nstep") == 0) {
-        if (s_number (value, 1, AC_MAX_NSTEP, &number) && number == floor (number))
-            config->nstep = (uint32_t) number;
-        else
-            problem = "nstep is a whole number in [1, 32]";
-    }
-    else
-    if (strcmp (name, "alpha_power") == 0) {
-        if (s_number (value, 0, 1, &number))
-            config->alpha_power = number;
-        else
-            problem = "alpha_power is in [0, 1]";
-    }
-    else
-    if (strcmp (name, "alpha_min") == 0) {
-        if (s_number (value, 1e-9, 1, &number))
-            config->alpha_min = number;
-        else
-            problem = "alpha_min is in (0, 1]";
-    }
-    else
-    if (strcmp (name, "epsilon_start") == 0 || strcmp (name, "epsilon_end") == 0) {
-        if (s_number (value, 0, 1, &number))
-            *(strcmp (name, "epsilon_start") == 0 ? &config->epsilon_start : &config->epsilon_end) = number;
-        else
-            problem = "epsilon is in [0, 1]";
-    }
-    else
-    if (strcmp (name, "epsilon_episodes") == 0) {
-        if (s_number (value, 0, UINT32_MAX, &number) && number == floor (number))
-            config->epsilon_episodes = (uint32_t) number;
-        else
-            problem = "epsilon_episodes is a whole number";
-    }
-    else
-    if (strcmp (name, "q_initial") == 0) {
-        if (s_number (value, -1e6, 1e6, &number))
-            config->q_initial = number;
-        else
-            problem = "q_initial is a number in [-1e6, 1e6] (reward scales)";
-    }
-    else
-    if (strcmp (name, "max_states") == 0) {
-        if (s_number (value, 2, (double) (1u << 30), &number) && number == floor (number))
-            config->max_states = (uint32_t) number;
-        else
-            problem = "max_states is a whole number in [2, 2^30]";
-    }
-    else
-        problem = "no such learning option";
     if (cause)
         *cause = problem;
     return problem ? -1 : 0;

@@ -32,20 +32,20 @@ typedef struct {
     Quintet__InstanceClock *wire_clocks;
 } aggregator_t;
 
-static const double s_reward_buckets [] = { -1, -0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5, 1 };
-static const double s_iteration_buckets [] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 };
+static const double s_reward_bounds [] = { -1, -0.5, -0.2, -0.1, -0.05, 0, 0.05, 0.1, 0.2, 0.5, 1 };
+static const double s_iteration_bounds [] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 };
 
 static void
 s_metrics_new (aggregator_t *self, qt_metrics_t *metrics)
 {
     self->m_reward = qt_metrics_histogram (metrics, "quintet_aggregated_reward",
         "Aggregated reward (first component of the geometric median), per instance.", NULL,
-        s_reward_buckets, sizeof s_reward_buckets / sizeof s_reward_buckets [0]);
+        s_reward_bounds, sizeof s_reward_bounds / sizeof s_reward_bounds [0]);
     self->m_reward_mean = qt_metrics_gauge (metrics, "quintet_aggregated_reward_mean",
         "Mean aggregated reward over the last tick's batch.", NULL);
     self->m_iterations = qt_metrics_histogram (metrics, "quintet_geomedian_iterations",
         "Weiszfeld iterations of the geometric median, per instance.", NULL,
-        s_iteration_buckets, sizeof s_iteration_buckets / sizeof s_iteration_buckets [0]);
+        s_iteration_bounds, sizeof s_iteration_bounds / sizeof s_iteration_bounds [0]);
     self->m_not_converged = qt_metrics_counter (metrics, "quintet_geomedian_not_converged_total",
         "Geometric medians that hit the iteration cap before the tolerance.", NULL);
     self->m_used = qt_metrics_gauge (metrics, "quintet_rewarder_used",
