@@ -39,8 +39,10 @@ s_usage (FILE *out)
         "      Ask every daemon whose config sets quintet/control_bind for role, replica,\n"
         "      state, tick, upstream replicas up/heard, drops by cause (control/CAUSE: the\n"
         "      control channel's), reputation (upstream\n"
-        "      replicas warned, down-weighted or excluded); print a table or\n"
-        "      JSON. Requests are signed with a control key (keygen writes control-1),\n"
+        "      replicas warned, down-weighted or excluded) and what it says of itself\n"
+        "      (details: its subscriptions, what the scorer learned...); print a table\n"
+        "      (details indented under their replica) or JSON. Requests are signed\n"
+        "      with a control key (keygen writes control-1),\n"
         "      replies are verified against the trust store. --state-dir DIR means\n"
         "      DIR/etc, DIR/keys/control-1.key and DIR/trust (the demo's layout).\n"
         "      Exit 1 if any daemon did not answer.\n"
@@ -399,7 +401,28 @@ s_print_table (zlist_t *targets)
         }
         printf ("%-14s %-30s %10" PRIu64 " %10" PRIu64 "  %-34s %-24s %s\n", t->name, r->state, r->tick,
                 r->ticks, upstream, *drops ? drops : "0", *reputation ? reputation : "ok");
+        //  What the daemon says of itself (its subscriptions, what it
+        //  learned...), indented under its row
+        for (size_t i = 0; i < r->n_details; i++)
+            printf ("    %-36s %s\n", r->details [i]->name, r->details [i]->value);
     }
+}
+
+//  A JSON string of our own daemons' text: quotes, backslashes and control
+//  characters escaped
+static void
+s_print_json_string (const char *text)
+{
+    putchar ('"');
+    for (const char *c = text ? text : ""; *c; c++)
+        if (*c == '"' || *c == '\\')
+            printf ("\\%c", *c);
+        else
+        if ((unsigned char) *c < 0x20)
+            printf ("\\u%04x", (unsigned char) *c);
+        else
+            putchar (*c);
+    putchar ('"');
 }
 
 static bool
@@ -466,7 +489,15 @@ s_print_json (zlist_t *targets)
             s_print_drops (r, false);
             printf ("}, \"control_drops\": {");
             s_print_drops (r, true);
-            printf ("}");
+            printf ("}, \"details\": [");
+            for (size_t i = 0; i < r->n_details; i++) {
+                printf ("%s{\"name\": ", i ? ", " : "");
+                s_print_json_string (r->details [i]->name);
+                printf (", \"value\": ");
+                s_print_json_string (r->details [i]->value);
+                printf ("}");
+            }
+            printf ("]");
         }
         printf ("}");
     }
