@@ -139,6 +139,7 @@ const char *qt_stage_env_variant (qt_stage_t *self) { return self->env_variant; 
 const char *qt_stage_env_without (qt_stage_t *self) { return self->env_without; }
 const char *qt_stage_state_dir (qt_stage_t *self) { return self->state_dir; }
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self) { return self->verifier; }
+qt_trust_t *qt_stage_trust (qt_stage_t *self) { return self->trust; }
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 
 //  Prometheus metrics every stage exposes (quintet/metrics_bind). Ticks and
@@ -255,8 +256,8 @@ qt_stage_quorum (qt_stage_t *self, size_t upstream)
 
 //  A secret key named relative to systemd's credentials directory when
 //  there is one (LoadCredential=), else as given
-static char *
-s_secret_path (const char *configured)
+char *
+qt_stage_secret_path (const char *configured)
 {
     const char *credentials = getenv ("CREDENTIALS_DIRECTORY");
     if (configured [0] != '/' && credentials && *credentials)
@@ -504,7 +505,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     self->drop_log = qt_ratelimit_new (QT_STAGE_DROP_LOG_MS);
     s_metrics_new (self);
 
-    char *secret_path = s_secret_path (secret);
+    char *secret_path = qt_stage_secret_path (secret);
     qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
     zstr_free (&secret_path);
     if (!keypair) {
@@ -1496,7 +1497,7 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
         //  wrong-role signs with another role's key from the same key directory
         const char *secret = NULL;
         qt_config_string (config, "quintet/secret_key", NULL, &secret);
-        char *key_dir = secret ? s_secret_path (secret) : NULL;
+        char *key_dir = secret ? qt_stage_secret_path (secret) : NULL;
         char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
         if (slash)
             *slash = 0;

@@ -134,10 +134,17 @@ uint64_t qt_stage_seed (qt_stage_t *self);
 const char *qt_stage_env (qt_stage_t *self);
 const char *qt_stage_env_variant (qt_stage_t *self);
 const char *qt_stage_env_without (qt_stage_t *self);
+//  Where a configured secret key file is: a relative name is taken in
+//  systemd's credentials directory ($CREDENTIALS_DIRECTORY, LoadCredential=)
+//  when there is one, else as given. Caller frees.
+char *qt_stage_secret_path (const char *configured);
 //  State directory (created if missing), or NULL when not configured
 const char *qt_stage_state_dir (qt_stage_t *self);
 qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self);
+//  The trust store the stage verifies with (a role checking signatures of
+//  its own: the collector's judgments)
+qt_trust_t *qt_stage_trust (qt_stage_t *self);
 
 //  Reputation of the upstream replicas (qt_reputation, one per upstream).
 //  In process(): the weight to combine a replica's input with this tick,
