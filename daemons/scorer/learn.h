@@ -130,6 +130,11 @@ double sc_learn_score_features (sc_learn_t *self, const double *features,
 //  Score distribution of a belief: 0, or -1 on a belief without samples.
 int sc_learn_score (sc_learn_t *self, const wm_belief_t *belief, sc_score_t *score);
 
+//  A belief scored by a known utility (weights over the features, reward
+//  units): what the learned scores aim at. For tests and quintet-sim's
+//  `intended` baseline only; the scorer daemon has no utility to give it.
+int sc_score_known (const double *weights, const wm_belief_t *belief, sc_score_t *score);
+
 //  What has been learned: per feature, the raters' weights aggregated by
 //  QrMed, in reward units (weights: n_features values)
 void sc_learn_weights (sc_learn_t *self, double *weights);

@@ -48,7 +48,7 @@ sc_panel_config_init (sc_panel_config_t *config)
 int
 sc_panel_config_add (sc_panel_config_t *config, const sc_rater_t *rater)
 {
-    if (config->n_raters >= SC_MAX_RATERS)
+    if (config->n_raters >= SC_PANEL_MAX_RATERS)
         return -1;
     config->raters [config->n_raters++] = *rater;
     return 0;
@@ -57,7 +57,7 @@ sc_panel_config_add (sc_panel_config_t *config, const sc_rater_t *rater)
 sc_panel_t *
 sc_panel_new (const sc_panel_config_t *config, uint32_t n_features)
 {
-    if (config->n_raters == 0 || config->n_raters > SC_MAX_RATERS
+    if (config->n_raters == 0 || config->n_raters > SC_PANEL_MAX_RATERS
     ||  !(config->quantile > 0 && config->quantile < 1) || n_features > QT_ENV_MAX_FEATURES)
         return NULL;
     for (uint32_t r = 0; r < config->n_raters; r++) {
@@ -103,7 +103,7 @@ s_rater_utility (const sc_rater_t *rater, const double *features, uint32_t n_fea
 double
 sc_panel_score_features (sc_panel_t *self, const double *features, double *disagreement)
 {
-    double scores [SC_MAX_RATERS] = { 0 }, votes [SC_MAX_RATERS] = { 0 }, total_vote = 0;
+    double scores [SC_PANEL_MAX_RATERS] = { 0 }, votes [SC_PANEL_MAX_RATERS] = { 0 }, total_vote = 0;
     uint32_t n = self->config.n_raters;
     for (uint32_t r = 0; r < n; r++) {
         scores [r] = s_rater_utility (&self->config.raters [r], features, self->n_features);

@@ -22,8 +22,9 @@
 #include <stdint.h>
 
 #include "filter.h"
+#include "learn.h"
 
-#define SC_MAX_RATERS 32
+#define SC_PANEL_MAX_RATERS 32
 
 typedef enum {
     SC_RATER_WEIGHTED = 0,      //  sum of weight[f] x feature[f]
@@ -42,17 +43,9 @@ typedef struct {
 typedef struct {
     double quantile;                    //  q in (0, 1)
     uint32_t n_raters;
-    sc_rater_t raters [SC_MAX_RATERS];
+    sc_rater_t raters [SC_PANEL_MAX_RATERS];
 } sc_panel_config_t;
 
-//  What the scorer publishes per instance.
-typedef struct {
-    double mean;            //  expected panel score over the belief's samples
-    double q10, q50, q90;   //  weighted quantiles of the panel score over samples
-    double spread;          //  weighted standard deviation of the panel score
-    double disagreement;    //  expected mean |rater - panel score| over samples
-    double data_reliability;    //  passed through from the belief
-} sc_score_t;
 
 typedef struct _sc_panel_t sc_panel_t;
 

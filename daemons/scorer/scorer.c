@@ -113,7 +113,7 @@ s_scorer_create (qt_stage_t *stage, qt_config_t *config, char **error)
         rc = s_read_rater (config, name, &self->decl, &rater, error);
         if (rc == 0 && sc_panel_config_add (&panel, &rater)) {
             *error = zsys_sprintf ("%s: quintet/scorer/rater: at most %d raters",
-                                   qt_config_path (config), SC_MAX_RATERS);
+                                   qt_config_path (config), SC_PANEL_MAX_RATERS);
             rc = -1;
         }
     }

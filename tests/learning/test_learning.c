@@ -39,6 +39,8 @@
 
 #include "filter.h"
 #include "panel.h"
+#include "learn.h"
+#include "population.h"
 #include "qlearn.h"
 #include "reward.h"
 #include "qt_wire.h"
@@ -520,6 +522,8 @@ main (int argc, char *argv [])
     if (argc == 2 && strcmp (argv [1], "selftests") == 0) {
         wm_filter_test (true);
         sc_panel_test (true);
+        sc_learn_test (true);
+        rt_population_test (true);
         rw_reward_test (true);
         ac_qlearn_test (true);
         qt_wire_test (true);
