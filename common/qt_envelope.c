@@ -372,6 +372,10 @@ qt_verifier_open_from (qt_verifier_t *self, const char *topic, const char *expec
         return s_drop (self, QT_DROP_UNKNOWN_KEY, cause, signed_message, envelope);
     if (strneq (sender->role, envelope->role) || sender->replica != envelope->replica)
         return s_drop (self, QT_DROP_WRONG_ROLE, cause, signed_message, envelope);
+    //  A rater's key signs its comparisons only: an envelope under it is no
+    //  daemon's, whatever it carries
+    if (streq (sender->role, QT_RATER_ROLE))
+        return s_drop (self, QT_DROP_WRONG_ROLE, cause, signed_message, envelope);
     //  Arrived where only one replica publishes: anyone else's message there
     //  was relayed or replayed by that endpoint, and is refused before its
     //  signature costs anything
@@ -636,6 +640,9 @@ qt_envelope_test (bool verbose)
     char *actor_key = zsys_sprintf ("%s/actor-1.key", dir);
     assert (qt_keypair_save (actor, actor_key, actor_pub) == 0);
     assert (qt_keypair_save (scorer, NULL, scorer_pub) == 0);
+    qt_keypair_t *rater = qt_keypair_generate (QT_RATER_ROLE, 1);
+    char *rater_pub = zsys_sprintf ("%s/" QT_RATER_ROLE "-1.pub", dir);
+    assert (qt_keypair_save (rater, NULL, rater_pub) == 0);
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (dir, &error);
     assert (trust);
@@ -771,6 +778,14 @@ qt_envelope_test (bool verbose)
     zframe_destroy (&frame);
     qt_signer_destroy (&restarted);
 
+    //  A rater's key, in the trust store under its own name, signs no
+    //  envelope: refused even where any sender is welcome
+    qt_signer_t *person = qt_signer_new (&rater);
+    frame = s_test_actions (person, 15, batch);
+    s_expect_drop (verifier, "action", frame, QT_DROP_WRONG_ROLE);
+    zframe_destroy (&frame);
+    qt_signer_destroy (&person);
+
     assert (qt_verifier_accepted (verifier) == 6);
     assert (qt_verifier_drops_total (verifier) >= 8);
 
@@ -787,6 +802,8 @@ qt_envelope_test (bool verbose)
     unlink (actor_pub);
     unlink (actor_key);
     unlink (scorer_pub);
+    unlink (rater_pub);
+    zstr_free (&rater_pub);
     zstr_free (&actor_key);
     rmdir (dir);
     zstr_free (&actor_pub);

@@ -1,8 +1,12 @@
 /*  qt_keys: Ed25519 key pairs from libsodium, files of hex, the trust store. */
 #include "quintet.h"
 
+//  "raters" signs the people's daemon's envelopes; "rater" is one person's
+//  key (rater-<id>.pub), which signs that person's comparisons and never an
+//  envelope (qt_verifier refuses one claiming it)
 const char *const qt_roles [] = {
-    "world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "control", NULL
+    "world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "control",
+    "raters", QT_RATER_ROLE, NULL
 };
 
 #define S_SEED_HEX_LEN  (crypto_sign_SEEDBYTES * 2)

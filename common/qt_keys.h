@@ -20,8 +20,13 @@
 #define QT_KEY_ID_LEN   16      //  hex characters, without terminator
 #define QT_ROLE_MAX     32
 
-//  The roles of design.md section 1, as they appear on the wire
+//  The roles of design.md section 1, as they appear on the wire, and the
+//  trust-store roles of keys that sign no envelope of their own
 extern const char *const qt_roles [];
+
+//  A person of the simulated population: key rater-<id>.pub signs that
+//  rater's comparisons (qt_wire_judgment_seal), never an envelope
+#define QT_RATER_ROLE   "rater"
 
 //  True if name is one of qt_roles
 bool qt_role_valid (const char *name);

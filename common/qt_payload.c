@@ -39,6 +39,8 @@ static const s_topic_t s_topics [] = {
     { "action",   QUINTET__PAYLOAD_TYPE__ACTION_BATCH,      &quintet__action_batch__descriptor },
     { "eval",     QUINTET__PAYLOAD_TYPE__EVAL_RECORD,       &quintet__eval_record__descriptor },
     { "control",  QUINTET__PAYLOAD_TYPE__CONTROL,           &quintet__control_message__descriptor },
+    { "query",    QUINTET__PAYLOAD_TYPE__QUERY_BATCH,       &quintet__query_batch__descriptor },
+    { "judgment", QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH,    &quintet__judgment_batch__descriptor },
     { NULL, QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED, NULL }
 };
 
@@ -210,6 +212,24 @@ qt_payload_validate (Quintet__PayloadType type, const ProtobufCMessage *payload,
                     return QT_DROP_INVALID;
             return QT_DROP_NONE;
         }
+        case QUINTET__PAYLOAD_TYPE__QUERY_BATCH: {
+            //  Situations as the features name them: one finite value each
+            const Quintet__QueryBatch *queries = (const Quintet__QueryBatch *) payload;
+            if (queries->asked < queries->n_queries)
+                return QT_DROP_INVALID;
+            for (size_t q = 0; q < queries->n_queries; q++) {
+                const Quintet__Query *query = queries->queries [q];
+                if (query->n_a != queries->n_features || query->n_b != queries->n_features
+                ||  !s_all_finite (query->a, query->n_a) || !s_all_finite (query->b, query->n_b))
+                    return QT_DROP_INVALID;
+            }
+            return QT_DROP_NONE;
+        }
+        case QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH:
+            //  Each judgment is signed by its rater and checked alone, by
+            //  whoever consumes it (qt_wire_judgment_open): one bad answer
+            //  must not cost the others
+            return QT_DROP_NONE;
         default:
             return QT_DROP_WRONG_TYPE;
     }
@@ -224,6 +244,36 @@ qt_payload_test (bool verbose)
     assert (qt_payload_type_of_topic ("bogus") == QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED);
     assert (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__REWARD_BATCH), "reward"));
     assert (streq (qt_drop_cause_name (QT_DROP_BAD_SIGNATURE), "bad-signature"));
+    assert (qt_payload_type_of_topic ("query") == QUINTET__PAYLOAD_TYPE__QUERY_BATCH);
+    assert (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH), "judgment"));
+
+    //  Queries: as many finite values per situation as features named
+    {
+        char *features [2] = { "goal", "step" };
+        double a [2] = { 1, 0 }, b [2] = { 0, 1 };
+        Quintet__Query query = QUINTET__QUERY__INIT;
+        Quintet__Query *queries [1] = { &query };
+        query.rater = 1;
+        query.n_a = query.n_b = 2;
+        query.a = a;
+        query.b = b;
+        Quintet__QueryBatch asked = QUINTET__QUERY_BATCH__INIT;
+        asked.n_features = 2;
+        asked.features = features;
+        asked.n_queries = 1;
+        asked.queries = queries;
+        asked.asked = 1;
+        Quintet__PayloadType type = QUINTET__PAYLOAD_TYPE__QUERY_BATCH;
+        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_NONE);
+        b [1] = NAN;
+        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
+        b [1] = 1;
+        query.n_b = 1;
+        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
+        query.n_b = 2;
+        asked.asked = 0;
+        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
+    }
 
     //  A proposal batch: right size passes; wrong size, NaN, inf do not
     double good [2] = { 0.5, 1.0 };

@@ -20,6 +20,15 @@ typedef struct {
     int64_t paused_until;       //  over budget: not read (nor polled) until then
 } s_endpoint_t;
 
+//  A message of another topic re-sent with the output (qt_stage_publish_kept)
+typedef struct {
+    char *topic;                //  NULL: a free slot
+    Quintet__PayloadType type;
+    uint8_t *payload;
+    size_t size;
+    uint64_t tick;
+} s_kept_t;
+
 struct _qt_stage_t {
     const qt_role_t *role;
     void *state;                            //  the role's state
@@ -60,6 +69,8 @@ struct _qt_stage_t {
     size_t last_size;
     uint64_t last_tick;
     bool have_last;
+    //  ... and the last message of each kept topic (qt_stage_publish_kept)
+    s_kept_t kept [QT_STAGE_MAX_KEPT];
 
     uint64_t ticks;                         //  ticks processed
     uint64_t published;
@@ -128,6 +139,7 @@ const char *qt_stage_env_variant (qt_stage_t *self) { return self->env_variant; 
 const char *qt_stage_env_without (qt_stage_t *self) { return self->env_without; }
 const char *qt_stage_state_dir (qt_stage_t *self) { return self->state_dir; }
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self) { return self->verifier; }
+qt_trust_t *qt_stage_trust (qt_stage_t *self) { return self->trust; }
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 
 //  Prometheus metrics every stage exposes (quintet/metrics_bind). Ticks and
@@ -244,8 +256,8 @@ qt_stage_quorum (qt_stage_t *self, size_t upstream)
 
 //  A secret key named relative to systemd's credentials directory when
 //  there is one (LoadCredential=), else as given
-static char *
-s_secret_path (const char *configured)
+char *
+qt_stage_secret_path (const char *configured)
 {
     const char *credentials = getenv ("CREDENTIALS_DIRECTORY");
     if (configured [0] != '/' && credentials && *credentials)
@@ -493,7 +505,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     self->drop_log = qt_ratelimit_new (QT_STAGE_DROP_LOG_MS);
     s_metrics_new (self);
 
-    char *secret_path = s_secret_path (secret);
+    char *secret_path = qt_stage_secret_path (secret);
     qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
     zstr_free (&secret_path);
     if (!keypair) {
@@ -592,6 +604,10 @@ s_stage_destroy (qt_stage_t **self_p)
     qt_metrics_destroy (&self->metrics);
     qt_byzantine_destroy (&self->byzantine);
     free (self->last_payload);
+    for (size_t k = 0; k < QT_STAGE_MAX_KEPT; k++) {
+        free (self->kept [k].topic);
+        free (self->kept [k].payload);
+    }
     free (self->state_dir);
     free (self);
     *self_p = NULL;
@@ -675,6 +691,66 @@ qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType t
 {
     zframe_t *frame = qt_signer_seal (self->signer, type, tick, payload);
     return s_send_sealed (self, topic, frame);
+}
+
+int
+qt_stage_publish_kept (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
+                       uint64_t tick, const ProtobufCMessage *payload)
+{
+    s_kept_t *slot = NULL;
+    for (size_t k = 0; k < QT_STAGE_MAX_KEPT && !slot; k++)
+        if (self->kept [k].topic && streq (self->kept [k].topic, topic))
+            slot = &self->kept [k];
+    for (size_t k = 0; k < QT_STAGE_MAX_KEPT && !slot; k++)
+        if (!self->kept [k].topic) {
+            slot = &self->kept [k];
+            slot->topic = strdup (topic);
+        }
+    if (!slot) {
+        qt_log (LOG_ERR, "cannot keep topic %s: %d kept topics at most", topic, QT_STAGE_MAX_KEPT);
+        return -1;
+    }
+    size_t size = protobuf_c_message_get_packed_size (payload);
+    uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
+    assert (bytes);
+    protobuf_c_message_pack (payload, bytes);
+    free (slot->payload);
+    slot->payload = bytes;
+    slot->size = size;
+    slot->type = type;
+    slot->tick = tick;
+    zframe_t *frame = qt_signer_seal_bytes (self->signer, type, tick, bytes, size);
+    return s_send_sealed (self, topic, frame);
+}
+
+//  While nothing progresses: the last output and every kept topic's last
+//  message again (a degraded stage's are old news: nothing)
+static void
+s_resend (qt_stage_t *self, int64_t now_ms)
+{
+    if (self->degraded)
+        return;
+    if (self->have_last) {
+        zframe_t *frame = self->byzantine
+            ? qt_byzantine_seal (self->byzantine, self->signer, self->role->type,
+                                 self->last_tick, self->last_payload, self->last_size)
+            : qt_signer_seal_bytes (self->signer, self->role->type,
+                                    self->last_tick, self->last_payload,
+                                    self->last_size);
+        if (frame)
+            s_send_sealed (self, self->role->topic, frame);
+        self->resends++;
+        qt_log (LOG_DEBUG, "no progress for %" PRId64 " ms: re-sent tick %" PRIu64,
+                now_ms - self->last_progress_ms, self->last_tick);
+    }
+    for (size_t k = 0; k < QT_STAGE_MAX_KEPT; k++) {
+        s_kept_t *kept = &self->kept [k];
+        if (!kept->payload)
+            continue;
+        zframe_t *frame = qt_signer_seal_bytes (self->signer, kept->type, kept->tick,
+                                                kept->payload, kept->size);
+        s_send_sealed (self, kept->topic, frame);
+    }
 }
 
 static const char *
@@ -1004,6 +1080,41 @@ s_log_control_drop (qt_stage_t *self, qt_drop_cause_t cause, int64_t now_ms)
                       qt_drop_cause_name (cause), suppressed);
 }
 
+//  The Detail lines of one control reply (qt_role_t.details)
+typedef struct {
+    Quintet__Detail items [QT_STAGE_MAX_DETAILS];
+    Quintet__Detail *pointers [QT_STAGE_MAX_DETAILS];
+    size_t count;
+    size_t refused;
+} s_details_t;
+
+static void
+s_detail_add (void *ctx, const char *name, const char *value)
+{
+    s_details_t *details = (s_details_t *) ctx;
+    if (details->count == QT_STAGE_MAX_DETAILS || !name || !value) {
+        details->refused++;
+        return;
+    }
+    Quintet__Detail *detail = &details->items [details->count];
+    quintet__detail__init (detail);
+    detail->name = strdup (name);
+    detail->value = strdup (value);
+    details->pointers [details->count++] = detail;
+}
+
+static void
+s_details_free (s_details_t **self_p)
+{
+    s_details_t *self = *self_p;
+    for (size_t k = 0; k < self->count; k++) {
+        free (self->items [k].name);
+        free (self->items [k].value);
+    }
+    free (self);
+    *self_p = NULL;
+}
+
 //  One control request: [identity][empty][SignedMessage] from a REQ peer.
 //  Only a verified request signed by a "control" key is answered; the
 //  reply carries the stage's counters and echoes the nonce.
@@ -1138,11 +1249,24 @@ s_control (qt_stage_t *self, int64_t now_ms)
         reply.n_drops++;
     }
     reply.drops = drop_p;
+    //  Details: what the stage subscribes to (the topic of every SUB socket
+    //  of an upstream, as s_connect_endpoint subscribed it), then the role's
+    s_details_t *details = (s_details_t *) zmalloc (sizeof (s_details_t));
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        char *name = zsys_sprintf ("subscription/%s", self->role->upstream [i].role);
+        s_detail_add (details, name, self->role->upstream [i].topic);
+        zstr_free (&name);
+    }
+    if (self->role->details)
+        self->role->details (self->state, s_detail_add, details);
+    reply.n_details = details->count;
+    reply.details = details->pointers;
     self->control_answered++;
     Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
     body.reply = &reply;
     zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL,
                                        reply.tick, &body.base);
+    s_details_free (&details);
     qt_message_destroy (&message);
     zmsg_t *out = zmsg_new ();
     zmsg_append (out, &identity);
@@ -1277,20 +1401,7 @@ s_run (qt_stage_t *self)
             s_control (self, now_ms);
         rc = s_process_ready (self, now_ms);
         if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
-            //  Degraded, the last output is old news: nothing to re-send
-            if (self->have_last && !self->degraded) {
-                zframe_t *frame = self->byzantine
-                    ? qt_byzantine_seal (self->byzantine, self->signer, self->role->type,
-                                         self->last_tick, self->last_payload, self->last_size)
-                    : qt_signer_seal_bytes (self->signer, self->role->type,
-                                            self->last_tick, self->last_payload,
-                                            self->last_size);
-                if (frame)
-                    s_send_sealed (self, self->role->topic, frame);
-                self->resends++;
-                qt_log (LOG_DEBUG, "no progress for %" PRId64 " ms: re-sent tick %" PRIu64,
-                        now_ms - self->last_progress_ms, self->last_tick);
-            }
+            s_resend (self, now_ms);
             self->last_resend_ms = now_ms;
         }
         if (now_ms - self->last_status_ms >= self->status_ms)
@@ -1386,7 +1497,7 @@ qt_stage_main (const qt_role_t *role, int argc, char *argv [])
         //  wrong-role signs with another role's key from the same key directory
         const char *secret = NULL;
         qt_config_string (config, "quintet/secret_key", NULL, &secret);
-        char *key_dir = secret ? s_secret_path (secret) : NULL;
+        char *key_dir = secret ? qt_stage_secret_path (secret) : NULL;
         char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
         if (slash)
             *slash = 0;

@@ -29,6 +29,8 @@
 #include "qt_reputation.h"
 
 #define QT_STAGE_MAX_UPSTREAMS  2
+#define QT_STAGE_MAX_KEPT       2       //  topics besides the role's own kept for re-sends
+#define QT_STAGE_MAX_DETAILS    128     //  Detail lines of one control reply
 #define QT_STAGE_RESEND_MS      250     //  no progress for this long: re-send the last output
 #define QT_STAGE_STATUS_MS      1000    //  STATUS= and log interval
 #define QT_STAGE_DEADLINE_MS    100     //  default per-tick deadline for upstream replicas
@@ -48,6 +50,10 @@
 #define QT_STAGE_THROTTLED      "rate-limited"  //  the cause of a peer over its budget
 
 typedef struct _qt_stage_t qt_stage_t;
+
+//  Adds one Detail line (ControlReply.details) to a control reply: the
+//  strings are copied
+typedef void (qt_stage_detail_fn) (void *ctx, const char *name, const char *value);
 
 typedef struct {
     const char *role;           //  upstream role
@@ -81,6 +87,13 @@ typedef struct {
     //  verified messages (NULL where missing). Publishes with
     //  qt_stage_publish. Returns 0, or -1 on a fatal error.
     int (*process) (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **inputs []);
+
+    //  What the role says of itself in a control reply (quintetctl
+    //  status): calls add (ctx, name, value) once per line, at most
+    //  QT_STAGE_MAX_DETAILS in all (the stage's own come first:
+    //  subscription/<role> = the topic its SUB sockets subscribe to there).
+    //  May be NULL.
+    void (*details) (void *state, qt_stage_detail_fn *add, void *ctx);
 } qt_role_t;
 
 //  The whole daemon: parses the command line, loads the config, runs the
@@ -104,6 +117,15 @@ void qt_stage_tick_failed (qt_stage_t *self, uint64_t tick, const char *cause, c
 int qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
                          uint64_t tick, const ProtobufCMessage *payload);
 
+//  Publishes on another topic, like qt_stage_publish_on, and keeps it: the
+//  last message of each such topic (at most QT_STAGE_MAX_KEPT topics) is
+//  re-sent with the role's own output whenever the stage re-sends (slow
+//  joiners, restarts), so a consumer of that topic never waits on a lost
+//  message either (the collector's judgments, the scorer's queries).
+//  -1 for one topic too many.
+int qt_stage_publish_kept (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
+                           uint64_t tick, const ProtobufCMessage *payload);
+
 uint32_t qt_stage_replica (qt_stage_t *self);
 size_t qt_stage_batch (qt_stage_t *self);
 uint64_t qt_stage_seed (qt_stage_t *self);
@@ -112,10 +134,17 @@ uint64_t qt_stage_seed (qt_stage_t *self);
 const char *qt_stage_env (qt_stage_t *self);
 const char *qt_stage_env_variant (qt_stage_t *self);
 const char *qt_stage_env_without (qt_stage_t *self);
+//  Where a configured secret key file is: a relative name is taken in
+//  systemd's credentials directory ($CREDENTIALS_DIRECTORY, LoadCredential=)
+//  when there is one, else as given. Caller frees.
+char *qt_stage_secret_path (const char *configured);
 //  State directory (created if missing), or NULL when not configured
 const char *qt_stage_state_dir (qt_stage_t *self);
 qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);
 qt_verifier_t *qt_stage_verifier (qt_stage_t *self);
+//  The trust store the stage verifies with (a role checking signatures of
+//  its own: the collector's judgments)
+qt_trust_t *qt_stage_trust (qt_stage_t *self);
 
 //  Reputation of the upstream replicas (qt_reputation, one per upstream).
 //  In process(): the weight to combine a replica's input with this tick,
@@ -126,7 +155,8 @@ qt_verifier_t *qt_stage_verifier (qt_stage_t *self);
 double qt_stage_replica_weight (qt_stage_t *self, size_t upstream, uint32_t replica);
 void qt_stage_report_distance (qt_stage_t *self, size_t upstream, uint32_t replica, double distance);
 qt_reputation_t *qt_stage_reputation (qt_stage_t *self, size_t upstream);
-//  The daemon's Prometheus registry (served when quintet/metrics_bind is set)
+//  The daemon's Prometheus registry (served when quintet/metrics_bind is
+//  set): a role registers its own families there in create()
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self);
 
 #endif

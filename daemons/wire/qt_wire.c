@@ -228,6 +228,216 @@ qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, const qt_env_params
     return 0;
 }
 
+
+int
+qt_wire_judgment_seal (const qt_keypair_t *rater_key, const Quintet__Comparison *comparison,
+                       Quintet__Judgment *out)
+{
+    if (!rater_key || !comparison || strneq (rater_key->role, QT_RATER_ROLE)
+    ||  rater_key->replica != comparison->rater)
+        return -1;
+    size_t context = strlen (QT_WIRE_JUDGMENT_CONTEXT);
+    size_t size = quintet__comparison__get_packed_size (comparison);
+    uint8_t *signed_bytes = (uint8_t *) zmalloc (context + size + 1);
+    memcpy (signed_bytes, QT_WIRE_JUDGMENT_CONTEXT, context);
+    quintet__comparison__pack (comparison, signed_bytes + context);
+    uint8_t *signature = (uint8_t *) zmalloc (crypto_sign_BYTES);
+    crypto_sign_detached (signature, NULL, signed_bytes, context + size, rater_key->secret_key);
+    quintet__judgment__init (out);
+    out->comparison.data = (uint8_t *) zmalloc (size + 1);
+    memcpy (out->comparison.data, signed_bytes + context, size);
+    out->comparison.len = size;
+    out->signature.data = signature;
+    out->signature.len = crypto_sign_BYTES;
+    out->key_id = strdup (rater_key->key_id);
+    free (signed_bytes);
+    return 0;
+}
+
+void
+qt_wire_judgment_free (Quintet__Judgment *judgment)
+{
+    if (!judgment)
+        return;
+    free (judgment->comparison.data);
+    free (judgment->signature.data);
+    free (judgment->key_id);
+    quintet__judgment__init (judgment);
+}
+
+static bool
+s_finite_values (const double *values, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite (values [i]))
+            return false;
+    return true;
+}
+
+qt_drop_cause_t
+qt_wire_judgment_open (qt_trust_t *trust, const Quintet__Judgment *judgment, uint32_t n_features,
+                       Quintet__Comparison **comparison)
+{
+    *comparison = NULL;
+    const qt_trust_entry_t *signer = judgment->key_id ? qt_trust_lookup (trust, judgment->key_id) : NULL;
+    if (!signer)
+        return QT_DROP_UNKNOWN_KEY;
+    if (strneq (signer->role, QT_RATER_ROLE))
+        return QT_DROP_WRONG_ROLE;      //  a daemon's key speaks for no person
+    //  Verify over the bytes exactly as received: protobuf is not canonical
+    size_t context = strlen (QT_WIRE_JUDGMENT_CONTEXT);
+    size_t size = judgment->comparison.len;
+    if (judgment->signature.len != crypto_sign_BYTES || size > QT_MESSAGE_SIZE_CAP)
+        return QT_DROP_BAD_SIGNATURE;
+    uint8_t *signed_bytes = (uint8_t *) zmalloc (context + size + 1);
+    memcpy (signed_bytes, QT_WIRE_JUDGMENT_CONTEXT, context);
+    if (size)
+        memcpy (signed_bytes + context, judgment->comparison.data, size);
+    int verified = crypto_sign_verify_detached (judgment->signature.data, signed_bytes,
+                                                context + size, signer->public_key);
+    free (signed_bytes);
+    if (verified != 0)
+        return QT_DROP_BAD_SIGNATURE;
+    Quintet__Comparison *decoded = quintet__comparison__unpack (NULL, size, judgment->comparison.data);
+    if (!decoded)
+        return QT_DROP_BAD_PAYLOAD;
+    qt_drop_cause_t cause = QT_DROP_NONE;
+    //  Rater 3's key vouches for rater 3's answers only
+    if (decoded->rater != signer->replica)
+        cause = QT_DROP_WRONG_ROLE;
+    else
+    if (decoded->n_a != n_features || decoded->n_b != n_features
+    ||  !s_finite_values (decoded->a, decoded->n_a) || !s_finite_values (decoded->b, decoded->n_b)
+    ||  !(decoded->preference >= -1 && decoded->preference <= 1))      //  false for NaN
+        cause = QT_DROP_INVALID;
+    if (cause != QT_DROP_NONE)
+        quintet__comparison__free_unpacked (decoded, NULL);
+    else
+        *comparison = decoded;
+    return cause;
+}
+
+//  The judgment checks, each failure by its cause
+static void
+s_judgment_test (void)
+{
+    char dir_template [] = "/tmp/qt_wire_test.XXXXXX";
+    char *dir = mkdtemp (dir_template);
+    assert (dir);
+    qt_keypair_t *raters [2] = { qt_keypair_generate (QT_RATER_ROLE, 1),
+                                 qt_keypair_generate (QT_RATER_ROLE, 2) };
+    qt_keypair_t *daemon = qt_keypair_generate ("raters", 1);
+    char *paths [3] = { zsys_sprintf ("%s/rater-1.pub", dir), zsys_sprintf ("%s/rater-2.pub", dir),
+                        zsys_sprintf ("%s/raters-1.pub", dir) };
+    assert (qt_keypair_save (raters [0], NULL, paths [0]) == 0);
+    assert (qt_keypair_save (raters [1], NULL, paths [1]) == 0);
+    assert (qt_keypair_save (daemon, NULL, paths [2]) == 0);
+    char *error = NULL;
+    qt_trust_t *trust = qt_trust_load (dir, &error);
+    assert (trust);
+
+    double a [3] = { 1, 0, 2 }, b [3] = { 0, 1, 2 };
+    Quintet__Comparison comparison = QUINTET__COMPARISON__INIT;
+    comparison.rater = 1;
+    comparison.query_tick = 41;
+    comparison.query_index = 3;
+    comparison.n_a = comparison.n_b = 3;
+    comparison.a = a;
+    comparison.b = b;
+    comparison.preference = -0.25;
+    Quintet__Judgment judgment;
+    Quintet__Comparison *opened = NULL;
+
+    //  Round trip
+    assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_NONE);
+    assert (opened && opened->rater == 1 && opened->query_tick == 41 && opened->query_index == 3
+            && opened->n_a == 3 && opened->b [1] == 1 && opened->preference == -0.25);
+    quintet__comparison__free_unpacked (opened, NULL);
+    //  Wrong length for the environment
+    assert (qt_wire_judgment_open (trust, &judgment, 2, &opened) == QT_DROP_INVALID && !opened);
+    //  A flipped bit of the comparison, or of the signature
+    judgment.comparison.data [judgment.comparison.len - 1] ^= 1;
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE && !opened);
+    judgment.comparison.data [judgment.comparison.len - 1] ^= 1;
+    judgment.signature.data [0] ^= 1;
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
+    judgment.signature.data [0] ^= 1;
+    judgment.signature.len = 10;
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
+    judgment.signature.len = crypto_sign_BYTES;
+    //  Another key id: unknown, or the daemon's (not a person's)
+    char *key_id = judgment.key_id;
+    judgment.key_id = "0123456789abcdef";
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_UNKNOWN_KEY);
+    judgment.key_id = daemon->key_id;
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_WRONG_ROLE);
+    judgment.key_id = NULL;
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_UNKNOWN_KEY);
+    judgment.key_id = key_id;
+    qt_wire_judgment_free (&judgment);
+
+    //  Rater 2 signing an answer in rater 1's name; the seal refuses it,
+    //  so forge it by hand
+    assert (qt_wire_judgment_seal (raters [1], &comparison, &judgment) == -1);
+    comparison.rater = 2;
+    assert (qt_wire_judgment_seal (raters [1], &comparison, &judgment) == 0);
+    comparison.rater = 1;
+    size_t context = strlen (QT_WIRE_JUDGMENT_CONTEXT);
+    size_t size = quintet__comparison__get_packed_size (&comparison);
+    uint8_t *bytes = (uint8_t *) zmalloc (context + size);
+    memcpy (bytes, QT_WIRE_JUDGMENT_CONTEXT, context);
+    quintet__comparison__pack (&comparison, bytes + context);
+    free (judgment.comparison.data);
+    judgment.comparison.data = (uint8_t *) zmalloc (size);
+    memcpy (judgment.comparison.data, bytes + context, size);
+    judgment.comparison.len = size;
+    crypto_sign_detached (judgment.signature.data, NULL, bytes, context + size, raters [1]->secret_key);
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_WRONG_ROLE && !opened);
+    //  Signed without the context: the signature of another scheme
+    crypto_sign_detached (judgment.signature.data, NULL, bytes + context, size, raters [0]->secret_key);
+    free (judgment.key_id);
+    judgment.key_id = strdup (raters [0]->key_id);
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
+    //  Bytes that do not decode, properly signed
+    memcpy (bytes + context, "\xff\xff\xff", 3);
+    crypto_sign_detached (judgment.signature.data, NULL, bytes, context + 3, raters [0]->secret_key);
+    judgment.comparison.len = 3;
+    memcpy (judgment.comparison.data, "\xff\xff\xff", 3);
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_PAYLOAD);
+    free (bytes);
+    qt_wire_judgment_free (&judgment);
+
+    //  Values: NaN, out of range, infinite features
+    double bad [] = { NAN, 1.5, -1.0000001, INFINITY };
+    for (size_t k = 0; k < sizeof bad / sizeof bad [0]; k++) {
+        comparison.preference = bad [k];
+        assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+        assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID && !opened);
+        qt_wire_judgment_free (&judgment);
+    }
+    comparison.preference = 1;
+    a [2] = NAN;
+    assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID);
+    qt_wire_judgment_free (&judgment);
+    a [2] = 2;
+    comparison.n_b = 2;
+    assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID);
+    qt_wire_judgment_free (&judgment);
+
+    qt_trust_destroy (&trust);
+    for (int k = 0; k < 3; k++) {
+        unlink (paths [k]);
+        zstr_free (&paths [k]);
+    }
+    rmdir (dir);
+    qt_keypair_destroy (&raters [0]);
+    qt_keypair_destroy (&raters [1]);
+    qt_keypair_destroy (&daemon);
+}
+
 void
 qt_wire_test (bool verbose)
 {
@@ -287,6 +497,8 @@ qt_wire_test (bool verbose)
     assert (majority [0].step == 5 && majority [1].step == 5 && majority [1].episode == 1);
     slots [0] = slots [1] = slots [2] = NULL;
     assert (qt_wire_gather (slots, 3, 2, payloads, majority) == -1);
+
+    s_judgment_test ();
     if (verbose)
         printf ("OK\n");
 }

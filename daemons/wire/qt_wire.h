@@ -57,6 +57,31 @@ int qt_wire_gather (qt_message_t **slots, uint32_t replicas, size_t batch,
 int qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, const qt_env_params_t *params,
                          qt_env_decl_t *decl, char **error);
 
+//  Judgments: one rater's Comparison, signed by that rater's own key (trust
+//  store file rater-<id>.pub) over QT_WIRE_JUDGMENT_CONTEXT || the encoded
+//  comparison, so that a collector or scorer can tell what a person said
+//  whoever relayed it. The context keeps these signatures apart from
+//  envelope signatures ("quintet-v1:"): neither can pass for the other.
+#define QT_WIRE_JUDGMENT_CONTEXT "quintet-judgment-v1:"
+
+//  Encodes and signs comparison with rater_key (role QT_RATER_ROLE, replica
+//  = comparison->rater) into out, whose bytes and strings it allocates:
+//  release them with qt_wire_judgment_free. -1 (out untouched) when the key
+//  is not that rater's.
+int qt_wire_judgment_seal (const qt_keypair_t *rater_key, const Quintet__Comparison *comparison,
+                           Quintet__Judgment *out);
+void qt_wire_judgment_free (Quintet__Judgment *judgment);
+
+//  Checks one judgment as received, in this order: key id in the trust
+//  store (unknown-key), bound to role rater (wrong-role), signature over the
+//  context and the bytes as received (bad-signature), decode (bad-payload),
+//  the signer is the rater the comparison names (wrong-role), a and b of
+//  n_features finite values each and a finite preference in [-1, 1]
+//  (invalid-value). On QT_DROP_NONE *comparison is the decoded comparison
+//  (free with quintet__comparison__free_unpacked (c, NULL)), else NULL.
+qt_drop_cause_t qt_wire_judgment_open (qt_trust_t *trust, const Quintet__Judgment *judgment,
+                                       uint32_t n_features, Quintet__Comparison **comparison);
+
 void qt_wire_test (bool verbose);
 
 #endif

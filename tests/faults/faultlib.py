@@ -29,6 +29,7 @@ RECEIVERS = {
     "rewarder": ("aggregator",),
     "aggregator": ("actor",),
     "actor": ("world",),
+    "raters": ("collector",),       # not a pipeline role: one process, like the world
 }
 # Episodes per run (finished over all instances, tomato_watering, batch 32,
 # seed 1). The in-process simulation gives exactly the honest daemons'

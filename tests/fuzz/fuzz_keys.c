@@ -4,14 +4,16 @@
 */
 #include "fuzz_keys.h"
 
-#define S_ROLES 8
+#define S_ROLES 10      //  every role of qt_roles: rater keys too, which sign no envelope
 
 const char *const fuzz_topics [] = {
-    "sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control", NULL
+    "sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control",
+    "query", "judgment", NULL
 };
 
 static const char *const s_publisher [] = {
-    "world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world", "control"
+    "world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world", "control",
+    "scorer", "raters"
 };
 
 static struct {

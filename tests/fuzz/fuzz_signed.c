@@ -5,7 +5,8 @@
               role that publishes it: payload decode and value validation
       9       arbitrary envelope bytes, signed as they are (non-canonical,
               unknown fields, any epoch, seq, tick, send time, type)
-      10..    payloads for the control channel: requests and replies
+      10, 11  an arbitrary payload on query, judgment (fuzz_topics [9], [10])
+      12..    payloads for the control channel: requests and replies
 
     Each input is opened by a fresh verifier (and by one of batch 0, which
     skips the batch checks), then the payload is read as a daemon would.
@@ -13,7 +14,8 @@
 #include "fuzz_keys.h"
 
 #define S_RAW_ENVELOPE  9
-#define S_CONTROL       10
+#define S_QUERY         10      //  and S_QUERY + 1: judgment
+#define S_CONTROL       12
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -85,7 +87,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         zframe_destroy (&frame);
     }
     else {
-        const char *topic = mode < S_RAW_ENVELOPE ? fuzz_topics [mode] : QT_CONTROL_TOPIC;
+        const char *topic = mode < S_RAW_ENVELOPE ? fuzz_topics [mode]
+                          : mode < S_CONTROL ? fuzz_topics [mode - 1] : QT_CONTROL_TOPIC;
         qt_signer_t *signer = fuzz_signer (fuzz_role_of_topic (topic));
         zframe_t *frame = qt_signer_seal_bytes (signer, qt_payload_type_of_topic (topic), 1, data, size);
         s_open (checked, topic, frame);

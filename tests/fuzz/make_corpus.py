@@ -33,10 +33,15 @@ import zmq
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 # The seed's first byte indexes fuzz_topics in fuzz_keys.c: same order here.
-TOPICS = ("sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control")
+TOPICS = ("sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control",
+          "query", "judgment")
 PUBLISHER = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world",
-             "control")
+             "control", "scorer", "raters")
 RAW_ENVELOPE = 9
+# fuzz_signed's first byte per topic: 0..8 as TOPICS, then 9 is the raw
+# envelope, so query and judgment are 10 and 11
+SIGNED_MODE = {topic: (index if index < RAW_ENVELOPE else index + 1) for index, topic in enumerate(TOPICS)}
+CAPTURED = tuple(t for t in TOPICS if t != "control")    # from the wire; control is asked for
 PER_TOPIC = 3
 CAPTURE_TIMEOUT_S = 30.0
 
@@ -81,14 +86,14 @@ def main():
         pb2 = d.pb2
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
-        for topic in TOPICS[:-1]:
+        for topic in CAPTURED:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         for role in qd.ROLES:
             for endpoint in d.endpoints(role):
                 sub.connect(endpoint)
         d.start()
         deadline = time.monotonic() + CAPTURE_TIMEOUT_S
-        while time.monotonic() < deadline and any(len(captured[t]) < PER_TOPIC for t in TOPICS[:-1]):
+        while time.monotonic() < deadline and any(len(captured[t]) < PER_TOPIC for t in CAPTURED):
             if sub.poll(100):
                 topic, frame = sub.recv_multipart()
                 topic = topic.decode()
@@ -138,13 +143,13 @@ def main():
                 mode = b"\x01"
                 write(os.path.join(args.out, "control", name + "-payload"), mode + envelope.payload)
                 write(os.path.join(args.out, "control", name + "-raw"), b"\x00" + frame)
-                write(os.path.join(args.out, "signed", name), bytes([TOPICS.index("control")])
+                write(os.path.join(args.out, "signed", name), bytes([SIGNED_MODE["control"]])
                       + envelope.payload)
                 continue
             data, resealed = seal(pb2, qd, PUBLISHER[index], envelope)
             write(os.path.join(args.out, "receive", name), resealed)
             write(os.path.join(args.out, "receive", name + "-original"), frame)
-            write(os.path.join(args.out, "signed", name), bytes([index]) + envelope.payload)
+            write(os.path.join(args.out, "signed", name), bytes([SIGNED_MODE[topic]]) + envelope.payload)
             write(os.path.join(args.out, "signed", name + "-envelope"), bytes([RAW_ENVELOPE]) + data)
     for k, text in enumerate(config_texts):
         write(os.path.join(args.out, "config", "replica-%d.conf" % k), text)

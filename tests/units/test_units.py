@@ -36,9 +36,11 @@ ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 JOURNALCTL = shutil.which("journalctl") or "/usr/bin/journalctl"
 THRESHOLD = 20          # 2.0 in systemd-analyze's table
 TIMEOUT_S = 60
-ROLES = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
-UNITS = ["quintet-world.service", "quintet.target"] + [
-    "quintet-%s@.service" % role for role in ROLES if role != "world"]
+ROLES = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "raters")
+SINGLE = ("world", "raters")        # one process each: a plain unit, not a template
+RATERS = 20                         # the population the raters' unit and example hand keys to
+UNITS = ["quintet-world.service", "quintet-raters.service", "quintet.target"] + [
+    "quintet-%s@.service" % role for role in ROLES if role not in SINGLE]
 
 failures = []
 
@@ -169,10 +171,10 @@ def test_install(build_dir, source_dir, tmp):
 
 def test_examples(build_dir, source_dir, tmp):
     ctl = os.path.join(build_dir, "tools", "quintetctl", "quintetctl")
-    result = run([ctl, "keygen", "--dir", tmp, "--replicas", "3"])
+    result = run([ctl, "keygen", "--dir", tmp, "--replicas", "3", "--raters", str(RATERS)])
     check(result.returncode == 0, "quintetctl keygen (%s)" % result.stdout.strip())
     configs = sorted(glob.glob(os.path.join(source_dir, "deploy", "config", "*.conf")))
-    check(len(configs) == 19, "19 example configs (world + 3 of each role): %d" % len(configs))
+    check(len(configs) == 20, "20 example configs (world, raters + 3 of each role): %d" % len(configs))
     env = dict(os.environ, CREDENTIALS_DIRECTORY=os.path.join(tmp, "keys"))
     for i, config in enumerate(configs):
         name = os.path.basename(config)[:-len(".conf")]
@@ -227,6 +229,13 @@ def test_examples(build_dir, source_dir, tmp):
                   "--check"], env=env)
     check(result.returncode == 2 and "rater" in result.stdout,
           "--check fails for a scorer without raters (rc %d)" % result.returncode)
+    #  The raters refuse to start without every person's key, and say whose
+    os.rename(os.path.join(tmp, "keys", "rater-%d.key" % RATERS), os.path.join(tmp, "moved.key"))
+    result = run([os.path.join(build_dir, "daemons", "quintet-raters"), "--config",
+                  os.path.join(tmp, "raters-1.conf"), "--check"], env=env)
+    check(result.returncode == 2 and ("rater %d of %d" % (RATERS, RATERS)) in result.stdout,
+          "--check fails for the raters without rater-%d.key (rc %d): %s"
+          % (RATERS, result.returncode, result.stdout.strip()[-160:]))
     #  and the check can fail: a key that is not there
     env["CREDENTIALS_DIRECTORY"] = os.path.join(tmp, "nowhere")
     result = run([os.path.join(build_dir, "daemons", "quintet-world"), "--config",

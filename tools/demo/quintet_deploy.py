@@ -19,10 +19,11 @@ log, state directory and loopback port:
         summary = d.run_to_completion(on_progress=print)
 
 The environment is configuration: every replica's config names it
-(quintet/env, env_variant, env_without, the same everywhere), and the
-scorer's panel is written from its declaration (`quintetctl env NAME`: three
-raters honest-1..3 holding its declared performance weights, as an operator
-would until raters are learned).
+(quintet/env, env_variant, env_without, the same everywhere). Nobody writes
+what is wanted: the scorers learn it from the judgments of the raters
+daemon's simulated people (quintet/raters/: how many, the fraction
+malicious and how), collected by the collectors; their config holds only
+how to learn (quantile, the comparison budgets).
 
 The deployment's own view of the run comes from two subscriptions only, the
 same any dashboard would have: the world's `eval` topic (hidden performance
@@ -65,8 +66,10 @@ import nacl.hash
 import nacl.encoding
 import nacl.signing
 
-# Every role in pipeline order, and the topic each one publishes.
-ROLES = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
+# Every role in pipeline order, then the people, and the topic each one
+# publishes (its own; the collectors also publish `judgment`, the scorers
+# `query`: SIDE_TOPICS).
+ROLES = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "raters")
 PUBLISHES = {
     "world": "sensor",
     "collector": "obs",
@@ -75,16 +78,21 @@ PUBLISHES = {
     "rewarder": "proposal",
     "aggregator": "reward",
     "actor": "action",
+    "raters": "judgment",
 }
+SIDE_TOPICS = {"world": ("eval",), "collector": ("judgment",), "scorer": ("query",)}
+# One process each, whatever the replication: the world and the people
+SINGLE = ("world", "raters")
 # What each role consumes: (upstream role, topic), in the daemon's order.
 UPSTREAMS = {
     "world": (("actor", "action"),),
-    "collector": (("world", "sensor"),),
+    "collector": (("world", "sensor"), ("raters", "judgment")),
     "worldmodel": (("collector", "obs"),),
-    "scorer": (("worldmodel", "belief"),),
+    "scorer": (("worldmodel", "belief"), ("collector", "judgment")),
     "rewarder": (("scorer", "score"),),
     "aggregator": (("rewarder", "proposal"),),
     "actor": (("aggregator", "reward"), ("world", "sensor")),
+    "raters": (("scorer", "query"),),
 }
 
 # Role-specific configuration, rendered into quintet/<role>/ of every replica
@@ -93,17 +101,18 @@ UPSTREAMS = {
 # learning options (representation, gamma, nstep, alpha_power, alpha_min,
 # epsilon_start, epsilon_end, epsilon_episodes, q_initial, max_states,
 # checkpoint_ticks), the world model's (samples, particles, steer_draws,
-# reliability_prior). Filled in from the Deployment's parameters: the
-# actor's `reward_source`; the world's `episodes`, `tamper` and
-# `sensor/<name>`; the scorer's rater panel (Deployment.panel).
+# reliability_prior), the scorer's learning options (sc_learn: quantile,
+# raters, comparisons, per_tick, lipschitz, prior_sd, max_per_rater, unit),
+# the raters' population (rt_population: raters, variation, minority,
+# minority_factor, minority_feature, careless, malicious, malice,
+# collude_feature). Filled in from the Deployment's parameters: the actor's
+# `reward_source`; the world's `episodes`, `tamper` and `sensor/<name>`;
+# the scorer's quantile, raters, comparisons and per_tick; the raters'
+# raters, malicious, malice and key_dir.
 ROLE_SECTIONS = {
     "actor": {"reward_source": "pipeline"},
 }
-# Until raters are learned the deployment plays the operator: this many
-# raters honest-1.. whose utility is the environment's declared value (its
-# performance weights over features, from `quintetctl env NAME`), as
-# quintet-sim's panel.
-HONEST_RATERS = 3
+MALICES = ("inverted", "extreme", "colluding")
 
 # The demo's defaults (quintet-demo)
 DEFAULT_EPISODES = 2048     # finished episodes over all instances; the README's demo table
@@ -112,9 +121,16 @@ DEFAULT_BATCH = 32
 DEFAULT_REPLICAS = 3
 DEFAULT_SEED = 1
 DEFAULT_WINDOW = 100        # the figures are means over the last 100 episodes to finish
+DEFAULT_RATERS = 20         # people in the simulated population
+DEFAULT_MALICIOUS = 0.0     # the fraction of them malicious ...
+DEFAULT_MALICE = "inverted" # ... and how
+DEFAULT_COMPARISONS = 1000  # the scorers' total budget of comparisons asked
+DEFAULT_QUANTILE = 0.5      # q of the majority judgment
+DEFAULT_PER_TICK = 8        # comparisons asked per tick, at most
 SENSOR_MODES = ("honest", "broken", "malicious")
 
 SIGNATURE_CONTEXT = b"quintet-v1:"
+JUDGMENT_CONTEXT = b"quintet-judgment-v1:"     # a rater's signature over its Comparison
 MESSAGE_SIZE_CAP = 4 * 1024 * 1024
 START_GRACE_S = 0.5
 LOG_TAIL_LINES = 15
@@ -182,15 +198,6 @@ def describe_env(build_dir, name, variant=None):
     name, summary, variant(s), tamper_styles, features [{name, performance}],
     sensors [{name, family, length, ...}], max_steps, reward_scale..."""
     return _quintetctl_json(build_dir, "env", name, *(["--variant", variant] if variant else []))
-
-
-def honest_panel(declaration, raters=HONEST_RATERS):
-    """quintet/scorer/rater/<name>/weight/<feature> of the operator's panel:
-    `raters` raters holding the environment's declared performance weights."""
-    weights = collections.OrderedDict((f["name"], f["performance"])
-                                      for f in declaration["features"] if f["performance"])
-    return collections.OrderedDict(("honest-%d" % k, {"weight": dict(weights)})
-                                   for k in range(1, raters + 1))
 
 
 # Listening ports come from below the kernel's ephemeral range: the ports
@@ -354,6 +361,9 @@ class Verifier:
         "score": ("scorer", "SCORE_BATCH", "ScoreBatch"),
         "proposal": ("rewarder", "PROPOSAL_BATCH", "ProposalBatch"),
         "action": ("actor", "ACTION_BATCH", "ActionBatch"),
+        "query": ("scorer", "QUERY_BATCH", "QueryBatch"),
+        # the raters publish the people's answers, the collectors relay them
+        "judgment": (("raters", "collector"), "JUDGMENT_BATCH", "JudgmentBatch"),
     }
 
     REPLAY_WINDOW = 64
@@ -440,7 +450,7 @@ class Verifier:
         want_role, want_type, payload_name = self.PAYLOADS[topic]
         if envelope.type != pb2.PayloadType.Value(want_type):
             return self._reject("wrong-type")
-        if role != want_role:
+        if role not in (want_role if isinstance(want_role, tuple) else (want_role,)):
             return self._reject("unexpected-sender")
         payload = getattr(pb2, payload_name)()
         try:
@@ -459,6 +469,8 @@ class Verifier:
             if not all(math.isfinite(r.performance) and math.isfinite(r.observed_return)
                        for r in payload.results):
                 return self._reject("invalid-value")
+        elif topic in ("query", "judgment"):
+            pass                # no batch; a judgment is checked alone (open_judgment)
         elif len(payload.actions if topic == "action" else payload.instances) != payload.batch:
             return self._reject("batch-size")
         if topic == "reward" and not all(math.isfinite(i.reward) for i in payload.instances):
@@ -466,6 +478,36 @@ class Verifier:
         self._accept(envelope)
         self.verified += 1
         return topic, envelope, payload
+
+    def open_judgment(self, judgment, n_features=None):
+        """(cause, Comparison) of one Judgment, as the collectors check it:
+        Ed25519 by the key of trust-store file rater-<id>.pub over
+        b"quintet-judgment-v1:" + the comparison bytes as received, the
+        comparison naming that rater, finite values, preference in [-1, 1]
+        (and n_features each for a and b, when given). cause is None when valid."""
+        entry = self.trust.by_key_id.get(judgment.key_id)
+        if entry is None:
+            return "unknown-key", None
+        role, replica, verify_key = entry
+        if role != "rater":
+            return "wrong-role", None
+        try:
+            verify_key.verify(JUDGMENT_CONTEXT + judgment.comparison, judgment.signature)
+        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+            return "bad-signature", None
+        comparison = self.pb2.Comparison()
+        try:
+            comparison.ParseFromString(judgment.comparison)
+        except Exception:
+            return "bad-payload", None
+        if comparison.rater != replica:
+            return "wrong-role", None
+        values = list(comparison.a) + list(comparison.b)
+        if (not all(math.isfinite(v) for v in values) or not -1 <= comparison.preference <= 1
+                or (n_features is not None and (len(comparison.a), len(comparison.b))
+                    != (n_features, n_features))):
+            return "invalid-value", None
+        return None, comparison
 
 
 # --------------------------------------------------------------------------
@@ -694,17 +736,22 @@ class Deployment:
     malicious}, quintet/world/sensor/<name> (fault injection). episodes:
     episodes to finish over all instances (quintet/world/episodes; 0 runs
     until stopped). window: the summary's means are over the last `window`
-    episodes to finish. The scorer's panel is HONEST_RATERS raters with the
-    environment's declared performance weights (honest_panel), unless
-    `panel` is given ({rater name: {weight: {feature: w}, kind, vote,
-    value}}); role_sections and overrides are merged last."""
+    episodes to finish. raters: people in the raters daemon's population
+    (each with a key rater-<id>, quintetctl keygen --raters), of which the
+    fraction malicious_raters is malicious in the way `malice` says
+    (inverted, extreme, colluding); comparisons: the scorers' total budget
+    of comparisons asked, per_tick: at most per tick; quantile: q of their
+    majority judgment. role_sections and overrides are merged last."""
 
     def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
                  replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
                  reward_source="pipeline", episodes=DEFAULT_EPISODES,
                  env=None, variant=None, without=None, tamper=None, sensors=None,
-                 window=DEFAULT_WINDOW, panel=None, overrides=None, role_sections=None,
-                 byzantine=None, dashboard=False, placement=None):
+                 window=DEFAULT_WINDOW, overrides=None, role_sections=None,
+                 byzantine=None, dashboard=False, placement=None, raters=DEFAULT_RATERS,
+                 malicious_raters=DEFAULT_MALICIOUS, malice=DEFAULT_MALICE,
+                 comparisons=DEFAULT_COMPARISONS, quantile=DEFAULT_QUANTILE,
+                 per_tick=DEFAULT_PER_TICK):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
@@ -742,7 +789,22 @@ class Deployment:
                 raise ValueError("sensor %s=%s: expected a sensor of %s (%s) = %s"
                                  % (name, mode, self.env, ", ".join(declared),
                                     " | ".join(SENSOR_MODES)))
-        self.panel = panel if panel is not None else honest_panel(self.declaration)
+        self.raters = int(raters)
+        self.malicious_raters = float(malicious_raters)
+        self.malice = malice
+        self.comparisons = int(comparisons)
+        self.quantile = float(quantile)
+        self.per_tick = int(per_tick)
+        if not 1 <= self.raters <= 256:
+            raise ValueError("raters is 1..256")
+        if not 0 <= self.malicious_raters <= 1:
+            raise ValueError("malicious_raters is a fraction in [0, 1]")
+        if self.malice not in MALICES:
+            raise ValueError("malice is one of %s" % ", ".join(MALICES))
+        if self.comparisons < 0 or not 0 <= self.per_tick <= 64:
+            raise ValueError("comparisons must be >= 0, per_tick in 0..64")
+        if not 0 < self.quantile < 1:
+            raise ValueError("quantile is in (0, 1)")
         # overrides: {"<role>" or "<role>-<r>": {key: value | {nested}}},
         # merged into that replica's `quintet` section
         self.overrides = overrides or {}
@@ -750,7 +812,7 @@ class Deployment:
         # --byzantine MODE (qt_byzantine: value attacks, protocol faults)
         self.byzantine = {}
         for (b_role, b_replica), mode in (byzantine or {}).items():
-            if b_role not in ROLES or not 1 <= int(b_replica) <= (1 if b_role == "world" else self.replicas):
+            if b_role not in ROLES or not 1 <= int(b_replica) <= (1 if b_role in SINGLE else self.replicas):
                 raise ValueError("--byzantine: no replica %s-%s" % (b_role, b_replica))
             self.byzantine[(b_role, int(b_replica))] = mode
         self.role_sections = deep_merge(ROLE_SECTIONS, role_sections or {})
@@ -787,11 +849,14 @@ class Deployment:
                 command += [flag, value]
         for name, mode in self.sensors.items():
             command += ["--sensor", "%s=%s" % (name, mode)]
+        command += ["--raters", str(self.raters), "--malicious-raters", repr(self.malicious_raters),
+                    "--malice", self.malice, "--comparisons", str(self.comparisons),
+                    "--quantile", repr(self.quantile), "--per-tick", str(self.per_tick)]
         return command
 
     # -- topology -----------------------------------------------------------
     def count(self, role):
-        return 1 if role == "world" else self.replicas
+        return 1 if role in SINGLE else self.replicas
 
     def replicas_of(self, role):
         return [self.replica[(role, r)] for r in range(1, self.count(role) + 1)]
@@ -818,7 +883,7 @@ class Deployment:
                 os.unlink(target)
         ctl = quintetctl_path(self.build_dir)
         result = subprocess.run([ctl, "keygen", "--dir", self.state_dir,
-                                 "--replicas", str(self.replicas)],
+                                 "--replicas", str(self.replicas), "--raters", str(self.raters)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if result.returncode != 0:
             raise DeploymentError("quintetctl keygen failed (%d): %s"
@@ -867,7 +932,16 @@ class Deployment:
             if self.sensors:
                 section["sensor"] = collections.OrderedDict(self.sensors)
         if role == "scorer":
-            section["rater"] = self.panel
+            # how to learn, never what is wanted (that comes from judgments)
+            section["quantile"] = self.quantile
+            section["raters"] = self.raters
+            section["comparisons"] = self.comparisons
+            section["per_tick"] = self.per_tick
+        if role == "raters":
+            section["raters"] = self.raters
+            section["malicious"] = self.malicious_raters
+            section["malice"] = self.malice
+            section["key_dir"] = self.path("keys")
         if role == "actor":
             section["reward_source"] = self.reward_source
         section = deep_merge(section, self.role_sections.get(role, {}))
@@ -896,7 +970,7 @@ class Deployment:
         upstream = collections.OrderedDict()
         for up_role, _topic in UPSTREAMS[role]:
             section = collections.OrderedDict()
-            section["faults"] = 0 if up_role == "world" else self.faults
+            section["faults"] = 0 if up_role in SINGLE else self.faults
             for i, endpoint in enumerate(self.endpoints(up_role), 1):
                 section[str(i)] = endpoint
             upstream[up_role] = section

@@ -17,6 +17,7 @@
 
 #define S_DEFAULT_REPLICAS  3
 #define S_MAX_REPLICAS      QT_QUORUM_MAX_REPLICAS
+#define S_MAX_RATERS        256     //  RT_MAX_RATERS: rater ids 1..256
 
 static void
 s_usage (FILE *out)
@@ -24,10 +25,12 @@ s_usage (FILE *out)
     fprintf (out,
         "Usage: quintetctl COMMAND [OPTIONS]\n\n"
         "Commands:\n"
-        "  keygen --dir DIR [--replicas N] [--role ROLE=N]... [--force]\n"
-        "      Generate keys for the world (1 replica) and N replicas (default %d) of every\n"
-        "      other role; --role overrides one role's count. Writes DIR/trust/*.pub and\n"
-        "      DIR/keys/*.key (0600). Refuses to overwrite existing keys without --force.\n"
+        "  keygen --dir DIR [--replicas N] [--raters R] [--role ROLE=N]... [--force]\n"
+        "      Generate keys for the world, the raters daemon and control (1 each), N\n"
+        "      replicas (default %d) of every pipeline role, and R people (rater-1..R,\n"
+        "      default 0: the raters daemon's key_dir); --role overrides one role's count.\n"
+        "      Writes DIR/trust/*.pub and DIR/keys/*.key (0600). Refuses to overwrite\n"
+        "      existing keys without --force.\n"
         "  endpoints (--state-dir DIR | --config-dir DIR) [--json]\n"
         "      Print every replica's publish endpoint: the quintet/bind of each *.conf in\n"
         "      a config directory; --state-dir DIR means DIR/etc (the demo's layout).\n"
@@ -36,8 +39,10 @@ s_usage (FILE *out)
         "      Ask every daemon whose config sets quintet/control_bind for role, replica,\n"
         "      state, tick, upstream replicas up/heard, drops by cause (control/CAUSE: the\n"
         "      control channel's), reputation (upstream\n"
-        "      replicas warned, down-weighted or excluded); print a table or\n"
-        "      JSON. Requests are signed with a control key (keygen writes control-1),\n"
+        "      replicas warned, down-weighted or excluded) and what it says of itself\n"
+        "      (details: its subscriptions, what the scorer learned...); print a table\n"
+        "      (details indented under their replica) or JSON. Requests are signed\n"
+        "      with a control key (keygen writes control-1),\n"
         "      replies are verified against the trust store. --state-dir DIR means\n"
         "      DIR/etc, DIR/keys/control-1.key and DIR/trust (the demo's layout).\n"
         "      Exit 1 if any daemon did not answer.\n"
@@ -61,6 +66,13 @@ s_mkdir (const char *path, mode_t mode)
     return 0;
 }
 
+//  Roles that run as one process whatever the replication
+static bool
+s_single_role (const char *role)
+{
+    return streq (role, "world") || streq (role, "raters") || streq (role, "control");
+}
+
 static int
 s_keygen (int argc, char *argv [])
 {
@@ -68,6 +80,7 @@ s_keygen (int argc, char *argv [])
         { "dir", required_argument, NULL, 'd' },
         { "replicas", required_argument, NULL, 'n' },
         { "role", required_argument, NULL, 'r' },
+        { "raters", required_argument, NULL, 'R' },
         { "force", no_argument, NULL, 'f' },
         { NULL, 0, NULL, 0 }
     };
@@ -77,10 +90,13 @@ s_keygen (int argc, char *argv [])
     size_t roles = 0;
     while (qt_roles [roles])
         roles++;
+    //  One process each: the world, the people's daemon, the operator; the
+    //  people themselves only when asked (--raters)
     for (size_t i = 0; i < roles; i++)
-        counts [i] = streq (qt_roles [i], "world") ? 1 : streq (qt_roles [i], "control") ? 1 : S_DEFAULT_REPLICAS;
+        counts [i] = s_single_role (qt_roles [i]) ? 1
+                   : streq (qt_roles [i], QT_RATER_ROLE) ? 0 : S_DEFAULT_REPLICAS;
     int option;
-    while ((option = getopt_long (argc, argv, "d:n:r:f", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "d:n:r:R:f", options, NULL)) != -1) {
         if (option == 'd')
             dir = optarg;
         else
@@ -94,7 +110,19 @@ s_keygen (int argc, char *argv [])
                 return 2;
             }
             for (size_t i = 0; i < roles; i++)
-                if (strneq (qt_roles [i], "world") && strneq (qt_roles [i], "control"))
+                if (!s_single_role (qt_roles [i]) && strneq (qt_roles [i], QT_RATER_ROLE))
+                    counts [i] = n;
+        }
+        else
+        if (option == 'R') {
+            char *end = NULL;
+            long n = strtol (optarg, &end, 10);
+            if (end == optarg || *end || n < 0 || n > S_MAX_RATERS) {
+                fprintf (stderr, "quintetctl keygen: --raters: expected 0..%d, got \"%s\"\n", S_MAX_RATERS, optarg);
+                return 2;
+            }
+            for (size_t i = 0; i < roles; i++)
+                if (streq (qt_roles [i], QT_RATER_ROLE))
                     counts [i] = n;
         }
         else
@@ -102,13 +130,16 @@ s_keygen (int argc, char *argv [])
             char *equals = strchr (optarg, '=');
             bool found = false;
             long n = equals ? strtol (equals + 1, NULL, 10) : 0;
+            long most = S_MAX_REPLICAS;
             for (size_t i = 0; equals && i < roles; i++)
                 if (strlen (qt_roles [i]) == (size_t) (equals - optarg)
                 &&  strncmp (qt_roles [i], optarg, (size_t) (equals - optarg)) == 0) {
                     counts [i] = n;
                     found = true;
+                    if (streq (qt_roles [i], QT_RATER_ROLE))
+                        most = S_MAX_RATERS;
                 }
-            if (!found || n < 0 || n > S_MAX_REPLICAS) {
+            if (!found || n < 0 || n > most) {
                 fprintf (stderr, "quintetctl keygen: --role: expected ROLE=N with a known role and 0..%d, got \"%s\"\n",
                          S_MAX_REPLICAS, optarg);
                 return 2;
@@ -370,7 +401,28 @@ s_print_table (zlist_t *targets)
         }
         printf ("%-14s %-30s %10" PRIu64 " %10" PRIu64 "  %-34s %-24s %s\n", t->name, r->state, r->tick,
                 r->ticks, upstream, *drops ? drops : "0", *reputation ? reputation : "ok");
+        //  What the daemon says of itself (its subscriptions, what it
+        //  learned...), indented under its row
+        for (size_t i = 0; i < r->n_details; i++)
+            printf ("    %-36s %s\n", r->details [i]->name, r->details [i]->value);
     }
+}
+
+//  A JSON string of our own daemons' text: quotes, backslashes and control
+//  characters escaped
+static void
+s_print_json_string (const char *text)
+{
+    putchar ('"');
+    for (const char *c = text ? text : ""; *c; c++)
+        if (*c == '"' || *c == '\\')
+            printf ("\\%c", *c);
+        else
+        if ((unsigned char) *c < 0x20)
+            printf ("\\u%04x", (unsigned char) *c);
+        else
+            putchar (*c);
+    putchar ('"');
 }
 
 static bool
@@ -437,7 +489,15 @@ s_print_json (zlist_t *targets)
             s_print_drops (r, false);
             printf ("}, \"control_drops\": {");
             s_print_drops (r, true);
-            printf ("}");
+            printf ("}, \"details\": [");
+            for (size_t i = 0; i < r->n_details; i++) {
+                printf ("%s{\"name\": ", i ? ", " : "");
+                s_print_json_string (r->details [i]->name);
+                printf (", \"value\": ");
+                s_print_json_string (r->details [i]->value);
+                printf ("}");
+            }
+            printf ("]");
         }
         printf ("}");
     }
