@@ -31,6 +31,7 @@
     The learning results themselves are quintet-sim runs (test_learning.py).
 */
 #include <assert.h>
+#include <sodium.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,6 +515,7 @@ main (int argc, char *argv [])
         rt_population_test (true);
         rw_reward_test (true);
         ac_qlearn_test (true);
+        assert (sodium_init () >= 0);     //  the judgments' keys
         qt_wire_test (true);
         return 0;
     }

@@ -20,7 +20,8 @@ import sys
 
 def run(sim, env, source, episodes, window, seed):
     command = [sim, "--env", env, "--reward-source", source, "--episodes", str(episodes),
-               "--window", str(window), "--seed", str(seed), "--quiet", "--json"]
+               "--window", str(window), "--seed", str(seed), "--quiet", "--json",
+               "--scorer-source", "intended"]   # the Results table: the declared value as score
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

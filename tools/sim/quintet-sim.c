@@ -548,18 +548,17 @@ main (int argc, char *argv [])
                 "\"reward_source\": \"%s\", \"seed\": %" PRIu64 ", \"batch\": %u, \"window\": %u, "
                 "\"episodes\": %" PRIu64 ", \"performance\": %.6f, \"observed_return\": %.6f, "
                 "\"pipeline_return\": %s, \"ticks\": %" PRIu64 ", \"steps\": %" PRIu64
-                ", \"seconds\": %.3f, \"filter_runs_per_step\": %.2f, \"learner_rows\": %" PRIu64 "}\n",
+                ", \"seconds\": %.3f, \"filter_runs_per_step\": %.2f, \"learner_rows\": %" PRIu64 ", ",
                 decl.name, decl.variants [decl.variant],
                 decl.n_tamper_styles ? decl.tamper_styles [decl.tamper_style] : "",
                 decl.params.without, s_source_names [options.source], options.seed, batch, window, recorded,
                 mean.performance, mean.observed, pipeline, ticks, steps, seconds,
                 (double) wm_filter_runs (filter) / (double) (steps + recorded),
                 ac_qlearn_rows (learner));
-        //  What Charlie learned (a second line: the run's figures stay one
-        //  object that older readers parse)
+        //  What Charlie learned
         double learned [QT_ENV_MAX_FEATURES] = { 0 };
         sc_learn_weights (learn, learned);
-        printf ("{\"scorer_source\": \"%s\", \"raters\": %u, \"malicious\": %.4f, \"malice\": \"%s\", "
+        printf ("\"scorer_source\": \"%s\", \"raters\": %u, \"malicious\": %.4f, \"malice\": \"%s\", "
                 "\"quantile\": %.4f, \"budget\": %u, \"asked\": %" PRIu64 ", \"judgments\": %" PRIu64
                 ", \"learn_seconds\": %.3f, \"learn_us_per_tick\": %.2f, \"weights\": {",
                 s_scorer_names [options.scorer], options.population.raters, options.population.malicious,
