@@ -1,35 +1,56 @@
-/*  quintet-scorer (Charlie): how desirable the likely states are.
+/*  quintet-scorer (Charlie): how desirable the likely states are, learned
+    from what people say.
 
-    Beliefs from the world-model replicas are combined robustly first
-    (coordinate-wise median, samples from the replica nearest the median:
-    wm_belief_combine). Every sampled state is then scored by each rater of
-    the configured panel, from the features of the transition into it, and
-    the panel's score is the q-quantile of the raters' scores (majority
-    judgment); the distribution of that score over the likely states is
-    published (sc_panel), with each instance's clock.
+    Each tick t, in this order:
+    1. Judgments: the collectors' JudgmentBatch of tick t holds the raters'
+       answers to the queries this scorer asked at tick t - 1. Each judgment
+       carries its rater's own signature, checked here (qt_wire_judgment_open)
+       whoever relayed it, and must answer a query we asked (same tick,
+       index, rater and situations); the union over the collector replicas
+       is learned from in query order (a lying collector can withhold a
+       judgment, which another collector supplies, but not forge or replay
+       one). Then the raters with new judgments are refit (sc_learn).
+    2. Scores: beliefs from the world-model replicas are combined robustly
+       (coordinate-wise median, samples from the replica nearest the median:
+       wm_belief_combine); every likely state is scored by the majority
+       judgment of the learned raters (QrQtl over their utilities, q from
+       config) and the distribution over likely states published, with
+       each instance's clock and what has been learned (ScoreBatch.learning).
+    3. Queries: the pairs of situations to ask about, chosen among the
+       tick's likely states where the raters' models are least certain,
+       within the budgets (sc_learn_select), published on topic query
+       (kept for re-sends: the raters answer them in tick t + 1).
+    Honest replicas see the same inputs and stay bit-identical.
 
-    The panel is configuration: raters' utilities are weights over the
-    features the environment declares. The scorer never reads the
-    environment's hidden performance.
-
-    Config (quintet/scorer/...): quantile (q, default 0.5), and at least one
-    rater as rater/<name>/ with kind = weighted | constant | inverted, vote
-    (its weight in the quantile, default 1), value (constant), and
-    weight/<feature> per declared feature (default 0).
+    The scorer holds no utility: its configuration is the learner's
+    (quintet/scorer/<option> for every sc_learn_options name: quantile,
+    lipschitz, prior_sd, raters, comparisons, per_tick, max_per_rater, unit).
+    It never reads the environment's hidden performance, `eval` or the
+    intended value.
 */
 #include "quintet.h"
 #include "qt_wire.h"
-#include "panel.h"
+#include "learn.h"
 
 typedef struct {
     qt_env_decl_t decl;
     size_t batch;
-    double quantile;
-    uint32_t raters;
-    sc_panel_t *panel;
+    sc_learn_t *learn;
     wm_belief_t *replica_belief;            //  [replica], scratch
+    wm_belief_t *combined;                  //  [batch]
+    const wm_belief_t **asked_about;        //  [batch]
     qt_wire_clock_t *clocks;
     Quintet__InstanceClock *wire_clocks;
+    //  The queries of the last tick, which this tick's judgments answer
+    sc_query_t queries [SC_MAX_QUERIES];
+    size_t n_queries;
+    uint64_t query_tick;
+    bool have_queries;
+    double learn_seconds;
+    qt_metric_t *judgments;                 //  quintet_scorer_judgments_total{outcome}
+    qt_metric_t *learn_time;                //  quintet_scorer_learn_seconds (histogram)
+    qt_metric_t *asked;                     //  quintet_scorer_comparisons_asked
+    qt_metric_t *used;                      //  quintet_scorer_comparisons_learned
 } scorer_t;
 
 static void
@@ -38,54 +59,14 @@ s_scorer_destroy (void **state_p)
     scorer_t *self = (scorer_t *) *state_p;
     if (!self)
         return;
-    sc_panel_destroy (&self->panel);
+    sc_learn_destroy (&self->learn);
     free (self->replica_belief);
+    free (self->combined);
+    free (self->asked_about);
     free (self->clocks);
     free (self->wire_clocks);
     free (self);
     *state_p = NULL;
-}
-
-//  One rater from quintet/scorer/rater/<name>/...
-static int
-s_read_rater (qt_config_t *config, const char *name, const qt_env_decl_t *decl, sc_rater_t *rater,
-              char **error)
-{
-    static const char *const kinds [] = { "weighted", "constant", "inverted", NULL };
-    memset (rater, 0, sizeof *rater);
-    char *base = zsys_sprintf ("quintet/scorer/rater/%s", name);
-    char *key = zsys_sprintf ("%s/kind", base);
-    int kind = 0;
-    int rc = qt_config_choice (config, key, kinds, "weighted", &kind);
-    rater->kind = (sc_rater_kind_t) kind;
-    zstr_free (&key);
-    key = zsys_sprintf ("%s/value", base);
-    rc |= qt_config_double (config, key, false, 0, -1e6, 1e6, &rater->value);
-    zstr_free (&key);
-    key = zsys_sprintf ("%s/vote", base);
-    rc |= qt_config_double (config, key, false, 1, 1e-9, 1e9, &rater->vote);
-    zstr_free (&key);
-    char *weights = zsys_sprintf ("%s/weight", base);
-    zlist_t *children = qt_config_children (config, weights);
-    for (char *feature = (char *) zlist_first (children); feature && rc == 0;
-         feature = (char *) zlist_next (children)) {
-        int index = qt_env_feature_index (decl, feature);
-        key = zsys_sprintf ("%s/%s", weights, feature);
-        if (index < 0) {
-            *error = zsys_sprintf ("%s: %s: %s declares no feature \"%s\"", qt_config_path (config),
-                                   key, decl->name, feature);
-            rc = -1;
-        }
-        else
-            rc = qt_config_double (config, key, false, 0, -1e9, 1e9, &rater->weight [index]);
-        zstr_free (&key);
-    }
-    zlist_destroy (&children);
-    zstr_free (&weights);
-    zstr_free (&base);
-    if (rc && !*error)
-        *error = strdup (qt_config_error (config));
-    return rc;
 }
 
 static void *
@@ -97,45 +78,53 @@ s_scorer_create (qt_stage_t *stage, qt_config_t *config, char **error)
         free (self);
         return NULL;
     }
-    sc_panel_config_t panel;
-    sc_panel_config_init (&panel);
-    int rc = qt_config_double (config, "quintet/scorer/quantile", false, panel.quantile,
-                               1e-6, 1 - 1e-6, &panel.quantile);
-    zlist_t *names = qt_config_children (config, "quintet/scorer/rater");
-    if (rc == 0 && zlist_size (names) == 0) {
-        *error = zsys_sprintf ("%s: quintet/scorer/rater: no rater configured; the panel is "
-                               "configuration (rater/<name>/weight/<feature> = value)",
-                               qt_config_path (config));
-        rc = -1;
-    }
-    for (char *name = (char *) zlist_first (names); name && rc == 0; name = (char *) zlist_next (names)) {
-        sc_rater_t rater;
-        rc = s_read_rater (config, name, &self->decl, &rater, error);
-        if (rc == 0 && sc_panel_config_add (&panel, &rater)) {
-            *error = zsys_sprintf ("%s: quintet/scorer/rater: at most %d raters",
-                                   qt_config_path (config), SC_PANEL_MAX_RATERS);
+    //  Every key under quintet/scorer/ must be a learner option: a panel
+    //  written in the config (rater/<name>/weight/...) is refused
+    sc_learn_config_t learn;
+    sc_learn_config_default (&learn);
+    int rc = 0;
+    zlist_t *keys = qt_config_children (config, "quintet/scorer");
+    for (char *name = (char *) zlist_first (keys); name && rc == 0; name = (char *) zlist_next (keys)) {
+        char *key = zsys_sprintf ("quintet/scorer/%s", name);
+        const char *value = NULL;
+        const char *cause = NULL;
+        if (qt_config_string (config, key, "", &value) || sc_learn_config_set (&learn, name, value, &cause)) {
+            *error = zsys_sprintf ("%s: %s: %s (the scorer's options: quantile, lipschitz, "
+                                   "prior_sd, raters, comparisons, per_tick, max_per_rater, unit; "
+                                   "it learns what people want and holds no utility)",
+                                   qt_config_path (config), key, cause ? cause : "not a value");
             rc = -1;
         }
+        zstr_free (&key);
     }
-    zlist_destroy (&names);
+    zlist_destroy (&keys);
+    const char *cause = NULL;
     if (rc == 0) {
-        self->panel = sc_panel_new (&panel, self->decl.n_features);
-        if (!self->panel) {
-            *error = zsys_sprintf ("%s: quintet/scorer: invalid rater panel", qt_config_path (config));
+        self->learn = sc_learn_new (&learn, self->decl.n_features, self->decl.reward_scale, &cause);
+        if (!self->learn) {
+            *error = zsys_sprintf ("%s: quintet/scorer: %s", qt_config_path (config), cause);
             rc = -1;
         }
     }
     if (rc) {
-        if (!*error)
-            *error = strdup (qt_config_error (config));
         free (self);
         return NULL;
     }
-    self->quantile = panel.quantile;
-    self->raters = panel.n_raters;
     self->replica_belief = (wm_belief_t *) zmalloc (sizeof (wm_belief_t) * QT_QUORUM_MAX_REPLICAS);
+    self->combined = (wm_belief_t *) zmalloc (sizeof (wm_belief_t) * self->batch);
+    self->asked_about = (const wm_belief_t **) zmalloc (sizeof (void *) * self->batch);
     self->clocks = (qt_wire_clock_t *) zmalloc (sizeof (qt_wire_clock_t) * self->batch);
     self->wire_clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * self->batch);
+    qt_metrics_t *metrics = qt_stage_metrics (stage);
+    self->judgments = qt_metrics_counter (metrics, "quintet_scorer_judgments_total",
+        "Judgments the scorer received, by outcome (learned, duplicate, unasked, or the drop cause)",
+        "outcome");
+    self->asked = qt_metrics_gauge (metrics, "quintet_scorer_comparisons_asked",
+        "Comparisons asked so far (the budget is quintet/scorer/comparisons)", NULL);
+    self->used = qt_metrics_gauge (metrics, "quintet_scorer_comparisons_learned",
+        "Judgments learned from so far", NULL);
+    self->learn_time = qt_metrics_gauge (metrics, "quintet_scorer_learn_seconds",
+        "Time spent learning from the last tick's judgments", NULL);
     return self;
 }
 
@@ -143,12 +132,73 @@ static qt_drop_cause_t
 s_scorer_validate (void *state, size_t upstream, const ProtobufCMessage *payload)
 {
     scorer_t *self = (scorer_t *) state;
-    (void) upstream;
+    if (upstream == 1)
+        return QT_DROP_NONE;        //  judgments are checked one by one, in process()
     const Quintet__BeliefBatch *beliefs = (const Quintet__BeliefBatch *) payload;
     if (beliefs->n_sensors != self->decl.n_sensors || beliefs->n_features != self->decl.n_features
     ||  beliefs->n_variables != self->decl.n_vars)
         return QT_DROP_INVALID;
     return QT_DROP_NONE;
+}
+
+//  The judgments of this tick: the union over the collector replicas of
+//  the rater-signed answers to the queries of the last tick, learned from
+//  in query order. Returns how many were learned.
+static uint32_t
+s_learn_judgments (scorer_t *self, qt_stage_t *stage, uint64_t tick, qt_message_t **inputs)
+{
+    uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 1));
+    bool answered [SC_MAX_QUERIES] = { false };
+    double preference [SC_MAX_QUERIES] = { 0 };
+    uint32_t n_features = self->decl.n_features;
+    for (uint32_t r = 0; r < replicas; r++) {
+        qt_message_t *message = inputs [r];
+        if (!message || qt_stage_replica_weight (stage, 1, r + 1) <= 0)
+            continue;
+        const Quintet__JudgmentBatch *batch = (const Quintet__JudgmentBatch *) message->payload;
+        size_t missing = 0;
+        for (size_t j = 0; j < batch->n_judgments; j++) {
+            Quintet__Comparison *comparison = NULL;
+            qt_drop_cause_t cause = qt_wire_judgment_open (qt_stage_trust (stage), batch->judgments [j],
+                                                           n_features, &comparison);
+            const char *outcome = cause == QT_DROP_NONE ? NULL : qt_drop_cause_name (cause);
+            //  It must answer a query of ours, as asked
+            if (!outcome) {
+                uint32_t k = comparison->query_index;
+                const sc_query_t *query = k < self->n_queries ? &self->queries [k] : NULL;
+                if (!self->have_queries || tick == 0 || comparison->query_tick != self->query_tick
+                ||  !query || query->rater != comparison->rater
+                ||  comparison->n_a != n_features || comparison->n_b != n_features
+                ||  memcmp (comparison->a, query->a, sizeof (double) * n_features)
+                ||  memcmp (comparison->b, query->b, sizeof (double) * n_features))
+                    outcome = "unasked";
+                else
+                if (answered [k])
+                    outcome = preference [k] == comparison->preference ? "duplicate" : "conflicting";
+                else {
+                    answered [k] = true;
+                    preference [k] = comparison->preference;
+                }
+            }
+            if (outcome)
+                qt_metric_add (self->judgments, outcome, 1);
+            if (outcome && strneq (outcome, "duplicate"))
+                missing++;
+            if (comparison)
+                quintet__comparison__free_unpacked (comparison, NULL);
+        }
+        //  A collector's distance: the judgments it relayed that were not
+        //  good answers (a forged, replayed or unasked one)
+        qt_stage_report_distance (stage, 1, r + 1, (double) missing);
+    }
+    uint32_t learned = 0;
+    for (size_t k = 0; k < self->n_queries; k++)
+        if (answered [k]
+        &&  sc_learn_add (self->learn, self->queries [k].rater, self->queries [k].a,
+                          self->queries [k].b, preference [k]) == 0)
+            learned++;
+    qt_metric_add (self->judgments, "learned", learned);
+    return learned;
 }
 
 static int
@@ -161,6 +211,14 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
                         self->clocks) < 0)
         return 0;
 
+    //  1. What people said of the last tick's queries
+    int64_t started = zclock_usecs ();
+    s_learn_judgments (self, stage, tick, inputs [1]);
+    sc_learn_fit (self->learn);
+    self->learn_seconds = (double) (zclock_usecs () - started) / 1e6;
+    qt_metric_set (self->learn_time, NULL, self->learn_seconds);
+
+    //  2. Scores
     Quintet__ScoreDistribution *scores = (Quintet__ScoreDistribution *) zmalloc (sizeof (Quintet__ScoreDistribution) * self->batch);
     Quintet__ScoreDistribution **scores_p = (Quintet__ScoreDistribution **) zmalloc (sizeof (void *) * self->batch);
     const wm_belief_t *views [QT_QUORUM_MAX_REPLICAS];
@@ -173,6 +231,7 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
     bool comparable [QT_QUORUM_MAX_REPLICAS];
     for (uint32_t r = 0; r < replicas; r++)
         comparable [r] = beliefs [r] != NULL;
+    size_t n_asked_about = 0;
     for (size_t i = 0; i < self->batch; i++) {
         for (uint32_t r = 0; r < replicas; r++) {
             views [r] = NULL;
@@ -180,20 +239,23 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
                 views [r] = &self->replica_belief [r];
             used [r] = qt_stage_replica_weight (stage, 0, r + 1) > 0 ? views [r] : NULL;
         }
-        wm_belief_t combined;
+        wm_belief_t *combined = &self->combined [i];
         sc_score_t score;
         memset (&score, 0, sizeof score);
         score.data_reliability = 1;
-        if (wm_belief_combine (used, replicas, &combined) == 0) {
-            sc_panel_score (self->panel, &combined, &score);
+        if (wm_belief_combine (used, replicas, combined) == 0) {
+            sc_learn_score (self->learn, combined, &score);
+            //  Situations are asked about from running episodes only
+            if (!self->clocks [i].idle)
+                self->asked_about [n_asked_about++] = combined;
             for (uint32_t r = 0; r < replicas; r++) {
-                if (!views [r] || views [r]->n_features != combined.n_features) {
+                if (!views [r] || views [r]->n_features != combined->n_features) {
                     comparable [r] = false;
                     continue;
                 }
                 double squared = 0;
-                for (uint32_t f = 0; f < combined.n_features; f++) {
-                    double delta = views [r]->features [f] - combined.features [f];
+                for (uint32_t f = 0; f < combined->n_features; f++) {
+                    double delta = views [r]->features [f] - combined->features [f];
                     squared += delta * delta;
                 }
                 distance [r] += sqrt (squared) / (double) self->batch;
@@ -211,30 +273,131 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
         scores [i].data_reliability = score.data_reliability;
         scores_p [i] = &scores [i];
     }
+
+    //  What has been learned, for dashboards and status
+    uint32_t n_features = self->decl.n_features, raters = sc_learn_raters (self->learn);
+    double weights [QT_ENV_MAX_FEATURES];
+    sc_learn_weights (self->learn, weights);
+    double *rights = (double *) zmalloc (sizeof (double) * (raters + 1));
+    uint32_t *counts = (uint32_t *) zmalloc (sizeof (uint32_t) * (raters + 1));
+    uint32_t *excluded = (uint32_t *) zmalloc (sizeof (uint32_t) * (raters + 1));
+    size_t n_excluded = 0;
+    for (uint32_t r = 0; r < raters; r++) {
+        rights [r] = sc_learn_voting_right (self->learn, r + 1);
+        counts [r] = sc_learn_rater_comparisons (self->learn, r + 1);
+        if (rights [r] <= 0)
+            excluded [n_excluded++] = r + 1;
+    }
+    Quintet__Learning learning = QUINTET__LEARNING__INIT;
+    learning.n_features = n_features;
+    learning.features = (char **) self->decl.feature_names;
+    learning.n_weights = n_features;
+    learning.weights = weights;
+    learning.comparisons = sc_learn_comparisons (self->learn);
+    learning.asked = sc_learn_asked (self->learn);
+    learning.n_voting_rights = raters;
+    learning.voting_rights = rights;
+    learning.n_rater_comparisons = raters;
+    learning.rater_comparisons = counts;
+    learning.n_excluded = n_excluded;
+    learning.excluded = excluded;
+    learning.learn_seconds = self->learn_seconds;
+
     Quintet__ScoreBatch batch = QUINTET__SCORE_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;
-    batch.quantile = self->quantile;
-    batch.raters = self->raters;
+    batch.quantile = sc_learn_quantile (self->learn);
+    batch.raters = raters;
     batch.n_instances = self->batch;
     batch.instances = scores_p;
+    batch.learning = &learning;
     int rc = qt_stage_publish (stage, tick, &batch.base);
     for (uint32_t r = 0; r < replicas; r++)
         if (beliefs [r])
             qt_stage_report_distance (stage, 0, r + 1, comparable [r] ? distance [r] : INFINITY);
+
+    //  3. This tick's queries, which the raters answer in the next
+    self->n_queries = sc_learn_select (self->learn, self->asked_about, n_asked_about, self->queries);
+    self->query_tick = tick;
+    self->have_queries = true;
+    Quintet__Query *query = (Quintet__Query *) zmalloc (sizeof (Quintet__Query) * (self->n_queries + 1));
+    Quintet__Query **query_p = (Quintet__Query **) zmalloc (sizeof (void *) * (self->n_queries + 1));
+    for (size_t k = 0; k < self->n_queries; k++) {
+        quintet__query__init (&query [k]);
+        query [k].index = (uint32_t) k;
+        query [k].rater = self->queries [k].rater;
+        query [k].n_a = n_features;
+        query [k].a = self->queries [k].a;
+        query [k].n_b = n_features;
+        query [k].b = self->queries [k].b;
+        query_p [k] = &query [k];
+    }
+    Quintet__QueryBatch asked = QUINTET__QUERY_BATCH__INIT;
+    asked.n_features = n_features;
+    asked.features = (char **) self->decl.feature_names;
+    asked.n_queries = self->n_queries;
+    asked.queries = query_p;
+    asked.asked = sc_learn_asked (self->learn);
+    if (rc == 0)
+        rc = qt_stage_publish_kept (stage, "query", QUINTET__PAYLOAD_TYPE__QUERY_BATCH, tick, &asked.base);
+    qt_metric_set (self->asked, NULL, (double) sc_learn_asked (self->learn));
+    qt_metric_set (self->used, NULL, (double) sc_learn_comparisons (self->learn));
+    free (query);
+    free (query_p);
+    free (rights);
+    free (counts);
+    free (excluded);
     free (scores_p);
     free (scores);
     return rc;
+}
+
+//  quintetctl status: what Charlie has learned
+static void
+s_scorer_details (void *state, qt_stage_detail_fn *add, void *ctx)
+{
+    scorer_t *self = (scorer_t *) state;
+    double weights [QT_ENV_MAX_FEATURES];
+    sc_learn_weights (self->learn, weights);
+    char name [96], value [256];
+    for (uint32_t f = 0; f < self->decl.n_features; f++) {
+        snprintf (name, sizeof name, "learned weight/%s", self->decl.feature_names [f]);
+        snprintf (value, sizeof value, "%.6g", weights [f]);
+        add (ctx, name, value);
+    }
+    snprintf (value, sizeof value, "%" PRIu64 " learned of %" PRIu64 " asked (budget %s)",
+              sc_learn_comparisons (self->learn), sc_learn_asked (self->learn), "quintet/scorer/comparisons");
+    add (ctx, "comparisons", value);
+    snprintf (value, sizeof value, "%.3g", sc_learn_quantile (self->learn));
+    add (ctx, "quantile", value);
+    size_t used = 0;
+    char excluded [256] = "";
+    uint32_t raters = sc_learn_raters (self->learn);
+    for (uint32_t r = 1; r <= raters; r++) {
+        if (sc_learn_voting_right (self->learn, r) > 0)
+            used++;
+        else {
+            size_t length = strlen (excluded);
+            if (length < sizeof excluded - 16)
+                snprintf (excluded + length, sizeof excluded - length, "%s%u", length ? " " : "", r);
+        }
+    }
+    snprintf (value, sizeof value, "%zu of %u with a voting right (1 each)", used, raters);
+    add (ctx, "raters", value);
+    add (ctx, "excluded raters", *excluded ? excluded : "none");
+    snprintf (value, sizeof value, "%.6f", self->learn_seconds);
+    add (ctx, "learn seconds (last tick)", value);
 }
 
 const qt_role_t qt_scorer_role = {
     .role = "scorer",
     .topic = "score",
     .type = QUINTET__PAYLOAD_TYPE__SCORE_BATCH,
-    .upstream = { { "worldmodel", "belief" } },
-    .upstreams = 1,
-    .summary = "Charlie: scores the likely states by majority judgment over a panel of raters.",
+    .upstream = { { "worldmodel", "belief" }, { "collector", "judgment" } },
+    .upstreams = 2,
+    .summary = "Charlie: learns from people's comparisons what they want, and scores the likely states by majority judgment.",
     .create = s_scorer_create,
     .destroy = s_scorer_destroy,
     .validate = s_scorer_validate,
     .process = s_scorer_process,
+    .details = s_scorer_details,
 };

@@ -1,7 +1,7 @@
 /*  test_learning: the learning suite's checks of the role logic, one named
     check per invocation so meson reports each alone.
 
-      test-learning selftests       the selftests of the filter, panel,
+      test-learning selftests       the selftests of the filter, learner, raters,
                                     reward, Q-learner and wire conversions
       test-learning posterior ENV   with honest sensors, for every variant
                                     and every scripted reference behaviour
@@ -38,7 +38,6 @@
 #include <time.h>
 
 #include "filter.h"
-#include "panel.h"
 #include "learn.h"
 #include "population.h"
 #include "qlearn.h"
@@ -381,23 +380,14 @@ typedef struct {
 } s_returns_t;
 
 //  Means over episodes of a behaviour (the exploit, or the patrol) with the
-//  pipeline's reward computed alongside: the operator's panel (raters
-//  holding the declared value) and the default rewarder
+//  pipeline's reward computed alongside: the declared value as the score
+//  (what the learned scores aim at: sc_score_known) and the default rewarder
 static s_returns_t
 s_pipeline_returns (const qt_env_decl_t *decl, bool exploit, uint32_t episodes)
 {
     wm_filter_config_t config;
     wm_filter_config_default (&config);
     wm_filter_t *filter = wm_filter_new (decl, &config, 1, T_SEED);
-    sc_panel_config_t panel_config;
-    sc_panel_config_init (&panel_config);
-    sc_rater_t rater;
-    memset (&rater, 0, sizeof rater);
-    rater.kind = SC_RATER_WEIGHTED;
-    rater.vote = 1;
-    memcpy (rater.weight, decl->performance, sizeof rater.weight);
-    sc_panel_config_add (&panel_config, &rater);
-    sc_panel_t *panel = sc_panel_new (&panel_config, decl->n_features);
     rw_weights_t weights;
     rw_weights_default (&weights, decl->reward_scale);
     qt_world_t *world = qt_world_new (decl, T_SEED, 0);
@@ -414,7 +404,7 @@ s_pipeline_returns (const qt_env_decl_t *decl, bool exploit, uint32_t episodes)
             rw_vector_t vector;
             qt_world_read (world, &readings);
             wm_filter_update (filter, 0, &readings, &belief);
-            sc_panel_score (panel, &belief, &score);
+            sc_score_known (decl->performance, &belief, &score);
             rw_reward (&weights, score.mean, score.spread, score.data_reliability, &vector);
             if (readings.step > 0)
                 mean.pipeline += vector.values [RW_REWARD];
@@ -431,7 +421,6 @@ s_pipeline_returns (const qt_env_decl_t *decl, bool exploit, uint32_t episodes)
     mean.observed /= episodes;
     mean.pipeline /= episodes;
     qt_world_destroy (&world);
-    sc_panel_destroy (&panel);
     wm_filter_destroy (&filter);
     return mean;
 }
@@ -521,7 +510,6 @@ main (int argc, char *argv [])
 {
     if (argc == 2 && strcmp (argv [1], "selftests") == 0) {
         wm_filter_test (true);
-        sc_panel_test (true);
         sc_learn_test (true);
         rt_population_test (true);
         rw_reward_test (true);

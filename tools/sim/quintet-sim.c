@@ -11,9 +11,14 @@
     test-only, the learner's competence; no daemon accepts it). The figures
     are means over the last 100 episodes to finish.
 
-    The scorer's panel is what an operator configures until raters are
-    learned: three raters whose utility is the environment's declared value
-    (its performance weights over features). The sim plays that operator.
+    Charlie learns from comparisons (sc_learn): each tick it asks the
+    simulated people (rt_population) about pairs of situations among the
+    tick's likely states, within its budgets; their answers are learned
+    from before the next tick is scored, as the daemons do (the raters
+    answer the queries of tick t in tick t + 1). `--scorer-source intended`
+    instead scores with the environment's declared value (what an operator
+    configuring the panel by hand would write; a test-only baseline, no
+    daemon has it).
 
     `--expect-min-performance X` / `--expect-max-performance X` turn a run
     into a test: exit status 1 when the final mean performance misses.
@@ -31,7 +36,8 @@
 #include <time.h>
 
 #include "filter.h"
-#include "panel.h"
+#include "learn.h"
+#include "population.h"
 #include "qlearn.h"
 #include "reward.h"
 #include "qt_env.h"
@@ -42,10 +48,12 @@
 #define SIM_WINDOW              100     //  default episodes in the reported means
 #define SIM_WINDOW_MAX          10000
 #define SIM_PROGRESS_STEPS      8       //  progress lines per run
-#define SIM_PANEL_RATERS        3
 
 typedef enum { S_SOURCE_PIPELINE = 0, S_SOURCE_ENV, S_SOURCE_HIDDEN } s_source_t;
 static const char *const s_source_names [] = { "pipeline", "env", "hidden" };
+
+typedef enum { S_SCORER_LEARNED = 0, S_SCORER_INTENDED } s_scorer_t;
+static const char *const s_scorer_names [] = { "learned", "intended" };
 
 typedef struct {
     const char *env;
@@ -61,6 +69,9 @@ typedef struct {
     bool lambda_u_set, lambda_r_set;
     wm_filter_config_t filter;
     const char *checkpoint;
+    s_scorer_t scorer;
+    sc_learn_config_t learn;
+    rt_population_config_t population;
 } s_options_t;
 
 typedef struct {
@@ -88,6 +99,19 @@ s_usage (FILE *out)
         "  --lambda-u L --lambda-r L                    rewarder weights\n"
         "  --worldmodel NAME=VALUE  a world-model option (repeatable): particles, samples,\n"
         "                         steer_draws, stuck, garbage, ... (daemons/worldmodel/filter.h)\n"
+        "  --scorer-source SRC    learned (default: from the raters' comparisons) or intended\n"
+        "                         (test-only: the declared value, as a hand-configured panel)\n"
+        "  --raters R             simulated people (default 20)\n"
+        "  --malicious-raters F   the fraction of them malicious (default 0)\n"
+        "  --malice MODE          inverted (default), extreme or colluding\n"
+        "  --comparisons N        total budget of comparisons (default 1000)\n"
+        "  --per-tick K           comparisons asked per tick at most (default 8)\n"
+        "  --quantile Q           q of the majority judgment (default 0.5)\n"
+        "  --scorer NAME=VALUE    a scorer option (repeatable): quantile, lipschitz, prior_sd,\n"
+        "                         comparisons, per_tick, max_per_rater, unit (daemons/scorer/learn.h)\n"
+        "  --population NAME=VALUE  a raters option (repeatable): variation, minority,\n"
+        "                         minority_factor, minority_feature, careless, malicious, malice,\n"
+        "                         collude_feature (daemons/raters/population.h)\n"
         "  --score-baselines      run the world model, scorer and rewarder for env and\n"
         "                         hidden runs too (their pipeline return; slower)\n"
         "  --checkpoint PATH      save the learner at the end\n"
@@ -136,12 +160,33 @@ s_sensor_mode (s_options_t *options, const char *text)
     return -1;
 }
 
+//  One scorer (learner) or population option, with its cause on stderr
+static int
+s_set_option (s_options_t *options, bool scorer, const char *name, const char *value)
+{
+    const char *cause = NULL;
+    int rc = scorer ? sc_learn_config_set (&options->learn, name, value, &cause)
+                    : rt_population_config_set (&options->population, name, value, &cause);
+    if (rc)
+        fprintf (stderr, "quintet-sim: %s %s=%s: %s\n", scorer ? "scorer" : "raters", name, value, cause);
+    return rc;
+}
+
+//  The people's number: the population's size and whom the scorer may ask
+static int
+s_set_both (s_options_t *options, const char *name, const char *value)
+{
+    return s_set_option (options, true, name, value) || s_set_option (options, false, name, value);
+}
+
 static int
 s_parse (int argc, char *argv [], s_options_t *options)
 {
     enum { O_ENV = 256, O_VARIANT, O_TAMPER, O_WITHOUT, O_SENSOR, O_EPISODES, O_BATCH, O_SEED,
            O_SOURCE, O_LEARNER, O_LAMBDA_U, O_LAMBDA_R, O_WORLDMODEL, O_CHECKPOINT, O_MIN,
-           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_WINDOW, O_HELP };
+           O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_WINDOW, O_HELP,
+           O_SCORER_SOURCE, O_RATERS, O_MALICIOUS, O_MALICE, O_COMPARISONS, O_PER_TICK,
+           O_QUANTILE, O_SCORER, O_POPULATION };
     static const struct option long_options [] = {
         { "env", required_argument, NULL, O_ENV },
         { "variant", required_argument, NULL, O_VARIANT },
@@ -167,6 +212,15 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "list-envs", no_argument, NULL, O_LIST },
         { "describe-env", required_argument, NULL, O_DESCRIBE },
         { "help", no_argument, NULL, O_HELP },
+        { "scorer-source", required_argument, NULL, O_SCORER_SOURCE },
+        { "raters", required_argument, NULL, O_RATERS },
+        { "malicious-raters", required_argument, NULL, O_MALICIOUS },
+        { "malice", required_argument, NULL, O_MALICE },
+        { "comparisons", required_argument, NULL, O_COMPARISONS },
+        { "per-tick", required_argument, NULL, O_PER_TICK },
+        { "quantile", required_argument, NULL, O_QUANTILE },
+        { "scorer", required_argument, NULL, O_SCORER },
+        { "population", required_argument, NULL, O_POPULATION },
         { NULL, 0, NULL, 0 }
     };
     const char *sensors [QT_ENV_MAX_SENSORS];
@@ -224,6 +278,46 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 break;
             }
             case O_CHECKPOINT: options->checkpoint = optarg; break;
+            case O_SCORER_SOURCE:
+                if (strcmp (optarg, "learned") && strcmp (optarg, "intended"))
+                    return -1;
+                options->scorer = strcmp (optarg, "learned") ? S_SCORER_INTENDED : S_SCORER_LEARNED;
+                break;
+            case O_RATERS:
+                if (s_set_both (options, "raters", optarg))
+                    return -1;
+                break;
+            case O_MALICIOUS:
+                if (s_set_option (options, false, "malicious", optarg))
+                    return -1;
+                break;
+            case O_MALICE:
+                if (s_set_option (options, false, "malice", optarg))
+                    return -1;
+                break;
+            case O_COMPARISONS:
+                if (s_set_option (options, true, "comparisons", optarg))
+                    return -1;
+                break;
+            case O_PER_TICK:
+                if (s_set_option (options, true, "per_tick", optarg))
+                    return -1;
+                break;
+            case O_QUANTILE:
+                if (s_set_option (options, true, "quantile", optarg))
+                    return -1;
+                break;
+            case O_SCORER:
+            case O_POPULATION: {
+                const char *equals = strchr (optarg, '=');
+                char name [64];
+                if (!equals)
+                    return -1;
+                snprintf (name, sizeof name, "%.*s", (int) (equals - optarg), optarg);
+                if (s_set_option (options, option == O_SCORER, name, equals + 1))
+                    return -1;
+                break;
+            }
             case O_MIN: options->expect_min = atof (optarg); break;
             case O_MAX: options->expect_max = atof (optarg); break;
             case O_JSON: options->json = true; break;
@@ -267,20 +361,6 @@ s_window_mean (const s_episode_t *ring, uint64_t recorded, uint32_t window)
     return mean;
 }
 
-//  The operator's panel: raters holding the environment's declared value
-static void
-s_panel (const qt_env_decl_t *decl, sc_panel_config_t *panel)
-{
-    sc_panel_config_init (panel);
-    sc_rater_t rater;
-    memset (&rater, 0, sizeof rater);
-    rater.kind = SC_RATER_WEIGHTED;
-    rater.vote = 1;
-    memcpy (rater.weight, decl->performance, sizeof rater.weight);
-    for (int r = 0; r < SIM_PANEL_RATERS; r++)
-        sc_panel_config_add (panel, &rater);
-}
-
 int
 main (int argc, char *argv [])
 {
@@ -295,6 +375,8 @@ main (int argc, char *argv [])
     options.expect_min = -INFINITY;
     options.expect_max = INFINITY;
     wm_filter_config_default (&options.filter);
+    sc_learn_config_default (&options.learn);
+    rt_population_config_default (&options.population);
     if (s_parse (argc, argv, &options) != 0) {
         s_usage (stderr);
         return 2;
@@ -329,8 +411,6 @@ main (int argc, char *argv [])
         return 2;
     }
     uint32_t batch = options.batch;
-    sc_panel_config_t panel_config;
-    s_panel (&decl, &panel_config);
 
     qt_world_t **worlds = (qt_world_t **) calloc (batch, sizeof (qt_world_t *));
     int32_t *actions = (int32_t *) calloc (batch, sizeof (int32_t));
@@ -343,12 +423,27 @@ main (int argc, char *argv [])
         active [i] = i < options.episodes;
     }
     wm_filter_t *filter = wm_filter_new (&decl, &options.filter, batch, options.seed);
-    sc_panel_t *panel = sc_panel_new (&panel_config, decl.n_features);
     ac_qlearn_t *learner = ac_qlearn_new (&actor, batch, options.seed);
-    if (!filter || !panel || !learner) {
+    //  Charlie and the people: the same seed as the daemons' (the raters
+    //  daemon's population and every scorer replica's learner)
+    sc_learn_t *learn = sc_learn_new (&options.learn, decl.n_features, decl.reward_scale, &cause);
+    if (!learn) {
+        fprintf (stderr, "quintet-sim: scorer: %s\n", cause);
+        return 2;
+    }
+    rt_population_t *population = rt_population_new (&decl, &options.population, options.seed, &cause);
+    if (!population) {
+        fprintf (stderr, "quintet-sim: raters: %s\n", cause);
+        return 2;
+    }
+    if (!filter || !learner) {
         fprintf (stderr, "quintet-sim: invalid configuration\n");
         return 2;
     }
+    wm_belief_t *beliefs = (wm_belief_t *) calloc (batch, sizeof (wm_belief_t));
+    const wm_belief_t **asked_about = (const wm_belief_t **) calloc (batch, sizeof (void *));
+    sc_query_t queries [SC_MAX_QUERIES];
+    double learn_seconds = 0;
 
     //  Baselines learn without the pipeline: score them only when asked
     bool scoring = options.source == S_SOURCE_PIPELINE || options.score_all;
@@ -357,6 +452,7 @@ main (int argc, char *argv [])
     uint64_t recorded = 0, ticks = 0, steps = 0;
     uint64_t next_progress = options.episodes / SIM_PROGRESS_STEPS;
     while (recorded < options.episodes) {
+        size_t n_asked_about = 0;
         for (uint32_t i = 0; i < batch; i++) {
             if (!active [i])
                 continue;
@@ -379,11 +475,15 @@ main (int argc, char *argv [])
             rw_vector_t vector;
             memset (&vector, 0, sizeof vector);
             if (scoring) {
-                wm_belief_t belief;
+                wm_belief_t *belief = &beliefs [i];
                 sc_score_t score;
-                wm_filter_update (filter, i, &readings, &belief);
-                sc_panel_score (panel, &belief, &score);
+                wm_filter_update (filter, i, &readings, belief);
+                if (options.scorer == S_SCORER_INTENDED)
+                    sc_score_known (decl.performance, belief, &score);
+                else
+                    sc_learn_score (learn, belief, &score);
                 rw_reward (&weights, score.mean, score.spread, score.data_reliability, &vector);
+                asked_about [n_asked_about++] = belief;
             }
             double reward = 0;
             if (readings.step > 0) {
@@ -404,6 +504,19 @@ main (int argc, char *argv [])
                 e->pipeline = pipeline_return [i];
                 recorded++;
             }
+        }
+        //  The tick's queries, answered by the people and learned from
+        //  before the next tick is scored
+        if (scoring && options.scorer == S_SCORER_LEARNED) {
+            clock_t learn_started = clock ();
+            size_t n_queries = sc_learn_select (learn, asked_about, n_asked_about, queries);
+            for (size_t k = 0; k < n_queries; k++) {
+                double preference = rt_population_answer (population, queries [k].rater, ticks,
+                                                          (uint32_t) k, queries [k].a, queries [k].b);
+                sc_learn_add (learn, queries [k].rater, queries [k].a, queries [k].b, preference);
+            }
+            sc_learn_fit (learn);
+            learn_seconds += (double) (clock () - learn_started) / CLOCKS_PER_SEC;
         }
         ticks++;
         if (!options.quiet && next_progress && recorded >= next_progress) {
@@ -442,6 +555,28 @@ main (int argc, char *argv [])
                 mean.performance, mean.observed, pipeline, ticks, steps, seconds,
                 (double) wm_filter_runs (filter) / (double) (steps + recorded),
                 ac_qlearn_rows (learner));
+        //  What Charlie learned (a second line: the run's figures stay one
+        //  object that older readers parse)
+        double learned [QT_ENV_MAX_FEATURES] = { 0 };
+        sc_learn_weights (learn, learned);
+        printf ("{\"scorer_source\": \"%s\", \"raters\": %u, \"malicious\": %.4f, \"malice\": \"%s\", "
+                "\"quantile\": %.4f, \"budget\": %u, \"asked\": %" PRIu64 ", \"judgments\": %" PRIu64
+                ", \"learn_seconds\": %.3f, \"learn_us_per_tick\": %.2f, \"weights\": {",
+                s_scorer_names [options.scorer], options.population.raters, options.population.malicious,
+                rt_malice_names [options.population.malice], options.learn.quantile,
+                options.learn.comparisons, sc_learn_asked (learn), sc_learn_comparisons (learn),
+                learn_seconds, ticks ? 1e6 * learn_seconds / (double) ticks : 0);
+        for (uint32_t f = 0; f < decl.n_features; f++)
+            printf ("%s\"%s\": %.6g", f ? ", " : "", decl.feature_names [f], learned [f]);
+        //  The score and its uncertainty of one unit of each feature alone
+        printf ("}, \"unit_situations\": {");
+        for (uint32_t f = 0; f < decl.n_features; f++) {
+            double situation [QT_ENV_MAX_FEATURES] = { 0 }, uncertainty = 0;
+            situation [f] = 1;
+            double score = sc_learn_score_features (learn, situation, &uncertainty, NULL);
+            printf ("%s\"%s\": [%.6g, %.6g]", f ? ", " : "", decl.feature_names [f], score, uncertainty);
+        }
+        printf ("}}\n");
     }
     int status = 0;
     if (options.checkpoint && ac_qlearn_save (learner, options.checkpoint) != 0) {
@@ -454,7 +589,10 @@ main (int argc, char *argv [])
         status = 1;
     }
     ac_qlearn_destroy (&learner);
-    sc_panel_destroy (&panel);
+    sc_learn_destroy (&learn);
+    rt_population_destroy (&population);
+    free (beliefs);
+    free (asked_about);
     wm_filter_destroy (&filter);
     for (uint32_t i = 0; i < batch; i++)
         qt_world_destroy (&worlds [i]);
