@@ -8,13 +8,19 @@ message reaches us). After a moment, the subscriptions each daemon sent are
 checked: none may be a prefix of b"eval" (the empty subscription included),
 and the topic it consumes must be among them (so the test can fail).
 
-The scorer is where hidden performance would leak into the reward: its
-configuration, as the deployment library writes it for every scorer replica
-(STATE/etc/scorer-<r>.conf, read back as the daemon reads it) and as this
-test writes it, holds no key naming the hidden performance or eval (the
-rater panel is weights over declared features, rater/<name>/weight/<feature>),
-and its upstreams are the world models only.
+The scorer is where hidden performance or the intended value would leak
+into the reward. Its configuration, as the deployment library writes it for
+every scorer replica (STATE/etc/scorer-<r>.conf, read back as the daemon
+reads it) and as this test writes it, holds no key naming a weight, a
+utility, the hidden performance or eval; under quintet/scorer/ there are
+only the learner's options (how to learn: quantile, budgets, prior...),
+each a number; its upstreams are the world models and the collectors
+only. On the wire, each of its upstream sockets receives exactly one
+subscription: `belief` from the world models' and `judgment` from the
+collectors' (what it learns from is what Erin collected, never `eval` nor
+the raters directly).
 """
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +33,13 @@ import quintet_deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 COLLECT_S = 1.5
-FORBIDDEN = ("performance", "hidden", "eval")
+FORBIDDEN = ("performance", "hidden", "eval", "weight", "utility", "intended")
+# How to learn, never what is wanted: the learner's options (sc_learn), numbers
+LEARNING_OPTIONS = ("quantile", "lipschitz", "prior_sd", "raters", "comparisons", "per_tick",
+                    "max_per_rater", "unit")
+RATERS = 3
+# What the scorer's sockets subscribe to, per upstream role: exactly these
+SCORER_SUBSCRIPTIONS = {"worldmodel": [b"belief"], "collector": [b"judgment"]}
 
 
 def zpl_keys(text):
@@ -51,25 +63,26 @@ def check_scorer_config(label, text, failures):
     leaks = [path for path in names if any(word in path.lower() for word in FORBIDDEN)]
     upstream = sorted({path.split("/")[2] for path in names
                        if path.startswith("quintet/upstream/") and path.count("/") >= 2})
-    raters = sorted({path.split("/")[3] for path in names
-                     if path.startswith("quintet/scorer/rater/") and path.count("/") >= 3})
-    print("     %s: %d keys, raters %s, upstreams %s" % (label, len(keys), raters, upstream))
-    itest.check(keys and not leaks, "%s: no key names hidden performance or eval (%s)"
-                % (label, leaks), failures)
-    itest.check(upstream == ["worldmodel"], "%s: its only upstreams are the world models (%s)"
+    learning = {path.split("/", 2)[2]: value for path, value in keys
+                if path.startswith("quintet/scorer/")}
+    print("     %s: %d keys, learning %s, upstreams %s" % (label, len(keys), learning, upstream))
+    itest.check(keys and not leaks, "%s: no key names a weight, a utility, hidden performance "
+                "or eval (%s)" % (label, leaks), failures)
+    itest.check(upstream == ["collector", "worldmodel"],
+                "%s: its only upstreams are the world models and the collectors (%s)"
                 % (label, upstream), failures)
     features = {f["name"] for f in qd.describe_env(BUILD, "tomato_watering")["features"]}
-    odd = []
-    for path in names:
-        parts = path.split("/")
-        if path.startswith("quintet/scorer/rater/") and len(parts) > 4:
-            rest = parts[4:]
-            if not (rest == ["weight"] or (rest[0] == "weight" and len(rest) == 2
-                                           and rest[1] in features)
-                    or rest in (["kind"], ["vote"], ["value"])):
-                odd.append(path)
-    itest.check(raters and not odd, "%s: its panel is raters' weights over declared features "
-                "%s (%s)" % (label, sorted(features), odd or "nothing else"), failures)
+
+    def number(text):
+        try:
+            float(text)
+            return True
+        except (TypeError, ValueError):
+            return False
+    odd = [k for k, v in learning.items() if k not in LEARNING_OPTIONS or not number(v)
+           or any(f in k for f in features)]
+    itest.check(learning and not odd, "%s: quintet/scorer/ holds the learner's options only, "
+                "numbers (%s)" % (label, odd or "nothing else"), failures)
 
 
 def deployment_scorer_configs(build, state, failures):
@@ -90,14 +103,14 @@ BUILD = os.path.abspath(opts.build_dir)
 def main():
     holder, state = itest.state_dir("noeval", opts.keep)
     build = BUILD
-    result = subprocess.run([qd.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1"],
+    result = subprocess.run([qd.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1",
+                             "--raters", str(RATERS)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         print("quintetctl keygen failed: %s" % result.stdout)
         return 1
     failures = []
     deployment_scorer_configs(build, state, failures)
-    panel = qd.honest_panel(qd.describe_env(build, "tomato_watering"))
     context = zmq.Context()
     xpubs = {}          # role -> {upstream role: socket}
     processes = {}      # role -> (Popen, log path)
@@ -122,7 +135,13 @@ def main():
                 "upstream": upstream,
             }
             if role == "scorer":
-                tree["scorer"] = {"rater": panel}   # the operator's panel: no default
+                # how to learn; what is wanted comes from judgments
+                tree["scorer"] = {"quantile": 0.5, "raters": RATERS, "comparisons": 100,
+                                  "per_tick": 4}
+                # quintetctl status: what the scorer itself says it subscribes to
+                tree["control_bind"] = "tcp://127.0.0.1:%d" % qd.free_ports(1, avoid=ports)[0]
+            if role == "raters":
+                tree["raters"] = {"raters": RATERS, "key_dir": os.path.join(state, "keys")}
             config = os.path.join(state, role + ".conf")
             with open(config, "w") as f:
                 f.write(qd.render_zpl("quintet", tree))
@@ -138,11 +157,13 @@ def main():
 
         # Collect what each daemon subscribes to, on every upstream socket
         seen = {role: [] for role in qd.ROLES}
+        seen_on = {}        # (role, upstream role) -> subscriptions on that socket
         poller = zmq.Poller()
         for role in qd.ROLES:
             for sock in xpubs[role].values():
                 poller.register(sock, zmq.POLLIN)
         owner = {sock: role for role in qd.ROLES for sock in xpubs[role].values()}
+        upstream_of = {sock: up for role in qd.ROLES for up, sock in xpubs[role].items()}
         deadline = time.monotonic() + COLLECT_S
         while time.monotonic() < deadline:
             for sock, _ in poller.poll(100):
@@ -153,6 +174,8 @@ def main():
                         break
                     if message[:1] in (b"\x01", b"\x00"):
                         seen[owner[sock]].append((message[0] == 1, message[1:]))
+                        seen_on.setdefault((owner[sock], upstream_of[sock]), []).append(
+                            (message[0] == 1, message[1:]))
 
         for role in qd.ROLES:
             process, log = processes[role]
@@ -169,6 +192,25 @@ def main():
             for up_role, topic in qd.UPSTREAMS[role]:
                 itest.check(topic.encode() in subscribed,
                             "quintet-%s subscribes to %s (from %s)" % (role, topic, up_role), failures)
+        #  The scorer's own account (quintetctl status details): the topic of
+        #  every upstream's sockets
+        status = subprocess.run([qd.quintetctl_path(build), "status", "--config-dir", state,
+                                 "--key", os.path.join(state, "keys", "control-1.key"),
+                                 "--trust", os.path.join(state, "trust"), "--json",
+                                 "--timeout", "3000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        rows = {row["name"]: row for row in json.loads(status.stdout or "[]")}
+        details = {d["name"]: d["value"] for d in rows.get("scorer-1", {}).get("details", [])}
+        told = {k.split("/", 1)[1]: v for k, v in details.items() if k.startswith("subscription/")}
+        itest.check(told == {up: want[0].decode() for up, want in SCORER_SUBSCRIPTIONS.items()},
+                    "quintetctl status: scorer-1 says it subscribes to %s" % told, failures)
+        #  The scorer's live subscriptions, socket by socket: exactly its two
+        #  inputs
+        for up_role, want in sorted(SCORER_SUBSCRIPTIONS.items()):
+            got = sorted({t for on, t in seen_on.get(("scorer", up_role), []) if on})
+            itest.check(got == want, "quintet-scorer subscribes to exactly %s from the %s "
+                        "(%s)" % ([w.decode() for w in want], up_role,
+                                  [g.decode("ascii", "replace") for g in got]), failures)
     finally:
         for process, _log in processes.values():
             if process.poll() is None:
