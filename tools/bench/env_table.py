@@ -22,7 +22,7 @@ def run(sim, env, source, episodes, window, seed):
     command = [sim, "--env", env, "--reward-source", source, "--episodes", str(episodes),
                "--window", str(window), "--seed", str(seed), "--quiet", "--json"]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return {k: v for line in out.strip().splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
 
 
 def main():
