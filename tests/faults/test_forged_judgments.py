@@ -191,12 +191,15 @@ def main():
                       if k.startswith("judgments/")}
             print("     collector-%d judgments: %s" % (r, counts))
             itest.check(row.get("answered"), "collector-%d answers quintetctl status" % r, failures)
-            ticks = counts.get("accepted", 0)
-            itest.check(ticks >= len(sent) // 2, "collector-%d accepted the genuine judgment of "
-                        "%d forged ticks" % (r, ticks), failures)
-            wrong = [c for c in CAUSES if counts.get(c, 0) < ticks * (3 if c == "invalid-value" else 1)]
-            itest.check(ticks and not wrong, "collector-%d counted every forgery by its cause "
-                        "(short: %s)" % (r, wrong or "none"), failures)
+            #  Each forged batch holds one forgery of each cause (invalid-value:
+            #  three), and the genuine answers of the real raters came before
+            ticks = counts.get("unknown-key", 0)
+            itest.check(ticks >= len(sent) // 2 and counts.get("accepted", 0) >= ticks,
+                        "collector-%d took %d forged batches, accepted each genuine judgment"
+                        % (r, ticks), failures)
+            wrong = [c for c in CAUSES if counts.get(c, 0) != ticks * (3 if c == "invalid-value" else 1)]
+            itest.check(ticks and not wrong, "collector-%d counted every forgery by its cause, "
+                        "each once per batch (off: %s)" % (r, wrong or "none"), failures)
         bad = [p for p in published if p != [None]]
         itest.check(published and not bad, "the collectors relayed the genuine judgment alone "
                     "(%d batches, %d otherwise: %s)" % (len(published), len(bad), bad[:3]), failures)
