@@ -330,8 +330,8 @@ def main():
         before = rate.per_second()
         rc, rows = status()
         check(rc == 0 and len(rows) == len(d.replica) and all(row["answered"] for row in rows.values()),
-              "all %d daemons answer quintetctl status over the bridge (rc %%d, %%d rows)" %% len(d.replica)
-              % (rc, len(rows)))
+              "all %d daemons answer quintetctl status over the bridge (rc %d, %d rows)"
+              % (len(d.replica), rc, len(rows)))
         check(collector_up(rows) == [True, True, True], "worldmodel-1: collectors 1-3 up")
 
         #  Cut host 3 off
