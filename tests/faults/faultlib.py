@@ -220,7 +220,7 @@ def simulated(d, **kwargs):
     options, episodes, batch, seed, window): what honest daemons reproduce."""
     out = subprocess.run(d.sim_command(**kwargs), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, timeout=300, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return {k: v for line in out.strip().splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
 
 
 def fmt_summary(summary):

@@ -117,7 +117,7 @@ def train(label, env, episodes, reward_source, options):
         if reward_source != "pipeline":
             command.append("--score-baselines")     # its pipeline return too
         out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
-        sim = json.loads(out.stdout.strip().splitlines()[-1])
+        sim = {k: v for line in out.stdout.strip().splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
         print("     %s: %d episodes, %d ticks in %.1f s (%.0f steps/s, %.1f ticks/s): "
               "performance %s, observed return %s, pipeline return %s (last %d); "
               "%d messages verified, %d rejected" % (

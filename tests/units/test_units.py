@@ -193,9 +193,7 @@ def test_examples(build_dir, source_dir, tmp):
         result = run([daemon, "--config", local, "--check"], env=env)
         check(result.returncode == 0, "%s --check%s" % (name, "" if result.returncode == 0
                                                          else ": " + result.stdout.strip()))
-    #  The environment and the scorer's panel: every example names the
-    #  same environment, and the scorers' raters hold its declared value
-    #  (`quintetctl env NAME`: the performance weight of each feature)
+    #  The environment: every example names the same one
     names = set()
     for config in configs:
         with open(config) as f:
@@ -203,32 +201,37 @@ def test_examples(build_dir, source_dir, tmp):
         names.update(found or [None])
     check(len(names) == 1 and None not in names, "every example names one environment: %s"
           % sorted(str(n) for n in names))
-    envname = sorted(str(n) for n in names)[0]
-    declared = json.loads(run([ctl, "env", envname]).stdout or "{}")
-    weights = {f["name"]: f["performance"] for f in declared.get("features", []) if f["performance"]}
+    #  The scorers hold how to learn, never what is wanted: under scorer/
+    #  only numbers of the learner's options, and the raters they ask are
+    #  the raters daemon's population
+    population = None
+    with open(os.path.join(source_dir, "deploy", "config", "raters-1.conf")) as f:
+        found = re.search(r"^        raters = (\d+)$", f.read(), re.M)
+        population = found and found.group(1)
     for config in configs:
         if not os.path.basename(config).startswith("scorer-"):
             continue
         with open(config) as f:
             text = f.read()
-        raters = re.findall(r"^            (\S+)\n                weight\n((?:                    \S+ = \S+\n)+)",
-                            text, re.M)
-        panel = {name: {k: float(v) for k, v in re.findall(r"(\S+) = (\S+)", body)}
-                 for name, body in raters}
-        check(len(panel) == 3 and all(w == weights for w in panel.values()),
-              "%s: three raters with %s's declared weights %s (%s)"
-              % (os.path.basename(config), envname, weights, panel))
-    #  A scorer without a panel is refused (there is no default)
-    bare = os.path.join(tmp, "scorer-bare.conf")
+        section = text[text.index("\n    scorer\n"):] if "\n    scorer\n" in text else ""
+        options = dict(re.findall(r"^        (\S+) = (\S+)$", section, re.M))
+        odd = [k for k, v in options.items() if not re.match(r"^[0-9.eE+-]+$", v)
+               or k not in ("quantile", "lipschitz", "prior_sd", "raters", "comparisons",
+                            "per_tick", "max_per_rater", "unit")]
+        check(options and not odd and options.get("raters") == population,
+              "%s: the learner's options only (%s), asking the %s raters of raters-1.conf%s"
+              % (os.path.basename(config), options, population, " (odd: %s)" % odd if odd else ""))
+    #  A scorer given a utility is refused: nobody writes what is wanted
+    written = os.path.join(tmp, "scorer-written.conf")
     with open(os.path.join(tmp, "scorer-1.conf")) as f:
         text = f.read()
-    with open(bare, "w") as f:
-        f.write(text[:text.index("    #  The rater panel")] if "    #  The rater panel" in text
-                else text)
-    result = run([os.path.join(build_dir, "daemons", "quintet-scorer"), "--config", bare,
+    with open(written, "w") as f:
+        f.write(text.replace("    scorer\n", "    scorer\n        rater\n            honest-1\n"
+                             "                weight\n                    watered = 0.02\n", 1))
+    result = run([os.path.join(build_dir, "daemons", "quintet-scorer"), "--config", written,
                   "--check"], env=env)
     check(result.returncode == 2 and "rater" in result.stdout,
-          "--check fails for a scorer without raters (rc %d)" % result.returncode)
+          "--check refuses a scorer whose config writes a rater's utility (rc %d)" % result.returncode)
     #  The raters refuse to start without every person's key, and say whose
     os.rename(os.path.join(tmp, "keys", "rater-%d.key" % RATERS), os.path.join(tmp, "moved.key"))
     result = run([os.path.join(build_dir, "daemons", "quintet-raters"), "--config",

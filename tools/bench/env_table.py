@@ -23,7 +23,7 @@ def run(sim, env, source, episodes, window, seed):
                "--window", str(window), "--seed", str(seed), "--quiet", "--json",
                "--scorer-source", "intended"]   # the Results table: the declared value as score
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return {k: v for line in out.strip().splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
 
 
 def main():

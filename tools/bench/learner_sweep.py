@@ -58,7 +58,7 @@ def main():
                            str(args.episodes), "--seed", seed, "--quiet", "--json"] + flags
                 command += args.extra.split()
                 result = subprocess.run(command, check=True, capture_output=True, text=True)
-                record = json.loads(result.stdout.strip().splitlines()[-1])
+                record = {k: v for line in result.stdout.strip().splitlines() if line.startswith("{") for k, v in json.loads(line).items()}
                 record["setting"] = dict(zip(names, setting))
                 if out:
                     out.write(json.dumps(record) + "\n")
