@@ -226,7 +226,7 @@ try:
 
     text = fi(d, "list")
     rows = [line.split() for line in text.splitlines() if "pid" in line]
-    fl.check(len(rows) == 1 + 6 * 3 and all(row[-1] != "None" for row in rows),
+    fl.check(len(rows) == 2 + 6 * 3 and all(row[-1] != "None" for row in rows),
              "list: %d replicas, every one with a pid" % len(rows), failures)
 
     # kill, restart

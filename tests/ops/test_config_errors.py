@@ -3,8 +3,8 @@ and one message naming the file and the key (README "Running the daemons by
 hand"). Each case starts from a config that passes --check, breaks one thing,
 and expects exactly one error line holding the file's name and the key.
 The environment's keys too: quintet/env, env_variant and env_without of any
-role, the world's tamper style and sensor modes, the scorer's rater panel
-(required: there is no default panel).
+role, the world's tamper style and sensor modes, the scorer's options (the
+learner's: a utility written in its config is refused).
 --check also refuses a secret key that is not the trust store's
 <role>-<replica>.pub, and binds nothing (it passes while the ports are held).
 """
@@ -22,7 +22,9 @@ import itest  # noqa: E402
 TIMEOUT_S = 20
 
 
-UPSTREAM = {"collector": "world", "world": "actor", "scorer": "worldmodel"}
+# The upstreams of each role tried, the first one's faults configurable
+UPSTREAM = {"collector": ("world", "raters"), "world": ("actor",),
+            "scorer": ("worldmodel", "collector")}
 PANEL = ("    scorer", "        rater", "            honest-1", "                weight",
          "                    watered = 0.02")
 
@@ -35,10 +37,14 @@ def config(tmp, extra="", batch="4", faults=None, key=None, trust="trust", role=
              '    state_dir = "%s/state"' % tmp, '    bind = "%s"' % bind]
     if extra:
         lines.append(extra)
-    lines += ["    upstream", "        " + UPSTREAM[role]]
-    if faults is not None:
-        lines.append("            faults = %d" % faults)
-    lines.append('            1 = "tcp://127.0.0.1:9"')
+    lines += ["    upstream"]
+    for k, upstream in enumerate(UPSTREAM[role]):
+        lines.append("        " + upstream)
+        if faults is not None and k == 0:
+            lines.append("            faults = %d" % faults)
+        if upstream == "raters":
+            lines.append("            faults = 0")
+        lines.append('            1 = "tcp://127.0.0.1:%d"' % (9 + k))
     lines += list(section)
     return "\n".join(lines) + "\n"
 
@@ -111,13 +117,15 @@ def main():
             ("bad sensor mode", config(tmp, role="world", section=world(
                 "sensor", "    moisture-3 = sideways")),
              ["quintet/world/sensor/moisture-3", '"sideways"']),
-            # the scorer's panel is configuration: required, over declared features
-            ("scorer valid", config(tmp, role="scorer", section=PANEL), None),
-            ("scorer without raters", config(tmp, role="scorer"),
-             ["quintet/scorer/rater", "no rater"]),
-            ("rater on an undeclared feature", config(tmp, role="scorer", section=PANEL[:4] + (
-                "                    performance = 1",)),
-             ["quintet/scorer/rater/honest-1/weight/performance", "no feature"]),
+            # the scorer learns: its options are the learner's, a panel is refused
+            ("scorer valid", config(tmp, role="scorer", section=(
+                "    scorer", "        quantile = 0.3", "        comparisons = 500")), None),
+            ("scorer defaults", config(tmp, role="scorer"), None),
+            ("scorer with a panel", config(tmp, role="scorer", section=PANEL),
+             ["quintet/scorer/rater", "holds no utility"]),
+            ("scorer bad quantile", config(tmp, role="scorer", section=(
+                "    scorer", "        quantile = 1.5")),
+             ["quintet/scorer/quantile", "quantile is in (0, 1)"]),
         ]
         for name, text, expected in cases:
             path = os.path.join(tmp, name.replace(" ", "-").replace("<", "lt") + ".conf")
