@@ -236,7 +236,7 @@ s_collector_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t
                               judged.source_seq);
         rc = qt_store_append (self->judgments, tick, topic, bytes, size, &judged.log_index);
         if (rc)
-            qt_stage_tick_failed (stage, tick, "durable-log", "judgment log append failed at tick %"
+            qt_stage_tick_failed (stage, tick, "durable-log", "durable log append failed (judgments) at tick %"
                                   PRIu64 ": %s", tick, qt_store_error (self->judgments));
         zstr_free (&topic);
         free (bytes);

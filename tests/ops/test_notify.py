@@ -14,8 +14,9 @@ It checks:
   * SIGSTOP of collectors 1 and 2 (worldmodel's upstream quorum, 2 of 3, is
     lost): worldmodel-1's WATCHDOG=1 stops and its STATUS says stalled,
     1 collector up and heard (no tick completes, so none misses a tick: up
-    is what is heard within the health window), while scorer-1, idle behind
-    a live upstream quorum, keeps pinging;
+    is what is heard within the health window), while rewarder-1, idle
+    behind a live upstream quorum (the scorers, which wait on the
+    collectors' judgments, re-send their last output), keeps pinging;
   * SIGCONT: worldmodel-1's pings and ticks resume;
   * SIGTERM: STOPPING=1 from every daemon.
 """
@@ -156,7 +157,7 @@ def main():
                 check(False, "%s-%d sent READY=1 %d times" % (key[0], key[1], len(readies)))
 
         #  Running: watchdog pings and counters from worldmodel-1
-        wm, scorer = pid_of[("worldmodel", 1)], pid_of[("scorer", 1)]
+        wm, idle = pid_of[("worldmodel", 1)], pid_of[("rewarder", 1)]
         t0 = time.monotonic()
         systemd.pump(3.0)
         pings = systemd.of(wm, "WATCHDOG=1", t0)
@@ -185,8 +186,8 @@ def main():
               "stopped (%d pings in %.0f s)" % (len(pings), QUIET_WINDOW_S))
         check("stalled" in last and "collector 1/3 up, 1 heard" in last,
               "worldmodel-1's STATUS= says stalled, 1 collector up and heard")
-        idle_pings = systemd.of(scorer, "WATCHDOG=1", t1)
-        check(len(idle_pings) >= 2, "scorer-1, idle behind a live upstream quorum, keeps feeding "
+        idle_pings = systemd.of(idle, "WATCHDOG=1", t1)
+        check(len(idle_pings) >= 2, "rewarder-1, idle behind a live upstream quorum, keeps feeding "
               "the watchdog (%d pings)" % len(idle_pings))
 
         #  Resume
