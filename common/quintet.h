@@ -16,6 +16,7 @@
 #include "qt_rng.h"
 #include "qt_robust.h"
 #include "qt_tournesol.h"
+#include "qt_options.h"
 #include "qt_log.h"
 #include "qt_notify.h"
 #include "qt_config.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qt_options.h"
 #include "qlearn.h"
 #include "qt_rng.h"
 
@@ -111,46 +112,25 @@ const char *const ac_qlearn_options [] = {
     "representation", AC_QLEARN_NUMBERS (S_NAME) NULL
 };
 
-typedef struct {
-    const char *name;
-    size_t offset;                  //  of the field in ac_qlearn_config_t
-    bool whole;                     //  a uint32_t field, else a double
-    double low, high;
-    const char *problem;
-} s_number_option_t;
-
 #define S_OPTION(name, whole, low, high, problem) \
     { #name, offsetof (ac_qlearn_config_t, name), whole, low, high, problem },
-static const s_number_option_t s_number_options [] = { AC_QLEARN_NUMBERS (S_OPTION) };
+static const qt_option_t s_number_options [] = { AC_QLEARN_NUMBERS (S_OPTION) };
 
 int
 ac_qlearn_config_set (ac_qlearn_config_t *config, const char *name, const char *value,
                       const char **cause)
 {
-    const char *problem = "no such learning option";
-    if (strcmp (name, "representation") == 0)
-        problem = ac_representation_parse (value, &config->representation)
-                ? "representation is image, tiles or pairs" : NULL;
-    for (size_t i = 0; i < sizeof s_number_options / sizeof s_number_options [0]; i++) {
-        const s_number_option_t *option = &s_number_options [i];
-        if (strcmp (name, option->name) != 0)
-            continue;
-        char *end = NULL;
-        double number = strtod (value, &end);
-        problem = option->problem;
-        if (end == value || *end || !(number >= option->low && number <= option->high)
-        ||  (option->whole && number != floor (number)))
-            break;
-        char *field = (char *) config + option->offset;
-        if (option->whole)
-            *(uint32_t *) field = (uint32_t) number;
-        else
-            *(double *) field = number;
-        problem = NULL;
+    if (strcmp (name, "representation") == 0) {
+        int rc = ac_representation_parse (value, &config->representation);
+        if (rc && cause)
+            *cause = "representation is image, tiles or pairs";
+        return rc;
     }
-    if (cause)
-        *cause = problem;
-    return problem ? -1 : 0;
+    int rc = qt_option_set (s_number_options, sizeof s_number_options / sizeof s_number_options [0],
+                            config, name, value, cause);
+    if (rc > 0 && cause)
+        *cause = "no such learning option";
+    return rc ? -1 : 0;
 }
 
 int

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qt_rng.h"
+#include "qt_options.h"
 #include "learn.h"          //  SC_COMPARISON_SCALE: how strongly people feel a reward scale
 #include "population.h"
 
@@ -20,17 +21,9 @@ const char *const rt_population_options [] = { RT_POPULATION_NUMBERS (S_NAME) "m
 const char *const rt_malice_names [] = { "inverted", "extreme", "colluding", NULL };
 const char *const rt_group_names [] = { "honest", "minority", "careless", "malicious", NULL };
 
-typedef struct {
-    const char *name;
-    size_t offset;
-    bool whole;
-    double low, high;
-    const char *problem;
-} s_option_t;
-
 #define S_OPTION(name, whole, low, high, problem) \
     { #name, offsetof (rt_population_config_t, name), whole, low, high, problem },
-static const s_option_t s_options [] = { RT_POPULATION_NUMBERS (S_OPTION) };
+static const qt_option_t s_options [] = { RT_POPULATION_NUMBERS (S_OPTION) };
 
 struct _rt_population_t {
     uint32_t n_features;
@@ -58,35 +51,21 @@ int
 rt_population_config_set (rt_population_config_t *config, const char *name, const char *value,
                           const char **cause)
 {
-    const char *problem = "no such raters option";
     if (strcmp (name, "malice") == 0) {
-        problem = "malice is inverted, extreme or colluding";
         for (int m = 0; m < RT_MALICES; m++)
             if (strcmp (value, rt_malice_names [m]) == 0) {
                 config->malice = (rt_malice_t) m;
-                problem = NULL;
+                return 0;
             }
+        if (cause)
+            *cause = "malice is inverted, extreme or colluding";
+        return -1;
     }
-    for (size_t i = 0; i < sizeof s_options / sizeof s_options [0]; i++) {
-        const s_option_t *option = &s_options [i];
-        if (strcmp (name, option->name) != 0)
-            continue;
-        char *end = NULL;
-        double number = strtod (value, &end);
-        problem = option->problem;
-        if (end == value || *end || !(number >= option->low && number <= option->high)
-        ||  (option->whole && number != floor (number)))
-            break;
-        char *field = (char *) config + option->offset;
-        if (option->whole)
-            *(uint32_t *) field = (uint32_t) number;
-        else
-            *(double *) field = number;
-        problem = NULL;
-    }
-    if (cause)
-        *cause = problem;
-    return problem ? -1 : 0;
+    int rc = qt_option_set (s_options, sizeof s_options / sizeof s_options [0], config, name,
+                            value, cause);
+    if (rc > 0 && cause)
+        *cause = "no such raters option";
+    return rc ? -1 : 0;
 }
 
 //  The group sizes from the fractions, rounded to the nearest rater

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "qt_tournesol.h"
+#include "qt_options.h"
 #include "learn.h"
 
 #define S_NEWTON_ITERATIONS     60
@@ -24,17 +25,9 @@
 #define S_NAME(name, whole, low, high, problem) #name,
 const char *const sc_learn_options [] = { SC_LEARN_NUMBERS (S_NAME) NULL };
 
-typedef struct {
-    const char *name;
-    size_t offset;
-    bool whole;
-    double low, high;
-    const char *problem;
-} s_option_t;
-
 #define S_OPTION(name, whole, low, high, problem) \
     { #name, offsetof (sc_learn_config_t, name), whole, low, high, problem },
-static const s_option_t s_options [] = { SC_LEARN_NUMBERS (S_OPTION) };
+static const qt_option_t s_options [] = { SC_LEARN_NUMBERS (S_OPTION) };
 
 typedef struct {
     uint32_t count;             //  judgments held (<= max_per_rater)
@@ -66,6 +59,7 @@ struct _sc_learn_t {
     //  no uncertainty the raters could ever remove)
     double centre [QT_ENV_MAX_FEATURES];
     double centre_weight;
+    double weights [QT_ENV_MAX_FEATURES];   //  aggregated, reward units (kept by sc_learn_fit)
     s_cached_t cache [S_CACHE];
     uint32_t cached;
     qt_rating_t *ratings;       //  [raters], scratch
@@ -88,27 +82,11 @@ int
 sc_learn_config_set (sc_learn_config_t *config, const char *name, const char *value,
                      const char **cause)
 {
-    const char *problem = "no such scorer option";
-    for (size_t i = 0; i < sizeof s_options / sizeof s_options [0]; i++) {
-        const s_option_t *option = &s_options [i];
-        if (strcmp (name, option->name) != 0)
-            continue;
-        char *end = NULL;
-        double number = strtod (value, &end);
-        problem = option->problem;
-        if (end == value || *end || !(number >= option->low && number <= option->high)
-        ||  (option->whole && number != floor (number)))
-            break;
-        char *field = (char *) config + option->offset;
-        if (option->whole)
-            *(uint32_t *) field = (uint32_t) number;
-        else
-            *(double *) field = number;
-        problem = NULL;
-    }
-    if (cause)
-        *cause = problem;
-    return problem ? -1 : 0;
+    int rc = qt_option_set (s_options, sizeof s_options / sizeof s_options [0], config, name,
+                            value, cause);
+    if (rc > 0 && cause)
+        *cause = "no such scorer option";
+    return rc ? -1 : 0;
 }
 
 sc_learn_t *
@@ -366,6 +344,8 @@ sc_learn_add (sc_learn_t *self, uint32_t rater, const double *a, const double *b
     return 0;
 }
 
+static void s_aggregate_weights (sc_learn_t *self, double *weights);
+
 uint32_t
 sc_learn_fit (sc_learn_t *self)
 {
@@ -375,8 +355,10 @@ sc_learn_fit (sc_learn_t *self)
             s_fit_rater (self, &self->raters [r]);
             refit++;
         }
-    if (refit)
+    if (refit) {
         self->cached = 0;
+        s_aggregate_weights (self, self->weights);
+    }
     return refit;
 }
 
@@ -530,12 +512,13 @@ sc_learn_score (sc_learn_t *self, const wm_belief_t *belief, sc_score_t *score)
     }
     if (!(total > 0))
         return -1;
+    expected /= total;
     double variance = 0;
     for (uint32_t j = 0; j < n; j++) {
         w [j] /= total;
-        variance += w [j] * (sd [j] * sd [j] + (mean [j] - expected / total) * (mean [j] - expected / total));
+        variance += w [j] * (sd [j] * sd [j] + (mean [j] - expected) * (mean [j] - expected));
     }
-    score->mean = expected / total;
+    score->mean = expected;
     score->spread = sqrt (variance);
     score->disagreement = disagreement / total;
     score->q10 = s_mixture_quantile (mean, sd, w, n, S_QUANTILE_LOW);
@@ -681,6 +664,14 @@ sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n_b
 
 void
 sc_learn_weights (sc_learn_t *self, double *weights)
+{
+    memcpy (weights, self->weights, sizeof (double) * self->n_features);
+}
+
+//  The raters' weights aggregated by QrMed, per feature: what dashboards
+//  show, recomputed only when a rater was refit
+static void
+s_aggregate_weights (sc_learn_t *self, double *weights)
 {
     uint32_t n = self->n_features;
     for (uint32_t f = 0; f < n; f++) {

@@ -12,6 +12,7 @@ static test_item_t s_tests [] = {
     { "rng",       qt_rng_test },
     { "robust",    qt_robust_test },
     { "tournesol", qt_tournesol_test },
+    { "options", qt_options_test },
     { "log",       qt_log_test },
     { "notify",    qt_notify_test },
     { "config",    qt_config_test },
