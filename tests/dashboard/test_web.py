@@ -50,7 +50,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                  "--remote-allow-origins=*", "--window-size=1280,1180"]
+                  "--remote-allow-origins=*", "--window-size=1280,1800"]
 WAIT_S = 40
 ENV = "absent_supervisor"
 BUDGET, PER_TICK = 12, 4        # of 20 raters: 8 never asked
