@@ -715,6 +715,8 @@ sc_learn_rater_comparisons (sc_learn_t *self, uint32_t rater)
 
 uint64_t sc_learn_comparisons (sc_learn_t *self) { return self->learned; }
 uint64_t sc_learn_asked (sc_learn_t *self) { return self->asked; }
+uint64_t sc_learn_budget (sc_learn_t *self) { return self->config.comparisons; }
+uint32_t sc_learn_per_tick (sc_learn_t *self) { return self->config.per_tick; }
 double sc_learn_quantile (sc_learn_t *self) { return self->config.quantile; }
 uint32_t sc_learn_raters (sc_learn_t *self) { return self->config.raters; }
 

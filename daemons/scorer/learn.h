@@ -145,6 +145,8 @@ double sc_learn_voting_right (sc_learn_t *self, uint32_t rater);
 uint32_t sc_learn_rater_comparisons (sc_learn_t *self, uint32_t rater);
 uint64_t sc_learn_comparisons (sc_learn_t *self);       //  judgments learned from
 uint64_t sc_learn_asked (sc_learn_t *self);
+uint64_t sc_learn_budget (sc_learn_t *self);          //  comparisons that may be asked in all
+uint32_t sc_learn_per_tick (sc_learn_t *self);
 double sc_learn_quantile (sc_learn_t *self);
 uint32_t sc_learn_raters (sc_learn_t *self);
 

@@ -46,11 +46,14 @@ typedef struct {
     size_t n_queries;
     uint64_t query_tick;
     bool have_queries;
-    double learn_seconds;
+    double learn_seconds;                   //  learning (adding judgments, refitting), last tick
     qt_metric_t *judgments;                 //  quintet_scorer_judgments_total{outcome}
     qt_metric_t *learn_time;                //  quintet_scorer_learn_seconds (histogram)
     qt_metric_t *asked;                     //  quintet_scorer_comparisons_asked
     qt_metric_t *used;                      //  quintet_scorer_comparisons_learned
+    qt_metric_t *budget;                    //  quintet_scorer_comparisons_budget
+    qt_metric_t *weight;                    //  quintet_scorer_learned_weight{feature}
+    qt_metric_t *rater_states;              //  quintet_scorer_raters{state}
 } scorer_t;
 
 static void
@@ -116,15 +119,32 @@ s_scorer_create (qt_stage_t *stage, qt_config_t *config, char **error)
     self->clocks = (qt_wire_clock_t *) zmalloc (sizeof (qt_wire_clock_t) * self->batch);
     self->wire_clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * self->batch);
     qt_metrics_t *metrics = qt_stage_metrics (stage);
+    //  Judgments received = the sum over outcomes; every outcome but
+    //  learned is a judgment dropped, by cause
     self->judgments = qt_metrics_counter (metrics, "quintet_scorer_judgments_total",
-        "Judgments the scorer received, by outcome (learned, duplicate, unasked, or the drop cause)",
-        "outcome");
+        "Judgments the scorer received from the collectors, by outcome: learned, or why it was "
+        "not (duplicate: the same answer from another collector; conflicting, unasked, or the "
+        "receive path's cause: unknown-key, wrong-role, bad-signature, bad-payload, "
+        "invalid-value)", "outcome");
+    qt_metric_add (self->judgments, "learned", 0);
     self->asked = qt_metrics_gauge (metrics, "quintet_scorer_comparisons_asked",
-        "Comparisons asked so far (the budget is quintet/scorer/comparisons)", NULL);
+        "Comparisons asked so far", NULL);
     self->used = qt_metrics_gauge (metrics, "quintet_scorer_comparisons_learned",
         "Judgments learned from so far", NULL);
-    self->learn_time = qt_metrics_gauge (metrics, "quintet_scorer_learn_seconds",
-        "Time spent learning from the last tick's judgments", NULL);
+    self->budget = qt_metrics_gauge (metrics, "quintet_scorer_comparisons_budget",
+        "Comparisons that may be asked in all (quintet/scorer/comparisons)", NULL);
+    qt_metric_set (self->budget, NULL, (double) sc_learn_budget (self->learn));
+    static const double learn_bounds [] = { 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
+                                            2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 0.1, 1 };
+    self->learn_time = qt_metrics_histogram (metrics, "quintet_scorer_learn_seconds",
+        "Time spent learning per tick: adding the tick's judgments and refitting the raters "
+        "who have new ones (not checking their signatures)", NULL,
+        learn_bounds, sizeof learn_bounds / sizeof learn_bounds [0]);
+    self->weight = qt_metrics_gauge (metrics, "quintet_scorer_learned_weight",
+        "The raters' weights aggregated (QrMed) per declared feature, reward units", "feature");
+    self->rater_states = qt_metrics_gauge (metrics, "quintet_scorer_raters",
+        "Raters by state: voting (a voting right > 0) or excluded (none: no judgment yet)",
+        "state");
     return self;
 }
 
@@ -192,11 +212,13 @@ s_learn_judgments (scorer_t *self, qt_stage_t *stage, uint64_t tick, qt_message_
         qt_stage_report_distance (stage, 1, r + 1, (double) missing);
     }
     uint32_t learned = 0;
+    int64_t started = zclock_usecs ();
     for (size_t k = 0; k < self->n_queries; k++)
         if (answered [k]
         &&  sc_learn_add (self->learn, self->queries [k].rater, self->queries [k].a,
                           self->queries [k].b, preference [k]) == 0)
             learned++;
+    self->learn_seconds = (double) (zclock_usecs () - started) / 1e6;
     qt_metric_add (self->judgments, "learned", learned);
     return learned;
 }
@@ -212,11 +234,12 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
         return 0;
 
     //  1. What people said of the last tick's queries
-    int64_t started = zclock_usecs ();
+    self->learn_seconds = 0;
     s_learn_judgments (self, stage, tick, inputs [1]);
+    int64_t started = zclock_usecs ();
     sc_learn_fit (self->learn);
-    self->learn_seconds = (double) (zclock_usecs () - started) / 1e6;
-    qt_metric_set (self->learn_time, NULL, self->learn_seconds);
+    self->learn_seconds += (double) (zclock_usecs () - started) / 1e6;
+    qt_metric_observe (self->learn_time, NULL, self->learn_seconds);
 
     //  2. Scores
     Quintet__ScoreDistribution *scores = (Quintet__ScoreDistribution *) zmalloc (sizeof (Quintet__ScoreDistribution) * self->batch);
@@ -302,6 +325,12 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
     learning.n_excluded = n_excluded;
     learning.excluded = excluded;
     learning.learn_seconds = self->learn_seconds;
+    learning.budget = sc_learn_budget (self->learn);
+    learning.per_tick = sc_learn_per_tick (self->learn);
+    for (uint32_t f = 0; f < n_features; f++)
+        qt_metric_set (self->weight, self->decl.feature_names [f], weights [f]);
+    qt_metric_set (self->rater_states, "voting", (double) (raters - n_excluded));
+    qt_metric_set (self->rater_states, "excluded", (double) n_excluded);
 
     Quintet__ScoreBatch batch = QUINTET__SCORE_BATCH__INIT;
     batch.batch = (uint32_t) self->batch;
@@ -364,8 +393,9 @@ s_scorer_details (void *state, qt_stage_detail_fn *add, void *ctx)
         snprintf (value, sizeof value, "%.6g", weights [f]);
         add (ctx, name, value);
     }
-    snprintf (value, sizeof value, "%" PRIu64 " learned of %" PRIu64 " asked (budget %s)",
-              sc_learn_comparisons (self->learn), sc_learn_asked (self->learn), "quintet/scorer/comparisons");
+    snprintf (value, sizeof value, "%" PRIu64 " learned of %" PRIu64 " asked (budget %" PRIu64
+              ", %u per tick)", sc_learn_comparisons (self->learn), sc_learn_asked (self->learn),
+              sc_learn_budget (self->learn), sc_learn_per_tick (self->learn));
     add (ctx, "comparisons", value);
     snprintf (value, sizeof value, "%.3g", sc_learn_quantile (self->learn));
     add (ctx, "quantile", value);
@@ -381,9 +411,22 @@ s_scorer_details (void *state, qt_stage_detail_fn *add, void *ctx)
                 snprintf (excluded + length, sizeof excluded - length, "%s%u", length ? " " : "", r);
         }
     }
-    snprintf (value, sizeof value, "%zu of %u with a voting right (1 each)", used, raters);
+    snprintf (value, sizeof value, "%zu of %u with a voting right", used, raters);
     add (ctx, "raters", value);
     add (ctx, "excluded raters", *excluded ? excluded : "none");
+    //  Each rater's voting right and, in brackets, the judgments learned
+    //  from: "id=right(judgments)", a line per 8 raters (values kept short)
+    for (uint32_t first = 1; first <= raters; first += 8) {
+        size_t length = 0;
+        *value = 0;
+        for (uint32_t r = first; r < first + 8 && r <= raters && length < sizeof value - 40; r++)
+            length += (size_t) snprintf (value + length, sizeof value - length, "%s%u=%.3g(%u)",
+                                         length ? " " : "", r, sc_learn_voting_right (self->learn, r),
+                                         sc_learn_rater_comparisons (self->learn, r));
+        snprintf (name, sizeof name, "voting right(judgments)/%u-%u", first,
+                  first + 7 < raters ? first + 7 : raters);
+        add (ctx, name, value);
+    }
     snprintf (value, sizeof value, "%.6f", self->learn_seconds);
     add (ctx, "learn seconds (last tick)", value);
 }

@@ -4,7 +4,12 @@
 a real parser, `promtool check metrics` (Debian's prometheus package), which
 also lints names, HELP and TYPE. Beyond the format, the figures must mean
 something: every stage counts ticks and upstream replicas up, the
-aggregators expose reward statistics and geometric-median iterations.
+aggregators expose reward statistics and geometric-median iterations; the
+collectors count the judgments they received by outcome, the scorers the
+judgments they received by outcome (learned, or the cause they were
+dropped for), the learning time per tick (a histogram), the learned weight
+of every declared feature, the budget and the raters voting / excluded;
+the relay forwards the scorers' score topic.
 """
 import json
 import os
@@ -76,6 +81,8 @@ def main():
                 if name == "relay":
                     itest.check(values.get('quintet_relay_forwarded_total{topic="reward"}', 0) > 0,
                                 "relay: rewards forwarded", failures)
+                    itest.check(values.get('quintet_relay_forwarded_total{topic="score"}', 0) > 0,
+                                "relay: scores forwarded", failures)
                     continue
                 role = name.rsplit("-", 1)[0]
                 itest.check(values.get("quintet_ticks_total", 0) > 0
@@ -91,6 +98,23 @@ def main():
                                 "%s: latency histogram from %s" % (name, up_role), failures)
                 itest.check('quintet_messages_dropped_total{cause="bad-signature"}' in values,
                             "%s: drops by cause" % name, failures)
+                if role == "collector":
+                    itest.check(values.get('quintet_judgments_total{outcome="accepted"}', 0) > 0,
+                                "%s: judgments received, by outcome" % name, failures)
+                if role == "scorer":
+                    features = [f["name"] for f in d.declaration["features"]]
+                    raters = (values.get('quintet_scorer_raters{state="voting"}', -1)
+                              + values.get('quintet_scorer_raters{state="excluded"}', -1))
+                    itest.check(values.get('quintet_scorer_judgments_total{outcome="learned"}', 0) > 0
+                                and values.get("quintet_scorer_learn_seconds_count", 0) > 0
+                                and values.get("quintet_scorer_comparisons_budget") == d.comparisons
+                                and all('quintet_scorer_learned_weight{feature="%s"}' % f in values
+                                        for f in features)
+                                and raters == d.raters,
+                                "%s: judgments by outcome, learning time, the budget (%s), the "
+                                "learned weight of %s, raters voting + excluded = %s"
+                                % (name, values.get("quintet_scorer_comparisons_budget"),
+                                   features, raters), failures)
                 if role == "aggregator":
                     itest.check(values.get("quintet_geomedian_iterations_count", 0) > 0
                                 and values.get("quintet_aggregated_reward_count", 0) > 0

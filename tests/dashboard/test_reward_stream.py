@@ -13,7 +13,14 @@ with its dashboard endpoint (quintet-relay):
 4. a subscriber joining between ticks gets the last reward at once: with
    every aggregator stopped (SIGSTOP, so nothing new and no re-sends), a
    new subscriber still receives the last reward of each aggregator, from
-   the relay's last-value cache.
+   the relay's last-value cache;
+5. the scorers' score topic through the relay, conflated: every frame the
+   relay forwards is one a scorer published, byte for byte (compared with
+   the scorers' own topic, read directly: score_tap), at most one per
+   scorer every --score-interval (counted over a window), the latest: the
+   learning the relay last forwarded of each scorer is at most a few ticks
+   behind what it published; a late joiner (aggregators stopped) gets each
+   scorer's last score from the cache, the one it published last.
 """
 import json
 import os
@@ -29,6 +36,7 @@ import itest  # noqa: E402
 
 opts = itest.args(__doc__)
 import quintet_deploy as qd  # noqa: E402
+import score_tap  # noqa: E402
 import zmq  # noqa: E402
 
 SOURCE = os.path.abspath(opts.source_dir)
@@ -39,6 +47,104 @@ MEASURE_S = 4.0
 CONSECUTIVE = 100
 CACHE_SETTLE_S = 10.0   # bound on waiting for the stopped aggregators' last rewards
 STAGGER_S = 0.5         # between stopping one aggregator and the next
+SCORE_INTERVAL_S = 0.5  # the relay's default --score-interval
+SCORE_WINDOW_S = 4.0
+
+
+def score_through_relay(d, tap, failures):
+    """5. The relay forwards the scorers' original frames, conflated."""
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"score")
+    sub.connect(d.relay.endpoint)
+    verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+    got, first_at = [], {}
+    published_before = dict(tap.count)
+    began = time.monotonic()
+    while time.monotonic() - began < SCORE_WINDOW_S + 1.0:
+        d.pump(0.05)
+        while sub.poll(0):
+            frames = sub.recv_multipart()
+            opened = verifier.open(frames)
+            now = time.monotonic()
+            if opened is None:
+                got.append((now, None, frames))
+                continue
+            replica = opened[1].replica
+            first_at.setdefault(replica, now)
+            got.append((now, opened, frames))
+    published = {r: n - published_before.get(r, 0) for r, n in tap.count.items()}
+    sub.close(0)
+    context.term()
+    opened = [(t, o, f) for t, o, f in got if o is not None]
+    by_replica = {}
+    for t, o, f in opened:
+        by_replica.setdefault(o[1].replica, []).append((t, o, f))
+    # messages counted over SCORE_WINDOW_S after each replica's first (the
+    # first may come from the last-value cache, at once)
+    in_window = {r: sum(1 for t, _o, _f in msgs if t - first_at[r] <= SCORE_WINDOW_S)
+                 for r, msgs in by_replica.items()}
+    bound = int(SCORE_WINDOW_S / SCORE_INTERVAL_S) + 2
+    metrics = relay_metrics(d)
+    print("     score through the relay: %d messages from scorers %s, per scorer in %.0f s %s "
+          "(at most %d), the scorers published %s meanwhile; relay: forwarded %d, conflated %d"
+          % (len(got), sorted(by_replica), SCORE_WINDOW_S, in_window, bound, published,
+             metrics.get('quintet_relay_forwarded_total{topic="score"}', 0),
+             metrics.get('quintet_relay_conflated_total{topic="score"}', 0)))
+    itest.check(len(opened) == len(got) and sorted(by_replica) == list(range(1, d.replicas + 1)),
+                "the relay forwards verified score messages of every scorer", failures)
+    itest.check(all(tap.published(o[1].replica, f[1]) for _t, o, f in opened),
+                "every score frame the relay forwards is one the scorer published, byte for byte",
+                failures)
+    itest.check(all(n <= bound for n in in_window.values()),
+                "at most one per scorer every %.1f s" % SCORE_INTERVAL_S, failures)
+    if all(n > 2 * bound for n in published.values()):
+        itest.check(metrics.get('quintet_relay_conflated_total{topic="score"}', 0) > 0,
+                    "the relay counts the scores it conflated", failures)
+    # the latest: the last learning forwarded is that of a recent tick
+    latest = tap.latest()
+    for r, msgs in sorted(by_replica.items()):
+        envelope = msgs[-1][1][1]
+        tick_now = latest[r][0]
+        itest.check(tap.get(r, envelope.tick) == score_tap.learning_of(msgs[-1][1][2]),
+                    "scorer-%d: the learning forwarded is what it published at tick %d"
+                    % (r, envelope.tick), failures)
+        # within an interval and a loop pass: allow 3 s worth of ticks
+        allowed = max(10, 3.0 * d.progress.ticks / max(1e-9, d.elapsed()))
+        itest.check(tick_now - envelope.tick <= allowed, "scorer-%d: the last score forwarded "
+                    "(tick %d) is recent (its latest %d, allowed %.0f behind)"
+                    % (r, envelope.tick, tick_now, allowed), failures)
+
+
+def late_join_score(d, tap, failures):
+    """With the pipeline stopped: a new subscriber to score gets each
+    scorer's last published score from the relay's cache (bounded wait for
+    the relay and the tap to have read the last one)."""
+    deadline = time.monotonic() + CACHE_SETTLE_S
+    while True:
+        context = zmq.Context()
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"score")
+        began = time.monotonic()
+        sub.connect(d.relay.endpoint)
+        got = []
+        while time.monotonic() - began < 3.0 and len(got) < d.replicas:
+            if sub.poll(100):
+                got.append(sub.recv_multipart())
+        sub.close(0)
+        context.term()
+        verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+        opened = [verifier.open(frames) for frames in got]
+        cached = {o[1].replica: o[1].tick for o in opened if o}
+        last = {r: t for r, (t, _l) in tap.latest().items()}
+        if cached == last or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    print("     late joiner on score: ticks %s from the cache, last published %s" % (cached, last))
+    itest.check(len(got) == d.replicas and all(opened) and cached == last,
+                "a late joiner gets each scorer's last score at once from the cache", failures)
 
 
 def last_published(d):
@@ -126,10 +232,12 @@ def flipped_byte_check(d, frames, failures):
 def main():
     holder, state = itest.state_dir("dashboard", opts.keep)
     failures = []
+    tap = None
     try:
         with qd.Deployment(build_dir=BUILD, state_dir=state, batch=BATCH, episodes=0,
                            dashboard=True) as d:
             d.setup()
+            tap = score_tap.ScoreTap(d)
             with open(d.path("endpoints.json")) as f:
                 listed = json.load(f).get("dashboard")
             itest.check(listed == [d.relay.endpoint], "endpoints.json lists the dashboard endpoint",
@@ -166,6 +274,9 @@ def main():
             else:
                 itest.check(False, "captured a reward message from the dashboard", failures)
 
+            # 5. The score topic through the relay (before the stuck subscriber)
+            score_through_relay(d, tap, failures)
+
             # 3. A stuck dashboard does not slow the pipeline
             free_rate = ticks_per_second(d, MEASURE_S)
             drops_before = relay_metrics(d).get('quintet_relay_dropped_total{cause="subscriber-full"}', 0)
@@ -174,7 +285,7 @@ def main():
             stuck.setsockopt(zmq.RCVHWM, 1)
             stuck.setsockopt(zmq.RCVBUF, 4096)
             stuck.setsockopt(zmq.LINGER, 0)
-            for topic in (b"reward", b"eval"):
+            for topic in (b"reward", b"eval", b"score"):
                 stuck.setsockopt(zmq.SUBSCRIBE, topic)
             stuck.connect(d.relay.endpoint)          # and never reads
             d.pump(1.0)                              # let its queues fill
@@ -259,6 +370,7 @@ def main():
                     published = last_published(d)
                     if any(tick < published.get(r, -1) for r, tick in cached.items()):
                         got, opened, cached = late_join()
+                late_join_score(d, tap, failures)
             finally:
                 for rep in aggregators:
                     os.killpg(rep.process.pid, signal.SIGCONT)
@@ -276,6 +388,8 @@ def main():
             dead = d.dead()
             itest.check(not dead and d.relay.alive(), "no process died", failures)
     finally:
+        if tap is not None:
+            tap.close()
         if holder:
             holder.cleanup()
     if failures:

@@ -682,7 +682,7 @@ class Replica:
 
 class Relay:
     """quintet-relay (tools/relay/), the dashboard endpoint: the aggregators'
-    reward and the world's eval, verified, re-published untouched on one
+    reward, the world's eval and the scorers' score (conflated), verified, re-published untouched on one
     XPUB with a last-value cache; its counters on /metrics."""
 
     PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -703,6 +703,8 @@ class Relay:
                    "--metrics-bind", self.metrics, "--world"] + d.endpoints("world")
         for endpoint in d.endpoints("aggregator"):
             command += ["--aggregator", endpoint]
+        for endpoint in d.endpoints("scorer"):
+            command += ["--scorer", endpoint]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         preexec_fn=_set_pdeathsig, close_fds=True)

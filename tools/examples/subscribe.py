@@ -54,7 +54,11 @@ STALE_NS = 60 * 10**9
 TOPICS = {
     "reward": ("aggregator", "REWARD_BATCH", "RewardBatch"),
     "eval": ("world", "EVAL_RECORD", "EvalRecord"),
+    # the scorers' ScoreBatch, for what Charlie learned (ScoreBatch.learning);
+    # the relay sends at most one per scorer and interval, the latest
+    "score": ("scorer", "SCORE_BATCH", "ScoreBatch"),
 }
+DEFAULT_TOPICS = ("eval", "reward")
 
 
 def key_id(public_key):
@@ -158,6 +162,15 @@ class Client:
             return self.reject("batch-size")
         elif topic == "reward":
             values = [i.reward for i in payload.instances]
+        elif topic == "score":
+            learning = payload.learning
+            if (len(learning.weights) != len(learning.features)
+                    or len(learning.voting_rights) != payload.raters
+                    or len(learning.rater_comparisons) != payload.raters
+                    or any(not 1 <= r <= payload.raters for r in learning.excluded)):
+                return self.reject("invalid-value")
+            values = [v for i in payload.instances for v in (i.mean, i.q10, i.q50, i.q90)]
+            values += list(learning.weights) + list(learning.voting_rights) + [payload.quantile]
         else:                           # proposal: quintet-watch also reads the rewarders directly
             values = [v for i in payload.instances for v in i.values]
         if not all(math.isfinite(v) for v in values):
@@ -206,7 +219,25 @@ def describe(topic, envelope, payload):
     record = {"topic": topic, "role": envelope.role, "replica": envelope.replica,
               "epoch": envelope.epoch, "seq": envelope.seq, "tick": envelope.tick,
               "batch": payload.batch}
-    if topic in ("reward", "proposal"):
+    if topic == "score":
+        learning = payload.learning
+        means = [i.mean for i in payload.instances if not i.clock.idle]
+        record.update(clocks_summary(payload.instances))
+        record.update(
+            quantile=payload.quantile, raters=payload.raters,
+            mean_score=sum(means) / len(means) if means else None,
+            # what Charlie learned so far: the weight of each declared feature
+            # (the raters' weights aggregated, reward units), the comparisons
+            # learned from / asked / the budget, each rater's voting right
+            # (raters 1..R) and judgments, the raters without a voting right
+            learning={"features": list(learning.features), "weights": list(learning.weights),
+                      "comparisons": learning.comparisons, "asked": learning.asked,
+                      "budget": learning.budget, "per_tick": learning.per_tick,
+                      "voting_rights": list(learning.voting_rights),
+                      "rater_comparisons": list(learning.rater_comparisons),
+                      "excluded": list(learning.excluded),
+                      "learn_seconds": learning.learn_seconds})
+    elif topic in ("reward", "proposal"):
         # idle instances (no episode running) are ignored, as every consumer does
         if topic == "reward":
             rewards = [i.reward for i in payload.instances if not i.clock.idle]
@@ -242,7 +273,7 @@ def main(argv=None):
     parser.add_argument("--proto-dir", default=os.path.join(repo, "build", "proto"),
                         help="where quintet_pb2.py is (default: build/proto)")
     parser.add_argument("--topic", action="append", choices=sorted(TOPICS),
-                        help="topics (default: reward and eval)")
+                        help="topics (default: reward and eval; score: the scorers' learning)")
     parser.add_argument("--count", type=int, default=0, help="stop after N verified messages")
     parser.add_argument("--timeout", type=float, default=0, help="give up after S seconds")
     parser.add_argument("--json", action="store_true", help="one JSON object per message")
@@ -264,7 +295,7 @@ def main(argv=None):
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.MAXMSGSIZE, 2 * SIZE_CAP)
-    for topic in opts.topic or sorted(TOPICS):
+    for topic in opts.topic or DEFAULT_TOPICS:
         sub.setsockopt(zmq.SUBSCRIBE, topic.encode())   # PUB/SUB matches prefixes: exact names
     sub.connect(endpoint)
     stopping = []
@@ -284,6 +315,15 @@ def main(argv=None):
         record = describe(*opened)
         if opts.json:
             print(json.dumps(record), flush=True)
+        elif record["topic"] == "score":
+            learning = record["learning"]
+            print("score   tick %-7d scorer-%d (seq %d): weights %s, comparisons %d learned / %d "
+                  "asked / budget %d, excluded raters %s" % (
+                      record["tick"], record["replica"], record["seq"],
+                      ", ".join("%s %+.4g" % fw for fw in zip(learning["features"],
+                                                              learning["weights"])),
+                      learning["comparisons"], learning["asked"], learning["budget"],
+                      learning["excluded"] or "none"), flush=True)
         elif record["topic"] == "reward":
             print("reward  tick %-7d %2d instances running, %2d ending  mean %s  from "
                   "aggregator-%d (seq %d), rewarders used %s" % (

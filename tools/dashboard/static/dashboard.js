@@ -110,6 +110,7 @@ const charts = {
   proposals: new Chart(document.getElementById("chart-proposals"), {xlabel: "tick"}),
   distance: new Chart(document.getElementById("chart-distance"), {xlabel: "tick", zero: true}),
   eval: new Chart(document.getElementById("chart-eval"), {xlabel: "episodes", dots: true}),
+  weights: new Chart(document.getElementById("chart-weights"), {xlabel: "tick", zero: true}),
 };
 const state = {
   rewards: 0, ticks: 0, evals: 0, proposals: 0, lastTick: -1, lastEpisodes: -1,
@@ -118,6 +119,9 @@ const state = {
   rewarders: new Map(),     // replica -> {distance, used, status, proposal, tick, seen}
   aggregators: new Map(),   // replica -> {tick, seen}
   stats: null, proposalTick: new Map(),
+  scores: 0,                // score events (ScoreBatch.learning), at most 2/s per scorer
+  scorers: new Map(),       // scorer replica -> {tick, learning, quantile, raters, seen}
+  weightTick: -1, learningDirty: false,
 };
 
 // one colour per rewarder replica, the same in every chart
@@ -182,6 +186,122 @@ function onEval(m) {
   charts.eval.add("observed return", m.episodes, m.mean_observed_return, COLORS[1]);
 }
 
+// What Charlie learned, per scorer replica: the message as published
+// (ScoreBatch.learning), the latest one of each replica
+function onScore(m) {
+  state.scores++;
+  const previous = state.scorers.get(m.replica);
+  if (previous && m.tick < previous.tick && m.tick > previous.tick - 10000) return;   // older
+  state.scorers.set(m.replica, {tick: m.tick, learning: m.learning, quantile: m.quantile,
+                                raters: m.raters, seen: Date.now()});
+  state.learningDirty = true;
+  // the chart follows the lowest-numbered scorer replica
+  const first = Math.min(...state.scorers.keys());
+  if (m.replica !== first) return;
+  if (m.tick < state.weightTick - 10000) state.weightTick = -1;      // a new deployment
+  if (m.tick <= state.weightTick) return;
+  state.weightTick = m.tick;
+  m.learning.features.forEach((f, i) => charts.weights.add(f, m.tick, m.learning.weights[i]));
+  document.getElementById("weights-source").textContent =
+    "learned weight per feature, by tick, of scorer-" + first;
+}
+
+const fmtWeight = v => (v === null || v === undefined) ? "–" : Number(v).toPrecision(4);
+const fmtRight = v => (v === null || v === undefined) ? "–" : String(Number(Number(v).toPrecision(3)));
+
+function ranges(ids) {           // [1, 2, 3, 7] -> "1–3 7"
+  const out = [];
+  for (let i = 0; i < ids.length; i++) {
+    let j = i;
+    while (j + 1 < ids.length && ids[j + 1] === ids[j] + 1) j++;
+    out.push(j > i ? ids[i] + "–" + ids[j] : String(ids[i]));
+    i = j;
+  }
+  return out.join(" ") || "none";
+}
+
+function cell(tag, text, attrs) {
+  const td = document.createElement(tag);
+  td.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "className" || k === "title") td[k] = v; else td.dataset[k] = v;
+  }
+  return td;
+}
+
+function renderLearning() {
+  if (!state.learningDirty) return;
+  state.learningDirty = false;
+  const now = Date.now();
+  const scorers = [...state.scorers].sort((a, b) => a[0] - b[0]);
+  // the learned-weights table: a column per scorer replica
+  const head = document.querySelector("#weights thead tr");
+  head.textContent = "";
+  head.appendChild(cell("th", "learned"));
+  for (const [r] of scorers) head.appendChild(cell("th", "scorer-" + r));
+  const features = [];
+  for (const [, s] of scorers)
+    for (const f of s.learning.features) if (!features.includes(f)) features.push(f);
+  const rows = [
+    ["tick", "tick", s => [s.tick, {value: s.tick}]],
+    ...features.map(f => ["weight " + f, null, s => {
+      const i = s.learning.features.indexOf(f);
+      const v = i >= 0 ? s.learning.weights[i] : null;
+      return [fmtWeight(v), {feature: f, value: JSON.stringify(v)}];
+    }]),
+    ["comparisons learned / asked / budget", "comparisons", s => [
+      s.learning.comparisons + " / " + s.learning.asked + " / " + s.learning.budget,
+      {value: JSON.stringify([s.learning.comparisons, s.learning.asked, s.learning.budget])}]],
+    ["asked per tick (at most)", "per_tick", s => [s.learning.per_tick, {value: s.learning.per_tick}]],
+    ["quantile q", "quantile", s => [fmtRight(s.quantile), {value: JSON.stringify(s.quantile)}]],
+    ["raters with a voting right", "voting", s => [
+      (s.raters - s.learning.excluded.length) + " of " + s.raters,
+      {value: s.raters - s.learning.excluded.length}]],
+    ["excluded raters", "excluded", s => [ranges(s.learning.excluded),
+      {value: JSON.stringify(s.learning.excluded),
+       className: s.learning.excluded.length ? "excluded" : ""}]],
+    ["learn time, last tick (µs)", "learn", s => [
+      s.learning.learn_seconds === null ? "–" : (1e6 * s.learning.learn_seconds).toFixed(1), {}]],
+    ["status", "status", s => [now - s.seen > DOWN_AFTER_MS ? "down" : "up", {}]],
+  ];
+  const body = document.querySelector("#weights tbody");
+  body.textContent = "";
+  for (const [label, row, fn] of rows) {
+    const tr = document.createElement("tr");
+    tr.appendChild(cell("th", label));
+    for (const [r, s] of scorers) {
+      const [text, attrs] = fn(s);
+      const a = Object.assign({replica: r}, attrs);
+      if (row) a.row = row;
+      const td = cell("td", text, a);
+      if (!row || row !== "excluded") td.className = (td.className ? td.className + " " : "") + "num";
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  // the voting rights: a row per scorer replica, a column per rater
+  const raters = Math.max(0, ...scorers.map(([, s]) => s.learning.voting_rights.length));
+  const rhead = document.querySelector("#raters thead tr");
+  rhead.textContent = "";
+  rhead.appendChild(cell("th", "scorer"));
+  for (let id = 1; id <= raters; id++) rhead.appendChild(cell("th", id));
+  const rbody = document.querySelector("#raters tbody");
+  rbody.textContent = "";
+  for (const [r, s] of scorers) {
+    const tr = document.createElement("tr");
+    tr.appendChild(cell("th", "scorer-" + r));
+    s.learning.voting_rights.forEach((v, i) => {
+      const id = i + 1, excluded = s.learning.excluded.includes(id);
+      tr.appendChild(cell("td", fmtRight(v), {
+        replica: r, rater: id, value: JSON.stringify(v),
+        className: excluded ? "excluded" : "voting",
+        title: "rater " + id + ": " + s.learning.rater_comparisons[i] + " judgments learned from" +
+               (excluded ? ", excluded" : "")}));
+    });
+    rbody.appendChild(tr);
+  }
+}
+
 function renderTable() {
   const now = Date.now(), rows = [];
   for (const [r, a] of [...state.aggregators].sort((x, y) => x[0] - y[0]))
@@ -224,6 +344,7 @@ function publishCounters() {
   d.proposals = state.proposals; d.replicas = state.rewarders.size;
   d.aggregators = state.aggregators.size;
   d.env = state.env || ""; d.episodes = state.episodes;
+  d.scores = state.scores; d.scorers = state.scorers.size;
   if (state.stats) {
     d.verified = state.stats.verified;
     d.rejected = Object.values(state.stats.rejected).reduce((a, b) => a + b, 0);
@@ -248,10 +369,14 @@ source.onerror = () => {
 source.addEventListener("reward", handler(onReward));
 source.addEventListener("proposal", handler(onProposal));
 source.addEventListener("eval", handler(onEval));
+source.addEventListener("score", handler(onScore));
 source.addEventListener("stats", handler(m => { state.stats = m; }));
 
+let frames = 0;
 setInterval(() => {
   for (const c of Object.values(charts)) c.draw();
   renderTable();
+  if (++frames % 4 === 0) state.learningDirty = true;      // the status column, once a second
+  renderLearning();
 }, 250);
 for (const c of Object.values(charts)) c.draw();
