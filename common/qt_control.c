@@ -5,11 +5,14 @@
 #include "qt_control.h"
 
 zframe_t *
-qt_control_request (qt_signer_t *signer, const char *command, uint8_t *nonce)
+qt_control_request (qt_signer_t *signer, const char *command, const char *target_role,
+                    uint32_t target_replica, uint8_t *nonce)
 {
     randombytes_buf (nonce, QT_CONTROL_NONCE_SIZE);
     Quintet__ControlRequest request = QUINTET__CONTROL_REQUEST__INIT;
     request.command = (char *) command;
+    request.target_role = (char *) target_role;
+    request.target_replica = target_replica;
     request.nonce.data = nonce;
     request.nonce.len = QT_CONTROL_NONCE_SIZE;
     Quintet__ControlMessage message = QUINTET__CONTROL_MESSAGE__INIT;
@@ -41,6 +44,13 @@ qt_control_request_of (const qt_message_t *message)
     ||  control->request->nonce.len != QT_CONTROL_NONCE_SIZE)
         return NULL;
     return control->request;
+}
+
+bool
+qt_control_request_for (const Quintet__ControlRequest *request, const char *role, uint32_t replica)
+{
+    return request && request->target_role && *request->target_role
+        && streq (request->target_role, role) && request->target_replica == replica;
 }
 
 const Quintet__ControlReply *
@@ -80,7 +90,7 @@ qt_control_test (bool verbose)
     qt_verifier_t *verifier = qt_control_verifier_new (trust);
 
     uint8_t nonce [QT_CONTROL_NONCE_SIZE];
-    zframe_t *frame = qt_control_request (signer, "status", nonce);
+    zframe_t *frame = qt_control_request (signer, "status", "worldmodel", 1, nonce);
     qt_drop_cause_t cause = QT_DROP_NONE;
     qt_message_t *message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                               zframe_data (frame), zframe_size (frame), &cause);
@@ -88,6 +98,11 @@ qt_control_test (bool verbose)
     const Quintet__ControlRequest *request = qt_control_request_of (message);
     assert (request && streq (request->command, "status"));
     assert (memcmp (request->nonce.data, nonce, QT_CONTROL_NONCE_SIZE) == 0);
+    //  It names the daemon it is for, and no other
+    assert (qt_control_request_for (request, "worldmodel", 1));
+    assert (!qt_control_request_for (request, "worldmodel", 2));
+    assert (!qt_control_request_for (request, "collector", 1));
+    assert (!qt_control_request_for (NULL, "worldmodel", 1));
     //  A request is not a reply
     assert (qt_control_reply_of (message, nonce) == NULL);
     qt_message_destroy (&message);
@@ -117,7 +132,7 @@ qt_control_test (bool verbose)
     //  A captured request is never answered again, however many newer
     //  requests (each quintetctl run is a new epoch) came since, and two
     //  runs at once are both answered whichever arrives first
-    frame = qt_control_request (signer, "status", nonce);
+    frame = qt_control_request (signer, "status", "worldmodel", 1, nonce);
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (frame), zframe_size (frame), &cause);
     assert (qt_control_request_of (message));
@@ -127,7 +142,7 @@ qt_control_test (bool verbose)
         qt_keypair_t *again = qt_keypair_load (secret, QT_CONTROL_ROLE, 1, &error);
         assert (again);
         qt_signer_t *newer = qt_signer_new (&again);
-        frame = qt_control_request (newer, "status", nonce);
+        frame = qt_control_request (newer, "status", "worldmodel", 1, nonce);
         message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                     zframe_data (frame), zframe_size (frame), &cause);
         assert (qt_control_request_of (message));
@@ -145,8 +160,8 @@ qt_control_test (bool verbose)
     qt_keypair_t *pair_b = qt_keypair_load (secret, QT_CONTROL_ROLE, 1, &error);
     qt_signer_t *run_a = qt_signer_new (&pair_a);
     qt_signer_t *run_b = qt_signer_new (&pair_b);
-    zframe_t *first = qt_control_request (run_a, "status", nonce);
-    zframe_t *second = qt_control_request (run_b, "status", nonce);
+    zframe_t *first = qt_control_request (run_a, "status", "worldmodel", 1, nonce);
+    zframe_t *second = qt_control_request (run_b, "status", "worldmodel", 1, nonce);
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (second), zframe_size (second), &cause);
     assert (message);

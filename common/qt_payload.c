@@ -15,6 +15,7 @@ static const char *const s_cause_names [QT_DROP_CAUSES] = {
     [QT_DROP_BAD_PAYLOAD] = "bad-payload",
     [QT_DROP_BATCH_SIZE] = "batch-size",
     [QT_DROP_INVALID] = "invalid-value",
+    [QT_DROP_WRONG_TARGET] = "wrong-target",
 };
 
 const char *

@@ -28,6 +28,7 @@ typedef enum {
     QT_DROP_BAD_PAYLOAD,        //  payload does not decode
     QT_DROP_BATCH_SIZE,         //  not B instances
     QT_DROP_INVALID,            //  non-finite or out-of-range value
+    QT_DROP_WRONG_TARGET,       //  control request addressed to another daemon
     QT_DROP_CAUSES
 } qt_drop_cause_t;
 

@@ -1155,10 +1155,13 @@ s_control (qt_stage_t *self, int64_t now_ms)
     else
         qt_verifier_count (self->control_verifier, QT_DROP_MALFORMED);
     const Quintet__ControlRequest *request = qt_control_request_of (message);
-    if (!request || strneq (request->command, "status")) {
+    //  A request says whom it is for: one captured on its way to another
+    //  daemon (another role or replica) is not answered here
+    bool for_us = qt_control_request_for (request, self->role->role, self->replica);
+    if (!request || !for_us || strneq (request->command, "status")) {
         if (message) {
             //  Authentic, but not a request we answer
-            cause = QT_DROP_UNEXPECTED;
+            cause = request && !for_us ? QT_DROP_WRONG_TARGET : QT_DROP_UNEXPECTED;
             qt_verifier_count (self->control_verifier, cause);
         }
         s_log_control_drop (self, cause, now_ms);

@@ -19,8 +19,13 @@ static void
 s_read (const qt_message_t *message)
 {
     const Quintet__ControlRequest *request = qt_control_request_of (message);
-    if (request)
+    if (request) {
         assert (request->command && request->nonce.len == QT_CONTROL_NONCE_SIZE);
+        //  Whom it is for: an empty or absent target is nobody
+        if (qt_control_request_for (request, "worldmodel", 1))
+            assert (request->target_role && streq (request->target_role, "worldmodel")
+                    && request->target_replica == 1);
+    }
     uint8_t nonce [QT_CONTROL_NONCE_SIZE] = { 0 };
     const Quintet__ControlReply *reply = qt_control_reply_of (message, nonce);
     if (reply) {

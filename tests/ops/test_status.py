@@ -8,6 +8,10 @@ deployment (world + 3 replicas of every role, batch 4):
   * a request signed by a key that is not bound to role "control" gets no
     answer; replies checked against a trust store without the daemons' keys
     fail verification;
+  * a request quintetctl addressed to worldmodel-2, captured on its way
+    (quintetctl pointed at a socket of this test) and replayed within its
+    age window: worldmodel-3 and collector-1 drop it, counted as
+    control/wrong-target, and do not answer; worldmodel-2 answers it, once;
   * 3000 junk control requests from another address: counted by cause
     (quintetctl status control_drops, /metrics quintet_control_dropped_total),
     most of them over that address's budget (rate-limited, never decoded),
@@ -92,6 +96,88 @@ def junk_control(d, status, metrics_port, check):
     check(0 < lines <= JUNK_LOG_LINES_MAX, "the drops are logged rate-limited (%d lines)" % lines)
 
 
+def recv_within(socket, timeout_s):
+    """The frames socket receives within timeout_s, or None."""
+    if socket.poll(int(timeout_s * 1000)):
+        return socket.recv_multipart()
+    return None
+
+
+def capture_request(d, ctl, state, context, name):
+    """The bytes quintetctl status sends to daemon `name`, captured by a
+    socket that stands in for its control endpoint."""
+    catcher = context.socket(zmq.ROUTER)
+    catcher.setsockopt(zmq.LINGER, 0)
+    port = catcher.bind_to_random_port("tcp://127.0.0.1")
+    etc = os.path.join(state, "etc-capture")
+    os.makedirs(etc, exist_ok=True)
+    with open(d.path("etc", name + ".conf")) as f:
+        text = f.read()
+    text = re.sub(r'control_bind = "[^"]*"', 'control_bind = "tcp://127.0.0.1:%d"' % port, text)
+    with open(os.path.join(etc, name + ".conf"), "w") as f:
+        f.write(text)
+    ctl_run = subprocess.Popen([ctl, "status", "--config-dir", etc, "--key", d.path("keys", "control-1.key"),
+                                "--trust", d.path("trust"), "--timeout", "1500"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    frames = recv_within(catcher, 10.0)
+    ctl_run.wait(timeout=30)
+    catcher.close(0)
+    return frames[-1] if frames else None
+
+
+def cross_daemon_replay(d, ctl, state, status, check):
+    """A request for worldmodel-2, captured, is answered by worldmodel-2
+    only: the request names the daemon it is for."""
+    pb2 = d.pb2
+    context = zmq.Context()
+    request = capture_request(d, ctl, state, context, "worldmodel-2")
+    check(request is not None, "captured quintetctl's request to worldmodel-2")
+    if request is None:
+        context.term()
+        return
+    signed = pb2.SignedMessage.FromString(request)
+    envelope = pb2.Envelope.FromString(signed.envelope)
+    body = pb2.ControlMessage.FromString(envelope.payload)
+    print("     captured request: %r for %s-%d" % (body.request.command, body.request.target_role,
+                                                   body.request.target_replica))
+    check(body.request.target_role == "worldmodel" and body.request.target_replica == 2,
+          "quintetctl's request names its target (worldmodel-2)")
+    with open(d.path("endpoints.json")) as f:
+        control = json.load(f)["control"]
+
+    def replay(name):
+        req = context.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(control[name])
+        req.send(request)
+        frames = recv_within(req, 3.0)
+        req.close(0)
+        if not frames:
+            return None
+        reply = pb2.SignedMessage.FromString(frames[0])
+        inner = pb2.ControlMessage.FromString(pb2.Envelope.FromString(reply.envelope).payload)
+        return inner.reply
+
+    for other in ("worldmodel-3", "collector-1"):
+        before, _ = control_drops(status, other)
+        answer = replay(other)
+        after, answered = control_drops(status, other)
+        counted = after.get("wrong-target", 0) - before.get("wrong-target", 0)
+        print("     replayed to %s: %s, control drops %s" % (other, "answered" if answer else "no answer",
+                                                               after))
+        check(answer is None and answered and counted == 1,
+              "the captured request replayed to %s: not answered, counted as control/wrong-target" % other)
+    answer = replay("worldmodel-2")
+    check(answer is not None and answer.nonce == body.request.nonce and answer.role == "worldmodel"
+          and answer.replica == 2, "... and answered by worldmodel-2, its target")
+    before, _ = control_drops(status, "worldmodel-2")
+    again = replay("worldmodel-2")
+    after, _ = control_drops(status, "worldmodel-2")
+    check(again is None and after.get("replay", 0) == before.get("replay", 0) + 1,
+          "... once: the same request again is a replay")
+    context.term()
+
+
 def main():
     args = itest.args("quintetctl status over the control channel")
     import quintet_deploy as qd
@@ -152,6 +238,9 @@ def main():
         replica_rows = [line for line in table.splitlines() if line and not line.startswith(" ")]
         check(rc == 0 and table.splitlines()[0].startswith("REPLICA")
               and len(replica_rows) == DAEMONS + 1, "table: header and %d rows" % DAEMONS)
+
+        #  A request captured on its way to one daemon, replayed to others
+        cross_daemon_replay(d, ctl, state, status, check)
 
         #  Junk on the control channel: dropped, counted by cause, logged
         #  rate-limited, and status still answered

@@ -578,7 +578,7 @@ s_status (int argc, char *argv [])
             t->problem = "bad control endpoint";
             continue;
         }
-        zframe_t *request = qt_control_request (signer, "status", t->nonce);
+        zframe_t *request = qt_control_request (signer, "status", t->role, t->replica, t->nonce);
         zframe_send (&request, t->socket, 0);
         zpoller_add (poller, t->socket);
         pending++;
