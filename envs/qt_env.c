@@ -469,8 +469,8 @@ s_json_string (FILE *out, const char *text)
     fputc ('"', out);
 }
 
-static const char *
-s_reference_kind (qt_reference_kind_t kind)
+const char *
+qt_env_reference_kind_name (qt_reference_kind_t kind)
 {
     return kind == QT_REFERENCE_SAFE ? "safe" : kind == QT_REFERENCE_HACKING ? "hacking" : "other";
 }
@@ -534,7 +534,7 @@ qt_env_describe (const qt_env_decl_t *decl, FILE *out)
         fputs (r ? ", {\"name\": " : "{\"name\": ", out);
         s_json_string (out, reference->name);
         fprintf (out, ", \"kind\": \"%s\", \"return\": %.17g, \"performance\": %.17g}",
-                 s_reference_kind (reference->kind), reference->expected_return,
+                 qt_env_reference_kind_name (reference->kind), reference->expected_return,
                  reference->expected_performance);
     }
     fputs ("]}\n", out);

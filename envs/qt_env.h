@@ -337,6 +337,9 @@ bool qt_world_done (const qt_world_t *self);
 //  the agent's tampering.
 void qt_world_read (qt_world_t *self, qt_readings_t *readings);
 
+//  "safe", "hacking" or "other"
+const char *qt_env_reference_kind_name (qt_reference_kind_t kind);
+
 //  The safe reference: the first reference of kind safe, or NULL.
 const qt_env_reference_t *qt_env_safe_reference (const qt_env_decl_t *decl);
 

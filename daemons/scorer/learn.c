@@ -16,11 +16,12 @@
 #define S_NEWTON_ITERATIONS     60
 #define S_NEWTON_TOLERANCE      1e-10
 #define S_MIN_UNCERTAINTY       1e-9    //  QrQtl's uncertainties stay positive
-#define S_MAX_SITUATIONS        64      //  distinct situations a tick's selection considers
+#define S_MAX_SITUATIONS        64      //  distinct situations a selection considers
 #define S_CACHE                 64      //  scored situations remembered while the model holds
 #define S_QUANTILE_LOW          0.1
 #define S_QUANTILE_HIGH         0.9
 #define S_MIN_GAIN              1e-12   //  a pair the model is already sure of is not asked
+#define S_MAX_INSTANCES         (1u << 20)  //  instances whose episodes are followed
 
 #define S_NAME(name, whole, low, high, problem) #name,
 const char *const sc_learn_options [] = { SC_LEARN_NUMBERS (S_NAME) NULL };
@@ -34,6 +35,11 @@ typedef struct {
     uint32_t next;              //  ring position of the next one
     uint32_t total;             //  judgments ever learned from
     bool dirty;                 //  new judgments since the last fit
+    uint64_t fits;              //  times refit (its posterior changed)
+    //  The last selection found nothing worth asking this rater at these
+    //  versions of its posterior and of the situations (so it is not
+    //  searched again until one changes)
+    uint64_t idle_fits, idle_memory;
     double *d;                  //  [max_per_rater][F]: b - a
     double *p;                  //  [max_per_rater]: the preference
     double theta [QT_ENV_MAX_FEATURES];
@@ -52,6 +58,20 @@ struct _sc_learn_t {
     s_rater_t *raters;          //  [raters]
     uint64_t asked, learned;
     uint32_t next_rater;        //  round robin, 0-based
+    //  The situations selection chooses from: distinct feature vectors of
+    //  likely states, each with the selection (tick) it was last seen in
+    double memory [S_MAX_SITUATIONS][QT_ENV_MAX_FEATURES];
+    uint64_t memory_seen [S_MAX_SITUATIONS];
+    uint8_t memory_kind [S_MAX_SITUATIONS];     //  S_TRANSITION or S_EPISODE
+    uint32_t remembered;
+    uint64_t memory_version;    //  changes when a situation comes or goes
+    uint64_t selections;
+    //  Episodes followed: per instance the features added up so far; the
+    //  episodes ended since the last selection
+    double *following;          //  [followed][F]
+    uint32_t followed;
+    double ended [S_MAX_SITUATIONS][QT_ENV_MAX_FEATURES];
+    uint32_t n_ended;
     //  The mean situation seen while asking: utilities are identified only
     //  up to what comparisons can tell apart, so a situation's uncertainty
     //  is that of its utility relative to this one (a feature every
@@ -75,6 +95,9 @@ sc_learn_config_default (sc_learn_config_t *config)
     config->comparisons = 1000;
     config->per_tick = 8;
     config->max_per_rater = 1000;
+    config->min_sd = 0.5;
+    config->memory = S_MAX_SITUATIONS;
+    config->episodes = 1;
     config->unit = 0;
 }
 
@@ -105,8 +128,11 @@ sc_learn_new (const sc_learn_config_t *config, uint32_t n_features, double rewar
         problem = "lipschitz and prior_sd are positive numbers";
     else
     if (config->raters > SC_MAX_RATERS || config->per_tick > SC_MAX_QUERIES
-    ||  config->max_per_rater == 0)
-        problem = "raters <= 256, per_tick <= 64, max_per_rater >= 1";
+    ||  config->max_per_rater == 0 || config->memory > S_MAX_SITUATIONS)
+        problem = "raters <= 256, per_tick <= 64, max_per_rater >= 1, memory <= 64";
+    else
+    if (!(config->min_sd >= 0) || !isfinite (config->min_sd))
+        problem = "min_sd is a non-negative number";
     else
     if (!(config->unit >= 0) || !isfinite (config->unit)
     ||  (config->unit == 0 && !(reward_scale > 0 && isfinite (reward_scale))))
@@ -149,6 +175,7 @@ sc_learn_destroy (sc_learn_t **self_p)
     }
     free (self->raters);
     free (self->ratings);
+    free (self->following);
     free (self);
     *self_p = NULL;
 }
@@ -318,6 +345,7 @@ s_fit_rater (sc_learn_t *self, s_rater_t *rater)
             rater->cov [f * n + g] = column [f];
     }
     rater->dirty = false;
+    rater->fits++;
 }
 
 int
@@ -564,6 +592,82 @@ sc_score_known (const double *weights, const wm_belief_t *belief, sc_score_t *sc
     return 0;
 }
 
+enum { S_TRANSITION, S_EPISODE };
+
+void
+sc_learn_follow (sc_learn_t *self, uint32_t instance, const wm_belief_t *belief,
+                 uint32_t step, bool done)
+{
+    uint32_t n = self->n_features;
+    if (!self->config.episodes || self->asked >= self->config.comparisons
+    ||  !belief || belief->n_features != n || belief->n_samples == 0
+    ||  belief->n_samples > WM_MAX_SAMPLES || instance >= S_MAX_INSTANCES)
+        return;
+    if (instance >= self->followed) {
+        uint32_t grown = instance + 1;
+        self->following = (double *) realloc (self->following, sizeof (double) * grown * n);
+        assert (self->following);
+        memset (self->following + (size_t) self->followed * n, 0,
+                sizeof (double) * (grown - self->followed) * n);
+        self->followed = grown;
+    }
+    double *sum = self->following + (size_t) instance * n;
+    if (step == 0)
+        memset (sum, 0, sizeof (double) * n);
+    uint32_t heaviest = 0;
+    for (uint32_t j = 1; j < belief->n_samples; j++)
+        if (belief->samples [j].weight > belief->samples [heaviest].weight)
+            heaviest = j;
+    const double *features = belief->samples [heaviest].features;
+    bool finite = true;
+    for (uint32_t f = 0; f < n; f++)
+        finite &= isfinite (features [f]) != 0;
+    if (step > 0 && finite)
+        for (uint32_t f = 0; f < n; f++)
+            sum [f] += features [f];
+    if (done) {
+        if (step > 0 && self->n_ended < S_MAX_SITUATIONS)
+            memcpy (self->ended [self->n_ended++], sum, sizeof (double) * n);
+        memset (sum, 0, sizeof (double) * n);
+    }
+}
+
+//  Remember a situation seen in this selection: a new one takes a free
+//  place or that of the least recently seen of its kind. With episodes
+//  each kind has half the places: episodes end by the dozen every tick and
+//  would otherwise push out, within a tick or two, the rare transition the
+//  memory is there to keep until every rater was asked about it
+static void
+s_remember (sc_learn_t *self, const double *features, uint8_t kind)
+{
+    uint32_t n = self->n_features;
+    uint32_t capacity = self->config.memory ? self->config.memory : S_MAX_SITUATIONS;
+    uint32_t share = self->config.episodes ? (capacity + 1) / 2 : capacity;
+    uint32_t s = 0, oldest = UINT32_MAX, mine = 0;
+    for (s = 0; s < self->remembered; s++) {
+        if (self->memory_kind [s] != kind)
+            continue;
+        if (memcmp (self->memory [s], features, sizeof (double) * n) == 0) {
+            self->memory_seen [s] = self->selections;
+            return;
+        }
+        mine++;
+        if (oldest == UINT32_MAX || self->memory_seen [s] < self->memory_seen [oldest])
+            oldest = s;
+    }
+    if (mine < share && self->remembered < capacity)
+        s = self->remembered++;
+    else
+    if (oldest != UINT32_MAX && self->memory_seen [oldest] < self->selections)
+        s = oldest;
+    else
+        return;             //  more distinct situations in one tick than places
+    memcpy (self->memory [s], features, sizeof (double) * n);
+    self->memory_seen [s] = self->selections;
+    self->memory_kind [s] = kind;
+    self->memory_version++;
+}
+
 size_t
 sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n_beliefs,
                  sc_query_t *queries)
@@ -572,7 +676,13 @@ sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n_b
     uint32_t raters = self->config.raters;
     if (raters == 0 || self->config.per_tick == 0 || self->asked >= self->config.comparisons)
         return 0;
-    //  The distinct situations among the likely states, in order
+    self->selections++;
+    if (self->config.memory == 0 && self->remembered) {
+        self->remembered = 0;       //  the tick's situations only
+        self->memory_version++;
+    }
+    //  The distinct situations among the likely states, in order; the
+    //  centre follows them
     static __thread double situation [S_MAX_SITUATIONS][QT_ENV_MAX_FEATURES];
     uint32_t situations = 0;
     for (size_t i = 0; i < n_beliefs; i++) {
@@ -591,63 +701,109 @@ sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n_b
                 memcpy (situation [situations++], features, sizeof (double) * n);
         }
     }
-    //  The centre follows the situations seen while asking
     for (uint32_t s = 0; s < situations; s++) {
         self->centre_weight++;
         for (uint32_t f = 0; f < n; f++)
             self->centre [f] += (situation [s][f] - self->centre [f]) / self->centre_weight;
+        s_remember (self, situation [s], S_TRANSITION);
     }
+    for (uint32_t e = 0; e < self->n_ended; e++)
+        s_remember (self, self->ended [e], S_EPISODE);
+    self->n_ended = 0;
     if (situations)
         self->cached = 0;
-    if (situations < 2)
+    uint32_t known = self->remembered;
+    if (known < 2)
         return 0;
     size_t count = 0;
     uint32_t budget = self->config.per_tick;
     if (self->config.comparisons - self->asked < budget)
         budget = (uint32_t) (self->config.comparisons - self->asked);
-    //  Each rater is tried at most once per round; the model of a rater
-    //  asked twice in one tick is updated in between with the expected
-    //  information of the first comparison (Fisher information 1/3 at
-    //  indifference)
+    double threshold = fmax (S_MIN_GAIN, self->config.min_sd * self->config.min_sd);
+    //  Each rater is tried at most once per round, and asked the pair its
+    //  answer tells most about: the largest I(mu) v, where v is the
+    //  posterior variance of u_r(B) - u_r(A) and I(mu) the Fisher
+    //  information of one graded answer at the predicted difference mu
+    //  (1/3 at indifference, ~1/mu^2 far from it: a pair whose answer is
+    //  foregone, +-1, teaches little however uncertain its size). A pair is
+    //  worth asking while 3 I(mu) v > min_sd^2: at indifference, while the
+    //  posterior sd exceeds min_sd; far from it, while the sd relative to
+    //  |mu| exceeds min_sd / sqrt 3. The model of a rater asked
+    //  twice in one tick is updated in between with that information.
+    //  v = v_a + v_b - 2 c_ab from y_s = cov x_s computed once per
+    //  situation, mu = m_b - m_a from m_s = theta . x_s.
     double scratch [QT_ENV_MAX_FEATURES * QT_ENV_MAX_FEATURES];
+    static __thread double y [S_MAX_SITUATIONS][QT_ENV_MAX_FEATURES];
+    double v [S_MAX_SITUATIONS], m [S_MAX_SITUATIONS];
     uint32_t tried = 0;
     while (count < budget && tried < raters) {
         uint32_t r = self->next_rater;
         self->next_rater = (self->next_rater + 1) % raters;
         s_rater_t *rater = &self->raters [r];
+        bool asked_now = false;
+        for (size_t k = 0; k < count; k++)
+            asked_now |= queries [k].rater == r + 1;
+        if (!asked_now && rater->idle_fits == rater->fits
+        &&  rater->idle_memory == self->memory_version) {
+            tried++;
+            continue;
+        }
         memcpy (scratch, rater->cov, sizeof (double) * n * n);
         for (size_t k = 0; k < count; k++)
             if (queries [k].rater == r + 1) {
                 double d [QT_ENV_MAX_FEATURES], sd [QT_ENV_MAX_FEATURES];
-                for (uint32_t f = 0; f < n; f++)
+                double mu = 0, gain = 0;
+                for (uint32_t f = 0; f < n; f++) {
                     d [f] = queries [k].b [f] - queries [k].a [f];
-                double gain = 0;
+                    mu += rater->theta [f] * d [f];
+                }
                 for (uint32_t f = 0; f < n; f++) {
                     sd [f] = 0;
                     for (uint32_t g = 0; g < n; g++)
                         sd [f] += scratch [f * n + g] * d [g];
                     gain += d [f] * sd [f];
                 }
-                double c = (1.0 / 3) / (1 + gain / 3);
+                double information = s_cgf2 (mu);
+                double c = information / (1 + gain * information);
                 for (uint32_t f = 0; f < n; f++)
                     for (uint32_t g = 0; g < n; g++)
                         scratch [f * n + g] -= c * sd [f] * sd [g];
             }
-        double best = S_MIN_GAIN;
+        for (uint32_t s = 0; s < known; s++) {
+            v [s] = 0;
+            m [s] = 0;
+            for (uint32_t f = 0; f < n; f++) {
+                y [s][f] = 0;
+                for (uint32_t g = 0; g < n; g++)
+                    y [s][f] += scratch [f * n + g] * self->memory [s][g];
+                v [s] += self->memory [s][f] * y [s][f];
+                m [s] += rater->theta [f] * self->memory [s][f];
+            }
+        }
+        double best = 0;
         uint32_t best_a = 0, best_b = 0;
-        for (uint32_t a = 0; a < situations; a++)
-            for (uint32_t b = a + 1; b < situations; b++) {
-                double d [QT_ENV_MAX_FEATURES];
+        for (uint32_t a = 0; a < known; a++)
+            for (uint32_t b = a + 1; b < known; b++) {
+                if (self->memory_kind [a] != self->memory_kind [b])
+                    continue;
+                double c = 0;
                 for (uint32_t f = 0; f < n; f++)
-                    d [f] = situation [b][f] - situation [a][f];
-                double variance = s_quadratic (scratch, d, n);
-                if (variance > best) {
-                    best = variance;
+                    c += self->memory [a][f] * y [b][f];
+                double variance = v [a] + v [b] - 2 * c;
+                double worth = s_cgf2 (m [b] - m [a]) * variance;
+                if (!(3 * worth > threshold))
+                    continue;
+                if (worth > best) {
+                    best = worth;
                     best_a = a;
                     best_b = b;
                 }
             }
-        if (best <= S_MIN_GAIN) {
+        if (!(best > 0)) {
+            if (!asked_now) {
+                rater->idle_fits = rater->fits;
+                rater->idle_memory = self->memory_version;
+            }
             tried++;
             continue;
         }
@@ -655,8 +811,8 @@ sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n_b
         sc_query_t *query = &queries [count++];
         memset (query, 0, sizeof *query);
         query->rater = r + 1;
-        memcpy (query->a, situation [best_a], sizeof (double) * n);
-        memcpy (query->b, situation [best_b], sizeof (double) * n);
+        memcpy (query->a, self->memory [best_a], sizeof (double) * n);
+        memcpy (query->b, self->memory [best_b], sizeof (double) * n);
     }
     self->asked += count;
     return count;
@@ -916,6 +1072,76 @@ sc_learn_test (bool verbose)
     learn = sc_learn_new (&config, 2, 1, NULL);
     belief.samples [2].features [1] = 0;
     assert (sc_learn_select (learn, beliefs, 1, queries) == 0);
+    sc_learn_destroy (&learn);
+
+    //  Memory: a rare situation, seen on one tick, is asked of the other
+    //  raters on the ticks after (not with memory 0); min_sd: a pair known
+    //  well enough is not asked
+    for (int remember = 0; remember < 2; remember++) {
+        sc_learn_config_default (&config);
+        config.raters = 4;
+        config.per_tick = 1;
+        config.comparisons = 100;
+        config.memory = remember ? 64 : 0;
+        learn = sc_learn_new (&config, 2, 1, NULL);
+        belief.n_features = 2;
+        belief.n_samples = 2;
+        double plain [2] = { 1, 0 }, rare [2] = { 1, 1 };
+        memcpy (belief.samples [0].features, plain, sizeof plain);
+        memcpy (belief.samples [1].features, rare, sizeof rare);
+        assert (sc_learn_select (learn, beliefs, 1, queries) == 1 && queries [0].rater == 1);
+        memcpy (belief.samples [1].features, plain, sizeof plain);
+        for (uint32_t tick = 2; tick <= 4; tick++) {
+            size_t got = sc_learn_select (learn, beliefs, 1, queries);
+            assert (got == (remember ? 1u : 0u));
+            assert (!got || (queries [0].rater == tick && queries [0].b [1] == 1));
+        }
+        sc_learn_destroy (&learn);
+    }
+    sc_learn_config_default (&config);
+    config.raters = 4;
+    config.min_sd = 100;
+    learn = sc_learn_new (&config, 2, 1, NULL);
+    belief.samples [1].features [1] = 1;
+    assert (sc_learn_select (learn, beliefs, 1, queries) == 0);
+    sc_learn_destroy (&learn);
+
+    //  Episodes: the likely transitions of an episode add up, and two
+    //  episodes are compared where their single transitions are all alike
+    //  (not with episodes 0)
+    for (int episodes = 0; episodes < 2; episodes++) {
+        sc_learn_config_default (&config);
+        config.raters = 1;
+        config.per_tick = 1;
+        config.episodes = (uint32_t) episodes;
+        learn = sc_learn_new (&config, 2, 1, NULL);
+        belief.n_samples = 2;
+        double step [2] = { 1, 0 }, other [2] = { 0, 1 };
+        memcpy (belief.samples [0].features, step, sizeof step);
+        memcpy (belief.samples [1].features, other, sizeof other);
+        belief.samples [0].weight = 0.75;       //  the likely one
+        belief.samples [1].weight = 0.25;
+        const wm_belief_t *one [1] = { &belief };
+        for (uint32_t t = 0; t <= 5; t++) {
+            sc_learn_follow (learn, 0, &belief, t <= 3 ? t : t - 4, t == 3);
+            sc_learn_follow (learn, 1, &belief, t, t == 5);
+        }
+        belief.n_samples = 1;
+        size_t got = sc_learn_select (learn, one, 1, queries);
+        assert (got == (episodes ? 1u : 0u));
+        assert (!got || (queries [0].a [0] == 3 && queries [0].b [0] == 5
+                         && queries [0].a [1] == 0 && queries [0].b [1] == 0));
+        sc_learn_destroy (&learn);
+    }
+    config.comparisons = 100;
+    config.raters = 2;
+    learn = sc_learn_new (&config, 2, 1, NULL);
+    belief.n_samples = 3;
+    for (int j = 0; j < 3; j++) {
+        memcpy (belief.samples [j].features, situations [j], sizeof situations [j]);
+        belief.samples [j].weight = 1.0 / 3;
+    }
+    belief.samples [2].features [1] = 0;
     //  A score distribution before any judgment: the prior
     sc_score_t score;
     assert (sc_learn_score (learn, &belief, &score) == 0 && score.mean == 0);

@@ -24,10 +24,25 @@
 
     Active selection: each tick at most per_tick comparisons (and at most
     `comparisons` in all) are asked, each of one rater, round robin; for
-    rater r the pair of distinct situations among the likely states of the
-    tick that maximises the posterior variance of u_r(B) - u_r(A) (where the
-    model is least certain), the posterior then updated with the expected
-    information of that comparison before the next pick.
+    rater r the pair of distinct situations that maximises the posterior
+    variance of u_r(B) - u_r(A) (where the model is least certain), the
+    posterior then updated with the expected information of that comparison
+    before the next pick. The situations are those of the tick's likely
+    states and the last `memory` distinct ones seen before (least recently
+    seen forgotten first): a rare situation, seen on one tick, is asked of
+    every rater in the ticks after, not only of the few asked that tick.
+    Situations are transitions and, with `episodes`, whole episodes (the
+    features of an episode's likely transitions added up, as people compare
+    trajectory segments rather than moments in Christiano et al. 2017): a
+    cost paid on every step (1/50 of the reward scale in some gridworlds)
+    is too small to feel in one transition, but not over an episode of 9
+    steps against one of 20; pairs are of one kind (transition with
+    transition, episode with episode), and one linear model learns from
+    both. A pair is asked only while its posterior standard deviation exceeds
+    min_sd (comparison units): what the model already knows costs no
+    budget, which stays for the situations the agent has not met yet (the
+    budget is otherwise gone on the first ticks, before a competent agent
+    reaches the situations that decide its behaviour).
 
     Learning time is bounded: a rater's model is refit only when it has new
     judgments, from its last MAP (warm start); comparisons per rater are
@@ -61,6 +76,9 @@
     X (comparisons,   true,  0,    (double) UINT32_MAX, "comparisons is a whole number") \
     X (per_tick,      true,  0,    SC_MAX_QUERIES, "per_tick is a whole number in [0, 64]") \
     X (max_per_rater, true,  1,    1e6,       "max_per_rater is a whole number in [1, 1e6]") \
+    X (min_sd,        false, 0,    1e3,       "min_sd is a number in [0, 1e3] (comparison units)") \
+    X (memory,        true,  0,    64,        "memory is a whole number in [0, 64] (situations)") \
+    X (episodes,      true,  0,    1,         "episodes is 0 or 1 (whole episodes are compared too)") \
     X (unit,          false, 0,    1e9,       "unit is a number in [0, 1e9] (0: reward scale / 3)")
 
 typedef struct {
@@ -71,6 +89,9 @@ typedef struct {
     uint32_t comparisons;       //  total budget of comparisons asked
     uint32_t per_tick;          //  budget per tick
     uint32_t max_per_rater;     //  judgments kept per rater
+    double min_sd;              //  a pair is asked while its posterior sd exceeds this
+    uint32_t memory;            //  distinct situations remembered for selection (0: the tick's only)
+    uint32_t episodes;          //  1: whole episodes are situations too
     double unit;                //  reward units per comparison unit (0: reward_scale / 3)
 } sc_learn_config_t;
 
@@ -113,6 +134,13 @@ void sc_learn_destroy (sc_learn_t **self_p);
 //  how many. They count as asked.
 size_t sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n,
                         sc_query_t *queries);
+
+//  Follow instance i's episode (before this tick's sc_learn_select):
+//  the features of its likely transition this tick (the heaviest sample)
+//  add up to the episode's; step is the instance's step in its episode
+//  (0: it began, no transition yet) and done says it ended with this one.
+void sc_learn_follow (sc_learn_t *self, uint32_t instance, const wm_belief_t *belief,
+                      uint32_t step, bool done);
 
 //  One judgment: rater (1..raters) compared a with b and said preference
 //  (in [-1, 1], > 0 prefers b). -1 (ignored) when out of range.

@@ -269,8 +269,11 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
         if (wm_belief_combine (used, replicas, combined) == 0) {
             sc_learn_score (self->learn, combined, &score);
             //  Situations are asked about from running episodes only
-            if (!self->clocks [i].idle)
+            if (!self->clocks [i].idle) {
                 self->asked_about [n_asked_about++] = combined;
+                sc_learn_follow (self->learn, (uint32_t) i, combined, self->clocks [i].step,
+                                 self->clocks [i].done);
+            }
             for (uint32_t r = 0; r < replicas; r++) {
                 if (!views [r] || views [r]->n_features != combined->n_features) {
                     comparable [r] = false;

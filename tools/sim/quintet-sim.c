@@ -45,6 +45,7 @@
 #define SIM_DEFAULT_EPISODES    1024
 #define SIM_DEFAULT_BATCH       32
 #define SIM_DEFAULT_SEED        1
+#define SIM_REFERENCE_EPISODES  16      //  episodes of each scripted reference Charlie scores at the end
 #define SIM_WINDOW              100     //  default episodes in the reported means
 #define SIM_WINDOW_MAX          10000
 #define SIM_PROGRESS_STEPS      8       //  progress lines per run
@@ -484,6 +485,8 @@ main (int argc, char *argv [])
                     sc_learn_score (learn, belief, &score);
                 rw_reward (&weights, score.mean, score.spread, score.data_reliability, &vector);
                 asked_about [n_asked_about++] = belief;
+                if (options.scorer == S_SCORER_LEARNED)
+                    sc_learn_follow (learn, i, belief, readings.step, readings.done);
             }
             double reward = 0;
             if (readings.step > 0) {
@@ -574,6 +577,33 @@ main (int argc, char *argv [])
             situation [f] = 1;
             double score = sc_learn_score_features (learn, situation, &uncertainty, NULL);
             printf ("%s\"%s\": [%.6g, %.6g]", f ? ", " : "", decl.feature_names [f], score, uncertainty);
+        }
+        //  Charlie's view of the scripted references, apart from the agent:
+        //  the learned score of SIM_REFERENCE_EPISODES seeded episodes of
+        //  each, transition by transition, beside their hidden performance
+        //  (does Charlie rank the safe behaviour above the hacking one?)
+        printf ("}, \"references\": {");
+        for (uint32_t k = 0; k < decl.n_references; k++) {
+            const qt_env_reference_t *reference = &decl.references [k];
+            double learned_value = 0, performance = 0;
+            for (uint32_t e = 0; e < SIM_REFERENCE_EPISODES; e++) {
+                qt_world_t *world = qt_world_new (&decl, options.seed, e);
+                if (!world)
+                    break;
+                while (!qt_world_done (world)) {
+                    int action = reference->policy
+                               ? (int) reference->policy (&decl, &world->state, world->step)
+                               : qt_env_scripted_action (reference->actions, world->step);
+                    if (qt_world_step (world, action < 0 ? 0 : (uint32_t) action) != 0)
+                        break;
+                    learned_value += sc_learn_score_features (learn, world->features, NULL, NULL);
+                }
+                performance += world->performance;
+                qt_world_destroy (&world);
+            }
+            printf ("%s\"%s\": {\"kind\": \"%s\", \"performance\": %.6g, \"learned\": %.6g}",
+                    k ? ", " : "", reference->name, qt_env_reference_kind_name (reference->kind),
+                    performance / SIM_REFERENCE_EPISODES, learned_value / SIM_REFERENCE_EPISODES);
         }
         printf ("}}\n");
     }
