@@ -101,8 +101,8 @@ UPSTREAMS = {
 # learning options (representation, gamma, nstep, alpha_power, alpha_min,
 # epsilon_start, epsilon_end, epsilon_episodes, q_initial, max_states,
 # checkpoint_ticks), the world model's (samples, particles, steer_draws,
-# reliability_prior), the scorer's learning options (sc_learn: quantile,
-# raters, comparisons, per_tick, lipschitz, prior_sd, max_per_rater, unit),
+# reliability_prior), the scorer's learning options (sc_learn: the names of
+# SC_LEARN_NUMBERS in daemons/scorer/learn.h),
 # the raters' population (rt_population: raters, variation, minority,
 # minority_factor, minority_feature, careless, malicious, malice,
 # collude_feature). Filled in from the Deployment's parameters: the actor's
