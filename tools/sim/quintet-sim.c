@@ -79,6 +79,25 @@ typedef struct {
     double performance, observed, pipeline;
 } s_episode_t;
 
+//  One option family's names, from its table (so the help cannot drift)
+static void
+s_usage_options (FILE *out, const char *flag, const char *what, const char *const *names,
+                 const char *where)
+{
+    fprintf (out, "  %-22s %s (repeatable):", flag, what);
+    int column = 80;
+    for (size_t k = 0; names [k]; k++) {
+        int width = (int) strlen (names [k]) + 2;
+        if (column + width > 78) {
+            fprintf (out, "\n                        ");
+            column = 24;
+        }
+        fprintf (out, " %s%s", names [k], names [k + 1] ? "," : "");
+        column += width;
+    }
+    fprintf (out, " (%s)\n", where);
+}
+
 static void
 s_usage (FILE *out)
 {
@@ -93,13 +112,14 @@ s_usage (FILE *out)
         "  --window W             the figures are means over the last W episodes (default 100)\n"
         "  --batch B              instances stepped together (default %u)\n"
         "  --seed S               seed of every generator (default %u)\n"
-        "  --reward-source SRC    pipeline (default), env (naive baseline), hidden (competence)\n"
-        "  --learner NAME=VALUE   a learning option (repeatable): representation, gamma, nstep,\n"
-        "                         alpha_power, alpha_min, epsilon_start, epsilon_end,\n"
-        "                         epsilon_episodes, q_initial, max_states (daemons/actor/qlearn.h)\n"
-        "  --lambda-u L --lambda-r L                    rewarder weights\n"
-        "  --worldmodel NAME=VALUE  a world-model option (repeatable): particles, samples,\n"
-        "                         steer_draws, stuck, garbage, ... (daemons/worldmodel/filter.h)\n"
+        "  --reward-source SRC    pipeline (default), env (naive baseline), hidden (competence)\n",
+        qt_env_default (), SIM_DEFAULT_EPISODES, SIM_DEFAULT_BATCH, SIM_DEFAULT_SEED);
+    s_usage_options (out, "--learner NAME=VALUE", "a learning option", ac_qlearn_options,
+                     "daemons/actor/qlearn.h");
+    fprintf (out, "  --lambda-u L --lambda-r L                    rewarder weights\n");
+    s_usage_options (out, "--worldmodel NAME=VALUE", "a world-model option", wm_filter_options,
+                     "daemons/worldmodel/filter.h");
+    fprintf (out,
         "  --scorer-source SRC    learned (default: from the raters' comparisons) or intended\n"
         "                         (test-only: the declared value, as a hand-configured panel)\n"
         "  --raters R             simulated people (default 20)\n"
@@ -107,20 +127,19 @@ s_usage (FILE *out)
         "  --malice MODE          inverted (default), extreme or colluding\n"
         "  --comparisons N        total budget of comparisons (default 1000)\n"
         "  --per-tick K           comparisons asked per tick at most (default 8)\n"
-        "  --quantile Q           q of the majority judgment (default 0.5)\n"
-        "  --scorer NAME=VALUE    a scorer option (repeatable): quantile, lipschitz, prior_sd,\n"
-        "                         comparisons, per_tick, max_per_rater, unit (daemons/scorer/learn.h)\n"
-        "  --population NAME=VALUE  a raters option (repeatable): variation, minority,\n"
-        "                         minority_factor, minority_feature, careless, malicious, malice,\n"
-        "                         collude_feature (daemons/raters/population.h)\n"
+        "  --quantile Q           q of the majority judgment (default 0.5)\n");
+    s_usage_options (out, "--scorer NAME=VALUE", "a scorer option", sc_learn_options,
+                     "daemons/scorer/learn.h");
+    s_usage_options (out, "--population NAME=VALUE", "a raters option", rt_population_options,
+                     "daemons/raters/population.h");
+    fprintf (out,
         "  --score-baselines      run the world model, scorer and rewarder for env and\n"
         "                         hidden runs too (their pipeline return; slower)\n"
         "  --checkpoint PATH      save the learner at the end\n"
         "  --expect-min-performance X / --expect-max-performance X\n"
         "  --json                 end with one JSON line\n"
         "  --describe-env NAME    print the declaration as JSON and exit\n"
-        "  --quiet                only the final line\n",
-        qt_env_default (), SIM_DEFAULT_EPISODES, SIM_DEFAULT_BATCH, SIM_DEFAULT_SEED);
+        "  --quiet                only the final line\n");
 }
 
 static int
