@@ -130,8 +130,9 @@ sc_learn_t *sc_learn_new (const sc_learn_config_t *config, uint32_t n_features,
 void sc_learn_destroy (sc_learn_t **self_p);
 
 //  Choose this tick's queries among the likely states of the beliefs
-//  (n of them), within the budgets; writes at most SC_MAX_QUERIES, returns
-//  how many. They count as asked.
+//  (n of them), the situations remembered and the episodes followed
+//  (sc_learn_follow) that ended since the last call, within the budgets;
+//  writes at most SC_MAX_QUERIES, returns how many. They count as asked.
 size_t sc_learn_select (sc_learn_t *self, const wm_belief_t *const *beliefs, size_t n,
                         sc_query_t *queries);
 
