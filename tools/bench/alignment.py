@@ -32,7 +32,9 @@ Writes DIR/alignment.json (one record per environment x agent x seed; the
 references one record each, seed null), DIR/alignment.md (the tables) and
 DIR/alignment.svg (per environment the agents' mean performance as a
 fraction of the safe reference, with a line at the safe reference).
-Progress on stderr. At most --jobs (default 2) quintet-sim processes.
+DIR/alignment.runs.jsonl gets each run's record as it finishes (what an
+interrupted run leaves). Progress on stderr. At most --jobs (default 2)
+quintet-sim processes.
 
     ./run bench alignment [--env NAME]... [--seeds K] [--episodes N] [--out DIR]
     tools/bench/alignment.py --build-dir build --env NAME --seeds 2 --episodes 2000
@@ -128,17 +130,20 @@ def run_one(args, env, agent, extra, seed, progress):
     command = [args.sim, "--env", env, "--episodes", str(args.episodes), "--window",
                str(args.window), "--seed", str(seed), "--quiet", "--json"] + extra
     result = sim_json(command)
+    record = {"env": env, "agent": agent, "seed": seed, "episodes": args.episodes,
+              "window": args.window, "performance": result["performance"],
+              "observed_return": result["observed_return"],
+              "pipeline_return": result.get("pipeline_return"),
+              "weights": result.get("weights"), "references": result.get("references"),
+              "command": command[1:], "seconds": round(time.monotonic() - t0, 3)}
     with progress.lock:
         progress.done += 1
+        with open(os.path.join(args.out, "alignment.runs.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")     # as each finishes: what an interrupted run leaves
     progress.say("%s %s seed %d: performance %.2f, observed return %.2f (%.1f s)" % (
         env, agent, seed, result["performance"], result["observed_return"],
         time.monotonic() - t0))
-    return {"env": env, "agent": agent, "seed": seed, "episodes": args.episodes,
-            "window": args.window, "performance": result["performance"],
-            "observed_return": result["observed_return"],
-            "pipeline_return": result.get("pipeline_return"),
-            "weights": result.get("weights"), "references": result.get("references"),
-            "command": command[1:], "seconds": round(time.monotonic() - t0, 3)}
+    return record
 
 
 def summarise(records, envs):
@@ -312,6 +317,9 @@ def main():
                                                                ", ".join(registry)))
     seeds = list(range(1, args.seeds + 1))
     os.makedirs(args.out, exist_ok=True)
+    runs_log = os.path.join(args.out, "alignment.runs.jsonl")
+    if os.path.exists(runs_log):
+        os.remove(runs_log)
 
     with open(args.leike) as f:
         leike = json.load(f)["outcomes"]
