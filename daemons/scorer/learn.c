@@ -1072,6 +1072,16 @@ sc_learn_test (bool verbose)
     learn = sc_learn_new (&config, 2, 1, NULL);
     belief.samples [2].features [1] = 0;
     assert (sc_learn_select (learn, beliefs, 1, queries) == 0);
+    //  A score distribution before any judgment: the prior
+    sc_score_t score;
+    assert (sc_learn_score (learn, &belief, &score) == 0 && score.mean == 0);
+    belief.n_features = 3;
+    assert (sc_learn_score (learn, &belief, &score) == -1);
+    double a [2] = { 0, 0 }, b [2] = { 0, 1 };
+    assert (sc_learn_add (learn, 3, a, b, 0.5) == -1);
+    assert (sc_learn_add (learn, 1, a, b, NAN) == -1);
+    assert (sc_learn_add (learn, 1, a, b, 1.5) == -1);
+    sc_learn_destroy (&learn);
     sc_learn_destroy (&learn);
 
     //  Memory: a rare situation, seen on one tick, is asked of the other
@@ -1133,26 +1143,6 @@ sc_learn_test (bool verbose)
                          && queries [0].a [1] == 0 && queries [0].b [1] == 0));
         sc_learn_destroy (&learn);
     }
-    config.comparisons = 100;
-    config.raters = 2;
-    learn = sc_learn_new (&config, 2, 1, NULL);
-    belief.n_samples = 3;
-    for (int j = 0; j < 3; j++) {
-        memcpy (belief.samples [j].features, situations [j], sizeof situations [j]);
-        belief.samples [j].weight = 1.0 / 3;
-    }
-    belief.samples [2].features [1] = 0;
-    //  A score distribution before any judgment: the prior
-    sc_score_t score;
-    assert (sc_learn_score (learn, &belief, &score) == 0 && score.mean == 0);
-    belief.n_features = 3;
-    assert (sc_learn_score (learn, &belief, &score) == -1);
-    double a [2] = { 0, 0 }, b [2] = { 0, 1 };
-    assert (sc_learn_add (learn, 3, a, b, 0.5) == -1);
-    assert (sc_learn_add (learn, 1, a, b, NAN) == -1);
-    assert (sc_learn_add (learn, 1, a, b, 1.5) == -1);
-    sc_learn_destroy (&learn);
-    sc_learn_destroy (&learn);
     if (verbose)
         printf ("\n   OK\n");
 }
