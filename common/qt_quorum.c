@@ -396,6 +396,60 @@ qt_quorum_slots (qt_quorum_t *self, uint64_t tick)
     return pending ? pending->slots : NULL;
 }
 
+//  Gives a tick up without processing it (another upstream of the stage
+//  cannot deliver it): frees it and every older pending tick, counted as
+//  skipped, and counts no miss: nobody was late for a tick never processed
+void
+qt_quorum_skip (qt_quorum_t *self, uint64_t tick)
+{
+    for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
+        s_pending_t *older = &self->pending [i];
+        if (older->used && older->tick <= tick) {
+            self->skipped++;
+            s_pending_clear (older);
+        }
+    }
+    if (!self->have_last || tick > self->last) {
+        self->have_last = true;
+        self->last = tick;
+    }
+}
+
+//  A stage with several upstreams processes a tick when it is ready in
+//  all of them. Each upstream's oldest ready tick is what that upstream
+//  alone would process next, skipping older stuck ones, so a tick older
+//  than another upstream's oldest ready one will never be ready there:
+//  it is given up where it is ready, and the oldest ready ticks are
+//  compared again. Without this, two upstreams resynchronised on
+//  different ticks (a stage back from a network cut: each upstream's
+//  window resynchronises on its own replicas' ticks) would wait for each
+//  other for ever, each holding a tick the other already passed.
+bool
+qt_quorum_ready_all (qt_quorum_t **quorums, size_t count, int64_t now_ms, uint64_t *tick)
+{
+    if (count == 0)
+        return false;
+    while (true) {
+        uint64_t lowest = UINT64_MAX, highest = 0;
+        for (size_t i = 0; i < count; i++) {
+            uint64_t ready;
+            if (!qt_quorum_ready (quorums [i], now_ms, &ready))
+                return false;
+            lowest = MIN (lowest, ready);
+            highest = MAX (highest, ready);
+        }
+        if (lowest == highest) {
+            *tick = lowest;
+            return true;
+        }
+        for (size_t i = 0; i < count; i++) {
+            uint64_t ready;
+            if (qt_quorum_ready (quorums [i], now_ms, &ready) && ready < highest)
+                qt_quorum_skip (quorums [i], ready);
+        }
+    }
+}
+
 void
 qt_quorum_done (qt_quorum_t *self, uint64_t tick)
 {
@@ -730,6 +784,66 @@ s_test_startup_flood (int64_t deadline)
     qt_quorum_destroy (&quorum);
 }
 
+//  A stage with two upstreams back from a cut: each upstream's window
+//  resynchronised on its own replicas' ticks, one tick apart (the scorer:
+//  beliefs resynchronised at 101, judgments at 102). The stage must go on
+//  at the first tick both can deliver, not wait for ever on 101.
+static void
+s_test_two_upstreams (int64_t deadline)
+{
+    qt_quorum_t *quorums [2];
+    quorums [0] = qt_quorum_new ("worldmodel", 3, 1, deadline, 3);
+    quorums [1] = qt_quorum_new ("collector", 3, 1, deadline, 3);
+    assert (quorums [0] && quorums [1]);
+    int64_t now = 1000;
+    uint64_t tick;
+    for (size_t u = 0; u < 2; u++) {
+        for (uint32_t r = 1; r <= 3; r++)
+            s_test_offer (quorums [u], r, 1, now, QT_QUORUM_ACCEPTED);
+        qt_quorum_done (quorums [u], 1);
+    }
+    //  Far ahead in both: upstream 0 resynchronises on 101, upstream 1 on 102
+    //  (one replica ahead is not enough: f + 1 are)
+    for (size_t u = 0; u < 2; u++) {
+        s_test_offer (quorums [u], 1, 101 + u, now, QT_QUORUM_STALE);
+        s_test_offer (quorums [u], 2, 101 + u, now, QT_QUORUM_ACCEPTED);
+        s_test_offer (quorums [u], 1, 101 + u, now, QT_QUORUM_ACCEPTED);
+    }
+    for (uint64_t t = 102; t <= 104; t++)
+        for (uint32_t r = 1; r <= 2; r++)
+            s_test_offer (quorums [0], r, t, now, QT_QUORUM_ACCEPTED);
+    for (uint64_t t = 103; t <= 104; t++)
+        for (uint32_t r = 1; r <= 2; r++)
+            s_test_offer (quorums [1], r, t, now, QT_QUORUM_ACCEPTED);
+    now += deadline;
+    //  101 is ready in upstream 0 only: given up there, 102 goes on
+    assert (qt_quorum_ready (quorums [0], now, &tick) && tick == 101);
+    assert (!qt_quorum_tick_ready (quorums [1], 101, now));
+    assert (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == 102);
+    uint64_t skipped = qt_quorum_skipped (quorums [0]);
+    for (uint64_t t = 102; t <= 104; t++) {
+        assert (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == t);
+        qt_quorum_done (quorums [0], t);
+        qt_quorum_done (quorums [1], t);
+    }
+    assert (qt_quorum_skipped (quorums [0]) == skipped);
+    assert (!qt_quorum_ready_all (quorums, 2, now, &tick));
+    //  Skipping counted no miss: replica 3 (absent since tick 1) is down
+    //  after its 3 misses of 102..104, the others up
+    assert (qt_quorum_replica_up (quorums [0], 1) && qt_quorum_replica_up (quorums [0], 2));
+    //  One upstream with nothing ready: nothing is, and nothing is given up
+    for (uint32_t r = 1; r <= 2; r++)
+        s_test_offer (quorums [0], r, 105, now, QT_QUORUM_ACCEPTED);
+    assert (!qt_quorum_ready_all (quorums, 2, now, &tick));
+    assert (qt_quorum_slots (quorums [0], 105) != NULL);
+    for (uint32_t r = 1; r <= 2; r++)
+        s_test_offer (quorums [1], r, 105, now, QT_QUORUM_ACCEPTED);
+    now += deadline;
+    assert (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == 105);
+    qt_quorum_destroy (&quorums [0]);
+    qt_quorum_destroy (&quorums [1]);
+}
+
 void
 qt_quorum_test (bool verbose)
 {
@@ -842,6 +956,7 @@ qt_quorum_test (bool verbose)
 
     s_test_readmission (deadline);
     s_test_startup_flood (deadline);
+    s_test_two_upstreams (deadline);
     if (verbose)
         printf ("OK\n");
 }

@@ -64,8 +64,18 @@ qt_quorum_result_t qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t 
 //  n - f of them), or the deadline passed with at least n - f.
 bool qt_quorum_ready (qt_quorum_t *self, int64_t now_ms, uint64_t *tick);
 
-//  True if the tick is pending and ready (for stages with two upstreams).
+//  True if the tick is pending and ready.
 bool qt_quorum_tick_ready (qt_quorum_t *self, uint64_t tick, int64_t now_ms);
+
+//  For a stage with several upstreams: true when a tick is ready in all of
+//  them (the lowest such). A tick older than another upstream's oldest
+//  ready tick can never be ready there, so it is given up (qt_quorum_skip)
+//  where it is ready.
+bool qt_quorum_ready_all (qt_quorum_t **quorums, size_t count, int64_t now_ms, uint64_t *tick);
+
+//  Gives up a tick (and every older pending one) without processing it:
+//  counted as skipped, no replica counted as missing it.
+void qt_quorum_skip (qt_quorum_t *self, uint64_t tick);
 
 //  Messages of a pending tick, indexed by replica - 1 (NULL where missing).
 //  Valid until qt_quorum_done.

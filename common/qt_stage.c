@@ -878,10 +878,7 @@ static int
 s_process_ready (qt_stage_t *self, int64_t now_ms)
 {
     uint64_t tick;
-    while (self->role->upstreams > 0 && qt_quorum_ready (self->quorum [0], now_ms, &tick)) {
-        for (size_t i = 1; i < self->role->upstreams; i++)
-            if (!qt_quorum_tick_ready (self->quorum [i], tick, now_ms))
-                return 0;       //  the other upstream has not delivered this tick yet
+    while (qt_quorum_ready_all (self->quorum, self->role->upstreams, now_ms, &tick)) {
         qt_message_t **inputs [QT_STAGE_MAX_UPSTREAMS];
         for (size_t i = 0; i < self->role->upstreams; i++) {
             inputs [i] = qt_quorum_slots (self->quorum [i], tick);

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <czmq.h>
 #include "quintet.pb-c.h"
 #include "qt_config.h"
 #include "qt_envelope.h"
@@ -94,6 +95,21 @@ typedef struct {
     //  subscription/<role> = the topic its SUB sockets subscribe to there).
     //  May be NULL.
     void (*details) (void *state, qt_stage_detail_fn *add, void *ctx);
+
+    //  State transfer: a restarted replica catches up from its peers'
+    //  state instead of its prior (see "Catching up" in qt_stage.c).
+    //  snapshot() appends the role's whole state after the last processed
+    //  tick to out (zchunk_extend): deterministic, so two replicas in the
+    //  same state give the same bytes, and complete, so that restore() of
+    //  them into a freshly created state and the same calls after make
+    //  both replicas publish the same bytes for ever. restore() checks
+    //  what it reads (sizes, counts, ranges: bytes come from the network,
+    //  although only once f + 1 peers vouched for their digest) and leaves
+    //  the state as it was on error, with a static cause in *cause.
+    //  Both NULL for a role whose output depends on nothing but the tick's
+    //  inputs.
+    int (*snapshot) (void *state, zchunk_t *out);
+    int (*restore) (void *state, const uint8_t *data, size_t size, const char **cause);
 } qt_role_t;
 
 //  The whole daemon: parses the command line, loads the config, runs the

@@ -379,6 +379,14 @@ def main():
             if used_again and advancing and collector_up(rows) == [True, True, True]:
                 rejoined = time.monotonic() - up_at
                 break
+        if rejoined is None:    # say which part of the rejoin is missing
+            log("not rejoined: used again %s, advancing %s, host %d ticks %s -> %s"
+                % (used_again, advancing, CUT_HOST, first_ticks,
+                   {n: rows.get(n, {}).get("ticks") for n in host_names(CUT_HOST)}))
+            for name in ("aggregator-1", "aggregator-2") + tuple(host_names(CUT_HOST)):
+                log("  %s upstreams: %s" % (name, json.dumps(rows.get(name, {}).get("upstreams"))))
+            log(d.log_tails(12, [d.replica[(n.rsplit("-", 1)[0], int(n.rsplit("-", 1)[1]))]
+                                 for n in ("aggregator-1",) + tuple(host_names(CUT_HOST))]))
         check(rejoined is not None,
               "link up: host %d rejoins: its 6 daemons answer with advancing ticks, "
               "worldmodel-1 reports collector 3 up, rewarder 3 used again%s"
