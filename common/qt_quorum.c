@@ -453,7 +453,16 @@ qt_quorum_ready_all (qt_quorum_t **quorums, size_t count, int64_t now_ms, uint64
 void
 qt_quorum_done (qt_quorum_t *self, uint64_t tick)
 {
+    qt_quorum_done_take (self, tick, NULL);
+}
+
+void
+qt_quorum_done_take (qt_quorum_t *self, uint64_t tick, qt_message_t **taken)
+{
     s_pending_t *pending = s_find (self, tick);
+    if (taken)
+        for (uint32_t i = 0; i < QT_QUORUM_MAX_REPLICAS; i++)
+            taken [i] = NULL;
     if (pending) {
         for (uint32_t i = 0; i < self->replicas; i++) {
             s_replica_t *state = &self->replica [i];
@@ -485,6 +494,11 @@ qt_quorum_done (qt_quorum_t *self, uint64_t tick)
             }
         }
     }
+    if (pending && taken)
+        for (uint32_t i = 0; i < self->replicas; i++) {
+            taken [i] = pending->slots [i];
+            pending->slots [i] = NULL;
+        }
     for (int i = 0; i < QT_QUORUM_WINDOW; i++) {
         s_pending_t *older = &self->pending [i];
         if (older->used && older->tick <= tick) {

@@ -85,6 +85,10 @@ qt_message_t **qt_quorum_slots (qt_quorum_t *self, uint64_t tick);
 //  miss for each live replica absent from it, marks replicas down.
 void qt_quorum_done (qt_quorum_t *self, uint64_t tick);
 
+//  The same, handing the tick's messages over instead of freeing them:
+//  taken [replica - 1] (QT_QUORUM_MAX_REPLICAS places, NULL where missing)
+void qt_quorum_done_take (qt_quorum_t *self, uint64_t tick, qt_message_t **taken);
+
 //  Milliseconds until the next deadline that could make a tick ready, or -1.
 int64_t qt_quorum_timeout (qt_quorum_t *self, int64_t now_ms);
 

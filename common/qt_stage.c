@@ -3,6 +3,7 @@
 */
 #include "quintet.h"
 #include "qt_stage.h"
+#include "qt_catchup.h"
 #include <getopt.h>
 
 //  An allowance (a token-rate limiter): what one peer may cost per second
@@ -112,6 +113,13 @@ struct _qt_stage_t {
     uint64_t control_answered;
     zhashx_t *control_peers;                //  peer address -> s_allowance_t
     uint64_t control_throttled;             //  dropped over a peer's budget
+
+    //  State transfer from the peers (qt_catchup; roles with snapshot and
+    //  restore hooks, quintet/peers configured): while a kept tick is
+    //  replayed the role's process() publishes nothing
+    qt_catchup_t *catchup;
+    bool replaying;
+    uint64_t skipped_seen;                  //  the quorums' skipped ticks, summed, last seen
 };
 
 //  Takes one token if there is one, refilling at rate per second up to burst
@@ -383,6 +391,93 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
     return 0;
 }
 
+//  qt_catchup's view of the stage
+static int
+s_catchup_snapshot (void *ctx, zchunk_t *out)
+{
+    qt_stage_t *self = (qt_stage_t *) ctx;
+    return self->role->snapshot (self->state, out);
+}
+
+static int
+s_catchup_restore (void *ctx, const uint8_t *data, size_t size, const char **cause)
+{
+    qt_stage_t *self = (qt_stage_t *) ctx;
+    return self->role->restore (self->state, data, size, cause);
+}
+
+static int
+s_catchup_replay (void *ctx, uint64_t tick, qt_message_t **inputs [],
+                  double weights [][QT_QUORUM_MAX_REPLICAS])
+{
+    qt_stage_t *self = (qt_stage_t *) ctx;
+    for (size_t u = 0; u < self->role->upstreams; u++)
+        memcpy (self->weight [u], weights [u], sizeof self->weight [u]);
+    self->replaying = true;
+    int rc = self->role->process (self->state, self, tick, inputs);
+    self->replaying = false;
+    return rc;
+}
+
+//  quintet/peers/<replica> = the control endpoints of this role's replicas
+//  (this one's may be listed too), and quintet/catch_up (default true). A
+//  role without state (no snapshot hooks) has nothing to catch up: the
+//  keys are checked, and unused. f is what n = peers + 1 tolerates.
+static int
+s_configure_catchup (qt_stage_t *self, char **error)
+{
+    bool catch_up = true;
+    if (qt_config_bool (self->config, "quintet/catch_up", false, true, &catch_up)) {
+        *error = strdup (qt_config_error (self->config));
+        return -1;
+    }
+    const char *endpoints [QT_QUORUM_MAX_REPLICAS + 1] = { NULL };
+    uint32_t peers = 0;
+    zlist_t *children = qt_config_children (self->config, "quintet/peers");
+    int rc = 0;
+    for (char *name = (char *) zlist_first (children); name && rc == 0;
+         name = (char *) zlist_next (children)) {
+        char *key = zsys_sprintf ("quintet/peers/%s", name);
+        unsigned long id = s_is_replica_name (name) ? strtoul (name, NULL, 10) : 0;
+        const char *endpoint = NULL;
+        if (id < 1 || id > QT_QUORUM_MAX_REPLICAS) {
+            *error = zsys_sprintf ("%s: %s: peers are named by replica id, 1..%d",
+                                   qt_config_path (self->config), key, QT_QUORUM_MAX_REPLICAS);
+            rc = -1;
+        }
+        else
+        if (qt_config_string (self->config, key, NULL, &endpoint)) {
+            *error = strdup (qt_config_error (self->config));
+            rc = -1;
+        }
+        else
+        if (qt_transport_check_endpoint (endpoint, error)) {
+            s_error_in_key (self->config, key, error);
+            rc = -1;
+        }
+        else
+        if (id != self->replica) {
+            endpoints [id] = endpoint;
+            peers++;
+        }
+        zstr_free (&key);
+    }
+    zlist_destroy (&children);
+    if (rc || self->check || !self->role->snapshot || !self->role->restore)
+        return rc;
+    qt_catchup_ops_t ops = { self, s_catchup_snapshot, s_catchup_restore, s_catchup_replay };
+    self->catchup = qt_catchup_new (self->role->role, self->replica, peers / 2, catch_up && peers > 0,
+                                    self->signer, self->trust, self->role->upstreams, &ops);
+    for (uint32_t id = 1; id <= QT_QUORUM_MAX_REPLICAS && rc == 0; id++)
+        if (endpoints [id] && qt_catchup_add_peer (self->catchup, id, endpoints [id], error)) {
+            char *key = zsys_sprintf ("quintet/peers/%u", id);
+            s_error_in_key (self->config, key, error);
+            zstr_free (&key);
+            rc = -1;
+        }
+    return rc;
+}
+
 static int
 s_mkdir_p (const char *path)
 {
@@ -542,6 +637,8 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
             s_error_in_key (config, "quintet/metrics_bind", error);
         for (size_t i = 0; i < role->upstreams && !*error; i++)
             s_configure_upstream (self, i, error);
+        if (!*error)
+            s_configure_catchup (self, error);
         return self;
     }
     self->pub = qt_transport_publisher (bind, &self->endpoint, error);
@@ -575,6 +672,8 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     }
     for (size_t i = 0; i < role->upstreams && !*error; i++)
         s_configure_upstream (self, i, error);
+    if (!*error)
+        s_configure_catchup (self, error);
     return self;
 }
 
@@ -601,6 +700,7 @@ s_stage_destroy (qt_stage_t **self_p)
     zsock_destroy (&self->control);
     qt_verifier_destroy (&self->control_verifier);
     zhashx_destroy (&self->control_peers);
+    qt_catchup_destroy (&self->catchup);
     qt_metrics_destroy (&self->metrics);
     qt_byzantine_destroy (&self->byzantine);
     free (self->last_payload);
@@ -643,6 +743,8 @@ s_publish_byzantine (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *pa
 int
 qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload)
 {
+    if (self->replaying)
+        return 0;       //  a kept tick processed again (qt_catchup): published long ago
     self->publish_calls++;
     if (self->degraded) {
         self->degraded = false;
@@ -668,6 +770,8 @@ void
 qt_stage_tick_failed (qt_stage_t *self, uint64_t tick, const char *cause, const char *fmt, ...)
 {
     char what [QT_STAGE_STATE_SIZE];
+    if (self->replaying)
+        return;
     va_list args;
     va_start (args, fmt);
     vsnprintf (what, sizeof what, fmt, args);
@@ -689,6 +793,8 @@ int
 qt_stage_publish_on (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
                      uint64_t tick, const ProtobufCMessage *payload)
 {
+    if (self->replaying)
+        return 0;
     zframe_t *frame = qt_signer_seal (self->signer, type, tick, payload);
     return s_send_sealed (self, topic, frame);
 }
@@ -697,6 +803,8 @@ int
 qt_stage_publish_kept (qt_stage_t *self, const char *topic, Quintet__PayloadType type,
                        uint64_t tick, const ProtobufCMessage *payload)
 {
+    if (self->replaying)
+        return 0;
     s_kept_t *slot = NULL;
     for (size_t k = 0; k < QT_STAGE_MAX_KEPT && !slot; k++)
         if (self->kept [k].topic && streq (self->kept [k].topic, topic))
@@ -873,12 +981,28 @@ qt_stage_reputation (qt_stage_t *self, size_t upstream)
     return upstream < self->role->upstreams ? self->reputation [upstream] : NULL;
 }
 
+//  Ticks skipped (a quorum resynchronised, or gave ticks up) are inputs
+//  this replica never processed and its peers may have: catch up
+static void
+s_catchup_skipped (qt_stage_t *self)
+{
+    if (!self->catchup)
+        return;
+    uint64_t skipped = 0;
+    for (size_t i = 0; i < self->role->upstreams; i++)
+        skipped += qt_quorum_skipped (self->quorum [i]);
+    if (skipped > self->skipped_seen && self->ticks > 0)
+        qt_catchup_diverged (self->catchup, "ticks skipped");
+    self->skipped_seen = skipped;
+}
+
 //  Processes every tick that is ready in all upstreams
 static int
 s_process_ready (qt_stage_t *self, int64_t now_ms)
 {
     uint64_t tick;
     while (qt_quorum_ready_all (self->quorum, self->role->upstreams, now_ms, &tick)) {
+        s_catchup_skipped (self);
         qt_message_t **inputs [QT_STAGE_MAX_UPSTREAMS];
         for (size_t i = 0; i < self->role->upstreams; i++) {
             inputs [i] = qt_quorum_slots (self->quorum [i], tick);
@@ -891,12 +1015,20 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
             return -1;
         for (size_t i = 0; i < self->role->upstreams; i++)
             qt_reputation_update (self->reputation [i], tick, self->distance [i]);
-        //  The inputs are the quorum's until qt_quorum_done
+        //  The inputs are the quorum's until qt_quorum_done, or the
+        //  catch-up's if it keeps this tick to replay it
         bool failed = self->tick_failed;
         if (!failed)
             s_metrics_tick (self, inputs, started_ns, tick);
-        for (size_t i = 0; i < self->role->upstreams; i++)
-            qt_quorum_done (self->quorum [i], tick);
+        bool keep = qt_catchup_keeps (self->catchup, tick);
+        qt_message_t *taken [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+        qt_message_t **taken_p [QT_STAGE_MAX_UPSTREAMS];
+        for (size_t i = 0; i < self->role->upstreams; i++) {
+            qt_quorum_done_take (self->quorum [i], tick, keep ? taken [i] : NULL);
+            taken_p [i] = taken [i];
+        }
+        if (self->catchup)
+            qt_catchup_processed (self->catchup, tick, keep ? taken_p : NULL, self->weight, now_ms);
         if (failed)
             continue;       //  consumed, but not progress (qt_stage_tick_failed)
         //  A role that answers a tick with nothing has finished by design
@@ -1115,6 +1247,32 @@ s_details_free (s_details_t **self_p)
 //  One control request: [identity][empty][SignedMessage] from a REQ peer.
 //  Only a verified request signed by a "control" key is answered; the
 //  reply carries the stage's counters and echoes the nonce.
+//  Answers a peer's "snapshot" request (qt_catchup): only the snapshot
+//  fields and who answers, signed like every reply
+static void
+s_control_snapshot (qt_stage_t *self, qt_message_t *message, const Quintet__ControlRequest *request,
+                    zframe_t *identity, zframe_t *empty)
+{
+    Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
+    reply.nonce = request->nonce;
+    reply.role = (char *) self->role->role;
+    reply.replica = self->replica;
+    reply.tick = self->have_last ? self->last_tick : 0;
+    reply.ticks = self->ticks;
+    qt_catchup_serve (self->catchup, request, &reply);
+    self->control_answered++;
+    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
+    body.reply = &reply;
+    zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL, reply.tick,
+                                       &body.base);
+    qt_message_destroy (&message);
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &identity);
+    zmsg_append (out, &empty);
+    zmsg_append (out, &sealed);
+    zmsg_send (&out, self->control);
+}
+
 static void
 s_control (qt_stage_t *self, int64_t now_ms)
 {
@@ -1147,15 +1305,27 @@ s_control (qt_stage_t *self, int64_t now_ms)
     qt_drop_cause_t cause = QT_DROP_MALFORMED;
     qt_message_t *message = NULL;
     if (identity && empty && frame && zframe_size (empty) == 0)
-        message = qt_verifier_open (self->control_verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
+        message = qt_verifier_open (self->control_verifier, QT_CONTROL_TOPIC, NULL,
                                     zframe_data (frame), zframe_size (frame), &cause);
     else
         qt_verifier_count (self->control_verifier, QT_DROP_MALFORMED);
+    //  Who may ask what: an operator (a control key) for status; another
+    //  replica of this role, catching up, for a snapshot (qt_catchup);
+    //  any other key nothing
+    bool operator = message && streq (message->sender->role, QT_CONTROL_ROLE);
+    bool sibling = message && self->catchup && streq (message->sender->role, self->role->role)
+                && message->sender->replica != self->replica;
+    if (message && !operator && !sibling) {
+        cause = QT_DROP_WRONG_ROLE;
+        qt_verifier_count (self->control_verifier, cause);
+        qt_message_destroy (&message);
+    }
     const Quintet__ControlRequest *request = qt_control_request_of (message);
     //  A request says whom it is for: one captured on its way to another
     //  daemon (another role or replica) is not answered here
     bool for_us = qt_control_request_for (request, self->role->role, self->replica);
-    if (!request || !for_us || strneq (request->command, "status")) {
+    const char *command = operator ? "status" : QT_CATCHUP_COMMAND;
+    if (!request || !for_us || strneq (request->command, command)) {
         if (message) {
             //  Authentic, but not a request we answer
             cause = request && !for_us ? QT_DROP_WRONG_TARGET : QT_DROP_UNEXPECTED;
@@ -1167,6 +1337,11 @@ s_control (qt_stage_t *self, int64_t now_ms)
         zframe_destroy (&empty);
         zframe_destroy (&frame);
         return;     //  no answer: an unauthenticated peer learns nothing
+    }
+    if (sibling) {
+        s_control_snapshot (self, message, request, identity, empty);
+        zframe_destroy (&frame);
+        return;
     }
     bool healthy = true;
     Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
@@ -1257,6 +1432,8 @@ s_control (qt_stage_t *self, int64_t now_ms)
         s_detail_add (details, name, self->role->upstream [i].topic);
         zstr_free (&name);
     }
+    if (self->catchup)
+        s_detail_add (details, "catch-up", qt_catchup_state (self->catchup));
     if (self->role->details)
         self->role->details (self->state, s_detail_add, details);
     reply.n_details = details->count;
@@ -1352,6 +1529,8 @@ s_run (qt_stage_t *self)
         zpoller_add (poller, self->sub [k].sub);
     if (self->control)
         zpoller_add (poller, self->control);
+    if (self->catchup)
+        qt_catchup_poll_on (self->catchup, poller);
     int64_t now_ms = zclock_mono ();
     self->last_progress_ms = now_ms;
     self->last_resend_ms = now_ms;
@@ -1385,12 +1564,18 @@ s_run (qt_stage_t *self)
         int64_t paused = s_resume (self, now_ms);
         if (paused >= 0 && paused < timeout)
             timeout = paused;
+        int64_t catching_up = qt_catchup_timeout (self->catchup, now_ms);
+        if (catching_up >= 0 && catching_up < timeout)
+            timeout = catching_up;
         if (timeout < 0)
             timeout = 0;
         void *which = zpoller_wait (poller, (int) timeout);
         if (zpoller_terminated (poller))
             break;
         now_ms = zclock_mono ();
+        if (which && qt_catchup_owns (self->catchup, which))
+            qt_catchup_receive (self->catchup, which, now_ms);
+        else
         if (which && which != self->control)
             s_drain (self, now_ms);
         //  Control requests are served on every pass, whatever woke the
@@ -1400,6 +1585,8 @@ s_run (qt_stage_t *self)
              && (zsock_events (self->control) & ZMQ_POLLIN); served++)
             s_control (self, now_ms);
         rc = s_process_ready (self, now_ms);
+        if (rc == 0 && self->catchup)
+            rc = qt_catchup_run (self->catchup, now_ms);
         if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
             s_resend (self, now_ms);
             self->last_resend_ms = now_ms;

@@ -30,6 +30,7 @@
 #include "qt_stage.h"
 #include "qt_byzantine.h"
 #include "qt_control.h"
+#include "qt_catchup.h"
 #include "qt_reputation.h"
 
 #endif

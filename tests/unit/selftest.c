@@ -25,6 +25,7 @@ static test_item_t s_tests [] = {
     { "metrics",   qt_metrics_test },
     { "byzantine", qt_byzantine_test },
     { "control",   qt_control_test },
+    { "catchup",   qt_catchup_test },
     { "reputation", qt_reputation_test },
     { NULL, NULL }
 };

@@ -977,6 +977,14 @@ class Deployment:
                 section[str(i)] = endpoint
             upstream[up_role] = section
         tree["upstream"] = upstream
+        # every replica of a replicated role knows its siblings' control
+        # endpoints: a stateful one catches up from their state (qt_catchup)
+        if role not in SINGLE and all((role, i) in getattr(self, "control_port", {})
+                                      for i in range(1, self.count(role) + 1)):
+            tree["peers"] = collections.OrderedDict(
+                (str(i), "tcp://%s:%d" % (self.replica[(role, i)].address,
+                                          self.control_port[(role, i)]))
+                for i in range(1, self.count(role) + 1))
         section = self.role_section(role)
         if section:
             tree[role] = section
