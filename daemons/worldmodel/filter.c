@@ -876,21 +876,34 @@ wm_filter_runs (const wm_filter_t *self)
 //  Learned weights sum to 1 to within rounding
 #define WM_SNAPSHOT_WEIGHT_SLACK 1e-6
 
+static uint8_t *
+s_encode (uint8_t *at, uint64_t value, size_t bytes)
+{
+    for (size_t k = 0; k < bytes; k++)
+        at [k] = (uint8_t) (value >> (8 * k));
+    return at + bytes;
+}
+
+static uint8_t *
+s_encode_double (uint8_t *at, double value)
+{
+    uint64_t bits;
+    memcpy (&bits, &value, sizeof bits);
+    return s_encode (at, bits, sizeof bits);
+}
+
 static void
 s_put (zchunk_t *out, uint64_t value, size_t bytes)
 {
     uint8_t le [8];
-    for (size_t k = 0; k < bytes; k++)
-        le [k] = (uint8_t) (value >> (8 * k));
-    zchunk_extend (out, le, bytes);
+    zchunk_extend (out, le, (size_t) (s_encode (le, value, bytes) - le));
 }
 
 static void
 s_put_double (zchunk_t *out, double value)
 {
-    uint64_t bits;
-    memcpy (&bits, &value, sizeof bits);
-    s_put (out, bits, sizeof bits);
+    uint8_t le [8];
+    zchunk_extend (out, le, (size_t) (s_encode_double (le, value) - le));
 }
 
 //  A text field as its length then its bytes (those up to the NUL).
@@ -990,8 +1003,7 @@ static void
 s_field (s_field_t *field, uint64_t value, size_t size, const char *mismatch)
 {
     memset (field, 0, sizeof *field);
-    for (size_t k = 0; k < size; k++)
-        field->bytes [k] = (uint8_t) (value >> (8 * k));
+    s_encode (field->bytes, value, size);
     field->size = size;
     field->mismatch = mismatch;
 }
@@ -999,9 +1011,9 @@ s_field (s_field_t *field, uint64_t value, size_t size, const char *mismatch)
 static void
 s_field_double (s_field_t *field, double value, const char *mismatch)
 {
-    uint64_t bits;
-    memcpy (&bits, &value, sizeof bits);
-    s_field (field, bits, sizeof bits, mismatch);
+    memset (field, 0, sizeof *field);
+    field->size = (size_t) (s_encode_double (field->bytes, value) - field->bytes);
+    field->mismatch = mismatch;
 }
 
 //  Bytes as they are (a digest), or a name zero-padded to `size`.
@@ -1056,27 +1068,40 @@ wm_filter_snapshot (wm_filter_t *self, zchunk_t *out)
     for (size_t k = 0; k < fields; k++)
         zchunk_extend (out, header [k].bytes, header [k].size);
     s_put (out, self->runs, 8);
+    //  An instance at a time through a buffer: a field at a time, batch
+    //  4096 would take long
+    size_t particle_size = 2 * decl->n_vars + 1 + 8 * decl->n_features + 8;
+    size_t instance_max = 4 * 8 + 8 + 1 + 8 * decl->n_sensors + decl->reading_length
+                        + self->config.particles * particle_size;
+    uint8_t *buffer = (uint8_t *) malloc (instance_max);
+    assert (buffer);
     for (uint32_t i = 0; i < self->batch; i++) {
         const s_instance_t *inst = &self->instances [i];
+        uint8_t *at = buffer;
         for (uint32_t k = 0; k < 4; k++)
-            s_put (out, inst->rng.s [k], 8);
-        s_put (out, inst->updates, 8);
-        s_put (out, (inst->live ? WM_SNAPSHOT_LIVE : 0)
-                  | (inst->has_previous ? WM_SNAPSHOT_PREVIOUS : 0), 1);
+            at = s_encode (at, inst->rng.s [k], 8);
+        at = s_encode (at, inst->updates, 8);
+        at = s_encode (at, (inst->live ? WM_SNAPSHOT_LIVE : 0)
+                         | (inst->has_previous ? WM_SNAPSHOT_PREVIOUS : 0), 1);
         for (uint32_t s = 0; s < decl->n_sensors; s++)
-            s_put_double (out, inst->reliability [s]);
-        if (inst->has_previous)
-            zchunk_extend (out, inst->previous, decl->reading_length);
+            at = s_encode_double (at, inst->reliability [s]);
+        if (inst->has_previous) {
+            memcpy (at, inst->previous, decl->reading_length);
+            at += decl->reading_length;
+        }
         for (uint32_t j = 0; j < self->config.particles; j++) {
             const s_particle_t *particle = &inst->particles [j];
             for (uint32_t v = 0; v < decl->n_vars; v++)
-                s_put (out, (uint16_t) particle->state.v [v], 2);
-            s_put (out, particle->state.terminated, 1);
+                at = s_encode (at, (uint16_t) particle->state.v [v], 2);
+            at = s_encode (at, particle->state.terminated, 1);
             for (uint32_t f = 0; f < decl->n_features; f++)
-                s_put_double (out, particle->features [f]);
-            s_put_double (out, particle->weight);
+                at = s_encode_double (at, particle->features [f]);
+            at = s_encode_double (at, particle->weight);
         }
+        assert ((size_t) (at - buffer) <= instance_max);
+        zchunk_extend (out, buffer, (size_t) (at - buffer));
     }
+    free (buffer);
     uint8_t digest [WM_DIGEST];
     s_digest (zchunk_data (out) + start, zchunk_size (out) - start, digest);
     zchunk_extend (out, digest, sizeof digest);
@@ -1471,6 +1496,287 @@ wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out
 }
 
 //  --------------------------------------------------------------------------
+//  Selftest of state transfer
+
+//  Instances of a world, each starting a new episode every WM_TEST_EPISODE
+//  ticks at most; odd instances then idle a few ticks in between, as
+//  instances without an episode do.
+#define WM_TEST_EPISODE         25
+#define WM_TEST_IDLE            3
+#define WM_TEST_INSTANCES       2
+
+typedef struct {
+    qt_world_t *worlds [WM_TEST_INSTANCES];
+    uint32_t idle [WM_TEST_INSTANCES];      //  ticks left idle
+    qt_rng_t rng;                           //  the actions
+} s_test_world_t;
+
+//  One tick of every instance into n filters: beliefs [k][i] is filter
+//  k's of instance i.
+static void
+s_test_tick (s_test_world_t *world, wm_filter_t **filters, size_t n,
+             wm_belief_t (*beliefs) [WM_TEST_INSTANCES])
+{
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++) {
+        qt_world_t *instance = world->worlds [i];
+        if (world->idle [i] > 0) {
+            for (size_t k = 0; k < n; k++)
+                assert (wm_filter_idle (filters [k], i, &beliefs [k][i]) == 0);
+            if (--world->idle [i] == 0)
+                qt_world_reset (instance);
+            continue;
+        }
+        qt_readings_t readings;
+        qt_world_read (instance, &readings);
+        for (size_t k = 0; k < n; k++)
+            assert (wm_filter_update (filters [k], i, &readings, &beliefs [k][i]) == 0);
+        if (qt_world_done (instance) || instance->step + 1 >= WM_TEST_EPISODE) {
+            if (i % 2)
+                world->idle [i] = WM_TEST_IDLE;
+            else
+                qt_world_reset (instance);
+        }
+        else
+            assert (qt_world_step (instance, qt_rng_below (&world->rng, instance->decl.n_actions)) == 0);
+    }
+}
+
+static zchunk_t *
+s_test_snapshot (wm_filter_t *filter)
+{
+    zchunk_t *chunk = zchunk_new (NULL, 0);
+    assert (chunk && wm_filter_snapshot (filter, chunk) == 0);
+    return chunk;
+}
+
+static void
+s_test_same_state (wm_filter_t *filter, const zchunk_t *expected)
+{
+    zchunk_t *now = s_test_snapshot (filter);
+    assert (zchunk_size (now) == zchunk_size ((zchunk_t *) expected));
+    assert (memcmp (zchunk_data (now), zchunk_data ((zchunk_t *) expected), zchunk_size (now)) == 0);
+    zchunk_destroy (&now);
+}
+
+//  The bytes are refused with a cause (naming `why` when given) and the
+//  filter still holds `state`.
+static void
+s_test_refused (wm_filter_t *filter, const uint8_t *data, size_t size, const zchunk_t *state,
+                const char *why)
+{
+    const char *cause = NULL;
+    assert (wm_filter_restore (filter, data, size, &cause) == -1);
+    assert (cause && (!why || strstr (cause, why)));
+    s_test_same_state (filter, state);
+}
+
+//  A snapshot of another filter configuration, declaration or seed.
+static void
+s_test_refused_from (wm_filter_t *filter, const qt_env_decl_t *decl,
+                     const wm_filter_config_t *config, uint32_t batch, uint64_t seed,
+                     const zchunk_t *state, const char *why)
+{
+    wm_filter_t *other = wm_filter_new (decl, config, batch, seed);
+    assert (other);
+    zchunk_t *snapshot = s_test_snapshot (other);
+    s_test_refused (filter, zchunk_data (snapshot), zchunk_size (snapshot), state, why);
+    zchunk_destroy (&snapshot);
+    wm_filter_destroy (&other);
+}
+
+//  Every environment's states pass restore's checks (its domains), and a
+//  restored filter goes on as the original.
+static void
+s_test_every_environment (const wm_filter_config_t *config)
+{
+    for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
+        qt_env_params_t params;
+        qt_env_params_init (&params);
+        qt_env_decl_t decl;
+        assert (qt_env_declare (module->name, &params, &decl, NULL) == 0);
+        s_test_world_t world = { { NULL }, { 0 }, { { 0 } } };
+        for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+            world.worlds [i] = qt_world_new (&decl, 5, i);
+        qt_rng_seed (&world.rng, 5, 3);
+        wm_filter_t *filters [2] = { wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5),
+                                     wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5) };
+        wm_belief_t beliefs [2][WM_TEST_INSTANCES];
+        for (uint32_t t = 0; t < 12; t++)
+            s_test_tick (&world, filters, 1, beliefs);
+        zchunk_t *snapshot = s_test_snapshot (filters [0]);
+        const char *cause = NULL;
+        assert (wm_filter_restore (filters [1], zchunk_data (snapshot), zchunk_size (snapshot),
+                                   &cause) == 0 && !cause);
+        for (uint32_t t = 0; t < 4; t++) {
+            s_test_tick (&world, filters, 2, beliefs);
+            assert (memcmp (beliefs [0], beliefs [1], sizeof beliefs [0]) == 0);
+        }
+        zchunk_destroy (&snapshot);
+        for (uint32_t k = 0; k < 2; k++)
+            wm_filter_destroy (&filters [k]);
+        for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+            qt_world_destroy (&world.worlds [i]);
+    }
+}
+
+//  A filter restored from another's snapshot publishes what that one does,
+//  bit for bit, through episodes and idle ticks; without the restore it
+//  does not; the bytes are the state's; and whatever else restore is
+//  given, it refuses with a cause and changes nothing.
+static void
+s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
+{
+    //  A broken and a malicious sensor (the filter does not know which),
+    //  so the tamper theories carry weight and reliabilities move
+    assert (decl->n_sensors > 2);
+    qt_env_params_t params;
+    qt_env_params_init (&params);
+    params.sensor_mode [decl->sensors [1].id] = QT_SENSOR_BROKEN;
+    params.sensor_mode [decl->sensors [2].id] = QT_SENSOR_MALICIOUS;
+    qt_env_decl_t world_decl;
+    assert (qt_env_declare (decl->name, &params, &world_decl, NULL) == 0);
+    s_test_world_t world = { { NULL }, { 0 }, { { 0 } } };
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+        world.worlds [i] = qt_world_new (&world_decl, 11, i);
+    qt_rng_seed (&world.rng, 11, 3);
+
+    wm_filter_t *a = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    wm_filter_t *b = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    wm_filter_t *fresh = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    assert (a && b && fresh);
+    wm_belief_t beliefs [3][WM_TEST_INSTANCES];
+    for (uint32_t t = 0; t < 40; t++)
+        s_test_tick (&world, &a, 1, beliefs);
+    assert (wm_filter_reliability (a, 0, 1) < config->reliability_prior);
+
+    //  Appended after what out already holds
+    zchunk_t *snapshot = zchunk_new ("role", 4);
+    assert (wm_filter_snapshot (a, snapshot) == 0);
+    const uint8_t *good = zchunk_data (snapshot) + 4;
+    size_t size = zchunk_size (snapshot) - 4;
+    const char *cause = "";
+    assert (wm_filter_restore (b, good, size, &cause) == 0 && cause == NULL);
+    zchunk_t *state = s_test_snapshot (b);
+    assert (zchunk_size (state) == size && memcmp (zchunk_data (state), good, size) == 0);
+
+    //  Fed the same, the restored filter says what the original says; a
+    //  fresh one (the ablation) does not
+    wm_filter_t *three [3] = { a, b, fresh };
+    uint32_t compared = 0, differing = 0;
+    for (uint32_t t = 0; t < 100; t++) {
+        s_test_tick (&world, three, 3, beliefs);
+        for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++) {
+            assert (memcmp (&beliefs [0][i], &beliefs [1][i], sizeof (wm_belief_t)) == 0);
+            differing += memcmp (&beliefs [0][i], &beliefs [2][i], sizeof (wm_belief_t)) != 0;
+            compared++;
+        }
+    }
+    assert (differing > compared / 2);
+    zchunk_destroy (&state);
+    state = s_test_snapshot (a);
+    s_test_same_state (b, state);
+
+    //  From here b holds a's state after those ticks; nothing below may
+    //  change it. Truncated anywhere, one bit flipped anywhere, one byte
+    //  too many, random bytes (with a valid magic and version too)
+    zchunk_destroy (&snapshot);
+    snapshot = s_test_snapshot (a);
+    good = zchunk_data (snapshot);
+    size = zchunk_size (snapshot);
+    uint8_t *bad = (uint8_t *) malloc (size + 1);
+    assert (bad);
+    s_test_refused (b, NULL, 0, state, NULL);
+    for (size_t cut = 0; cut < size; cut += cut < 400 ? 1 : 101)
+        s_test_refused (b, good, cut, state, NULL);
+    s_test_refused (b, good, size - 1, state, NULL);
+    for (size_t at = 0; at < size; at += 13) {
+        memcpy (bad, good, size);
+        bad [at] ^= (uint8_t) (1 << (at % 8));
+        s_test_refused (b, bad, size, state, NULL);
+    }
+    memcpy (bad, good, size);
+    bad [size] = 0;
+    s_test_refused (b, bad, size + 1, state, NULL);
+    s_field_t header [WM_SNAPSHOT_FIELDS];
+    size_t fields = s_header (b, header), header_size = 0;
+    for (size_t k = 0; k < fields; k++)
+        header_size += header [k].size;
+    qt_rng_t noise;
+    qt_rng_seed (&noise, 13, 0);
+    for (uint32_t r = 0; r < 16; r++) {
+        for (size_t k = 0; k < size; k++)
+            bad [k] = (uint8_t) qt_rng_next (&noise);
+        if (r % 2)
+            memcpy (bad, good, header_size);
+        s_test_refused (b, bad, size, state, r % 2 ? "digest" : "not a world-model snapshot");
+    }
+
+    //  Another configuration, declaration or seed
+    wm_filter_config_t other = *config;
+    other.particles = config->particles / 2;
+    s_test_refused_from (b, decl, &other, WM_TEST_INSTANCES, 7, state, "particles");
+    other = *config;
+    other.stuck = config->stuck / 2;
+    s_test_refused_from (b, decl, &other, WM_TEST_INSTANCES, 7, state, "stuck");
+    s_test_refused_from (b, decl, config, WM_TEST_INSTANCES + 1, 7, state, "batch");
+    s_test_refused_from (b, decl, config, WM_TEST_INSTANCES, 8, state, "seed");
+    qt_env_decl_t other_decl;
+    qt_env_params_init (&params);
+    snprintf (params.without, sizeof params.without, "%s", decl->sensors [1].family);
+    assert (qt_env_declare (decl->name, &params, &other_decl, NULL) == 0);
+    s_test_refused_from (b, &other_decl, config, WM_TEST_INSTANCES, 7, state, "declaration");
+    qt_env_params_init (&params);
+    assert (qt_env_declare (qt_env_registry [1].name, &params, &other_decl, NULL) == 0);
+    s_test_refused_from (b, &other_decl, config, WM_TEST_INSTANCES, 7, state, "another environment");
+
+    //  Well-formed and sealed, but the state is impossible: each check
+    //  refuses, naming what is wrong
+    wm_filter_t *poked = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    static const char *const causes [] = {
+        "generator", "flags", "reliability", "last reading", "domain", "terminated",
+        "feature", "outside [0, 1]", "sum to 1", "truncated", "past its instances"
+    };
+    for (uint32_t k = 0; k < sizeof causes / sizeof causes [0]; k++) {
+        assert (wm_filter_restore (poked, good, size, NULL) == 0);
+        s_instance_t *inst = &poked->instances [k % WM_TEST_INSTANCES];
+        s_particle_t *particle = &inst->particles [k % config->particles];
+        size_t cut = 0;
+        switch (k) {
+            case 0: memset (&inst->rng, 0, sizeof inst->rng); break;
+            case 1: inst->live = false; break;
+            case 2: inst->reliability [0] = 1; break;
+            case 3: inst->previous [decl->sensors [0].offset] = 0; break;
+            case 4: particle->state.v [0] = (int16_t) decl->vars [0].values; break;
+            case 5: particle->state.terminated = 2; break;
+            case 6: particle->features [0] = NAN; break;
+            case 7: particle->weight = -0.5; break;
+            case 8: particle->weight = particle->weight / 2 + 0.25; break;
+            case 9: cut = 8; break;                  //  the last weight missing
+            default: break;
+        }
+        zchunk_t *sealed = s_test_snapshot (poked);
+        size_t length = zchunk_size (sealed) - WM_DIGEST - cut;
+        memcpy (bad, zchunk_data (sealed), length);
+        if (k == 10)
+            bad [length++] = 0;
+        s_digest (bad, length, bad + length);
+        s_test_refused (b, bad, length + WM_DIGEST, state, causes [k]);
+        zchunk_destroy (&sealed);
+    }
+    wm_filter_destroy (&poked);
+
+    free (bad);
+    zchunk_destroy (&snapshot);
+    zchunk_destroy (&state);
+    wm_filter_destroy (&a);
+    wm_filter_destroy (&b);
+    wm_filter_destroy (&fresh);
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+        qt_world_destroy (&world.worlds [i]);
+    s_test_every_environment (config);
+}
+
+//  --------------------------------------------------------------------------
 //  Selftest: on the default environment, the honest camera's world is
 //  tracked exactly; validation and the combinations behave.
 
@@ -1583,6 +1889,9 @@ wm_filter_test (bool verbose)
     qt_world_destroy (&replay);
     wm_filter_destroy (&twin);
     wm_filter_destroy (&again);
+
+    //  State transfer
+    s_test_snapshots (&decl, &config);
 
     //  Invalid configurations are refused
     wm_filter_config_t wrong = config;
