@@ -915,6 +915,8 @@ s_put_text (zchunk_t *out, const char *text, size_t width)
     zchunk_extend (out, text, length);
 }
 
+//  BLAKE2b; needs no sodium_init (which only picks a faster implementation
+//  of the same function), so tools and tests may snapshot without it.
 static void
 s_digest (const void *data, size_t size, uint8_t *digest)
 {
@@ -1511,6 +1513,22 @@ typedef struct {
     qt_rng_t rng;                           //  the actions
 } s_test_world_t;
 
+static void
+s_test_world_init (s_test_world_t *world, const qt_env_decl_t *decl, uint64_t seed)
+{
+    memset (world, 0, sizeof *world);
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+        world->worlds [i] = qt_world_new (decl, seed, i);
+    qt_rng_seed (&world->rng, seed, WM_TEST_INSTANCES);
+}
+
+static void
+s_test_world_destroy (s_test_world_t *world)
+{
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+        qt_world_destroy (&world->worlds [i]);
+}
+
 //  One tick of every instance into n filters: beliefs [k][i] is filter
 //  k's of instance i.
 static void
@@ -1594,10 +1612,8 @@ s_test_every_environment (const wm_filter_config_t *config)
         qt_env_params_init (&params);
         qt_env_decl_t decl;
         assert (qt_env_declare (module->name, &params, &decl, NULL) == 0);
-        s_test_world_t world = { { NULL }, { 0 }, { { 0 } } };
-        for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
-            world.worlds [i] = qt_world_new (&decl, 5, i);
-        qt_rng_seed (&world.rng, 5, 3);
+        s_test_world_t world;
+        s_test_world_init (&world, &decl, 5);
         wm_filter_t *filters [2] = { wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5),
                                      wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5) };
         wm_belief_t beliefs [2][WM_TEST_INSTANCES];
@@ -1614,8 +1630,7 @@ s_test_every_environment (const wm_filter_config_t *config)
         zchunk_destroy (&snapshot);
         for (uint32_t k = 0; k < 2; k++)
             wm_filter_destroy (&filters [k]);
-        for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
-            qt_world_destroy (&world.worlds [i]);
+        s_test_world_destroy (&world);
     }
 }
 
@@ -1635,10 +1650,8 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
     params.sensor_mode [decl->sensors [2].id] = QT_SENSOR_MALICIOUS;
     qt_env_decl_t world_decl;
     assert (qt_env_declare (decl->name, &params, &world_decl, NULL) == 0);
-    s_test_world_t world = { { NULL }, { 0 }, { { 0 } } };
-    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
-        world.worlds [i] = qt_world_new (&world_decl, 11, i);
-    qt_rng_seed (&world.rng, 11, 3);
+    s_test_world_t world;
+    s_test_world_init (&world, &world_decl, 11);
 
     wm_filter_t *a = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
     wm_filter_t *b = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
@@ -1771,8 +1784,7 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
     wm_filter_destroy (&a);
     wm_filter_destroy (&b);
     wm_filter_destroy (&fresh);
-    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
-        qt_world_destroy (&world.worlds [i]);
+    s_test_world_destroy (&world);
     s_test_every_environment (config);
 }
 
