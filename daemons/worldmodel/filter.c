@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "filter.h"
 
@@ -35,6 +36,8 @@
 #define WM_INSTANCE_STREAM      (2ULL << 32)
 #define WM_FORGERY_STREAM       (5ULL << 32)
 #define WM_VALUES               256
+//  BLAKE2b digests in snapshots
+#define WM_DIGEST               crypto_generichash_BYTES
 
 typedef struct {
     qt_state_t state;
@@ -110,7 +113,14 @@ struct _wm_filter_t {
     double *log_mixture;
     double *honest_share;
     uint64_t runs;
+    //  What a snapshot must match besides the configuration (see "State
+    //  transfer"): digests of the declaration and of the forgery model
+    uint8_t decl_digest [WM_DIGEST];
+    uint8_t model_digest [WM_DIGEST];
 };
+
+static void s_digest_model (wm_filter_t *self);
+static void s_instances_destroy (s_instance_t **instances_p, uint32_t batch);
 
 void
 wm_filter_config_default (wm_filter_config_t *config)
@@ -304,6 +314,7 @@ wm_filter_new (const qt_env_decl_t *decl, const wm_filter_config_t *config,
         self->log_miss [s] = log (noise / others);
     }
     s_build_forgery_model (self, seed);
+    s_digest_model (self);
     return self;
 }
 
@@ -313,9 +324,7 @@ wm_filter_destroy (wm_filter_t **self_p)
     assert (self_p);
     if (*self_p) {
         wm_filter_t *self = *self_p;
-        for (uint32_t i = 0; i < self->batch; i++)
-            free (self->instances [i].particles);
-        free (self->instances);
+        s_instances_destroy (&self->instances, self->batch);
         free (self->scratch);
         free (self->arena);
         free (self->final);
@@ -836,6 +845,442 @@ wm_filter_runs (const wm_filter_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  State transfer: the filter's whole state as bytes, field by field in
+//  little-endian fixed widths (never a struct with its padding), so equal
+//  states give equal bytes on any host. Version 1:
+//
+//      header      magic (u32), version (u32), the environment's name (32
+//                  bytes, zero-padded), a digest of its declaration, batch
+//                  (u32), every option (u32, f64), a digest of the forgery
+//                  model (it follows from the seed)
+//      runs        u64
+//      instances   per instance: generator (4 x u64), updates (u64), flags
+//                  (u8: live, holds a previous reading), reliabilities (f64
+//                  a sensor), the previous reading when held (u8 a value),
+//                  then per particle its variables (i16 each), terminated
+//                  (u8), features (f64 each) and weight (f64)
+//      trailer     BLAKE2b of everything before it
+//
+//  Nothing else outlives an update: scratch, the arena, the final run and
+//  the tick's tables are rebuilt by every update, and the forgery model and
+//  the honest tables follow from the declaration, options and seed, which
+//  the header pins. A state's variables past n_vars and its padding are
+//  zero (reset clears the state, step copies it), and a particle's
+//  features past n_features are zero (the caller of step zeroes them), so
+//  they are not sent and restore zeroes them.
+
+#define WM_SNAPSHOT_MAGIC       0x4d575451u     //  "QTWM", little-endian
+#define WM_SNAPSHOT_VERSION     1
+#define WM_SNAPSHOT_LIVE        1               //  instance flags
+#define WM_SNAPSHOT_PREVIOUS    2
+//  Learned weights sum to 1 to within rounding
+#define WM_SNAPSHOT_WEIGHT_SLACK 1e-6
+
+static uint8_t *
+s_encode (uint8_t *at, uint64_t value, size_t bytes)
+{
+    for (size_t k = 0; k < bytes; k++)
+        at [k] = (uint8_t) (value >> (8 * k));
+    return at + bytes;
+}
+
+static uint8_t *
+s_encode_double (uint8_t *at, double value)
+{
+    uint64_t bits;
+    memcpy (&bits, &value, sizeof bits);
+    return s_encode (at, bits, sizeof bits);
+}
+
+static void
+s_put (zchunk_t *out, uint64_t value, size_t bytes)
+{
+    uint8_t le [8];
+    zchunk_extend (out, le, (size_t) (s_encode (le, value, bytes) - le));
+}
+
+static void
+s_put_double (zchunk_t *out, double value)
+{
+    uint8_t le [8];
+    zchunk_extend (out, le, (size_t) (s_encode_double (le, value) - le));
+}
+
+//  A text field as its length then its bytes (those up to the NUL).
+static void
+s_put_text (zchunk_t *out, const char *text, size_t width)
+{
+    size_t length = text ? strnlen (text, width) : 0;
+    s_put (out, length, 4);
+    zchunk_extend (out, text, length);
+}
+
+//  BLAKE2b; needs no sodium_init (which only picks a faster implementation
+//  of the same function), so tools and tests may snapshot without it.
+static void
+s_digest (const void *data, size_t size, uint8_t *digest)
+{
+    crypto_generichash (digest, WM_DIGEST, (const uint8_t *) data, size, NULL, 0);
+}
+
+//  What a restored state must have been computed with: everything of the
+//  declaration the filter reads (board, codes, actions, variables,
+//  sensors, features, the module's constants; not what only the world
+//  reads: tamper style, sensor modes, hidden performance, references), and
+//  the forgery model with the honest tables, which the seed and options
+//  determine.
+static void
+s_digest_model (wm_filter_t *self)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    zchunk_t *chunk = zchunk_new (NULL, 4096);
+    assert (chunk);
+    s_put_text (chunk, decl->name, sizeof decl->name);
+    s_put (chunk, decl->variant, 4);
+    s_put_text (chunk, decl->params.variant, sizeof decl->params.variant);
+    s_put_text (chunk, decl->params.without, sizeof decl->params.without);
+    s_put (chunk, decl->width, 4);
+    s_put (chunk, decl->height, 4);
+    s_put (chunk, decl->n_cells, 4);
+    s_put_text (chunk, decl->board, sizeof decl->board);
+    s_put_text (chunk, decl->codes, sizeof decl->codes);
+    s_put (chunk, (uint8_t) decl->wall_code, 1);
+    s_put (chunk, (uint8_t) decl->agent_code, 1);
+    s_put (chunk, decl->n_actions, 4);
+    s_put (chunk, decl->max_steps, 4);
+    s_put (chunk, decl->n_vars, 4);
+    for (uint32_t v = 0; v < decl->n_vars; v++) {
+        s_put_text (chunk, decl->vars [v].name, sizeof decl->vars [v].name);
+        s_put (chunk, (uint32_t) decl->vars [v].kind, 4);
+        s_put (chunk, decl->vars [v].values, 4);
+    }
+    s_put (chunk, decl->n_sensors, 4);
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        const qt_sensor_decl_t *sensor = &decl->sensors [s];
+        s_put_text (chunk, sensor->name, sizeof sensor->name);
+        s_put_text (chunk, sensor->family, sizeof sensor->family);
+        s_put (chunk, sensor->id, 4);
+        s_put (chunk, sensor->image, 1);
+        s_put (chunk, sensor->length, 4);
+        s_put (chunk, sensor->range, 4);
+        s_put_double (chunk, sensor->noise);
+        s_put (chunk, sensor->offset, 4);
+    }
+    s_put (chunk, decl->reading_length, 4);
+    s_put (chunk, decl->observation, 4);
+    s_put (chunk, decl->n_features, 4);
+    for (uint32_t f = 0; f < decl->n_features; f++)
+        s_put_text (chunk, decl->feature_names [f], QT_ENV_NAME_MAX);
+    s_put (chunk, decl->module_sensors, 4);
+    for (uint32_t k = 0; k < QT_ENV_MAX_MODULE; k++)
+        s_put (chunk, decl->module [k], 4);
+    s_digest (zchunk_data (chunk), zchunk_size (chunk), self->decl_digest);
+
+    zchunk_set (chunk, NULL, 0);
+    for (size_t k = 0; k < (size_t) decl->reading_length * WM_VALUES; k++)
+        s_put_double (chunk, self->forgery [k]);
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        s_put_double (chunk, self->log_match [s]);
+        s_put_double (chunk, self->log_miss [s]);
+    }
+    s_digest (zchunk_data (chunk), zchunk_size (chunk), self->model_digest);
+    zchunk_destroy (&chunk);
+}
+
+//  One field of the header: its bytes, and the cause when a snapshot's
+//  differ (the first field that differs names what does).
+#define WM_FIELD_MAX            32
+#define WM_SNAPSHOT_FIELDS      18
+
+typedef struct {
+    uint8_t bytes [WM_FIELD_MAX];
+    size_t size;
+    const char *mismatch;
+} s_field_t;
+
+_Static_assert (WM_DIGEST <= WM_FIELD_MAX && QT_ENV_NAME_MAX <= WM_FIELD_MAX,
+                "a header field holds a digest and an environment's name");
+
+static void
+s_field (s_field_t *field, uint64_t value, size_t size, const char *mismatch)
+{
+    memset (field, 0, sizeof *field);
+    s_encode (field->bytes, value, size);
+    field->size = size;
+    field->mismatch = mismatch;
+}
+
+static void
+s_field_double (s_field_t *field, double value, const char *mismatch)
+{
+    memset (field, 0, sizeof *field);
+    field->size = (size_t) (s_encode_double (field->bytes, value) - field->bytes);
+    field->mismatch = mismatch;
+}
+
+//  Bytes as they are (a digest), or a name zero-padded to `size`.
+static void
+s_field_bytes (s_field_t *field, const void *bytes, size_t length, size_t size,
+               const char *mismatch)
+{
+    s_field (field, 0, size, mismatch);
+    memcpy (field->bytes, bytes, length);
+}
+
+//  The header of this filter's snapshots; returns the number of fields.
+static size_t
+s_header (const wm_filter_t *self, s_field_t *fields)
+{
+    const wm_filter_config_t *c = &self->config;
+    s_field_t *f = fields;
+    s_field (f++, WM_SNAPSHOT_MAGIC, 4, "not a world-model snapshot");
+    s_field (f++, WM_SNAPSHOT_VERSION, 4, "world-model snapshot of another format version");
+    s_field_bytes (f++, self->decl.name, strnlen (self->decl.name, QT_ENV_NAME_MAX),
+                   QT_ENV_NAME_MAX, "world-model snapshot of another environment");
+    s_field_bytes (f++, self->decl_digest, WM_DIGEST, WM_DIGEST,
+                   "world-model snapshot of another declaration of the environment "
+                   "(variant, sensors left out)");
+    s_field (f++, self->batch, 4, "world-model snapshot of another batch size");
+    s_field (f++, c->particles, 4, "world-model snapshot with other particles");
+    s_field (f++, c->samples, 4, "world-model snapshot with other samples");
+    s_field (f++, c->steer_draws, 4, "world-model snapshot with other steer_draws");
+    s_field (f++, c->plausible_draws, 4, "world-model snapshot with other plausible_draws");
+    s_field_double (f++, c->reliability_prior, "world-model snapshot with another reliability_prior");
+    s_field_double (f++, c->reliability_min, "world-model snapshot with another reliability_min");
+    s_field_double (f++, c->reliability_max, "world-model snapshot with another reliability_max");
+    s_field_double (f++, c->learning_warmup, "world-model snapshot with another learning_warmup");
+    s_field_double (f++, c->learning_rate_min, "world-model snapshot with another learning_rate_min");
+    s_field_double (f++, c->noise_floor, "world-model snapshot with another noise_floor");
+    s_field_double (f++, c->garbage, "world-model snapshot with another garbage");
+    s_field_double (f++, c->stuck, "world-model snapshot with another stuck");
+    //  The options match: the forgery model differs by the seed
+    s_field_bytes (f++, self->model_digest, WM_DIGEST, WM_DIGEST,
+                   "world-model snapshot with another seed");
+    assert (f - fields == WM_SNAPSHOT_FIELDS);
+    return WM_SNAPSHOT_FIELDS;
+}
+
+int
+wm_filter_snapshot (wm_filter_t *self, zchunk_t *out)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    size_t start = zchunk_size (out);
+    s_field_t header [WM_SNAPSHOT_FIELDS];
+    size_t fields = s_header (self, header);
+    for (size_t k = 0; k < fields; k++)
+        zchunk_extend (out, header [k].bytes, header [k].size);
+    s_put (out, self->runs, 8);
+    //  An instance at a time through a buffer: a field at a time, batch
+    //  4096 would take long
+    size_t particle_size = 2 * decl->n_vars + 1 + 8 * decl->n_features + 8;
+    size_t instance_max = 4 * 8 + 8 + 1 + 8 * decl->n_sensors + decl->reading_length
+                        + self->config.particles * particle_size;
+    uint8_t *buffer = (uint8_t *) malloc (instance_max);
+    assert (buffer);
+    for (uint32_t i = 0; i < self->batch; i++) {
+        const s_instance_t *inst = &self->instances [i];
+        uint8_t *at = buffer;
+        for (uint32_t k = 0; k < 4; k++)
+            at = s_encode (at, inst->rng.s [k], 8);
+        at = s_encode (at, inst->updates, 8);
+        at = s_encode (at, (inst->live ? WM_SNAPSHOT_LIVE : 0)
+                         | (inst->has_previous ? WM_SNAPSHOT_PREVIOUS : 0), 1);
+        for (uint32_t s = 0; s < decl->n_sensors; s++)
+            at = s_encode_double (at, inst->reliability [s]);
+        if (inst->has_previous) {
+            memcpy (at, inst->previous, decl->reading_length);
+            at += decl->reading_length;
+        }
+        for (uint32_t j = 0; j < self->config.particles; j++) {
+            const s_particle_t *particle = &inst->particles [j];
+            for (uint32_t v = 0; v < decl->n_vars; v++)
+                at = s_encode (at, (uint16_t) particle->state.v [v], 2);
+            at = s_encode (at, particle->state.terminated, 1);
+            for (uint32_t f = 0; f < decl->n_features; f++)
+                at = s_encode_double (at, particle->features [f]);
+            at = s_encode_double (at, particle->weight);
+        }
+        assert ((size_t) (at - buffer) <= instance_max);
+        zchunk_extend (out, buffer, (size_t) (at - buffer));
+    }
+    free (buffer);
+    uint8_t digest [WM_DIGEST];
+    s_digest (zchunk_data (out) + start, zchunk_size (out) - start, digest);
+    zchunk_extend (out, digest, sizeof digest);
+    return 0;
+}
+
+//  Reads little-endian fields; past the end it reads zeros and says so.
+typedef struct {
+    const uint8_t *data;
+    size_t size, at;
+    bool short_read;
+} s_reader_t;
+
+static uint64_t
+s_get (s_reader_t *reader, size_t bytes)
+{
+    if (reader->size - reader->at < bytes) {
+        reader->short_read = true;
+        reader->at = reader->size;
+        return 0;
+    }
+    uint64_t value = 0;
+    for (size_t k = 0; k < bytes; k++)
+        value |= (uint64_t) reader->data [reader->at + k] << (8 * k);
+    reader->at += bytes;
+    return value;
+}
+
+static double
+s_get_double (s_reader_t *reader)
+{
+    uint64_t bits = s_get (reader, sizeof bits);
+    double value;
+    memcpy (&value, &bits, sizeof value);
+    return value;
+}
+
+//  One instance into inst (its particles allocated, zeroed); NULL, or what
+//  is wrong with it.
+static const char *
+s_get_instance (const wm_filter_t *self, s_reader_t *reader, s_instance_t *inst)
+{
+    const qt_env_decl_t *decl = &self->decl;
+    const wm_filter_config_t *config = &self->config;
+    bool zero = true;
+    for (uint32_t k = 0; k < 4; k++) {
+        inst->rng.s [k] = s_get (reader, 8);
+        zero = zero && inst->rng.s [k] == 0;
+    }
+    //  xoshiro's one fixed point: it would draw zeros for ever
+    if (zero)
+        return "world-model snapshot: a generator state is all zero";
+    inst->updates = s_get (reader, 8);
+    uint64_t flags = s_get (reader, 1);
+    inst->live = (flags & WM_SNAPSHOT_LIVE) != 0;
+    inst->has_previous = (flags & WM_SNAPSHOT_PREVIOUS) != 0;
+    //  Every update makes the instance live and keeps its reading
+    if (flags & ~(uint64_t) (WM_SNAPSHOT_LIVE | WM_SNAPSHOT_PREVIOUS)
+    ||  inst->live != (inst->updates > 0) || inst->has_previous != inst->live)
+        return "world-model snapshot: an instance's flags disagree with its updates";
+    for (uint32_t s = 0; s < decl->n_sensors; s++) {
+        inst->reliability [s] = s_get_double (reader);
+        if (!(inst->reliability [s] >= config->reliability_min
+           && inst->reliability [s] <= config->reliability_max))
+            return "world-model snapshot: a learned reliability is outside "
+                   "[reliability_min, reliability_max]";
+    }
+    if (inst->has_previous) {
+        for (uint32_t k = 0; k < decl->reading_length; k++)
+            inst->previous [k] = (uint8_t) s_get (reader, 1);
+        if (!reader->short_read
+        &&  !qt_env_reading_valid (decl, inst->previous, decl->reading_length, NULL))
+            return "world-model snapshot: an instance's last reading is invalid";
+    }
+    double total = 0;
+    for (uint32_t j = 0; j < config->particles; j++) {
+        s_particle_t *particle = &inst->particles [j];
+        for (uint32_t v = 0; v < decl->n_vars; v++) {
+            int16_t value = (int16_t) (uint16_t) s_get (reader, 2);
+            uint32_t values = decl->vars [v].values ? decl->vars [v].values : 1;
+            if (value < 0 || (uint32_t) value >= values)
+                return "world-model snapshot: a particle's state is outside the declared domain";
+            particle->state.v [v] = value;
+        }
+        uint64_t terminated = s_get (reader, 1);
+        if (terminated > 1)
+            return "world-model snapshot: a particle's terminated flag is not 0 or 1";
+        particle->state.terminated = (uint8_t) terminated;
+        for (uint32_t f = 0; f < decl->n_features; f++) {
+            particle->features [f] = s_get_double (reader);
+            if (!isfinite (particle->features [f]))
+                return "world-model snapshot: a particle's feature is not finite";
+        }
+        particle->weight = s_get_double (reader);
+        if (!(particle->weight >= 0 && particle->weight <= 1))
+            return "world-model snapshot: a particle's weight is outside [0, 1]";
+        total += particle->weight;
+    }
+    //  An instance never updated holds calloc's particles
+    if (inst->live ? !(fabs (total - 1) <= WM_SNAPSHOT_WEIGHT_SLACK) : total != 0)
+        return "world-model snapshot: an instance's weights do not sum to 1";
+    return NULL;
+}
+
+static void
+s_instances_destroy (s_instance_t **instances_p, uint32_t batch)
+{
+    s_instance_t *instances = *instances_p;
+    for (uint32_t i = 0; i < batch; i++)
+        free (instances [i].particles);
+    free (instances);
+    *instances_p = NULL;
+}
+
+int
+wm_filter_restore (wm_filter_t *self, const uint8_t *data, size_t size, const char **cause)
+{
+    const char *problem = NULL;
+    s_reader_t reader = { data, size, 0, false };
+    s_field_t header [WM_SNAPSHOT_FIELDS];
+    size_t fields = s_header (self, header);
+    for (size_t k = 0; k < fields && !problem; k++) {
+        size_t at = reader.at;
+        s_get (&reader, header [k].size);
+        if (reader.short_read)
+            problem = k == 0 ? "not a world-model snapshot" : "world-model snapshot truncated";
+        else
+        if (memcmp (data + at, header [k].bytes, header [k].size) != 0)
+            problem = header [k].mismatch;
+    }
+    if (!problem) {
+        uint8_t digest [WM_DIGEST];
+        if (size - reader.at < WM_DIGEST)
+            problem = "world-model snapshot truncated";
+        else {
+            s_digest (data, size - WM_DIGEST, digest);
+            if (memcmp (digest, data + size - WM_DIGEST, WM_DIGEST) != 0)
+                problem = "world-model snapshot digest mismatch (corrupted or truncated)";
+        }
+    }
+    //  Decoded into fresh instances, which replace the filter's only once
+    //  all is read and checked
+    s_instance_t *instances = NULL;
+    uint64_t runs = 0;
+    if (!problem) {
+        reader.size = size - WM_DIGEST;
+        runs = s_get (&reader, 8);
+        instances = (s_instance_t *) calloc (self->batch, sizeof (s_instance_t));
+        assert (instances);
+        for (uint32_t i = 0; i < self->batch; i++) {
+            instances [i].particles = (s_particle_t *) calloc (self->config.particles,
+                                                                 sizeof (s_particle_t));
+            assert (instances [i].particles);
+        }
+        for (uint32_t i = 0; i < self->batch && !problem; i++)
+            problem = s_get_instance (self, &reader, &instances [i]);
+        //  Short of bytes, the checks above saw zeros: that is the cause
+        if (reader.short_read)
+            problem = "world-model snapshot truncated";
+        else
+        if (!problem && reader.at != reader.size)
+            problem = "world-model snapshot has bytes past its instances";
+    }
+    if (cause)
+        *cause = problem;
+    if (problem) {
+        if (instances)
+            s_instances_destroy (&instances, self->batch);
+        return -1;
+    }
+    s_instances_destroy (&self->instances, self->batch);
+    self->instances = instances;
+    self->runs = runs;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Validation and robust combinations
 
 int
@@ -1053,6 +1498,297 @@ wm_belief_combine (const wm_belief_t *const *beliefs, size_t n, wm_belief_t *out
 }
 
 //  --------------------------------------------------------------------------
+//  Selftest of state transfer
+
+//  Instances of a world, each starting a new episode every WM_TEST_EPISODE
+//  ticks at most; odd instances then idle a few ticks in between, as
+//  instances without an episode do.
+#define WM_TEST_EPISODE         25
+#define WM_TEST_IDLE            3
+#define WM_TEST_INSTANCES       2
+
+typedef struct {
+    qt_world_t *worlds [WM_TEST_INSTANCES];
+    uint32_t idle [WM_TEST_INSTANCES];      //  ticks left idle
+    qt_rng_t rng;                           //  the actions
+} s_test_world_t;
+
+static void
+s_test_world_init (s_test_world_t *world, const qt_env_decl_t *decl, uint64_t seed)
+{
+    memset (world, 0, sizeof *world);
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+        world->worlds [i] = qt_world_new (decl, seed, i);
+    qt_rng_seed (&world->rng, seed, WM_TEST_INSTANCES);
+}
+
+static void
+s_test_world_destroy (s_test_world_t *world)
+{
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++)
+        qt_world_destroy (&world->worlds [i]);
+}
+
+//  One tick of every instance into n filters: beliefs [k][i] is filter
+//  k's of instance i.
+static void
+s_test_tick (s_test_world_t *world, wm_filter_t **filters, size_t n,
+             wm_belief_t (*beliefs) [WM_TEST_INSTANCES])
+{
+    for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++) {
+        qt_world_t *instance = world->worlds [i];
+        if (world->idle [i] > 0) {
+            for (size_t k = 0; k < n; k++)
+                assert (wm_filter_idle (filters [k], i, &beliefs [k][i]) == 0);
+            if (--world->idle [i] == 0)
+                qt_world_reset (instance);
+            continue;
+        }
+        qt_readings_t readings;
+        qt_world_read (instance, &readings);
+        for (size_t k = 0; k < n; k++)
+            assert (wm_filter_update (filters [k], i, &readings, &beliefs [k][i]) == 0);
+        if (qt_world_done (instance) || instance->step + 1 >= WM_TEST_EPISODE) {
+            if (i % 2)
+                world->idle [i] = WM_TEST_IDLE;
+            else
+                qt_world_reset (instance);
+        }
+        else
+            assert (qt_world_step (instance, qt_rng_below (&world->rng, instance->decl.n_actions)) == 0);
+    }
+}
+
+static zchunk_t *
+s_test_snapshot (wm_filter_t *filter)
+{
+    zchunk_t *chunk = zchunk_new (NULL, 0);
+    assert (chunk && wm_filter_snapshot (filter, chunk) == 0);
+    return chunk;
+}
+
+static void
+s_test_same_state (wm_filter_t *filter, const zchunk_t *expected)
+{
+    zchunk_t *now = s_test_snapshot (filter);
+    assert (zchunk_size (now) == zchunk_size ((zchunk_t *) expected));
+    assert (memcmp (zchunk_data (now), zchunk_data ((zchunk_t *) expected), zchunk_size (now)) == 0);
+    zchunk_destroy (&now);
+}
+
+//  The bytes are refused with a cause (naming `why` when given) and the
+//  filter still holds `state`.
+static void
+s_test_refused (wm_filter_t *filter, const uint8_t *data, size_t size, const zchunk_t *state,
+                const char *why)
+{
+    const char *cause = NULL;
+    assert (wm_filter_restore (filter, data, size, &cause) == -1);
+    assert (cause && (!why || strstr (cause, why)));
+    s_test_same_state (filter, state);
+}
+
+//  A snapshot of another filter configuration, declaration or seed.
+static void
+s_test_refused_from (wm_filter_t *filter, const qt_env_decl_t *decl,
+                     const wm_filter_config_t *config, uint32_t batch, uint64_t seed,
+                     const zchunk_t *state, const char *why)
+{
+    wm_filter_t *other = wm_filter_new (decl, config, batch, seed);
+    assert (other);
+    zchunk_t *snapshot = s_test_snapshot (other);
+    s_test_refused (filter, zchunk_data (snapshot), zchunk_size (snapshot), state, why);
+    zchunk_destroy (&snapshot);
+    wm_filter_destroy (&other);
+}
+
+//  Every environment's states pass restore's checks (its domains), and a
+//  restored filter goes on as the original.
+static void
+s_test_every_environment (const wm_filter_config_t *config)
+{
+    for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
+        qt_env_params_t params;
+        qt_env_params_init (&params);
+        qt_env_decl_t decl;
+        assert (qt_env_declare (module->name, &params, &decl, NULL) == 0);
+        s_test_world_t world;
+        s_test_world_init (&world, &decl, 5);
+        wm_filter_t *filters [2] = { wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5),
+                                     wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5) };
+        wm_belief_t beliefs [2][WM_TEST_INSTANCES];
+        for (uint32_t t = 0; t < 12; t++)
+            s_test_tick (&world, filters, 1, beliefs);
+        zchunk_t *snapshot = s_test_snapshot (filters [0]);
+        const char *cause = NULL;
+        assert (wm_filter_restore (filters [1], zchunk_data (snapshot), zchunk_size (snapshot),
+                                   &cause) == 0 && !cause);
+        for (uint32_t t = 0; t < 4; t++) {
+            s_test_tick (&world, filters, 2, beliefs);
+            assert (memcmp (beliefs [0], beliefs [1], sizeof beliefs [0]) == 0);
+        }
+        zchunk_destroy (&snapshot);
+        for (uint32_t k = 0; k < 2; k++)
+            wm_filter_destroy (&filters [k]);
+        s_test_world_destroy (&world);
+    }
+}
+
+//  A filter restored from another's snapshot publishes what that one does,
+//  bit for bit, through episodes and idle ticks; without the restore it
+//  does not; the bytes are the state's; and whatever else restore is
+//  given, it refuses with a cause and changes nothing.
+static void
+s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
+{
+    //  A broken and a malicious sensor (the filter does not know which),
+    //  so the tamper theories carry weight and reliabilities move
+    assert (decl->n_sensors > 2);
+    qt_env_params_t params;
+    qt_env_params_init (&params);
+    params.sensor_mode [decl->sensors [1].id] = QT_SENSOR_BROKEN;
+    params.sensor_mode [decl->sensors [2].id] = QT_SENSOR_MALICIOUS;
+    qt_env_decl_t world_decl;
+    assert (qt_env_declare (decl->name, &params, &world_decl, NULL) == 0);
+    s_test_world_t world;
+    s_test_world_init (&world, &world_decl, 11);
+
+    wm_filter_t *a = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    wm_filter_t *b = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    wm_filter_t *fresh = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    assert (a && b && fresh);
+    wm_belief_t beliefs [3][WM_TEST_INSTANCES];
+    for (uint32_t t = 0; t < 40; t++)
+        s_test_tick (&world, &a, 1, beliefs);
+    assert (wm_filter_reliability (a, 0, 1) < config->reliability_prior);
+
+    //  Appended after what out already holds
+    zchunk_t *snapshot = zchunk_new ("role", 4);
+    assert (wm_filter_snapshot (a, snapshot) == 0);
+    const uint8_t *good = zchunk_data (snapshot) + 4;
+    size_t size = zchunk_size (snapshot) - 4;
+    const char *cause = "";
+    assert (wm_filter_restore (b, good, size, &cause) == 0 && cause == NULL);
+    zchunk_t *state = s_test_snapshot (b);
+    assert (zchunk_size (state) == size && memcmp (zchunk_data (state), good, size) == 0);
+
+    //  Fed the same, the restored filter says what the original says; a
+    //  fresh one (the ablation) does not
+    wm_filter_t *three [3] = { a, b, fresh };
+    uint32_t compared = 0, differing = 0;
+    for (uint32_t t = 0; t < 100; t++) {
+        s_test_tick (&world, three, 3, beliefs);
+        for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++) {
+            assert (memcmp (&beliefs [0][i], &beliefs [1][i], sizeof (wm_belief_t)) == 0);
+            differing += memcmp (&beliefs [0][i], &beliefs [2][i], sizeof (wm_belief_t)) != 0;
+            compared++;
+        }
+    }
+    assert (differing > compared / 2);
+    zchunk_destroy (&state);
+    state = s_test_snapshot (a);
+    s_test_same_state (b, state);
+
+    //  From here b holds a's state after those ticks; nothing below may
+    //  change it. Truncated anywhere, one bit flipped anywhere, one byte
+    //  too many, random bytes (with a valid magic and version too)
+    zchunk_destroy (&snapshot);
+    snapshot = s_test_snapshot (a);
+    good = zchunk_data (snapshot);
+    size = zchunk_size (snapshot);
+    uint8_t *bad = (uint8_t *) malloc (size + 1);
+    assert (bad);
+    s_test_refused (b, NULL, 0, state, NULL);
+    for (size_t cut = 0; cut < size; cut += cut < 400 ? 1 : 101)
+        s_test_refused (b, good, cut, state, NULL);
+    s_test_refused (b, good, size - 1, state, NULL);
+    for (size_t at = 0; at < size; at += 13) {
+        memcpy (bad, good, size);
+        bad [at] ^= (uint8_t) (1 << (at % 8));
+        s_test_refused (b, bad, size, state, NULL);
+    }
+    memcpy (bad, good, size);
+    bad [size] = 0;
+    s_test_refused (b, bad, size + 1, state, NULL);
+    s_field_t header [WM_SNAPSHOT_FIELDS];
+    size_t fields = s_header (b, header), header_size = 0;
+    for (size_t k = 0; k < fields; k++)
+        header_size += header [k].size;
+    qt_rng_t noise;
+    qt_rng_seed (&noise, 13, 0);
+    for (uint32_t r = 0; r < 16; r++) {
+        for (size_t k = 0; k < size; k++)
+            bad [k] = (uint8_t) qt_rng_next (&noise);
+        if (r % 2)
+            memcpy (bad, good, header_size);
+        s_test_refused (b, bad, size, state, r % 2 ? "digest" : "not a world-model snapshot");
+    }
+
+    //  Another configuration, declaration or seed
+    wm_filter_config_t other = *config;
+    other.particles = config->particles / 2;
+    s_test_refused_from (b, decl, &other, WM_TEST_INSTANCES, 7, state, "particles");
+    other = *config;
+    other.stuck = config->stuck / 2;
+    s_test_refused_from (b, decl, &other, WM_TEST_INSTANCES, 7, state, "stuck");
+    s_test_refused_from (b, decl, config, WM_TEST_INSTANCES + 1, 7, state, "batch");
+    s_test_refused_from (b, decl, config, WM_TEST_INSTANCES, 8, state, "seed");
+    qt_env_decl_t other_decl;
+    qt_env_params_init (&params);
+    snprintf (params.without, sizeof params.without, "%s", decl->sensors [1].family);
+    assert (qt_env_declare (decl->name, &params, &other_decl, NULL) == 0);
+    s_test_refused_from (b, &other_decl, config, WM_TEST_INSTANCES, 7, state, "declaration");
+    qt_env_params_init (&params);
+    assert (qt_env_declare (qt_env_registry [1].name, &params, &other_decl, NULL) == 0);
+    s_test_refused_from (b, &other_decl, config, WM_TEST_INSTANCES, 7, state, "another environment");
+
+    //  Well-formed and sealed, but the state is impossible: each check
+    //  refuses, naming what is wrong
+    wm_filter_t *poked = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
+    static const char *const causes [] = {
+        "generator", "flags", "reliability", "last reading", "domain", "terminated",
+        "feature", "outside [0, 1]", "sum to 1", "truncated", "past its instances"
+    };
+    for (uint32_t k = 0; k < sizeof causes / sizeof causes [0]; k++) {
+        assert (wm_filter_restore (poked, good, size, NULL) == 0);
+        s_instance_t *inst = &poked->instances [k % WM_TEST_INSTANCES];
+        s_particle_t *particle = &inst->particles [k % config->particles];
+        size_t cut = 0;
+        switch (k) {
+            case 0: memset (&inst->rng, 0, sizeof inst->rng); break;
+            case 1: inst->live = false; break;
+            case 2: inst->reliability [0] = 1; break;
+            case 3: inst->previous [decl->sensors [0].offset] = 0; break;
+            case 4: particle->state.v [0] = (int16_t) decl->vars [0].values; break;
+            case 5: particle->state.terminated = 2; break;
+            case 6: particle->features [0] = NAN; break;
+            case 7: particle->weight = -0.5; break;
+            case 8: particle->weight = particle->weight / 2 + 0.25; break;
+            case 9: cut = 8; break;                  //  the last weight missing
+            default: break;
+        }
+        zchunk_t *sealed = s_test_snapshot (poked);
+        size_t length = zchunk_size (sealed) - WM_DIGEST - cut;
+        memcpy (bad, zchunk_data (sealed), length);
+        if (k == 10)
+            bad [length++] = 0;
+        s_digest (bad, length, bad + length);
+        s_test_refused (b, bad, length + WM_DIGEST, state, causes [k]);
+        zchunk_destroy (&sealed);
+    }
+    wm_filter_destroy (&poked);
+
+    free (bad);
+    zchunk_destroy (&snapshot);
+    zchunk_destroy (&state);
+    wm_filter_destroy (&a);
+    wm_filter_destroy (&b);
+    wm_filter_destroy (&fresh);
+    s_test_world_destroy (&world);
+    s_test_every_environment (config);
+}
+
+//  --------------------------------------------------------------------------
 //  Selftest: on the default environment, the honest camera's world is
 //  tracked exactly; validation and the combinations behave.
 
@@ -1165,6 +1901,9 @@ wm_filter_test (bool verbose)
     qt_world_destroy (&replay);
     wm_filter_destroy (&twin);
     wm_filter_destroy (&again);
+
+    //  State transfer
+    s_test_snapshots (&decl, &config);
 
     //  Invalid configurations are refused
     wm_filter_config_t wrong = config;

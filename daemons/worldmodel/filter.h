@@ -50,7 +50,9 @@
     mean of P(honest) over sensors weighted by the values each reads.
 
     Everything is deterministic given the seed and the sequence of calls, so
-    honest replicas agree bit for bit.
+    honest replicas agree bit for bit; and a filter restored from another's
+    snapshot (particles, weights, learned reliabilities, counters and
+    generator state) goes on exactly as that one would.
 */
 #ifndef WM_FILTER_H_INCLUDED
 #define WM_FILTER_H_INCLUDED
@@ -58,6 +60,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <czmq.h>
 
 #include "qt_env.h"
 
@@ -139,6 +142,19 @@ double wm_filter_reliability (wm_filter_t *self, uint32_t instance, uint32_t sen
 //  per-episode latents, which the sensors may not reveal yet.
 double wm_filter_state_mass (wm_filter_t *self, uint32_t instance, const qt_state_t *state,
                              bool latents);
+
+//  State transfer (a restarted world-model replica catches up from its
+//  peers'): snapshot appends the filter's whole state to out, the same
+//  bytes for the same state on any host. Returns 0.
+int wm_filter_snapshot (wm_filter_t *self, zchunk_t *out);
+
+//  Replace the filter's state with a snapshot's, which must come from a
+//  filter of the same declaration, options, batch and seed. Checks every
+//  size, count and value (weights, reliabilities, states within the
+//  declared domains) and the snapshot's digest. Returns 0, or -1 with a
+//  static cause in *cause (may be NULL) and the filter unchanged.
+int wm_filter_restore (wm_filter_t *self, const uint8_t *data, size_t size,
+                       const char **cause);
 
 //  Step-and-sense runs made so far (all instances): the filter's cost.
 uint64_t wm_filter_runs (const wm_filter_t *self);

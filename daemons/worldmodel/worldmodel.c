@@ -8,9 +8,13 @@
     the last transition, a weighted sample of likely states, the entropy and
     per-sensor reliability, with the instance's clock.
 
-    A replica restarted mid-episode starts that instance from the reset
-    distribution and is off until the instance's next episode; its peers
-    outvote it meanwhile.
+    State transfer (snapshot, restore): the filter's whole state, so a
+    restarted replica that caught up from its peers' publishes what they do
+    from the next tick on. Nothing else here outlives a tick (the clocks
+    and the replicas' readings are this tick's). A replica restarted
+    without it starts every instance from the reset distribution and is
+    off for good (its generators and learned reliabilities never meet its
+    peers' again); its peers outvote it.
 
     Config (quintet/worldmodel/...): every option of daemons/worldmodel/
     filter.h by name (particles, samples, steer_draws, reliability_prior,
@@ -196,6 +200,20 @@ s_worldmodel_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     return rc;
 }
 
+static int
+s_worldmodel_snapshot (void *state, zchunk_t *out)
+{
+    worldmodel_t *self = (worldmodel_t *) state;
+    return wm_filter_snapshot (self->filter, out);
+}
+
+static int
+s_worldmodel_restore (void *state, const uint8_t *data, size_t size, const char **cause)
+{
+    worldmodel_t *self = (worldmodel_t *) state;
+    return wm_filter_restore (self->filter, data, size, cause);
+}
+
 const qt_role_t qt_worldmodel_role = {
     .role = "worldmodel",
     .topic = "belief",
@@ -207,4 +225,6 @@ const qt_role_t qt_worldmodel_role = {
     .destroy = s_worldmodel_destroy,
     .validate = s_worldmodel_validate,
     .process = s_worldmodel_process,
+    .snapshot = s_worldmodel_snapshot,
+    .restore = s_worldmodel_restore,
 };
