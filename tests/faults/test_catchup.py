@@ -28,6 +28,7 @@ import time
 
 import faultlib as fl
 
+WARMUP_TICKS = 300      # run before each restart
 SETTLE = 64             # ticks after S: the probation a restart starts (32) and slack
 CHECK_TICKS = 400
 ABLATION_TICKS = 2000
@@ -90,6 +91,12 @@ def stateful_roles(d):
 
 
 def restart(d, role):
+    """kill -9 and start again, once the pipeline has run a while (the
+    restarted replica's prior is then far from its peers' state)"""
+    deadline = time.monotonic() + 120
+    target = d.progress.ticks + WARMUP_TICKS
+    while d.progress.ticks < target and time.monotonic() < deadline:
+        d.pump(0.1)
     d.kill(role, VICTIM)
     d.restart(role, VICTIM)
 
