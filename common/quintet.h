@@ -31,5 +31,6 @@
 #include "qt_byzantine.h"
 #include "qt_control.h"
 #include "qt_reputation.h"
+#include "qt_codec.h"
 
 #endif

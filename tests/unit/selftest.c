@@ -26,6 +26,7 @@ static test_item_t s_tests [] = {
     { "byzantine", qt_byzantine_test },
     { "control",   qt_control_test },
     { "reputation", qt_reputation_test },
+    { "codec",     qt_codec_test },
     { NULL, NULL }
 };
 
