@@ -229,6 +229,35 @@ qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, const qt_env_params
 }
 
 
+#define S_STATE_MAGIC   8
+
+void
+qt_wire_state_identity (qt_stage_t *stage, const char *magic, uint32_t version, zchunk_t *identity)
+{
+    assert (strlen (magic) == S_STATE_MAGIC);
+    qt_codec_put_bytes (identity, magic, S_STATE_MAGIC);
+    qt_codec_put_u32 (identity, version);
+    qt_codec_put_u64 (identity, qt_stage_batch (stage));
+    qt_codec_put_string (identity, *qt_stage_env (stage) ? qt_stage_env (stage) : qt_env_default ());
+    qt_codec_put_string (identity, qt_stage_env_variant (stage));
+    qt_codec_put_string (identity, qt_stage_env_without (stage));
+}
+
+bool
+qt_wire_state_expect (qt_decoder_t *decoder, zchunk_t *identity)
+{
+    const uint8_t *expected = zchunk_data (identity);
+    size_t size = zchunk_size (identity);
+    assert (size >= S_STATE_MAGIC + sizeof (uint32_t));
+    qt_decoder_expect (decoder, expected, S_STATE_MAGIC, "not a state of this role");
+    qt_decoder_expect (decoder, expected + S_STATE_MAGIC, sizeof (uint32_t),
+                       "a state of another format version");
+    qt_decoder_expect (decoder, expected + S_STATE_MAGIC + sizeof (uint32_t),
+                       size - S_STATE_MAGIC - sizeof (uint32_t),
+                       "a state of a replica configured otherwise (batch, environment or options)");
+    return qt_decoder_ok (decoder);
+}
+
 int
 qt_wire_judgment_seal (const qt_keypair_t *rater_key, const Quintet__Comparison *comparison,
                        Quintet__Judgment *out)
