@@ -235,14 +235,8 @@ static int
 s_actor_restore (void *state, const uint8_t *data, size_t size, const char **cause)
 {
     actor_t *self = (actor_t *) state;
-    qt_decoder_t decoder;
-    qt_decoder_init (&decoder, data, size);
-    if (!qt_wire_state_expect (&decoder, self->identity)) {
-        *cause = decoder.problem;
-        return -1;
-    }
-    size_t header = zchunk_size (self->identity);
-    return ac_qlearn_restore (self->learner, data + header, size - header, cause);
+    const uint8_t *body = qt_wire_state_body (self->identity, data, &size, cause);
+    return body ? ac_qlearn_restore (self->learner, body, size, cause) : -1;
 }
 
 const qt_role_t qt_actor_role = {

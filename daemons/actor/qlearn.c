@@ -708,7 +708,8 @@ ac_qlearn_restore (ac_qlearn_t *self, const uint8_t *data, size_t size, const ch
     s_put_identity (identity, self);
     const char *problem = NULL;
     size_t magic = strlen (AC_CHECKPOINT_MAGIC);
-    if (!data || size < zchunk_size (identity) + sizeof (uint64_t) || memcmp (data, AC_CHECKPOINT_MAGIC, magic))
+    if (!data || size < zchunk_size (identity) + sizeof (uint64_t)
+    ||  memcmp (data, AC_CHECKPOINT_MAGIC, magic))
         problem = S_NOT_MINE;
     else
     if (memcmp (data, zchunk_data (identity), zchunk_size (identity)))

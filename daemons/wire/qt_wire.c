@@ -243,19 +243,26 @@ qt_wire_state_identity (qt_stage_t *stage, const char *magic, uint32_t version, 
     qt_codec_put_string (identity, qt_stage_env_without (stage));
 }
 
-bool
-qt_wire_state_expect (qt_decoder_t *decoder, zchunk_t *identity)
+const uint8_t *
+qt_wire_state_body (zchunk_t *identity, const uint8_t *data, size_t *size, const char **cause)
 {
     const uint8_t *expected = zchunk_data (identity);
-    size_t size = zchunk_size (identity);
-    assert (size >= S_STATE_MAGIC + sizeof (uint32_t));
-    qt_decoder_expect (decoder, expected, S_STATE_MAGIC, "not a state of this role");
-    qt_decoder_expect (decoder, expected + S_STATE_MAGIC, sizeof (uint32_t),
+    size_t length = zchunk_size (identity);
+    assert (length >= S_STATE_MAGIC + sizeof (uint32_t));
+    qt_decoder_t decoder;
+    qt_decoder_init (&decoder, data, *size);
+    qt_decoder_expect (&decoder, expected, S_STATE_MAGIC, "not a state of this role");
+    qt_decoder_expect (&decoder, expected + S_STATE_MAGIC, sizeof (uint32_t),
                        "a state of another format version");
-    qt_decoder_expect (decoder, expected + S_STATE_MAGIC + sizeof (uint32_t),
-                       size - S_STATE_MAGIC - sizeof (uint32_t),
+    qt_decoder_expect (&decoder, expected + S_STATE_MAGIC + sizeof (uint32_t),
+                       length - S_STATE_MAGIC - sizeof (uint32_t),
                        "a state of a replica configured otherwise (batch, environment or options)");
-    return qt_decoder_ok (decoder);
+    if (cause)
+        *cause = decoder.problem;
+    if (!qt_decoder_ok (&decoder))
+        return NULL;
+    *size -= length;
+    return data + length;
 }
 
 int

@@ -90,10 +90,11 @@ qt_drop_cause_t qt_wire_judgment_open (qt_trust_t *trust, const Quintet__Judgmen
 void qt_wire_state_identity (qt_stage_t *stage, const char *magic, uint32_t version,
                              zchunk_t *identity);
 
-//  Reads that identity at the decoder's cursor: false with the decoder's
-//  problem (another role's state, another version, another configuration)
-//  when it differs
-bool qt_wire_state_expect (qt_decoder_t *decoder, zchunk_t *identity);
+//  What follows that identity at the start of a state (*size bytes, set),
+//  or NULL with a static cause (another role's state, another format
+//  version, a replica configured otherwise)
+const uint8_t *qt_wire_state_body (zchunk_t *identity, const uint8_t *data, size_t *size,
+                                   const char **cause);
 
 void qt_wire_test (bool verbose);
 
