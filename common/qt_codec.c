@@ -18,35 +18,20 @@
 #   define S_LITTLE_ENDIAN 0
 #endif
 
+//  width bytes of value, least significant first
 static void
-s_store64 (uint8_t *bytes, uint64_t value)
+s_store (uint8_t *bytes, uint64_t value, size_t width)
 {
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < width; i++)
         bytes [i] = (uint8_t) (value >> (8 * i));
 }
 
 static uint64_t
-s_load64 (const uint8_t *bytes)
+s_load (const uint8_t *bytes, size_t width)
 {
     uint64_t value = 0;
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < width; i++)
         value |= (uint64_t) bytes [i] << (8 * i);
-    return value;
-}
-
-static void
-s_store32 (uint8_t *bytes, uint32_t value)
-{
-    for (size_t i = 0; i < 4; i++)
-        bytes [i] = (uint8_t) (value >> (8 * i));
-}
-
-static uint32_t
-s_load32 (const uint8_t *bytes)
-{
-    uint32_t value = 0;
-    for (size_t i = 0; i < 4; i++)
-        value |= (uint32_t) bytes [i] << (8 * i);
     return value;
 }
 
@@ -67,7 +52,7 @@ void
 qt_codec_put_u32 (zchunk_t *out, uint32_t value)
 {
     uint8_t bytes [4];
-    s_store32 (bytes, value);
+    s_store (bytes, value, 4);
     zchunk_extend (out, bytes, sizeof bytes);
 }
 
@@ -75,7 +60,7 @@ void
 qt_codec_put_u64 (zchunk_t *out, uint64_t value)
 {
     uint8_t bytes [8];
-    s_store64 (bytes, value);
+    s_store (bytes, value, 8);
     zchunk_extend (out, bytes, sizeof bytes);
 }
 
@@ -91,38 +76,37 @@ qt_codec_put_f64 (zchunk_t *out, double value)
 //  copy; the actor's table is megabytes); another converts them in blocks
 #define S_BLOCK 512
 
-void
-qt_codec_put_u32s (zchunk_t *out, const uint32_t *values, size_t count)
+//  count words of width 4 or 8
+static void
+s_put_words (zchunk_t *out, const void *values, size_t count, size_t width)
 {
     if (S_LITTLE_ENDIAN) {
-        qt_codec_put_bytes (out, values, count * sizeof (uint32_t));
-        return;
-    }
-    uint8_t block [S_BLOCK * 4];
-    for (size_t done = 0; done < count; ) {
-        size_t n = count - done < S_BLOCK ? count - done : S_BLOCK;
-        for (size_t i = 0; i < n; i++)
-            s_store32 (block + 4 * i, values [done + i]);
-        zchunk_extend (out, block, 4 * n);
-        done += n;
-    }
-}
-
-void
-qt_codec_put_u64s (zchunk_t *out, const uint64_t *values, size_t count)
-{
-    if (S_LITTLE_ENDIAN) {
-        qt_codec_put_bytes (out, values, count * sizeof (uint64_t));
+        qt_codec_put_bytes (out, values, count * width);
         return;
     }
     uint8_t block [S_BLOCK * 8];
     for (size_t done = 0; done < count; ) {
         size_t n = count - done < S_BLOCK ? count - done : S_BLOCK;
         for (size_t i = 0; i < n; i++)
-            s_store64 (block + 8 * i, values [done + i]);
-        zchunk_extend (out, block, 8 * n);
+            if (width == 4)
+                s_store (block + 4 * i, ((const uint32_t *) values) [done + i], 4);
+            else
+                s_store (block + 8 * i, ((const uint64_t *) values) [done + i], 8);
+        zchunk_extend (out, block, width * n);
         done += n;
     }
+}
+
+void
+qt_codec_put_u32s (zchunk_t *out, const uint32_t *values, size_t count)
+{
+    s_put_words (out, values, count, 4);
+}
+
+void
+qt_codec_put_u64s (zchunk_t *out, const uint64_t *values, size_t count)
+{
+    s_put_words (out, values, count, 8);
 }
 
 void
@@ -139,6 +123,13 @@ qt_codec_put_string (zchunk_t *out, const char *string)
     assert (length <= UINT32_MAX);
     qt_codec_put_u32 (out, (uint32_t) length);
     qt_codec_put_bytes (out, string, length);
+}
+
+bool
+qt_codec_equal (zchunk_t *a, zchunk_t *b)
+{
+    return zchunk_size (a) == zchunk_size (b)
+        && (zchunk_size (a) == 0 || memcmp (zchunk_data (a), zchunk_data (b), zchunk_size (a)) == 0);
 }
 
 void
@@ -220,14 +211,14 @@ uint32_t
 qt_decoder_u32 (qt_decoder_t *self)
 {
     const uint8_t *bytes = qt_decoder_take (self, 4);
-    return bytes ? s_load32 (bytes) : 0;
+    return bytes ? (uint32_t) s_load (bytes, 4) : 0;
 }
 
 uint64_t
 qt_decoder_u64 (qt_decoder_t *self)
 {
     const uint8_t *bytes = qt_decoder_take (self, 8);
-    return bytes ? s_load64 (bytes) : 0;
+    return bytes ? s_load (bytes, 8) : 0;
 }
 
 double
@@ -246,7 +237,7 @@ qt_decoder_u32s (qt_decoder_t *self, uint32_t *out, size_t count)
     const uint8_t *bytes = count <= SIZE_MAX / 4 ? qt_decoder_take (self, count * 4)
                                                  : (qt_decoder_fail (self, S_TRUNCATED), NULL);
     for (size_t i = 0; bytes && i < count; i++)
-        out [i] = s_load32 (bytes + 4 * i);
+        out [i] = (uint32_t) s_load (bytes + 4 * i, 4);
 }
 
 void
@@ -255,7 +246,7 @@ qt_decoder_u64s (qt_decoder_t *self, uint64_t *out, size_t count)
     const uint8_t *bytes = count <= SIZE_MAX / 8 ? qt_decoder_take (self, count * 8)
                                                  : (qt_decoder_fail (self, S_TRUNCATED), NULL);
     for (size_t i = 0; bytes && i < count; i++)
-        out [i] = s_load64 (bytes + 8 * i);
+        out [i] = s_load (bytes + 8 * i, 8);
 }
 
 void
@@ -310,6 +301,11 @@ qt_codec_test (bool verbose)
     assert (data [1] == 4 && data [4] == 1 && data [5] == 8 && data [12] == 1);
     size_t size = zchunk_size (out);
     assert (size == 1 + 4 + 8 + 8 + 12 + 16 + 16 + 4 + 3 + 1);
+    zchunk_t *same = zchunk_new (data, size);
+    assert (qt_codec_equal (out, same));
+    zchunk_extend (same, "", 1);
+    assert (!qt_codec_equal (out, same));
+    zchunk_destroy (&same);
 
     qt_decoder_t decoder;
     qt_decoder_init (&decoder, data, size);

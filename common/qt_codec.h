@@ -27,6 +27,8 @@ void qt_codec_put_u64s (zchunk_t *out, const uint64_t *values, size_t count);
 void qt_codec_put_f64s (zchunk_t *out, const double *values, size_t count);
 //  A string: its length (u32), then its bytes; NULL as ""
 void qt_codec_put_string (zchunk_t *out, const char *string);
+//  The same bytes (states compared in tests)
+bool qt_codec_equal (zchunk_t *a, zchunk_t *b);
 
 //  Reader over [data, data + size)
 typedef struct {

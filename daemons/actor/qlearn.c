@@ -898,8 +898,7 @@ s_same_snapshot (const ac_qlearn_t *learner, zchunk_t *expected)
 {
     zchunk_t *bytes = zchunk_new (NULL, 0);
     ac_qlearn_snapshot (learner, bytes);
-    bool same = zchunk_size (bytes) == zchunk_size (expected)
-             && memcmp (zchunk_data (bytes), zchunk_data (expected), zchunk_size (bytes)) == 0;
+    bool same = qt_codec_equal (bytes, expected);
     zchunk_destroy (&bytes);
     return same;
 }

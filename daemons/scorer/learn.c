@@ -1249,8 +1249,7 @@ s_same_state (sc_learn_t *learn, const sc_pending_t *pending, zchunk_t *expected
 {
     zchunk_t *bytes = zchunk_new (NULL, 0);
     sc_learn_snapshot (learn, pending, bytes);
-    bool same = zchunk_size (bytes) == zchunk_size (expected)
-             && memcmp (zchunk_data (bytes), zchunk_data (expected), zchunk_size (bytes)) == 0;
+    bool same = qt_codec_equal (bytes, expected);
     zchunk_destroy (&bytes);
     return same;
 }
