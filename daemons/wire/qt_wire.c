@@ -535,6 +535,30 @@ qt_wire_test (bool verbose)
     assert (qt_wire_gather (slots, 3, 2, payloads, majority) == -1);
 
     s_judgment_test ();
+
+    //  A state's role header: the body after it, or why not
+    zchunk_t *identity = zchunk_new (NULL, 0);
+    qt_codec_put_bytes (identity, "QTTEST01", 8);
+    qt_codec_put_u32 (identity, 1);
+    qt_codec_put_u64 (identity, 4);
+    zchunk_t *state = zchunk_dup (identity);
+    qt_codec_put_u8 (state, 42);
+    size_t size = zchunk_size (state);
+    const char *cause = "unset";
+    const uint8_t *body = qt_wire_state_body (identity, zchunk_data (state), &size, &cause);
+    assert (body && size == 1 && *body == 42 && cause == NULL);
+    uint8_t *data = zchunk_data (state);
+    for (size_t at = 0; at < zchunk_size (identity); at++) {
+        data [at] ^= 1;
+        size = zchunk_size (state);
+        assert (!qt_wire_state_body (identity, data, &size, &cause) && cause);
+        assert (strstr (cause, at < 8 ? "of this role" : at < 12 ? "version" : "configured otherwise"));
+        data [at] ^= 1;
+    }
+    size = 3;
+    assert (!qt_wire_state_body (identity, data, &size, &cause) && cause);
+    zchunk_destroy (&state);
+    zchunk_destroy (&identity);
     if (verbose)
         printf ("OK\n");
 }
