@@ -541,7 +541,7 @@ qt_wire_test (bool verbose)
     qt_codec_put_bytes (identity, "QTTEST01", 8);
     qt_codec_put_u32 (identity, 1);
     qt_codec_put_u64 (identity, 4);
-    zchunk_t *state = zchunk_dup (identity);
+    zchunk_t *state = zchunk_new (zchunk_data (identity), zchunk_size (identity));
     qt_codec_put_u8 (state, 42);
     size_t size = zchunk_size (state);
     const char *cause = "unset";
