@@ -32,5 +32,6 @@
 #include "qt_control.h"
 #include "qt_catchup.h"
 #include "qt_reputation.h"
+#include "qt_codec.h"
 
 #endif

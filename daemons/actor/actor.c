@@ -12,7 +12,8 @@
 
     The learner is checkpointed atomically to <state_dir>/qlearn.ckpt every
     checkpoint_ticks ticks and when the actor stops, and resumed from there
-    after a restart.
+    after a restart. Its whole state, in the checkpoint's encoding, is also
+    what a restarted replica takes from its peers (snapshot, restore).
 
     Config (quintet/actor/...): reward_source, checkpoint_ticks, and every
     learning option of daemons/actor/qlearn.h by name (representation,
@@ -25,6 +26,8 @@
 
 #define S_CHECKPOINT_FILE       "qlearn.ckpt"
 #define S_CHECKPOINT_TICKS      100
+#define S_STATE_MAGIC           "QTACTOR1"
+#define S_STATE_VERSION         1
 
 enum { S_REWARD_PIPELINE = 0, S_REWARD_ENV = 1 };
 enum { S_UPSTREAM_REWARD = 0, S_UPSTREAM_WORLD = 1 };
@@ -36,7 +39,8 @@ typedef struct {
     ac_qlearn_t *learner;
     char *checkpoint;
     uint64_t checkpoint_ticks, last_checkpoint;
-    uint32_t *actions;
+    uint32_t *actions;                      //  scratch: written whole every tick
+    zchunk_t *identity;                     //  what a state from a peer must start with
 } actor_t;
 
 static void
@@ -58,6 +62,7 @@ s_actor_destroy (void **state_p)
     ac_qlearn_destroy (&self->learner);
     free (self->checkpoint);
     free (self->actions);
+    zchunk_destroy (&self->identity);
     free (self);
     *state_p = NULL;
 }
@@ -117,6 +122,11 @@ s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
                 ac_qlearn_updates (self->learner));
     }
     self->actions = (uint32_t *) zmalloc (sizeof (uint32_t) * self->batch);
+    //  The learner's own header holds its options, batch and seed; the
+    //  reward source decides what it learns from the same inputs
+    self->identity = zchunk_new (NULL, 0);
+    qt_wire_state_identity (stage, S_STATE_MAGIC, S_STATE_VERSION, self->identity);
+    qt_codec_put_u32 (self->identity, (uint32_t) self->reward_source);
     return self;
 }
 
@@ -208,6 +218,27 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
     return qt_stage_publish (stage, tick, &batch.base);
 }
 
+//  State transfer: all that carries over from one tick to the next is the
+//  learner's (table, pending transitions, exploration generators,
+//  counters), in its checkpoint's encoding. The checkpoint schedule does
+//  not change what is published: a restored actor writes its checkpoint
+//  on its first tick, as after any start.
+static int
+s_actor_snapshot (void *state, zchunk_t *out)
+{
+    actor_t *self = (actor_t *) state;
+    qt_codec_put_bytes (out, zchunk_data (self->identity), zchunk_size (self->identity));
+    return ac_qlearn_snapshot (self->learner, out);
+}
+
+static int
+s_actor_restore (void *state, const uint8_t *data, size_t size, const char **cause)
+{
+    actor_t *self = (actor_t *) state;
+    const uint8_t *body = qt_wire_state_body (self->identity, data, &size, cause);
+    return body ? ac_qlearn_restore (self->learner, body, size, cause) : -1;
+}
+
 const qt_role_t qt_actor_role = {
     .role = "actor",
     .topic = "action",
@@ -220,4 +251,6 @@ const qt_role_t qt_actor_role = {
     .destroy = s_actor_destroy,
     .validate = s_actor_validate,
     .process = s_actor_process,
+    .snapshot = s_actor_snapshot,
+    .restore = s_actor_restore,
 };

@@ -46,7 +46,9 @@
 
     Checkpoints are written atomically (temporary file, fsync, rename, fsync
     of the directory) and hold the configuration, the table, per-instance
-    state and generators; loading refuses another configuration.
+    state and generators; loading refuses another configuration. The same
+    bytes are the state a restarted replica takes from its peers
+    (ac_qlearn_snapshot, ac_qlearn_restore).
 */
 #ifndef AC_QLEARN_H_INCLUDED
 #define AC_QLEARN_H_INCLUDED
@@ -54,6 +56,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <czmq.h>
 
 #define AC_NO_ACTION (-1)
 #define AC_INVALID   (-2)
@@ -129,6 +132,17 @@ uint64_t ac_qlearn_updates (const ac_qlearn_t *self);
 uint64_t ac_qlearn_episodes (const ac_qlearn_t *self);
 uint64_t ac_qlearn_rows (const ac_qlearn_t *self);
 uint64_t ac_qlearn_overflows (const ac_qlearn_t *self);
+
+//  The learner's whole state appended to out (zchunk_extend): the bytes of
+//  a checkpoint, deterministic (the same state gives the same bytes), for
+//  a restarted replica to take from its peers (qt_role_t snapshot). 0.
+int ac_qlearn_snapshot (const ac_qlearn_t *self, zchunk_t *out);
+
+//  The state of ac_qlearn_snapshot (or of a checkpoint file) into a learner
+//  of the same configuration, batch and seed. Every size, count, index and
+//  number is checked (the bytes may come from the network). Returns 0, or
+//  -1 with a static cause in *cause (may be NULL) and the learner unchanged.
+int ac_qlearn_restore (ac_qlearn_t *self, const uint8_t *data, size_t size, const char **cause);
 
 //  Atomic checkpoint. Returns 0, or -1 with errno set.
 int ac_qlearn_save (const ac_qlearn_t *self, const char *path);

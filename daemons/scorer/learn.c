@@ -3,6 +3,7 @@
     See learn.h for the model.
 */
 #include <assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 
 #include "qt_tournesol.h"
 #include "qt_options.h"
+#include "qt_codec.h"
+#include "qt_rng.h"
 #include "learn.h"
 
 #define S_NEWTON_ITERATIONS     60
@@ -877,6 +880,239 @@ double sc_learn_quantile (sc_learn_t *self) { return self->config.quantile; }
 uint32_t sc_learn_raters (sc_learn_t *self) { return self->config.raters; }
 
 //  --------------------------------------------------------------------------
+//  State transfer: everything that decides later scores and queries, in
+//  fixed-width little-endian fields (qt_codec). The raters' judgments and
+//  posteriors, the memory of situations with the selection each was last
+//  seen in (its LRU order), the episodes followed and those ended, the
+//  centre, the aggregated weights and the score cache (a memo, but what it
+//  holds is what is served), the budget counters, the round robin and the
+//  idle marks that skip a rater's search. The ratings are scratch.
+
+#define S_STATE_MAGIC       "QTSCLRN1"
+#define S_STATE_VERSION     1
+#define S_STRANGER          "scorer state is from a learner configured otherwise " \
+                            "(options or the environment's features)"
+#define S_INCONSISTENT      "scorer state holds a count, index or value out of range"
+
+//  What the restoring learner must match exactly
+static void
+s_put_identity (const sc_learn_t *self, zchunk_t *out)
+{
+    const sc_learn_config_t *c = &self->config;
+    qt_codec_put_bytes (out, S_STATE_MAGIC, strlen (S_STATE_MAGIC));
+    qt_codec_put_u32 (out, S_STATE_VERSION);
+    qt_codec_put_f64 (out, c->quantile);
+    qt_codec_put_f64 (out, c->lipschitz);
+    qt_codec_put_f64 (out, c->prior_sd);
+    qt_codec_put_u32 (out, c->raters);
+    qt_codec_put_u32 (out, c->comparisons);
+    qt_codec_put_u32 (out, c->per_tick);
+    qt_codec_put_u32 (out, c->max_per_rater);
+    qt_codec_put_f64 (out, c->min_sd);
+    qt_codec_put_u32 (out, c->memory);
+    qt_codec_put_u32 (out, c->episodes);
+    qt_codec_put_f64 (out, c->unit);
+    qt_codec_put_u32 (out, self->n_features);
+    qt_codec_put_f64 (out, self->unit);
+}
+
+int
+sc_learn_snapshot (sc_learn_t *self, const sc_pending_t *pending, zchunk_t *out)
+{
+    uint32_t n = self->n_features;
+    s_put_identity (self, out);
+    qt_codec_put_u8 (out, pending->have);
+    qt_codec_put_u64 (out, pending->tick);
+    qt_codec_put_u32 (out, (uint32_t) pending->n_queries);
+    for (size_t k = 0; k < pending->n_queries; k++) {
+        qt_codec_put_u32 (out, pending->queries [k].rater);
+        qt_codec_put_f64s (out, pending->queries [k].a, n);
+        qt_codec_put_f64s (out, pending->queries [k].b, n);
+    }
+    qt_codec_put_u64 (out, self->asked);
+    qt_codec_put_u64 (out, self->learned);
+    qt_codec_put_u32 (out, self->next_rater);
+    qt_codec_put_u64 (out, self->selections);
+    qt_codec_put_u64 (out, self->memory_version);
+    qt_codec_put_u32 (out, self->remembered);
+    for (uint32_t s = 0; s < self->remembered; s++) {
+        qt_codec_put_u8 (out, self->memory_kind [s]);
+        qt_codec_put_u64 (out, self->memory_seen [s]);
+        qt_codec_put_f64s (out, self->memory [s], n);
+    }
+    qt_codec_put_u32 (out, self->followed);
+    qt_codec_put_f64s (out, self->following, (size_t) self->followed * n);
+    qt_codec_put_u32 (out, self->n_ended);
+    for (uint32_t e = 0; e < self->n_ended; e++)
+        qt_codec_put_f64s (out, self->ended [e], n);
+    qt_codec_put_f64s (out, self->centre, n);
+    qt_codec_put_f64 (out, self->centre_weight);
+    qt_codec_put_f64s (out, self->weights, n);
+    qt_codec_put_u32 (out, self->cached);
+    for (uint32_t c = 0; c < self->cached; c++) {
+        const s_cached_t *cached = &self->cache [c];
+        qt_codec_put_f64s (out, cached->features, n);
+        qt_codec_put_f64 (out, cached->score);
+        qt_codec_put_f64 (out, cached->uncertainty);
+        qt_codec_put_f64 (out, cached->disagreement);
+    }
+    for (uint32_t r = 0; r < self->config.raters; r++) {
+        const s_rater_t *rater = &self->raters [r];
+        qt_codec_put_u32 (out, rater->count);
+        qt_codec_put_u32 (out, rater->next);
+        qt_codec_put_u32 (out, rater->total);
+        qt_codec_put_u8 (out, rater->dirty);
+        qt_codec_put_u64 (out, rater->fits);
+        qt_codec_put_u64 (out, rater->idle_fits);
+        qt_codec_put_u64 (out, rater->idle_memory);
+        qt_codec_put_f64s (out, rater->theta, n);
+        qt_codec_put_f64s (out, rater->cov, (size_t) n * n);
+        //  The ring holds count judgments: below count while it fills
+        qt_codec_put_f64s (out, rater->d, (size_t) rater->count * n);
+        qt_codec_put_f64s (out, rater->p, rater->count);
+    }
+    return 0;
+}
+
+//  The queries of the last tick: as sc_learn_select left them (within
+//  per_tick, of raters 1..raters, zero beyond the features)
+static void
+s_restore_pending (const sc_learn_t *self, qt_decoder_t *decoder, sc_pending_t *pending)
+{
+    uint32_t n = self->n_features;
+    memset (pending, 0, sizeof *pending);
+    pending->have = qt_decoder_bool (decoder);
+    pending->tick = qt_decoder_u64 (decoder);
+    uint32_t count = qt_decoder_u32 (decoder);
+    qt_decoder_check (decoder, count <= self->config.per_tick
+                      && (pending->have || (count == 0 && pending->tick == 0)), S_INCONSISTENT);
+    for (uint32_t k = 0; k < count && qt_decoder_ok (decoder); k++) {
+        sc_query_t *query = &pending->queries [k];
+        query->rater = qt_decoder_u32 (decoder);
+        qt_decoder_f64s (decoder, query->a, n);
+        qt_decoder_f64s (decoder, query->b, n);
+        qt_decoder_check (decoder, query->rater >= 1 && query->rater <= self->config.raters,
+                          S_INCONSISTENT);
+    }
+    pending->n_queries = qt_decoder_ok (decoder) ? count : 0;
+}
+
+static void
+s_restore_rater (const sc_learn_t *fresh, qt_decoder_t *decoder, s_rater_t *rater)
+{
+    uint32_t n = fresh->n_features, most = fresh->config.max_per_rater;
+    rater->count = qt_decoder_u32 (decoder);
+    rater->next = qt_decoder_u32 (decoder);
+    rater->total = qt_decoder_u32 (decoder);
+    rater->dirty = qt_decoder_bool (decoder);
+    rater->fits = qt_decoder_u64 (decoder);
+    rater->idle_fits = qt_decoder_u64 (decoder);
+    rater->idle_memory = qt_decoder_u64 (decoder);
+    //  sc_learn_add keeps count = min (total, most), next = total % most
+    if (!qt_decoder_check (decoder, rater->count == (rater->total < most ? rater->total : most)
+                           && rater->next == rater->total % most
+                           && rater->idle_fits <= rater->fits
+                           && rater->idle_memory <= fresh->memory_version, S_INCONSISTENT))
+        return;
+    qt_decoder_f64s (decoder, rater->theta, n);
+    qt_decoder_f64s (decoder, rater->cov, (size_t) n * n);
+    qt_decoder_f64s (decoder, rater->d, (size_t) rater->count * n);
+    qt_decoder_f64s (decoder, rater->p, rater->count);
+    for (uint32_t i = 0; i < rater->count && qt_decoder_ok (decoder); i++)
+        qt_decoder_check (decoder, rater->p [i] >= -1 && rater->p [i] <= 1, S_INCONSISTENT);
+    for (uint32_t f = 0; f < n && qt_decoder_ok (decoder); f++)
+        qt_decoder_check (decoder, rater->cov [f * n + f] >= 0, S_INCONSISTENT);
+}
+
+int
+sc_learn_restore (sc_learn_t *self, sc_pending_t *pending, const uint8_t *data, size_t size,
+                  const char **cause)
+{
+    uint32_t n = self->n_features;
+    zchunk_t *identity = zchunk_new (NULL, 0);
+    assert (identity);
+    s_put_identity (self, identity);
+    qt_decoder_t decoder;
+    qt_decoder_init (&decoder, data, size);
+    qt_decoder_expect (&decoder, S_STATE_MAGIC, strlen (S_STATE_MAGIC), "not a scorer state");
+    qt_decoder_expect (&decoder, zchunk_data (identity) + strlen (S_STATE_MAGIC),
+                       zchunk_size (identity) - strlen (S_STATE_MAGIC), S_STRANGER);
+    zchunk_destroy (&identity);
+    //  Decoded into a learner of our own, swapped in once all is read
+    sc_learn_t *fresh = NULL;
+    sc_pending_t *asked = (sc_pending_t *) malloc (sizeof (sc_pending_t));
+    assert (asked);
+    if (qt_decoder_ok (&decoder)) {
+        fresh = sc_learn_new (&self->config, n, 1, NULL);
+        assert (fresh);
+        fresh->unit = self->unit;
+        s_restore_pending (fresh, &decoder, asked);
+        fresh->asked = qt_decoder_u64 (&decoder);
+        fresh->learned = qt_decoder_u64 (&decoder);
+        fresh->next_rater = qt_decoder_u32 (&decoder);
+        fresh->selections = qt_decoder_u64 (&decoder);
+        fresh->memory_version = qt_decoder_u64 (&decoder);
+        fresh->remembered = qt_decoder_u32 (&decoder);
+        uint32_t capacity = self->config.memory ? self->config.memory : S_MAX_SITUATIONS;
+        qt_decoder_check (&decoder, fresh->asked <= self->config.comparisons
+                          && fresh->next_rater < (self->config.raters ? self->config.raters : 1)
+                          && fresh->remembered <= capacity, S_INCONSISTENT);
+        for (uint32_t s = 0; s < fresh->remembered && qt_decoder_ok (&decoder); s++) {
+            fresh->memory_kind [s] = qt_decoder_u8 (&decoder);
+            fresh->memory_seen [s] = qt_decoder_u64 (&decoder);
+            qt_decoder_f64s (&decoder, fresh->memory [s], n);
+            qt_decoder_check (&decoder, fresh->memory_kind [s] <= S_EPISODE
+                              && fresh->memory_seen [s] <= fresh->selections, S_INCONSISTENT);
+        }
+        uint32_t followed = qt_decoder_u32 (&decoder);
+        //  The count before the allocation it sizes
+        if (qt_decoder_check (&decoder, followed <= S_MAX_INSTANCES
+                              && qt_decoder_left (&decoder) / sizeof (double) / n >= followed,
+                              S_INCONSISTENT) && followed) {
+            fresh->following = (double *) malloc (sizeof (double) * followed * n);
+            assert (fresh->following);
+            fresh->followed = followed;
+            qt_decoder_f64s (&decoder, fresh->following, (size_t) followed * n);
+        }
+        fresh->n_ended = qt_decoder_u32 (&decoder);
+        if (qt_decoder_check (&decoder, fresh->n_ended <= S_MAX_SITUATIONS, S_INCONSISTENT))
+            for (uint32_t e = 0; e < fresh->n_ended; e++)
+                qt_decoder_f64s (&decoder, fresh->ended [e], n);
+        qt_decoder_f64s (&decoder, fresh->centre, n);
+        fresh->centre_weight = qt_decoder_f64 (&decoder);
+        qt_decoder_f64s (&decoder, fresh->weights, n);
+        fresh->cached = qt_decoder_u32 (&decoder);
+        qt_decoder_check (&decoder, fresh->centre_weight >= 0 && fresh->cached <= S_CACHE,
+                          S_INCONSISTENT);
+        for (uint32_t c = 0; c < fresh->cached && qt_decoder_ok (&decoder); c++) {
+            s_cached_t *cached = &fresh->cache [c];
+            qt_decoder_f64s (&decoder, cached->features, n);
+            cached->score = qt_decoder_f64 (&decoder);
+            cached->uncertainty = qt_decoder_f64 (&decoder);
+            cached->disagreement = qt_decoder_f64 (&decoder);
+        }
+        uint64_t learned = 0;
+        for (uint32_t r = 0; r < self->config.raters && qt_decoder_ok (&decoder); r++) {
+            s_restore_rater (fresh, &decoder, &fresh->raters [r]);
+            learned += fresh->raters [r].total;
+        }
+        if (qt_decoder_finish (&decoder))
+            qt_decoder_check (&decoder, learned == fresh->learned, S_INCONSISTENT);
+    }
+    if (qt_decoder_ok (&decoder)) {
+        sc_learn_t swap = *self;
+        *self = *fresh;
+        *fresh = swap;
+        *pending = *asked;
+    }
+    sc_learn_destroy (&fresh);
+    free (asked);
+    if (cause)
+        *cause = decoder.problem;
+    return qt_decoder_ok (&decoder) ? 0 : -1;
+}
+
+//  --------------------------------------------------------------------------
 //  Selftest
 
 //  A graded preference drawn from the uniform GBT law with utility
@@ -934,6 +1170,188 @@ s_recovery_error (uint32_t comparisons, bool verbose)
                 comparisons, error, sd [0], sd [1], sd [2]);
     sc_learn_destroy (&learn);
     return error;
+}
+
+//  State transfer test: the beliefs of one tick (3 features of small whole
+//  numbers, so situations recur: the memory and the cache are used), the
+//  clock of instance i (episodes of 7 steps) and rater r's utility
+#define S_TEST_FEATURES 3
+
+static void
+s_test_beliefs (uint64_t tick, wm_belief_t *beliefs, size_t batch)
+{
+    static const double weights [3] = { 0.5, 0.3, 0.2 };
+    for (size_t i = 0; i < batch; i++) {
+        qt_rng_t rng;
+        qt_rng_seed (&rng, tick, i);
+        wm_belief_t *belief = &beliefs [i];
+        memset (belief, 0, sizeof *belief);
+        belief->n_features = S_TEST_FEATURES;
+        belief->n_samples = 3;
+        belief->data_reliability = 1;
+        for (uint32_t j = 0; j < 3; j++) {
+            for (uint32_t f = 0; f < S_TEST_FEATURES; f++)
+                belief->samples [j].features [f] = qt_rng_below (&rng, 3);
+            belief->samples [j].weight = weights [j];
+        }
+    }
+}
+
+//  One tick of a scorer in scorer.c's order: the raters' answers to the
+//  last tick's queries (rater r's utility weighs the features 1 + r/10, -1,
+//  r mod 3 / 2; its draw a function of the tick and the query), refit,
+//  the scores, the episodes followed, this tick's queries
+static void
+s_scorer_tick (sc_learn_t *learn, sc_pending_t *pending, uint64_t tick, sc_score_t *scores)
+{
+    enum { batch = 4 };
+    wm_belief_t beliefs [batch];
+    s_test_beliefs (tick, beliefs, batch);
+    for (size_t k = 0; pending->have && k < pending->n_queries; k++) {
+        const sc_query_t *query = &pending->queries [k];
+        double truth [S_TEST_FEATURES] = { 1 + 0.1 * query->rater, -1, 0.5 * (query->rater % 3) };
+        double x = 0;
+        for (uint32_t f = 0; f < S_TEST_FEATURES; f++)
+            x += truth [f] * (query->b [f] - query->a [f]);
+        qt_rng_t rng;
+        qt_rng_seed (&rng, pending->tick, 1000 + k);
+        assert (sc_learn_add (learn, query->rater, query->a, query->b,
+                              s_draw (x, qt_rng_uniform (&rng))) == 0);
+    }
+    sc_learn_fit (learn);
+    const wm_belief_t *asked_about [batch];
+    for (size_t i = 0; i < batch; i++) {
+        assert (sc_learn_score (learn, &beliefs [i], &scores [i]) == 0);
+        asked_about [i] = &beliefs [i];
+        uint32_t step = (uint32_t) ((tick + i) % 7);
+        sc_learn_follow (learn, (uint32_t) i, &beliefs [i], step, step == 6);
+    }
+    pending->n_queries = sc_learn_select (learn, asked_about, batch, pending->queries);
+    pending->tick = tick;
+    pending->have = true;
+}
+
+static bool
+s_same_queries (const sc_pending_t *a, const sc_pending_t *b)
+{
+    if (a->n_queries != b->n_queries || a->tick != b->tick || a->have != b->have)
+        return false;
+    for (size_t k = 0; k < a->n_queries; k++)
+        if (a->queries [k].rater != b->queries [k].rater
+        ||  memcmp (a->queries [k].a, b->queries [k].a, sizeof a->queries [k].a)
+        ||  memcmp (a->queries [k].b, b->queries [k].b, sizeof a->queries [k].b))
+            return false;
+    return true;
+}
+
+static bool
+s_same_state (sc_learn_t *learn, const sc_pending_t *pending, zchunk_t *expected)
+{
+    zchunk_t *bytes = zchunk_new (NULL, 0);
+    sc_learn_snapshot (learn, pending, bytes);
+    bool same = qt_codec_equal (bytes, expected);
+    zchunk_destroy (&bytes);
+    return same;
+}
+
+//  A learner restored from another's state scores and asks as it does for
+//  ever after (a fresh one does not) and gives the same bytes; damaged
+//  bytes and another configuration are refused, the learner unchanged
+static void
+s_test_snapshot (bool verbose)
+{
+    sc_learn_config_t config;
+    sc_learn_config_default (&config);
+    sc_learn_t *a = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
+    sc_learn_t *b = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
+    sc_learn_t *fresh = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
+    sc_pending_t *pending = (sc_pending_t *) calloc (4, sizeof (sc_pending_t));
+    assert (a && b && fresh && pending);
+    sc_pending_t *pending_a = &pending [0], *pending_b = &pending [1];
+    sc_pending_t *pending_fresh = &pending [2], *saved = &pending [3];
+    sc_score_t scores_a [4], scores_b [4], scores_fresh [4];
+    uint64_t tick = 1;
+    for (; tick <= 30; tick++)
+        s_scorer_tick (a, pending_a, tick, scores_a);
+    assert (pending_a->n_queries > 0 && sc_learn_comparisons (a) > 0);
+    zchunk_t *state = zchunk_new (NULL, 0);
+    assert (sc_learn_snapshot (a, pending_a, state) == 0);
+    const char *cause = "unset";
+    assert (sc_learn_restore (b, pending_b, zchunk_data (state), zchunk_size (state), &cause) == 0);
+    assert (cause == NULL && s_same_state (b, pending_b, state) && s_same_queries (pending_a, pending_b));
+    bool apart = false;
+    for (; tick <= 90; tick++) {
+        s_scorer_tick (a, pending_a, tick, scores_a);
+        s_scorer_tick (b, pending_b, tick, scores_b);
+        s_scorer_tick (fresh, pending_fresh, tick, scores_fresh);
+        assert (memcmp (scores_a, scores_b, sizeof scores_a) == 0);
+        assert (s_same_queries (pending_a, pending_b));
+        apart |= memcmp (scores_a, scores_fresh, sizeof scores_a) != 0
+              || !s_same_queries (pending_a, pending_fresh);
+    }
+    assert (apart);             //  without the state the test would fail
+    assert (sc_learn_asked (a) == sc_learn_asked (b) && sc_learn_asked (a) < config.comparisons);
+    zchunk_destroy (&state);
+    state = zchunk_new (NULL, 0);
+    sc_learn_snapshot (a, pending_a, state);
+    assert (s_same_state (b, pending_b, state));
+
+    //  Damaged: truncated, a byte changed, random bytes: refused (every
+    //  truncation, every random state), or accepted as a state of the
+    //  right shape (a changed number); never a crash, and a refusal leaves
+    //  the learner and its queries as they were
+    size_t size = zchunk_size (state), refused = 0, trials = 0;
+    for (size_t length = 0; length < size; length += 1 + length / 16, trials++) {
+        cause = NULL;
+        assert (sc_learn_restore (b, pending_b, zchunk_data (state), length, &cause) == -1 && cause);
+        refused++;
+    }
+    assert (s_same_state (b, pending_b, state));
+    uint8_t *damaged = (uint8_t *) malloc (size);
+    assert (damaged);
+    qt_rng_t rng;
+    qt_rng_seed (&rng, 9, 0);
+    for (int trial = 0; trial < 400; trial++, trials++) {
+        memcpy (damaged, zchunk_data (state), size);
+        damaged [qt_rng_below (&rng, (uint32_t) size)] ^= (uint8_t) (1 + qt_rng_below (&rng, 255));
+        if (trial % 4 == 0)
+            for (size_t k = 0; k < size; k++)
+                damaged [k] = (uint8_t) qt_rng_next (&rng);
+        cause = NULL;
+        sc_learn_t *target = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
+        assert (sc_learn_restore (target, saved, zchunk_data (state), size, NULL) == 0);
+        if (sc_learn_restore (target, saved, damaged, size, &cause) == 0)
+            assert (cause == NULL && trial % 4);
+        else {
+            assert (cause && s_same_state (target, saved, state));
+            refused++;
+        }
+        sc_learn_destroy (&target);
+    }
+    free (damaged);
+    //  Another configuration or other features
+    for (int k = 0; k < 3; k++) {
+        sc_learn_config_t other = config;
+        other.raters = k == 0 ? 19 : config.raters;
+        other.per_tick = k == 1 ? 7 : config.per_tick;
+        sc_learn_t *stranger = sc_learn_new (&other, k == 2 ? 2 : S_TEST_FEATURES, 1, NULL);
+        memset (saved, 0, sizeof *saved);
+        zchunk_t *before = zchunk_new (NULL, 0);
+        sc_learn_snapshot (stranger, saved, before);
+        cause = NULL;
+        assert (sc_learn_restore (stranger, saved, zchunk_data (state), size, &cause) == -1);
+        assert (cause && strstr (cause, "configured otherwise") && s_same_state (stranger, saved, before));
+        zchunk_destroy (&before);
+        sc_learn_destroy (&stranger);
+    }
+    if (verbose)
+        printf ("\n     state transfer: %zu bytes after %" PRIu64 " judgments, %zu of %zu damaged refused",
+                size, sc_learn_comparisons (a), refused, trials);
+    zchunk_destroy (&state);
+    free (pending);
+    sc_learn_destroy (&a);
+    sc_learn_destroy (&b);
+    sc_learn_destroy (&fresh);
 }
 
 void
@@ -1143,6 +1561,7 @@ sc_learn_test (bool verbose)
                          && queries [0].a [1] == 0 && queries [0].b [1] == 0));
         sc_learn_destroy (&learn);
     }
+    s_test_snapshot (verbose);
     if (verbose)
         printf ("\n   OK\n");
 }

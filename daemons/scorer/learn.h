@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <czmq.h>
 
 #include "filter.h"
 
@@ -110,6 +111,15 @@ typedef struct {
     double a [QT_ENV_MAX_FEATURES];
     double b [QT_ENV_MAX_FEATURES];
 } sc_query_t;
+
+//  The queries asked at a tick, which the judgments of the next tick
+//  answer: part of the scorer's state from one tick to the next.
+typedef struct {
+    sc_query_t queries [SC_MAX_QUERIES];
+    size_t n_queries;
+    uint64_t tick;                          //  when they were asked
+    bool have;                              //  false before the first tick
+} sc_pending_t;
 
 //  What the scorer publishes per instance.
 typedef struct {
@@ -178,6 +188,19 @@ uint64_t sc_learn_budget (sc_learn_t *self);          //  comparisons that may b
 uint32_t sc_learn_per_tick (sc_learn_t *self);
 double sc_learn_quantile (sc_learn_t *self);
 uint32_t sc_learn_raters (sc_learn_t *self);
+
+//  State transfer (the scorer's qt_role_t snapshot/restore): the learner's
+//  whole state and the queries pending, appended to out, deterministic
+//  (the same state gives the same bytes) and complete (a learner restored
+//  from them scores and asks as this one for ever after). 0.
+int sc_learn_snapshot (sc_learn_t *self, const sc_pending_t *pending, zchunk_t *out);
+
+//  Those bytes into a learner of the same configuration and features, and
+//  the queries into pending. Every count, index and number is checked
+//  (the bytes may come from the network). 0, or -1 with a static cause in
+//  *cause (may be NULL), the learner and pending unchanged.
+int sc_learn_restore (sc_learn_t *self, sc_pending_t *pending, const uint8_t *data, size_t size,
+                      const char **cause);
 
 void sc_learn_test (bool verbose);
 

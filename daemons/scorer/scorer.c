@@ -20,7 +20,9 @@
        tick's likely states where the raters' models are least certain,
        within the budgets (sc_learn_select), published on topic query
        (kept for re-sends: the raters answer them in tick t + 1).
-    Honest replicas see the same inputs and stay bit-identical.
+    Honest replicas see the same inputs and stay bit-identical; a restarted
+    one takes its peers' state (snapshot, restore: the learner's and the
+    queries pending) and is bit-identical again from there.
 
     The scorer holds no utility: its configuration is the learner's
     (quintet/scorer/<option> for every sc_learn_options name: quantile,
@@ -32,6 +34,9 @@
 #include "qt_wire.h"
 #include "learn.h"
 
+#define S_STATE_MAGIC       "QTSCORE1"
+#define S_STATE_VERSION     1
+
 typedef struct {
     qt_env_decl_t decl;
     size_t batch;
@@ -42,10 +47,8 @@ typedef struct {
     qt_wire_clock_t *clocks;
     Quintet__InstanceClock *wire_clocks;
     //  The queries of the last tick, which this tick's judgments answer
-    sc_query_t queries [SC_MAX_QUERIES];
-    size_t n_queries;
-    uint64_t query_tick;
-    bool have_queries;
+    sc_pending_t pending;
+    zchunk_t *identity;                     //  what a state from a peer must start with
     double learn_seconds;                   //  learning (adding judgments, refitting), last tick
     qt_metric_t *judgments;                 //  quintet_scorer_judgments_total{outcome}
     qt_metric_t *learn_time;                //  quintet_scorer_learn_seconds (histogram)
@@ -68,6 +71,7 @@ s_scorer_destroy (void **state_p)
     free (self->asked_about);
     free (self->clocks);
     free (self->wire_clocks);
+    zchunk_destroy (&self->identity);
     free (self);
     *state_p = NULL;
 }
@@ -145,6 +149,9 @@ s_scorer_create (qt_stage_t *stage, qt_config_t *config, char **error)
     self->rater_states = qt_metrics_gauge (metrics, "quintet_scorer_raters",
         "Raters by state: voting (a voting right > 0) or excluded (none: no judgment yet)",
         "state");
+    //  The learner's own header holds its options and features
+    self->identity = zchunk_new (NULL, 0);
+    qt_wire_state_identity (stage, S_STATE_MAGIC, S_STATE_VERSION, self->identity);
     return self;
 }
 
@@ -185,8 +192,8 @@ s_learn_judgments (scorer_t *self, qt_stage_t *stage, uint64_t tick, qt_message_
             //  It must answer a query of ours, as asked
             if (!outcome) {
                 uint32_t k = comparison->query_index;
-                const sc_query_t *query = k < self->n_queries ? &self->queries [k] : NULL;
-                if (!self->have_queries || tick == 0 || comparison->query_tick != self->query_tick
+                const sc_query_t *query = k < self->pending.n_queries ? &self->pending.queries [k] : NULL;
+                if (!self->pending.have || tick == 0 || comparison->query_tick != self->pending.tick
                 ||  !query || query->rater != comparison->rater
                 ||  comparison->n_a != n_features || comparison->n_b != n_features
                 ||  memcmp (comparison->a, query->a, sizeof (double) * n_features)
@@ -213,10 +220,11 @@ s_learn_judgments (scorer_t *self, qt_stage_t *stage, uint64_t tick, qt_message_
     }
     uint32_t learned = 0;
     int64_t started = zclock_usecs ();
-    for (size_t k = 0; k < self->n_queries; k++)
+    for (size_t k = 0; k < self->pending.n_queries; k++)
         if (answered [k]
-        &&  sc_learn_add (self->learn, self->queries [k].rater, self->queries [k].a,
-                          self->queries [k].b, preference [k]) == 0)
+        &&  sc_learn_add (self->learn, self->pending.queries [k].rater,
+                          self->pending.queries [k].a, self->pending.queries [k].b,
+                          preference [k]) == 0)
             learned++;
     self->learn_seconds = (double) (zclock_usecs () - started) / 1e6;
     qt_metric_add (self->judgments, "learned", learned);
@@ -348,25 +356,27 @@ s_scorer_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **
             qt_stage_report_distance (stage, 0, r + 1, comparable [r] ? distance [r] : INFINITY);
 
     //  3. This tick's queries, which the raters answer in the next
-    self->n_queries = sc_learn_select (self->learn, self->asked_about, n_asked_about, self->queries);
-    self->query_tick = tick;
-    self->have_queries = true;
-    Quintet__Query *query = (Quintet__Query *) zmalloc (sizeof (Quintet__Query) * (self->n_queries + 1));
-    Quintet__Query **query_p = (Quintet__Query **) zmalloc (sizeof (void *) * (self->n_queries + 1));
-    for (size_t k = 0; k < self->n_queries; k++) {
+    self->pending.n_queries = sc_learn_select (self->learn, self->asked_about, n_asked_about,
+                                               self->pending.queries);
+    self->pending.tick = tick;
+    self->pending.have = true;
+    size_t n_queries = self->pending.n_queries;
+    Quintet__Query *query = (Quintet__Query *) zmalloc (sizeof (Quintet__Query) * (n_queries + 1));
+    Quintet__Query **query_p = (Quintet__Query **) zmalloc (sizeof (void *) * (n_queries + 1));
+    for (size_t k = 0; k < self->pending.n_queries; k++) {
         quintet__query__init (&query [k]);
         query [k].index = (uint32_t) k;
-        query [k].rater = self->queries [k].rater;
+        query [k].rater = self->pending.queries [k].rater;
         query [k].n_a = n_features;
-        query [k].a = self->queries [k].a;
+        query [k].a = self->pending.queries [k].a;
         query [k].n_b = n_features;
-        query [k].b = self->queries [k].b;
+        query [k].b = self->pending.queries [k].b;
         query_p [k] = &query [k];
     }
     Quintet__QueryBatch asked = QUINTET__QUERY_BATCH__INIT;
     asked.n_features = n_features;
     asked.features = (char **) self->decl.feature_names;
-    asked.n_queries = self->n_queries;
+    asked.n_queries = self->pending.n_queries;
     asked.queries = query_p;
     asked.asked = sc_learn_asked (self->learn);
     if (rc == 0)
@@ -434,6 +444,27 @@ s_scorer_details (void *state, qt_stage_detail_fn *add, void *ctx)
     add (ctx, "learn seconds (last tick)", value);
 }
 
+//  State transfer: what carries over from one tick to the next is the
+//  learner's (judgments, posteriors, memory, episodes followed, budgets,
+//  caches) and the queries of the last tick, which the next tick's
+//  judgments must answer; the rest is scratch rewritten every tick (and
+//  learn_seconds, wall time, is measured anew before it is published)
+static int
+s_scorer_snapshot (void *state, zchunk_t *out)
+{
+    scorer_t *self = (scorer_t *) state;
+    qt_codec_put_bytes (out, zchunk_data (self->identity), zchunk_size (self->identity));
+    return sc_learn_snapshot (self->learn, &self->pending, out);
+}
+
+static int
+s_scorer_restore (void *state, const uint8_t *data, size_t size, const char **cause)
+{
+    scorer_t *self = (scorer_t *) state;
+    const uint8_t *body = qt_wire_state_body (self->identity, data, &size, cause);
+    return body ? sc_learn_restore (self->learn, &self->pending, body, size, cause) : -1;
+}
+
 const qt_role_t qt_scorer_role = {
     .role = "scorer",
     .topic = "score",
@@ -446,4 +477,6 @@ const qt_role_t qt_scorer_role = {
     .validate = s_scorer_validate,
     .process = s_scorer_process,
     .details = s_scorer_details,
+    .snapshot = s_scorer_snapshot,
+    .restore = s_scorer_restore,
 };

@@ -229,6 +229,42 @@ qt_wire_declare_env (qt_stage_t *stage, qt_config_t *config, const qt_env_params
 }
 
 
+#define S_STATE_MAGIC   8
+
+void
+qt_wire_state_identity (qt_stage_t *stage, const char *magic, uint32_t version, zchunk_t *identity)
+{
+    assert (strlen (magic) == S_STATE_MAGIC);
+    qt_codec_put_bytes (identity, magic, S_STATE_MAGIC);
+    qt_codec_put_u32 (identity, version);
+    qt_codec_put_u64 (identity, qt_stage_batch (stage));
+    qt_codec_put_string (identity, *qt_stage_env (stage) ? qt_stage_env (stage) : qt_env_default ());
+    qt_codec_put_string (identity, qt_stage_env_variant (stage));
+    qt_codec_put_string (identity, qt_stage_env_without (stage));
+}
+
+const uint8_t *
+qt_wire_state_body (zchunk_t *identity, const uint8_t *data, size_t *size, const char **cause)
+{
+    const uint8_t *expected = zchunk_data (identity);
+    size_t length = zchunk_size (identity);
+    assert (length >= S_STATE_MAGIC + sizeof (uint32_t));
+    qt_decoder_t decoder;
+    qt_decoder_init (&decoder, data, *size);
+    qt_decoder_expect (&decoder, expected, S_STATE_MAGIC, "not a state of this role");
+    qt_decoder_expect (&decoder, expected + S_STATE_MAGIC, sizeof (uint32_t),
+                       "a state of another format version");
+    qt_decoder_expect (&decoder, expected + S_STATE_MAGIC + sizeof (uint32_t),
+                       length - S_STATE_MAGIC - sizeof (uint32_t),
+                       "a state of a replica configured otherwise (batch, environment or options)");
+    if (cause)
+        *cause = decoder.problem;
+    if (!qt_decoder_ok (&decoder))
+        return NULL;
+    *size -= length;
+    return data + length;
+}
+
 int
 qt_wire_judgment_seal (const qt_keypair_t *rater_key, const Quintet__Comparison *comparison,
                        Quintet__Judgment *out)
@@ -499,6 +535,30 @@ qt_wire_test (bool verbose)
     assert (qt_wire_gather (slots, 3, 2, payloads, majority) == -1);
 
     s_judgment_test ();
+
+    //  A state's role header: the body after it, or why not
+    zchunk_t *identity = zchunk_new (NULL, 0);
+    qt_codec_put_bytes (identity, "QTTEST01", 8);
+    qt_codec_put_u32 (identity, 1);
+    qt_codec_put_u64 (identity, 4);
+    zchunk_t *state = zchunk_new (zchunk_data (identity), zchunk_size (identity));
+    qt_codec_put_u8 (state, 42);
+    size_t size = zchunk_size (state);
+    const char *cause = "unset";
+    const uint8_t *body = qt_wire_state_body (identity, zchunk_data (state), &size, &cause);
+    assert (body && size == 1 && *body == 42 && cause == NULL);
+    uint8_t *data = zchunk_data (state);
+    for (size_t at = 0; at < zchunk_size (identity); at++) {
+        data [at] ^= 1;
+        size = zchunk_size (state);
+        assert (!qt_wire_state_body (identity, data, &size, &cause) && cause);
+        assert (strstr (cause, at < 8 ? "of this role" : at < 12 ? "version" : "configured otherwise"));
+        data [at] ^= 1;
+    }
+    size = 3;
+    assert (!qt_wire_state_body (identity, data, &size, &cause) && cause);
+    zchunk_destroy (&state);
+    zchunk_destroy (&identity);
     if (verbose)
         printf ("OK\n");
 }

@@ -82,6 +82,20 @@ void qt_wire_judgment_free (Quintet__Judgment *judgment);
 qt_drop_cause_t qt_wire_judgment_open (qt_trust_t *trust, const Quintet__Judgment *judgment,
                                        uint32_t n_features, Quintet__Comparison **comparison);
 
+//  State transfer (qt_role_t snapshot/restore): what a role's state starts
+//  with, so that a replica configured otherwise refuses it: the role's
+//  magic (8 characters) and format version, the batch and the environment
+//  (quintet/env, env_variant, env_without). Appended to identity; a role
+//  appends its own options that must match after it.
+void qt_wire_state_identity (qt_stage_t *stage, const char *magic, uint32_t version,
+                             zchunk_t *identity);
+
+//  What follows that identity at the start of a state (*size bytes, set),
+//  or NULL with a static cause (another role's state, another format
+//  version, a replica configured otherwise)
+const uint8_t *qt_wire_state_body (zchunk_t *identity, const uint8_t *data, size_t *size,
+                                   const char **cause);
+
 void qt_wire_test (bool verbose);
 
 #endif

@@ -27,6 +27,7 @@ static test_item_t s_tests [] = {
     { "control",   qt_control_test },
     { "catchup",   qt_catchup_test },
     { "reputation", qt_reputation_test },
+    { "codec",     qt_codec_test },
     { NULL, NULL }
 };
 
