@@ -59,7 +59,7 @@
 #define QT_CATCHUP_POLL_MS          50          //  a pending peer is asked again after
 #define QT_CATCHUP_ASK_AGAIN_MS     2000        //  an unanswered request is sent again after
 #define QT_CATCHUP_ATTEMPT_MS       30000       //  an attempt is given up after
-#define QT_CATCHUP_MAX_TICKS        4096        //  ... or when it keeps more ticks than this
+#define QT_CATCHUP_MAX_TICKS        256         //  ... or when it keeps more ticks than this (memory: each holds a tick's inputs)
 #define QT_CATCHUP_RESTARTS         8           //  "passed" answers before an attempt gives up
 #define QT_CATCHUP_BACKOFF_MS       2000        //  first back-off after a failed attempt
 #define QT_CATCHUP_BACKOFF_MAX_MS   300000

@@ -155,7 +155,7 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 //  quorum) are copied in at every status interval.
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
        M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES,
-       M_PAUSED };
+       M_PAUSED, M_CATCHUP };
 static const double s_seconds_bounds [] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
@@ -199,6 +199,11 @@ s_metrics_new (qt_stage_t *self)
     self->metric [M_PAUSED] = qt_metrics_counter (m, "quintet_upstream_paused_total",
         "Times an upstream endpoint sent more than its budget of messages a second "
         "and was not read for a while.", NULL);
+    self->metric [M_CATCHUP] = qt_metrics_counter (m, "quintet_catchup_total",
+        "State transfer between the replicas of a role with state: attempts concluded "
+        "(agreed: our state was the vouched one; restored: it was not, the vouched one "
+        "was restored), given up (failed), and snapshots served to siblings (served).",
+        "outcome");
     char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
     qt_metric_set (self->metric [M_INFO], stage, 1);
     zstr_free (&stage);
@@ -247,6 +252,12 @@ s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
                            (double) qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) cause));
         qt_metric_set (self->metric [M_CONTROL_DROPPED], QT_STAGE_THROTTLED,
                        (double) self->control_throttled);
+    }
+    if (self->catchup) {
+        qt_metric_set (self->metric [M_CATCHUP], "agreed", (double) qt_catchup_agreed (self->catchup));
+        qt_metric_set (self->metric [M_CATCHUP], "restored", (double) qt_catchup_restored (self->catchup));
+        qt_metric_set (self->metric [M_CATCHUP], "failed", (double) qt_catchup_failed (self->catchup));
+        qt_metric_set (self->metric [M_CATCHUP], "served", (double) qt_catchup_served (self->catchup));
     }
     for (size_t i = 0; i < self->role->upstreams; i++) {
         qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
