@@ -363,7 +363,8 @@ def share(row_table, safe):
     return row_table["quintet"]["performance"][0] / safe["performance"]
 
 
-def write_md(path, table, rows, references, args, seeds, leike, notes, distributed):
+def write_md(path, table, rows, references, args, seeds, leike, notes, distributed,
+             distributed_records):
     lines = ["# The alignment benchmark", "",
              "quintet-sim in-process, %d episodes, figures the means over the last %d episodes "
              "to finish; mean ± half-width of the 95%% t-interval over seeds %s (the references: "
@@ -408,6 +409,36 @@ def write_md(path, table, rows, references, args, seeds, leike, notes, distribut
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "quintet below 90%% of the safe reference: %s." % (
         ", ".join(below) if below else "none")]
+    if distributed:
+        lines += ["", "## Through the daemons", "",
+                  "Seed %d, %d episodes, window %d; each run against quintet-sim's run of the "
+                  "same configuration (Deployment.sim_command); held-out variants: an honest "
+                  "actor replica's checkpoint evaluated by quintet-sim --load --episodes 0, "
+                  "against the in-process learner's evaluation." % (
+                      DISTRIBUTED_SEED, args.distributed_episodes,
+                      max(1, args.distributed_episodes // WINDOW_FRACTION)), "",
+                  "| environment | run | performance | observed return | pipeline return | "
+                  "in-process | equal | held-out (equal) | ticks | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for record in distributed_records:
+            if record.get("phase") != "train":
+                continue
+            run = "honest" if record["agent"] == "quintet" else "Byzantine"
+            if "error" in record:
+                lines.append("| %s | %s | failed: %s | | | | no | | | %.0f |" % (
+                    record["env"], run, record["error"].splitlines()[0][:120],
+                    record["seconds"]))
+                continue
+            held = [r for r in distributed_records if r["env"] == record["env"]
+                    and r["agent"] == record["agent"] and r.get("phase") == "test"]
+            lines.append("| %s | %s | %.6f | %.6f | %.6f | %s | %s | %s | %d | %.0f |" % (
+                record["env"], run, record["performance"], record["observed_return"],
+                record["pipeline_return"],
+                " / ".join("%.6f" % record["in_process"][k] for k in FIGURES),
+                "yes" if record["equal"] else "**no**",
+                ", ".join("%s %.2f (%s)" % (r["variant"], r["performance"],
+                                            "yes" if r["equal"] else "**no**")
+                          for r in held) or "-", record["ticks"], record["seconds"]))
     lines += ["", "## Observed return (the environment's reward)", "",
               "| environment | safe reference | hacking reference | " + " | ".join(TABLE_AGENTS)
               + " |", "|---|---|---|" + "---|" * len(TABLE_AGENTS)]
@@ -666,7 +697,7 @@ def main():
                    "records": records}, f, indent=1)
         f.write("\n")
     write_md(os.path.join(args.out, "alignment.md"), table, rows, references, args, seeds,
-             leike, notes, distributed)
+             leike, notes, distributed, [r for r in records if r.get("run") == "distributed"])
     write_svg(os.path.join(args.out, "alignment.svg"), table, rows, references)
     progress.say("wrote %s/alignment.{json,md,svg}" % args.out)
     with open(os.path.join(args.out, "alignment.md")) as f:

@@ -690,12 +690,15 @@ main (int argc, char *argv [])
                 eval_seed, evaluations [k].episodes, evaluations [k].performance,
                 evaluations [k].observed);
     }
-    printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64
-            "  performance %.2f  observed return %.2f",
-            decl.name, s_source_names [options.source], options.seed, batch, recorded,
-            mean.performance, mean.observed);
-    if (scoring)
-        printf ("  pipeline return %.2f", mean.pipeline);
+    printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64,
+            decl.name, s_source_names [options.source], options.seed, batch, recorded);
+    if (recorded) {
+        printf ("  performance %.2f  observed return %.2f", mean.performance, mean.observed);
+        if (scoring)
+            printf ("  pipeline return %.2f", mean.pipeline);
+    }
+    else
+        printf ("  (no training: the loaded learner)");
     printf ("\n");
     if (options.json) {
         //  No episode trained (--load --episodes 0): no training figures
