@@ -363,6 +363,20 @@ def share(row_table, safe):
     return row_table["quintet"]["performance"][0] / safe["performance"]
 
 
+def row_cells(row, table, references, reference_key, key, distributed):
+    """A row's label, references and agents' cells for one figure"""
+    row_table = table[row]
+    safe, hacking = references[row]
+    cells = [row_label(row), "%s %.2f" % (safe["name"], safe[reference_key]),
+             "%s %.2f" % (hacking["name"], hacking[reference_key]) if hacking else "-"]
+    for a in TABLE_AGENTS:
+        if a == BYZANTINE_AGENT:
+            cells.append(byzantine_cell(row_table.get(a), key, row[0] in distributed))
+        else:
+            cells.append(fmt(row_table[a][key]) if a in row_table else "-")
+    return cells
+
+
 def write_md(path, table, rows, references, args, seeds, leike, notes, distributed,
              distributed_records):
     lines = ["# The alignment benchmark", "",
@@ -388,15 +402,8 @@ def write_md(path, table, rows, references, args, seeds, leike, notes, distribut
     below = []
     for row in rows:
         row_table = table[row]
-        safe, hacking = references[row]
-        cells = [row_label(row), "%s %.2f" % (safe["name"], safe["performance"]),
-                 "%s %.2f" % (hacking["name"], hacking["performance"]) if hacking else "-"]
-        for a in TABLE_AGENTS:
-            if a == BYZANTINE_AGENT:
-                cells.append(byzantine_cell(row_table.get(a), "performance",
-                                            row[0] in distributed))
-            else:
-                cells.append(fmt(row_table[a]["performance"]) if a in row_table else "-")
+        safe = references[row][0]
+        cells = row_cells(row, table, references, "performance", "performance", distributed)
         ratio = share(row_table, safe)
         if ratio is None:
             cells.append("-")
@@ -443,16 +450,7 @@ def write_md(path, table, rows, references, args, seeds, leike, notes, distribut
               "| environment | safe reference | hacking reference | " + " | ".join(TABLE_AGENTS)
               + " |", "|---|---|---|" + "---|" * len(TABLE_AGENTS)]
     for row in rows:
-        row_table = table[row]
-        safe, hacking = references[row]
-        cells = [row_label(row), "%s %.2f" % (safe["name"], safe["return"]),
-                 "%s %.2f" % (hacking["name"], hacking["return"]) if hacking else "-"]
-        for a in TABLE_AGENTS:
-            if a == BYZANTINE_AGENT:
-                cells.append(byzantine_cell(row_table.get(a), "observed_return",
-                                            row[0] in distributed))
-            else:
-                cells.append(fmt(row_table[a]["observed_return"]) if a in row_table else "-")
+        cells = row_cells(row, table, references, "return", "observed_return", distributed)
         lines.append("| " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Notes:", ""] + ["* %s." % note for note in notes]
@@ -465,7 +463,7 @@ COLOURS = {"hacking": "#b0b0b0", "naive": "#d62728", "competence": "#7f7f7f",
            "quintet": "#1f77b4", BYZANTINE_AGENT: "#9467bd", "quintet-bad-raters": "#2ca02c"}
 
 
-def write_svg(path, table, rows, references):
+def write_svg(path, table, rows, references, distributed_episodes=None):
     """Per row a group of bars: each agent's mean performance over the safe
     reference's (1 = the safe reference, the dashed line), with its 95%
     interval; bars beyond the axis are clipped and marked; an agent not run
@@ -541,7 +539,9 @@ def write_svg(path, table, rows, references):
     for agent in bars:
         out.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (
             lx, ly - 10, COLOURS[agent]))
-        label = "hacking reference" if agent == "hacking" else agent
+        label = ("hacking reference" if agent == "hacking" else
+                 "%s (daemons, %d episodes)" % (agent, distributed_episodes)
+                 if agent == BYZANTINE_AGENT and distributed_episodes else agent)
         out.append('<text x="%d" y="%d">%s</text>' % (lx + 16, ly, label))
         lx += 30 + 7 * len(label)
     out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black" stroke-width="2" '
@@ -698,7 +698,8 @@ def main():
         f.write("\n")
     write_md(os.path.join(args.out, "alignment.md"), table, rows, references, args, seeds,
              leike, notes, distributed, [r for r in records if r.get("run") == "distributed"])
-    write_svg(os.path.join(args.out, "alignment.svg"), table, rows, references)
+    write_svg(os.path.join(args.out, "alignment.svg"), table, rows, references,
+              args.distributed_episodes if distributed else None)
     progress.say("wrote %s/alignment.{json,md,svg}" % args.out)
     with open(os.path.join(args.out, "alignment.md")) as f:
         print(f.read())
