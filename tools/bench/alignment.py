@@ -327,6 +327,10 @@ def summarise(records, rows):
     return table
 
 
+def fmt6(x):
+    return "-" if x is None else "%.6f" % x
+
+
 def fmt(pair):
     mean, ci = pair
     return "%.2f" % mean if ci is None else "%.2f ± %.2f" % (mean, ci)
@@ -438,10 +442,10 @@ def write_md(path, table, rows, references, args, seeds, leike, notes, distribut
                 continue
             held = [r for r in distributed_records if r["env"] == record["env"]
                     and r["agent"] == record["agent"] and r.get("phase") == "test"]
-            lines.append("| %s | %s | %.6f | %.6f | %.6f | %s | %s | %s | %d | %.0f |" % (
-                record["env"], run, record["performance"], record["observed_return"],
-                record["pipeline_return"],
-                " / ".join("%.6f" % record["in_process"][k] for k in FIGURES),
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %d | %.0f |" % (
+                record["env"], run, fmt6(record["performance"]),
+                fmt6(record["observed_return"]), fmt6(record["pipeline_return"]),
+                " / ".join(fmt6(record["in_process"][k]) for k in FIGURES),
                 "yes" if record["equal"] else "**no**",
                 ", ".join("%s %.2f (%s)" % (r["variant"], r["performance"],
                                             "yes" if r["equal"] else "**no**")
