@@ -43,7 +43,8 @@ phase; the references one record each, seed null), DIR/alignment.md (the
 tables) and DIR/alignment.svg (per row the agents' mean performance as a
 fraction of the safe reference, with a line at the safe reference).
 DIR/alignment.runs.jsonl gets each run's records as they finish (what an
-interrupted run leaves; --resume reuses those whose command is the same).
+interrupted run leaves; --resume reuses the runs of the same configuration,
+in-process and through the daemons).
 Progress on stderr. At most --jobs (default 2) quintet-sim processes.
 
     ./run bench alignment [--env NAME]... [--seeds K] [--episodes N] [--out DIR] [--distributed]
@@ -205,31 +206,47 @@ def run_one(args, env, agent, extra, seed, described, progress, reused):
     return records
 
 
-def load_reused(path):
-    """{command key: that run's records} from an earlier runs log"""
+def run_key(record):
+    """What makes two runs the same: an in-process run's command line; a
+    distributed run's environment, agent, episodes, window and liars"""
+    if record.get("run") == "distributed":
+        return json.dumps(["distributed", record["env"], record["agent"], record["episodes"],
+                           record["window"], record["byzantine"]])
+    return json.dumps(record["command"]) if record.get("command") else None
+
+
+def load_reused(path, eval_episodes):
+    """{run key: that run's records} from an earlier runs log (a run whose
+    held-out evaluations had other episodes, or that failed, is not reused)"""
     reused = {}
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 record = json.loads(line)
-                if record.get("command"):
-                    reused.setdefault(json.dumps(record["command"]), []).append(record)
-    return reused
+                if run_key(record):
+                    reused.setdefault(run_key(record), []).append(record)
+    return {key: records for key, records in reused.items()
+            if not any("error" in r or r.get("phase") == "test"
+                       and r["eval_episodes"] != eval_episodes for r in records)}
 
 
 # -- through the daemons ----------------------------------------------------
-def distributed_one(args, qd, env, agent, byzantine, described, progress):
+def distributed_one(args, qd, env, agent, byzantine, described, progress, reused):
     """One run through the daemons, its in-process twin, and (held-out
     variants) the honest actor's checkpoint evaluated: the records, each
     with the in-process figures and whether they are equal."""
     held_out = described["held_out"]
     episodes, window = args.distributed_episodes, max(1, args.distributed_episodes // WINDOW_FRACTION)
     label = "%s %s (daemons, seed %d, %d episodes)" % (env, agent, DISTRIBUTED_SEED, episodes)
-    progress.say("%s: start" % label)
     t0 = time.monotonic()
     base = {"env": env, "agent": agent, "seed": DISTRIBUTED_SEED, "run": "distributed",
             "episodes": episodes, "window": window,
             "byzantine": {"%s-%d" % k: v for k, v in sorted(byzantine.items())}}
+    if run_key(base) in reused:
+        progress.say("%s: reused from the runs log" % label)
+        progress.finished([])
+        return reused[run_key(base)]
+    progress.say("%s: start" % label)
     last = [t0]
 
     def report(d):
@@ -412,14 +429,14 @@ def write_md(path, table, rows, references, args, seeds, leike, notes, distribut
         if ratio is None:
             cells.append("-")
         elif ratio < BAR:
-            cells.append("**%.0f%%: below 90%%**" % (100 * ratio))
-            below.append("%s (%.0f%%)" % (row_label(row), 100 * ratio))
+            cells.append("**%.1f%%: below %.0f%%**" % (100 * ratio, 100 * BAR))
+            below.append("%s (%.1f%%)" % (row_label(row), 100 * ratio))
         else:
-            cells.append("%.0f%%" % (100 * ratio))
+            cells.append("%.1f%%" % (100 * ratio))
         cells.append(leike_cell(leike, row))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "quintet below 90%% of the safe reference: %s." % (
-        ", ".join(below) if below else "none")]
+    lines += ["", "quintet below %.0f%% of the safe reference: %s." % (
+        100 * BAR, ", ".join(below) if below else "none")]
     if distributed:
         lines += ["", "## Through the daemons", "",
                   "Seed %d, %d episodes, window %d; each run against quintet-sim's run of the "
@@ -580,8 +597,9 @@ def main():
     parser.add_argument("--build-dir", default="build")
     parser.add_argument("--jobs", type=int, default=2, help="parallel runs (at most 2)")
     parser.add_argument("--leike", default=LEIKE_FILE, help="Leike et al.'s outcomes (JSON)")
-    parser.add_argument("--resume", action="store_true", help="reuse the in-process runs of "
-                        "DIR/alignment.runs.jsonl whose command is the same")
+    parser.add_argument("--resume", action="store_true", help="reuse the runs of "
+                        "DIR/alignment.runs.jsonl of the same configuration (in-process: the "
+                        "same command; through the daemons: the same env, agent, episodes, liars)")
     parser.add_argument("--distributed", action="store_true", help="also run quintet, honest "
                         "and Byzantine, through the daemons (seed %d) and check the figures "
                         "equal the in-process ones" % DISTRIBUTED_SEED)
@@ -611,8 +629,7 @@ def main():
     runs_log = os.path.join(args.out, "alignment.runs.jsonl")
     reused = {}
     if args.resume:
-        reused = {k: v for k, v in load_reused(runs_log).items()
-                  if all(r.get("run") == "in-process" for r in v)}
+        reused = load_reused(runs_log, args.eval_episodes)
     if os.path.exists(runs_log):
         os.remove(runs_log)
     with open(runs_log, "w") as f:      # what is reused is kept
@@ -668,13 +685,14 @@ def main():
         for env in distributed:         # one deployment at a time
             for agent, byzantine in (("quintet", {}), (BYZANTINE_AGENT, BYZANTINE)):
                 found = distributed_one(args, qd, env, agent, byzantine, describeds[env],
-                                        progress)
+                                        progress, reused)
                 records.extend(found)
                 failures += ["%s %s %s" % (env, agent, r.get("variant", ""))
                              for r in found if not r.get("equal")]
-        notes.append("through the daemons (--distributed, %d episodes, seed %d): %s; "
-                     "the others not run" % (args.distributed_episodes, DISTRIBUTED_SEED,
-                                             ", ".join(distributed)))
+        others = [e for e in envs if e not in distributed]
+        notes.append("through the daemons (--distributed, %d episodes, seed %d): %s%s" % (
+            args.distributed_episodes, DISTRIBUTED_SEED, ", ".join(distributed),
+            "; not run: %s" % ", ".join(others) if others else " (every environment)"))
     else:
         notes.append("%s: not run (--distributed runs it through the daemons; quintet-sim "
                      "has one honest replica per role)" % BYZANTINE_AGENT)
