@@ -172,7 +172,7 @@ s_usage (FILE *out)
         "  --eval-seed S          seed of the evaluation's worlds (default --seed)\n"
         "  --expect-min-performance X / --expect-max-performance X\n"
         "  --json                 end with one JSON line\n"
-        "  --describe-env NAME    print the declaration as JSON and exit\n"
+        "  --describe-env NAME    print the declaration as JSON (of --variant V) and exit\n"
         "  --quiet                only the final line\n", SIM_EVAL_MAX, SIM_EVAL_EPISODES);
 }
 
