@@ -11,6 +11,16 @@
     test-only, the learner's competence; no daemon accepts it). The figures
     are means over the last 100 episodes to finish.
 
+    `--eval-variant V` (repeatable) then evaluates the trained learner,
+    frozen, on variant V of the same environment (a held-out map): greedy
+    (ac_qlearn_greedy: no exploration, no learning) on the camera's reading
+    alone, as in training, over `--eval-episodes N` episodes (default 1000)
+    of worlds seeded with `--eval-seed S` (default the run's seed). Only the
+    report sums what the world measured of those episodes (hidden
+    performance, observed return); nothing acts on it. `--load PATH` starts
+    from a saved learner (a --checkpoint of the same configuration, batch
+    and seed); with `--episodes 0` it only evaluates.
+
     Charlie learns from comparisons (sc_learn): each tick it asks the
     simulated people (rt_population) about pairs of situations among the
     tick's likely states, within its budgets; their answers are learned
@@ -24,8 +34,11 @@
     into a test: exit status 1 when the final mean performance misses.
     `--json` ends with one JSON line (env, variant, tamper, without,
     reward_source, seed, batch, episodes, performance, observed_return,
-    pipeline_return, ticks, seconds, filter_runs_per_step). `--list-envs`
-    and `--describe-env NAME` print the registry and a declaration as JSON.
+    pipeline_return, ticks, seconds, filter_runs_per_step, ..., evaluation:
+    one {variant, episodes, seed, performance, observed_return, steps} per
+    --eval-variant). `--list-envs` and `--describe-env NAME` (with its
+    --variant, --tamper, --without) print the registry and a declaration as
+    JSON.
 */
 #include <getopt.h>
 #include <inttypes.h>
@@ -49,6 +62,8 @@
 #define SIM_WINDOW              100     //  default episodes in the reported means
 #define SIM_WINDOW_MAX          10000
 #define SIM_PROGRESS_STEPS      8       //  progress lines per run
+#define SIM_EVAL_EPISODES       1000    //  default episodes of each evaluation
+#define SIM_EVAL_MAX            8       //  --eval-variant at most this many times
 
 typedef enum { S_SOURCE_PIPELINE = 0, S_SOURCE_ENV, S_SOURCE_HIDDEN } s_source_t;
 static const char *const s_source_names [] = { "pipeline", "env", "hidden" };
@@ -69,7 +84,12 @@ typedef struct {
     rw_weights_t weights;
     bool lambda_u_set, lambda_r_set;
     wm_filter_config_t filter;
-    const char *checkpoint;
+    const char *checkpoint, *load, *describe;
+    const char *eval_variants [SIM_EVAL_MAX];
+    size_t n_eval;
+    uint32_t eval_episodes;
+    uint64_t eval_seed;
+    bool eval_seed_set;
     s_scorer_t scorer;
     sc_learn_config_t learn;
     rt_population_config_t population;
@@ -78,6 +98,14 @@ typedef struct {
 typedef struct {
     double performance, observed, pipeline;
 } s_episode_t;
+
+//  One evaluation of the frozen learner on a variant
+typedef struct {
+    const char *variant;            //  as the declaration names it
+    uint32_t episodes;
+    double performance, observed;   //  means over the episodes
+    uint64_t steps;
+} s_evaluation_t;
 
 //  One option family's names, from its table (so the help cannot drift)
 static void
@@ -135,21 +163,25 @@ s_usage (FILE *out)
     fprintf (out,
         "  --score-baselines      run the world model, scorer and rewarder for env and\n"
         "                         hidden runs too (their pipeline return; slower)\n"
-        "  --checkpoint PATH      save the learner at the end\n"
+        "  --checkpoint PATH      save the learner at the end (after any evaluation)\n"
+        "  --load PATH            start from a saved learner (same configuration, batch,\n"
+        "                         seed); --episodes 0 then only evaluates\n"
+        "  --eval-variant V       after training, evaluate the frozen learner greedily on\n"
+        "                         variant V (repeatable, at most %d)\n"
+        "  --eval-episodes N      episodes of each evaluation (default %d)\n"
+        "  --eval-seed S          seed of the evaluation's worlds (default --seed)\n"
         "  --expect-min-performance X / --expect-max-performance X\n"
         "  --json                 end with one JSON line\n"
-        "  --describe-env NAME    print the declaration as JSON and exit\n"
-        "  --quiet                only the final line\n");
+        "  --describe-env NAME    print the declaration as JSON (of --variant V) and exit\n"
+        "  --quiet                only the final line\n", SIM_EVAL_MAX, SIM_EVAL_EPISODES);
 }
 
 static int
-s_describe (const char *name)
+s_describe (const char *name, const qt_env_params_t *params)
 {
-    qt_env_params_t params;
-    qt_env_params_init (&params);
     qt_env_decl_t decl;
     const char *cause = NULL;
-    if (qt_env_declare (name, &params, &decl, &cause)) {
+    if (qt_env_declare (name, params, &decl, &cause)) {
         fprintf (stderr, "quintet-sim: %s: %s\n", name, cause);
         return 2;
     }
@@ -206,7 +238,8 @@ s_parse (int argc, char *argv [], s_options_t *options)
            O_SOURCE, O_LEARNER, O_LAMBDA_U, O_LAMBDA_R, O_WORLDMODEL, O_CHECKPOINT, O_MIN,
            O_MAX, O_JSON, O_QUIET, O_LIST, O_DESCRIBE, O_SCORE_ALL, O_WINDOW, O_HELP,
            O_SCORER_SOURCE, O_RATERS, O_MALICIOUS, O_MALICE, O_COMPARISONS, O_PER_TICK,
-           O_QUANTILE, O_SCORER, O_POPULATION };
+           O_QUANTILE, O_SCORER, O_POPULATION, O_LOAD, O_EVAL_VARIANT, O_EVAL_EPISODES,
+           O_EVAL_SEED };
     static const struct option long_options [] = {
         { "env", required_argument, NULL, O_ENV },
         { "variant", required_argument, NULL, O_VARIANT },
@@ -224,6 +257,10 @@ s_parse (int argc, char *argv [], s_options_t *options)
         { "lambda-r", required_argument, NULL, O_LAMBDA_R },
         { "worldmodel", required_argument, NULL, O_WORLDMODEL },
         { "checkpoint", required_argument, NULL, O_CHECKPOINT },
+        { "load", required_argument, NULL, O_LOAD },
+        { "eval-variant", required_argument, NULL, O_EVAL_VARIANT },
+        { "eval-episodes", required_argument, NULL, O_EVAL_EPISODES },
+        { "eval-seed", required_argument, NULL, O_EVAL_SEED },
         { "expect-min-performance", required_argument, NULL, O_MIN },
         { "expect-max-performance", required_argument, NULL, O_MAX },
         { "json", no_argument, NULL, O_JSON },
@@ -298,6 +335,17 @@ s_parse (int argc, char *argv [], s_options_t *options)
                 break;
             }
             case O_CHECKPOINT: options->checkpoint = optarg; break;
+            case O_LOAD: options->load = optarg; break;
+            case O_EVAL_VARIANT:
+                if (options->n_eval >= SIM_EVAL_MAX)
+                    return -1;
+                options->eval_variants [options->n_eval++] = optarg;
+                break;
+            case O_EVAL_EPISODES: options->eval_episodes = (uint32_t) strtoul (optarg, NULL, 10); break;
+            case O_EVAL_SEED:
+                options->eval_seed = strtoull (optarg, NULL, 10);
+                options->eval_seed_set = true;
+                break;
             case O_SCORER_SOURCE:
                 if (strcmp (optarg, "learned") && strcmp (optarg, "intended"))
                     return -1;
@@ -344,13 +392,17 @@ s_parse (int argc, char *argv [], s_options_t *options)
             case O_SCORE_ALL: options->score_all = true; break;
             case O_QUIET: options->quiet = true; break;
             case O_LIST: qt_env_list (stdout); exit (0);
-            case O_DESCRIBE: exit (s_describe (optarg));
+            case O_DESCRIBE: options->describe = optarg; break;
             case O_HELP: s_usage (stdout); exit (0);
             default: return -1;
         }
     }
-    if (optind != argc || options->episodes == 0 || options->batch == 0
-    ||  options->window == 0 || options->window > SIM_WINDOW_MAX)
+    if (options->describe)
+        exit (s_describe (options->describe, &options->params));
+    //  No episodes: only a loaded learner's evaluation
+    if (optind != argc || (options->episodes == 0 && !(options->load && options->n_eval))
+    ||  options->batch == 0 || options->window == 0 || options->window > SIM_WINDOW_MAX
+    ||  options->eval_episodes == 0)
         return -1;
     for (size_t s = 0; s < n_sensors; s++)
         if (s_sensor_mode (options, sensors [s])) {
@@ -381,6 +433,51 @@ s_window_mean (const s_episode_t *ring, uint64_t recorded, uint32_t window)
     return mean;
 }
 
+//  The frozen learner on `episodes` episodes of the declaration `decl` (a
+//  variant of the training environment): min(batch, episodes) instances of
+//  the seed's worlds, episode e on instance e mod that, each instance's
+//  episodes in turn (so memory across episodes works as in training). It
+//  acts greedily on the camera's reading alone (ac_qlearn_greedy: the
+//  learner is const, nothing is learned); the world's hidden performance
+//  and observed return of the episodes are only summed for the report.
+static int
+s_evaluate (const ac_qlearn_t *learner, const qt_env_decl_t *decl, uint64_t seed,
+            uint32_t batch, uint32_t episodes, s_evaluation_t *result)
+{
+    memset (result, 0, sizeof *result);
+    result->variant = decl->variants [decl->variant];
+    result->episodes = episodes;
+    uint32_t instances = batch < episodes ? batch : episodes;
+    qt_world_t **worlds = (qt_world_t **) calloc (instances, sizeof (qt_world_t *));
+    const qt_sensor_decl_t *camera = &decl->sensors [decl->observation];
+    int rc = worlds ? 0 : -1;
+    for (uint32_t i = 0; rc == 0 && i < instances; i++)
+        if (!(worlds [i] = qt_world_new (decl, seed, i)))
+            rc = -1;
+    for (uint32_t e = 0; rc == 0 && e < episodes; e++) {
+        qt_world_t *world = worlds [e % instances];
+        if (e >= instances)
+            qt_world_reset (world);
+        while (rc == 0 && !qt_world_done (world)) {
+            qt_readings_t readings;
+            qt_world_read (world, &readings);
+            int32_t action = ac_qlearn_greedy (learner, readings.values + camera->offset,
+                                               camera->length);
+            if (action < 0 || qt_world_step (world, (uint32_t) action) != 0)
+                rc = -1;
+            result->steps++;
+        }
+        result->performance += world->performance;
+        result->observed += world->observed_return;
+    }
+    result->performance /= episodes;
+    result->observed /= episodes;
+    for (uint32_t i = 0; worlds && i < instances; i++)
+        qt_world_destroy (&worlds [i]);
+    free (worlds);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -394,6 +491,7 @@ main (int argc, char *argv [])
     options.seed = SIM_DEFAULT_SEED;
     options.expect_min = -INFINITY;
     options.expect_max = INFINITY;
+    options.eval_episodes = SIM_EVAL_EPISODES;
     wm_filter_config_default (&options.filter);
     sc_learn_config_default (&options.learn);
     rt_population_config_default (&options.population);
@@ -431,6 +529,26 @@ main (int argc, char *argv [])
         return 2;
     }
     uint32_t batch = options.batch;
+    //  The evaluation's variants: the same environment and options, another
+    //  variant, with the observation the learner was trained on
+    qt_env_decl_t *eval_decls = (qt_env_decl_t *) calloc (options.n_eval + 1, sizeof (qt_env_decl_t));
+    for (size_t k = 0; k < options.n_eval; k++) {
+        qt_env_params_t params = options.params;
+        snprintf (params.variant, QT_ENV_NAME_MAX, "%s", options.eval_variants [k]);
+        if (qt_env_declare (options.env, &params, &eval_decls [k], &cause) != 0) {
+            fprintf (stderr, "quintet-sim: --eval-variant %s: %s\n", options.eval_variants [k], cause);
+            return 2;
+        }
+        const qt_env_decl_t *other = &eval_decls [k];
+        if (other->width != decl.width || other->height != decl.height
+        ||  other->n_actions != decl.n_actions || other->agent_code != decl.agent_code
+        ||  other->sensors [other->observation].length != decl.sensors [decl.observation].length) {
+            fprintf (stderr, "quintet-sim: --eval-variant %s: another observation than %s's\n",
+                     options.eval_variants [k], decl.variants [decl.variant]);
+            return 2;
+        }
+    }
+    uint64_t eval_seed = options.eval_seed_set ? options.eval_seed : options.seed;
 
     qt_world_t **worlds = (qt_world_t **) calloc (batch, sizeof (qt_world_t *));
     int32_t *actions = (int32_t *) calloc (batch, sizeof (int32_t));
@@ -458,6 +576,10 @@ main (int argc, char *argv [])
     }
     if (!filter || !learner) {
         fprintf (stderr, "quintet-sim: invalid configuration\n");
+        return 2;
+    }
+    if (options.load && ac_qlearn_load (learner, options.load, &cause) != 0) {
+        fprintf (stderr, "quintet-sim: --load %s: %s\n", options.load, cause);
         return 2;
     }
     wm_belief_t *beliefs = (wm_belief_t *) calloc (batch, sizeof (wm_belief_t));
@@ -555,27 +677,48 @@ main (int argc, char *argv [])
     }
     double seconds = (double) (clock () - started_clock) / CLOCKS_PER_SEC;
     s_episode_t mean = s_window_mean (ring, recorded, window);
-    printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64
-            "  performance %.2f  observed return %.2f",
-            decl.name, s_source_names [options.source], options.seed, batch, recorded,
-            mean.performance, mean.observed);
-    if (scoring)
-        printf ("  pipeline return %.2f", mean.pipeline);
+    //  The frozen learner on the held-out variants
+    s_evaluation_t evaluations [SIM_EVAL_MAX];
+    for (size_t k = 0; k < options.n_eval; k++) {
+        if (s_evaluate (learner, &eval_decls [k], eval_seed, batch, options.eval_episodes,
+                        &evaluations [k]) != 0) {
+            fprintf (stderr, "quintet-sim: evaluation on %s failed\n", options.eval_variants [k]);
+            return 2;
+        }
+        printf ("evaluation: env %s variant %s seed %" PRIu64 " episodes %u, greedy, frozen:"
+                "  performance %.2f  observed return %.2f\n", decl.name, evaluations [k].variant,
+                eval_seed, evaluations [k].episodes, evaluations [k].performance,
+                evaluations [k].observed);
+    }
+    printf ("final: env %s source %s seed %" PRIu64 " batch %u episodes %" PRIu64,
+            decl.name, s_source_names [options.source], options.seed, batch, recorded);
+    if (recorded) {
+        printf ("  performance %.2f  observed return %.2f", mean.performance, mean.observed);
+        if (scoring)
+            printf ("  pipeline return %.2f", mean.pipeline);
+    }
+    else
+        printf ("  (no training: the loaded learner)");
     printf ("\n");
     if (options.json) {
-        char pipeline [32] = "null";
-        if (scoring)
+        //  No episode trained (--load --episodes 0): no training figures
+        char pipeline [32] = "null", performance [32] = "null", observed [32] = "null";
+        if (scoring && recorded)
             snprintf (pipeline, sizeof pipeline, "%.6f", mean.pipeline);
+        if (recorded) {
+            snprintf (performance, sizeof performance, "%.6f", mean.performance);
+            snprintf (observed, sizeof observed, "%.6f", mean.observed);
+        }
         printf ("{\"env\": \"%s\", \"variant\": \"%s\", \"tamper\": \"%s\", \"without\": \"%s\", "
                 "\"reward_source\": \"%s\", \"seed\": %" PRIu64 ", \"batch\": %u, \"window\": %u, "
-                "\"episodes\": %" PRIu64 ", \"performance\": %.6f, \"observed_return\": %.6f, "
+                "\"episodes\": %" PRIu64 ", \"performance\": %s, \"observed_return\": %s, "
                 "\"pipeline_return\": %s, \"ticks\": %" PRIu64 ", \"steps\": %" PRIu64
                 ", \"seconds\": %.3f, \"filter_runs_per_step\": %.2f, \"learner_rows\": %" PRIu64 ", ",
                 decl.name, decl.variants [decl.variant],
                 decl.n_tamper_styles ? decl.tamper_styles [decl.tamper_style] : "",
                 decl.params.without, s_source_names [options.source], options.seed, batch, window, recorded,
-                mean.performance, mean.observed, pipeline, ticks, steps, seconds,
-                (double) wm_filter_runs (filter) / (double) (steps + recorded),
+                performance, observed, pipeline, ticks, steps, seconds,
+                steps + recorded ? (double) wm_filter_runs (filter) / (double) (steps + recorded) : 0,
                 ac_qlearn_rows (learner));
         //  What Charlie learned
         double learned [QT_ENV_MAX_FEATURES] = { 0 };
@@ -624,14 +767,20 @@ main (int argc, char *argv [])
                     k ? ", " : "", reference->name, qt_env_reference_kind_name (reference->kind),
                     performance / SIM_REFERENCE_EPISODES, learned_value / SIM_REFERENCE_EPISODES);
         }
-        printf ("}}\n");
+        printf ("}, \"evaluation\": [");
+        for (size_t k = 0; k < options.n_eval; k++)
+            printf ("%s{\"variant\": \"%s\", \"episodes\": %u, \"seed\": %" PRIu64
+                    ", \"performance\": %.6f, \"observed_return\": %.6f, \"steps\": %" PRIu64 "}",
+                    k ? ", " : "", evaluations [k].variant, evaluations [k].episodes, eval_seed,
+                    evaluations [k].performance, evaluations [k].observed, evaluations [k].steps);
+        printf ("]}\n");
     }
     int status = 0;
     if (options.checkpoint && ac_qlearn_save (learner, options.checkpoint) != 0) {
         perror ("quintet-sim: checkpoint");
         status = 2;
     }
-    if (mean.performance < options.expect_min || mean.performance > options.expect_max) {
+    if (recorded && (mean.performance < options.expect_min || mean.performance > options.expect_max)) {
         fprintf (stderr, "quintet-sim: performance %.2f outside [%g, %g]\n",
                  mean.performance, options.expect_min, options.expect_max);
         status = 1;
@@ -649,5 +798,6 @@ main (int argc, char *argv [])
     free (active);
     free (pipeline_return);
     free (ring);
+    free (eval_decls);
     return status;
 }
