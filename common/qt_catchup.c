@@ -66,12 +66,24 @@ struct _qt_catchup_t {
     int64_t began_ms, retry_ms, backoff_ms;
     uint32_t restarts;
     zlistx_t *records;              //  s_record_t, ticks after S in order
+    size_t kept_bytes;              //  their inputs' packed size
     uint64_t last_processed;
     bool have_last;
 
     char state [160];
     uint64_t agreed, restored, failed, served;
 };
+
+static void
+s_record_destroy (void **item_p);
+
+//  Forgets the kept ticks
+static void
+s_purge (qt_catchup_t *self)
+{
+    zlistx_purge (self->records);
+    self->kept_bytes = 0;
+}
 
 static void
 s_record_destroy (void **item_p)
@@ -293,7 +305,7 @@ s_begin (qt_catchup_t *self, uint64_t target, int64_t now_ms)
     self->phase = S_ASKING;
     self->target = target;
     self->own_ready = false;
-    zlistx_purge (self->records);
+    s_purge (self);
     for (uint32_t i = 0; i < self->n_peers; i++)
         s_peer_forget (&self->peers [i]);
     if (self->restarts == 0)
@@ -310,7 +322,7 @@ s_fail (qt_catchup_t *self, int64_t now_ms, const char *fmt, ...)
     vsnprintf (why, sizeof why, fmt, args);
     va_end (args);
     self->failed++;
-    zlistx_purge (self->records);
+    s_purge (self);
     for (uint32_t i = 0; i < self->n_peers; i++)
         s_peer_forget (&self->peers [i]);
     self->phase = S_BACKOFF;
@@ -334,7 +346,7 @@ qt_catchup_diverged (qt_catchup_t *self, const char *why)
             qt_log_event (LOG_NOTICE, NULL, UINT64_MAX, NULL, "catch-up",
                           "%s: catching up from the peers' state", why);
         //  An attempt under way has a gap in its kept ticks now: start over
-        zlistx_purge (self->records);
+        s_purge (self);
         self->phase = S_WAITING;
         self->restarts = 0;
         s_set_state (self, "%s: waiting for the next tick", why);
@@ -390,8 +402,14 @@ qt_catchup_processed (qt_catchup_t *self, uint64_t tick, qt_message_t **taken []
                 record->weights [u][r] = weights [u][r];
             }
         zlistx_add_end (self->records, record);
-        if (zlistx_size (self->records) > QT_CATCHUP_MAX_TICKS)
-            s_fail (self, now_ms, "more than %d ticks kept", QT_CATCHUP_MAX_TICKS);
+        for (size_t u = 0; u < self->upstreams; u++)
+            for (size_t r = 0; r < QT_QUORUM_MAX_REPLICAS; r++)
+                if (record->slots [u][r] && record->slots [u][r]->payload)
+                    self->kept_bytes += protobuf_c_message_get_packed_size (record->slots [u][r]->payload);
+        if (zlistx_size (self->records) > QT_CATCHUP_MAX_TICKS
+        ||  self->kept_bytes > QT_CATCHUP_MAX_KEPT_BYTES)
+            s_fail (self, now_ms, "more than %zu ticks (%zu bytes of inputs) kept",
+                    zlistx_size (self->records) - 1, self->kept_bytes);
     }
 }
 
@@ -508,7 +526,7 @@ s_restore (qt_catchup_t *self, s_peer_t *source, uint32_t vouching, int64_t now_
         replayed++;
         record = (s_record_t *) zlistx_next (self->records);
     }
-    zlistx_purge (self->records);
+    s_purge (self);
     self->restored++;
     self->phase = S_IDLE;
     self->restarts = 0;
@@ -559,7 +577,7 @@ qt_catchup_run (qt_catchup_t *self, int64_t now_ms)
         if (vouching < self->faults + 1)
             continue;
         if (memcmp (peer->digest, self->own_digest, QT_CATCHUP_DIGEST_SIZE) == 0) {
-            zlistx_purge (self->records);
+            s_purge (self);
             self->agreed++;
             self->phase = S_IDLE;
             self->restarts = 0;

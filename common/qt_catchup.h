@@ -29,7 +29,8 @@
       role's process(), publishing nothing, so that it continues exactly
       where its peers are.
     * An attempt that does not conclude within QT_CATCHUP_ATTEMPT_MS, or
-      keeps more than QT_CATCHUP_MAX_TICKS ticks, is given up (the replica
+      keeps more than QT_CATCHUP_MAX_TICKS ticks or QT_CATCHUP_MAX_KEPT_BYTES
+      of their inputs, is given up (the replica
       goes on from its own state, as without catch-up) and tried again
       after a back-off that doubles up to QT_CATCHUP_BACKOFF_MAX_MS.
 
@@ -59,10 +60,11 @@
 #define QT_CATCHUP_POLL_MS          50          //  a pending peer is asked again after
 #define QT_CATCHUP_ASK_AGAIN_MS     2000        //  an unanswered request is sent again after
 #define QT_CATCHUP_ATTEMPT_MS       30000       //  an attempt is given up after
-#define QT_CATCHUP_MAX_TICKS        256         //  ... or when it keeps more ticks than this (memory: each holds a tick's inputs)
+#define QT_CATCHUP_MAX_TICKS        4096        //  ... or when it keeps more ticks than this
+#define QT_CATCHUP_MAX_KEPT_BYTES   (64u << 20) //  ... or more bytes of their inputs (packed size)
 #define QT_CATCHUP_RESTARTS         8           //  "passed" answers before an attempt gives up
-#define QT_CATCHUP_BACKOFF_MS       2000        //  first back-off after a failed attempt
-#define QT_CATCHUP_BACKOFF_MAX_MS   300000
+#define QT_CATCHUP_BACKOFF_MS       1000        //  first back-off after a failed attempt
+#define QT_CATCHUP_BACKOFF_MAX_MS   30000       //  an attempt costs each peer one snapshot
 #define QT_CATCHUP_MAX_BYTES        (256u << 20)    //  largest snapshot asked or served
 #define QT_CATCHUP_DIGEST_SIZE      32
 

@@ -1258,6 +1258,23 @@ s_details_free (s_details_t **self_p)
 //  One control request: [identity][empty][SignedMessage] from a REQ peer.
 //  Only a verified request signed by a "control" key is answered; the
 //  reply carries the stage's counters and echoes the nonce.
+//  Signs a reply and sends it back to whoever asked (the ROUTER's routing
+//  id and the REQ envelope's empty frame, both taken)
+static void
+s_control_answer (qt_stage_t *self, Quintet__ControlReply *reply, zframe_t *identity, zframe_t *empty)
+{
+    self->control_answered++;
+    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
+    body.reply = reply;
+    zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL, reply->tick,
+                                       &body.base);
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &identity);
+    zmsg_append (out, &empty);
+    zmsg_append (out, &sealed);
+    zmsg_send (&out, self->control);
+}
+
 //  Answers a peer's "snapshot" request (qt_catchup): only the snapshot
 //  fields and who answers, signed like every reply
 static void
@@ -1271,17 +1288,8 @@ s_control_snapshot (qt_stage_t *self, qt_message_t *message, const Quintet__Cont
     reply.tick = self->have_last ? self->last_tick : 0;
     reply.ticks = self->ticks;
     qt_catchup_serve (self->catchup, request, &reply);
-    self->control_answered++;
-    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
-    body.reply = &reply;
-    zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL, reply.tick,
-                                       &body.base);
     qt_message_destroy (&message);
-    zmsg_t *out = zmsg_new ();
-    zmsg_append (out, &identity);
-    zmsg_append (out, &empty);
-    zmsg_append (out, &sealed);
-    zmsg_send (&out, self->control);
+    s_control_answer (self, &reply, identity, empty);
 }
 
 static void
@@ -1449,18 +1457,9 @@ s_control (qt_stage_t *self, int64_t now_ms)
         self->role->details (self->state, s_detail_add, details);
     reply.n_details = details->count;
     reply.details = details->pointers;
-    self->control_answered++;
-    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
-    body.reply = &reply;
-    zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL,
-                                       reply.tick, &body.base);
+    s_control_answer (self, &reply, identity, empty);
     s_details_free (&details);
     qt_message_destroy (&message);
-    zmsg_t *out = zmsg_new ();
-    zmsg_append (out, &identity);
-    zmsg_append (out, &empty);
-    zmsg_append (out, &sealed);
-    zmsg_send (&out, self->control);
     zframe_destroy (&frame);
 }
 
