@@ -65,12 +65,13 @@ struct _qt_catchup_t {
     uint8_t own_digest [QT_CATCHUP_DIGEST_SIZE];
     int64_t began_ms, retry_ms, backoff_ms;
     uint32_t restarts;
+    bool fresh;                     //  the next s_begin starts a new attempt (deadline)
     zlistx_t *records;              //  s_record_t, ticks after S in order
     size_t kept_bytes;              //  their inputs' packed size
     uint64_t last_processed;
     bool have_last;
 
-    char state [160];
+    char state [256];
     uint64_t agreed, restored, failed, served;
 };
 
@@ -120,6 +121,7 @@ qt_catchup_new (const char *role, uint32_t replica, uint32_t faults, bool asking
     zlistx_set_destructor (self->records, s_record_destroy);
     self->backoff_ms = QT_CATCHUP_BACKOFF_MS;
     self->phase = asking ? S_WAITING : S_IDLE;
+    self->fresh = true;
     snprintf (self->state, sizeof self->state, asking ? "waiting for the first tick" : "off (serving only)");
     return self;
 }
@@ -308,15 +310,17 @@ s_begin (qt_catchup_t *self, uint64_t target, int64_t now_ms)
     s_purge (self);
     for (uint32_t i = 0; i < self->n_peers; i++)
         s_peer_forget (&self->peers [i]);
-    if (self->restarts == 0)
-        self->began_ms = now_ms;
+    if (self->fresh) {
+        self->began_ms = now_ms;        //  restarts keep the deadline of the attempt
+        self->fresh = false;
+    }
     s_set_state (self, "asking %u peers for the state after tick %" PRIu64, self->n_peers, target);
 }
 
 static void
 s_fail (qt_catchup_t *self, int64_t now_ms, const char *fmt, ...)
 {
-    char why [128];
+    char why [192];
     va_list args;
     va_start (args, fmt);
     vsnprintf (why, sizeof why, fmt, args);
@@ -341,15 +345,22 @@ qt_catchup_diverged (qt_catchup_t *self, const char *why)
 {
     if (!self || !self->asking || self->n_peers == 0)
         return;
-    if (self->phase == S_IDLE || self->phase == S_ASKING) {
-        if (self->phase == S_IDLE)
-            qt_log_event (LOG_NOTICE, NULL, UINT64_MAX, NULL, "catch-up",
-                          "%s: catching up from the peers' state", why);
-        //  An attempt under way has a gap in its kept ticks now: start over
-        s_purge (self);
+    if (self->phase == S_IDLE) {
+        qt_log_event (LOG_NOTICE, NULL, UINT64_MAX, NULL, "catch-up",
+                      "%s: catching up from the peers' state", why);
         self->phase = S_WAITING;
+        self->fresh = true;
         self->restarts = 0;
         s_set_state (self, "%s: waiting for the next tick", why);
+    }
+    else
+    if (self->phase == S_ASKING && self->own_ready) {
+        //  A gap in the ticks kept since S: they could not be replayed.
+        //  Start over further ahead, within the same attempt's deadline
+        //  (ticks skipped before S do not matter: S's state replaces ours)
+        s_purge (self);
+        self->phase = S_WAITING;
+        s_set_state (self, "%s after tick %" PRIu64 ": asking again", why, self->target);
     }
 }
 
@@ -385,6 +396,10 @@ qt_catchup_processed (qt_catchup_t *self, uint64_t tick, qt_message_t **taken []
         if (own && kept) {
             memcpy (self->own_digest, kept->digest, sizeof self->own_digest);
             self->own_ready = true;
+            //  The peers are about as far: ask the pending ones now
+            for (uint32_t i = 0; i < self->n_peers; i++)
+                if (self->peers [i].answer == S_PENDING)
+                    self->peers [i].next_ask_ms = 0;
         }
     }
     if (self->phase == S_WAITING)
@@ -547,13 +562,19 @@ qt_catchup_run (qt_catchup_t *self, int64_t now_ms)
         return 0;
     if (self->phase == S_BACKOFF && now_ms >= self->retry_ms) {
         self->phase = S_WAITING;
+        self->fresh = true;
         s_set_state (self, "trying again at the next tick");
     }
     if (self->phase != S_ASKING)
         return 0;
     if (now_ms - self->began_ms > QT_CATCHUP_ATTEMPT_MS) {
-        s_fail (self, now_ms, "no state vouched for by %u peers within %d s", self->faults + 1,
-                QT_CATCHUP_ATTEMPT_MS / 1000);
+        uint32_t count [S_REFUSED + 1] = { 0 };
+        for (uint32_t i = 0; i < self->n_peers; i++)
+            count [self->peers [i].answer]++;
+        s_fail (self, now_ms, "no state vouched for by %u peers within %d s (answers: %u ready, "
+                "%u pending, %u none%s)", self->faults + 1, QT_CATCHUP_ATTEMPT_MS / 1000,
+                count [S_READY], count [S_PENDING], count [S_NONE],
+                count [S_READY] > self->faults ? ", digests differ" : "");
         return 0;
     }
     //  Conclude: f + 1 equal digests, and our own at S

@@ -57,7 +57,10 @@
 #define QT_CATCHUP_WISHES           4           //  wished ticks a replica remembers
 #define QT_CATCHUP_KEPT             2           //  snapshots a replica keeps
 #define QT_CATCHUP_KEPT_MS          60000       //  ... for at most this long
-#define QT_CATCHUP_POLL_MS          50          //  a pending peer is asked again after
+#define QT_CATCHUP_POLL_MS          250         //  a pending peer is asked again after: 4 a second,
+                                                //  well within a peer's control budget per address
+                                                //  (QT_STAGE_CONTROL_RATE), which every replica on
+                                                //  one host shares
 #define QT_CATCHUP_ASK_AGAIN_MS     2000        //  an unanswered request is sent again after
 #define QT_CATCHUP_ATTEMPT_MS       30000       //  an attempt is given up after
 #define QT_CATCHUP_MAX_TICKS        4096        //  ... or when it keeps more ticks than this

@@ -1288,8 +1288,8 @@ s_control_snapshot (qt_stage_t *self, qt_message_t *message, const Quintet__Cont
     reply.tick = self->have_last ? self->last_tick : 0;
     reply.ticks = self->ticks;
     qt_catchup_serve (self->catchup, request, &reply);
-    qt_message_destroy (&message);
     s_control_answer (self, &reply, identity, empty);
+    qt_message_destroy (&message);      //  after: the reply's nonce is the request's
 }
 
 static void
