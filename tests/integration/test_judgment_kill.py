@@ -106,7 +106,10 @@ def main():
     try:
         with qd.Deployment(build_dir=opts.build_dir, state_dir=state, batch=BATCH, replicas=3,
                            seed=5, episodes=BATCH * 1000, raters=RATERS, comparisons=100000,
-                           per_tick=4) as d:
+                           per_tick=4,
+                           # keep asking (min_sd 0): judgments must flow after the restart
+                           # whatever the learner already knows (it may stop asking otherwise)
+                           role_sections={"scorer": {"min_sd": 0}}) as d:
             d.setup()
             watcher = JudgmentWatcher(d, VICTIM)
             log_path = os.path.join(d.replica[("collector", VICTIM)].run_dir, "judgments.sqlite")
