@@ -879,8 +879,10 @@ wm_filter_runs (const wm_filter_t *self)
 static uint8_t *
 s_encode (uint8_t *at, uint64_t value, size_t bytes)
 {
+    //  Wider than the value (a zero-padded field): bytes past 8 are 0; a
+    //  shift by 64 or more is undefined
     for (size_t k = 0; k < bytes; k++)
-        at [k] = (uint8_t) (value >> (8 * k));
+        at [k] = k < 8 ? (uint8_t) (value >> (8 * k)) : 0;
     return at + bytes;
 }
 
@@ -1126,7 +1128,7 @@ s_get (s_reader_t *reader, size_t bytes)
         return 0;
     }
     uint64_t value = 0;
-    for (size_t k = 0; k < bytes; k++)
+    for (size_t k = 0; k < bytes && k < 8; k++)     //  past 8: padding, not the value
         value |= (uint64_t) reader->data [reader->at + k] << (8 * k);
     reader->at += bytes;
     return value;
