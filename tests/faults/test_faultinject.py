@@ -301,7 +301,7 @@ try:
     reader.start()
     start_tick = d.progress.ticks
     began = time.monotonic()
-    while chaos.poll() is None and time.monotonic() - began < 90:
+    while chaos.poll() is None and time.monotonic() - began < 150:   # 5 s + <= 60 s catching up
         d.pump(0.1)
         for role in fl.ROLES:
             faulty = 0

@@ -417,7 +417,7 @@ def main():
                 for command in ("garbage", "replay"):
                     role = rng.choice(fl.ROLES)
                     r = rng.randint(1, 3)
-                    rc, text = faultinject(streams, command, role, r, "--count", ATTACK_COUNT)
+                    rc, text = faultinject(streams, command, role, r, "--count", ATTACK_COUNT, "--wait")
                     if rc != 0:
                         faultinject_failures.append((command, rc, text[-2000:]))
                     attacks.append("%s %s-%d" % (command, role, r))
