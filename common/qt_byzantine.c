@@ -3,6 +3,7 @@
     touched), protocol faults by sealing the envelope by hand.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include "qt_byzantine.h"
 
 #define S_CONTEXT_LEN   (sizeof QT_SIGNATURE_CONTEXT - 1)
@@ -452,12 +453,12 @@ qt_byzantine_test (bool verbose)
         printf (" * qt_byzantine: ");
     qt_byzantine_mode_t mode;
     for (int i = 0; i < QT_BYZANTINE_MODES; i++) {
-        assert (qt_byzantine_mode_parse (qt_byzantine_mode_name ((qt_byzantine_mode_t) i), &mode) == 0);
-        assert ((int) mode == i);
+        QT_CHECK (qt_byzantine_mode_parse (qt_byzantine_mode_name ((qt_byzantine_mode_t) i), &mode) == 0);
+        QT_CHECK ((int) mode == i);
     }
-    assert (qt_byzantine_mode_parse ("sign_flip", &mode) == -1);
-    assert (qt_byzantine_mode_is_value (QT_BYZANTINE_DRIFT));
-    assert (!qt_byzantine_mode_is_value (QT_BYZANTINE_REPLAY));
+    QT_CHECK (qt_byzantine_mode_parse ("sign_flip", &mode) == -1);
+    QT_CHECK (qt_byzantine_mode_is_value (QT_BYZANTINE_DRIFT));
+    QT_CHECK (!qt_byzantine_mode_is_value (QT_BYZANTINE_REPLAY));
 
     //  Value attacks on a proposal: mu = (2, -0.5)
     double honest [2] = { 2.0, -0.5 };
@@ -466,27 +467,27 @@ qt_byzantine_test (bool verbose)
     Quintet__ProposalBatch *proposal = s_test_proposal (honest, &vector, vectors, components);
     double lie [2];
     s_test_attack (QT_BYZANTINE_SIGN_FLIP, &proposal->base, lie);
-    assert (lie [0] == -2.0 && lie [1] == 0.5);
+    QT_CHECK (lie [0] == -2.0 && lie [1] == 0.5);
     s_test_attack (QT_BYZANTINE_IPM, &proposal->base, lie);
-    assert (lie [0] == -4.0 && lie [1] == 1.0);
+    QT_CHECK (lie [0] == -4.0 && lie [1] == 1.0);
     s_test_attack (QT_BYZANTINE_ALIE, &proposal->base, lie);
-    assert (lie [0] == 2.0 + 1.5 * 0.5 * 2.0 && lie [1] == -0.5 + 1.5 * 0.5);
+    QT_CHECK (lie [0] == 2.0 + 1.5 * 0.5 * 2.0 && lie [1] == -0.5 + 1.5 * 0.5);
     s_test_attack (QT_BYZANTINE_INF, &proposal->base, lie);
-    assert (isinf (lie [0]) && lie [0] > 0);
+    QT_CHECK (isinf (lie [0]) && lie [0] > 0);
     s_test_attack (QT_BYZANTINE_NAN, &proposal->base, lie);
-    assert (isnan (lie [0]) && isnan (lie [1]));
+    QT_CHECK (isnan (lie [0]) && isnan (lie [1]));
     s_test_attack (QT_BYZANTINE_MIMIC, &proposal->base, lie);
-    assert (lie [0] == 2.0 && lie [1] == -0.5);
+    QT_CHECK (lie [0] == 2.0 && lie [1] == -0.5);
     s_test_attack (QT_BYZANTINE_EXTREME, &proposal->base, lie);
-    assert (lie [0] == -1e300 && lie [1] == 1e300);
+    QT_CHECK (lie [0] == -1e300 && lie [1] == 1e300);
     s_test_attack (QT_BYZANTINE_DRIFT, &proposal->base, lie);
-    assert (lie [0] == 2.0);        //  no bias on the first message
+    QT_CHECK (lie [0] == 2.0);        //  no bias on the first message
     double first [2];
     s_test_attack (QT_BYZANTINE_GAUSSIAN, &proposal->base, first);
     s_test_attack (QT_BYZANTINE_GAUSSIAN, &proposal->base, lie);
-    assert (first [0] == lie [0] && first [0] != 2.0);     //  deterministic from the seed
+    QT_CHECK (first [0] == lie [0] && first [0] != 2.0);     //  deterministic from the seed
     //  The honest payload itself is untouched
-    assert (honest [0] == 2.0 && honest [1] == -0.5);
+    QT_CHECK (honest [0] == 2.0 && honest [1] == -0.5);
 
     //  The drift grows per message; a validated proposal NaN is rejected
     qt_byzantine_t *drift = qt_byzantine_new (QT_BYZANTINE_DRIFT, 1, "rewarder", 2, NULL);
@@ -495,12 +496,12 @@ qt_byzantine_test (bool verbose)
         size_t size;
         uint8_t *bytes = qt_byzantine_payload (drift, &proposal->base, &size);
         Quintet__ProposalBatch *drifted = quintet__proposal_batch__unpack (NULL, size, bytes);
-        assert (k == 0 || drifted->instances [0]->values [0] > previous);
+        QT_CHECK (k == 0 || drifted->instances [0]->values [0] > previous);
         previous = drifted->instances [0]->values [0];
         quintet__proposal_batch__free_unpacked (drifted, NULL);
         free (bytes);
     }
-    assert (qt_byzantine_count (drift) == 4);
+    QT_CHECK (qt_byzantine_count (drift) == 4);
     qt_byzantine_destroy (&drift);
 
     //  Probabilities stay probabilities; actions become wrong actions
@@ -530,10 +531,10 @@ qt_byzantine_test (bool verbose)
     size_t size;
     uint8_t *bytes = qt_byzantine_payload (liar, &belief_batch.base, &size);
     Quintet__BeliefBatch *lied = quintet__belief_batch__unpack (NULL, size, bytes);
-    assert (lied->instances [0]->reliability [0] == 0.75 && lied->instances [0]->reliability [1] == 0.0);
-    assert (lied->instances [0]->data_reliability == 0.25 && lied->instances [0]->entropy == 0.5);
-    assert (lied->instances [0]->samples [0]->weight == 0);
-    assert (qt_payload_validate (QUINTET__PAYLOAD_TYPE__BELIEF_BATCH, &lied->base, 1) == QT_DROP_NONE);
+    QT_CHECK (lied->instances [0]->reliability [0] == 0.75 && lied->instances [0]->reliability [1] == 0.0);
+    QT_CHECK (lied->instances [0]->data_reliability == 0.25 && lied->instances [0]->entropy == 0.5);
+    QT_CHECK (lied->instances [0]->samples [0]->weight == 0);
+    QT_CHECK (qt_payload_validate (QUINTET__PAYLOAD_TYPE__BELIEF_BATCH, &lied->base, 1) == QT_DROP_NONE);
     quintet__belief_batch__free_unpacked (lied, NULL);
     free (bytes);
     qt_byzantine_destroy (&liar);
@@ -552,7 +553,7 @@ qt_byzantine_test (bool verbose)
     liar = qt_byzantine_new (QT_BYZANTINE_SIGN_FLIP, 1, "collector", 1, NULL);
     bytes = qt_byzantine_payload (liar, &obs.base, &size);
     Quintet__ObservationBatch *mirrored = quintet__observation_batch__unpack (NULL, size, bytes);
-    assert (memcmp (mirrored->instances [0]->values.data, "TA #", 4) == 0);
+    QT_CHECK (memcmp (mirrored->instances [0]->values.data, "TA #", 4) == 0);
     quintet__observation_batch__free_unpacked (mirrored, NULL);
     free (bytes);
     qt_byzantine_destroy (&liar);
@@ -560,11 +561,11 @@ qt_byzantine_test (bool verbose)
     bytes = qt_byzantine_payload (liar, &obs.base, &size);
     Quintet__ObservationBatch *garbled = quintet__observation_batch__unpack (NULL, size, bytes);
     for (size_t k = 0; k < sizeof reading; k++)
-        assert (garbled->instances [0]->values.data [k] >= 0x80);
+        QT_CHECK (garbled->instances [0]->values.data [k] >= 0x80);
     quintet__observation_batch__free_unpacked (garbled, NULL);
     free (bytes);
     qt_byzantine_destroy (&liar);
-    assert (memcmp (reading, "# AT", 4) == 0);
+    QT_CHECK (memcmp (reading, "# AT", 4) == 0);
 
     uint32_t actions [3] = { 0, 1, 3 };
     Quintet__ActionBatch action_batch = QUINTET__ACTION_BATCH__INIT;
@@ -574,30 +575,30 @@ qt_byzantine_test (bool verbose)
     liar = qt_byzantine_new (QT_BYZANTINE_EXTREME, 1, "actor", 1, NULL);
     bytes = qt_byzantine_payload (liar, &action_batch.base, &size);
     Quintet__ActionBatch *wrong = quintet__action_batch__unpack (NULL, size, bytes);
-    assert (wrong->actions [0] == 1 && wrong->actions [1] == 0 && wrong->actions [2] == 2);
+    QT_CHECK (wrong->actions [0] == 1 && wrong->actions [1] == 0 && wrong->actions [2] == 2);
     quintet__action_batch__free_unpacked (wrong, NULL);
     free (bytes);
     qt_byzantine_destroy (&liar);
 
     //  Protocol faults, against a real verifier: each dropped for its cause
     char dir [] = "/tmp/qt_byzantine_test.XXXXXX";
-    assert (mkdtemp (dir));
+    QT_CHECK (mkdtemp (dir));
     const char *identities [][2] = { { "rewarder", "rewarder-2" }, { "world", "world-1" } };
     for (size_t i = 0; i < 2; i++) {
         qt_keypair_t *pair = qt_keypair_generate (identities [i][0], i == 0 ? 2 : 1);
         char *secret = zsys_sprintf ("%s/%s.key", dir, identities [i][1]);
         char *public = zsys_sprintf ("%s/%s.pub", dir, identities [i][1]);
-        assert (qt_keypair_save (pair, secret, public) == 0);
+        QT_CHECK (qt_keypair_save (pair, secret, public) == 0);
         zstr_free (&secret);
         zstr_free (&public);
         qt_keypair_destroy (&pair);
     }
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (dir, &error);
-    assert (trust && !error);
+    QT_CHECK (trust && !error);
     char *secret = zsys_sprintf ("%s/rewarder-2.key", dir);
     qt_keypair_t *pair = qt_keypair_load (secret, "rewarder", 2, &error);
-    assert (pair);
+    QT_CHECK (pair);
     zstr_free (&secret);
     qt_signer_t *signer = qt_signer_new (&pair);
     struct {
@@ -625,13 +626,13 @@ qt_byzantine_test (bool verbose)
             zframe_t *frame = qt_byzantine_seal (liar, signer, QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH,
                                                  7, bytes, size);
             free (bytes);
-            assert (frame);
+            QT_CHECK (frame);
             qt_drop_cause_t cause;
             qt_message_t *message = qt_verifier_open (verifier, "proposal", "rewarder",
                                                       zframe_data (frame), zframe_size (frame), &cause);
             bool original = faults [i].mode == QT_BYZANTINE_REPLAY && m == 0;
-            assert (cause == (original ? QT_DROP_NONE : faults [i].cause));
-            assert ((message != NULL) == (cause == QT_DROP_NONE));
+            QT_CHECK (cause == (original ? QT_DROP_NONE : faults [i].cause));
+            QT_CHECK ((message != NULL) == (cause == QT_DROP_NONE));
             qt_message_destroy (&message);
             zframe_destroy (&frame);
         }
@@ -640,7 +641,7 @@ qt_byzantine_test (bool verbose)
     }
     liar = qt_byzantine_new (QT_BYZANTINE_SILENCE, 1, "rewarder", 2, dir);
     bytes = qt_byzantine_payload (liar, &proposal->base, &size);
-    assert (qt_byzantine_seal (liar, signer, QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH, 7, bytes, size) == NULL);
+    QT_CHECK (qt_byzantine_seal (liar, signer, QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH, 7, bytes, size) == NULL);
     free (bytes);
     qt_byzantine_destroy (&liar);
     qt_signer_destroy (&signer);

@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <syslog.h>
 #include "qt_catchup.h"
+#include "qt_selftest.h"
 #include "qt_control.h"
 #include "qt_keys.h"
 #include "qt_log.h"
@@ -820,27 +821,27 @@ qt_catchup_test (bool verbose)
     if (verbose)
         printf (" * qt_catchup: ");
     char dir [] = "/tmp/qt_catchup_test.XXXXXX";
-    assert (mkdtemp (dir));
+    QT_CHECK (mkdtemp (dir));
     for (uint32_t r = 1; r <= 3; r++) {
         char *secret = zsys_sprintf ("%s/worldmodel-%u.key", dir, r);
         char *public = zsys_sprintf ("%s/worldmodel-%u.pub", dir, r);
         qt_keypair_t *pair = qt_keypair_generate ("worldmodel", r);
-        assert (qt_keypair_save (pair, secret, public) == 0);
+        QT_CHECK (qt_keypair_save (pair, secret, public) == 0);
         qt_keypair_destroy (&pair);
         zstr_free (&secret);
         zstr_free (&public);
     }
     bool same = false;
     //  Caught up: the state its peers vouch for, then the ticks since
-    assert (s_test_run (dir, true, false, 100, &same) == 1);
-    assert (same);
+    QT_CHECK (s_test_run (dir, true, false, 100, &same) == 1);
+    QT_CHECK (same);
     //  Ablation: not asking, it never agrees again
-    assert (s_test_run (dir, false, false, 100, &same) == 0);
-    assert (!same);
+    QT_CHECK (s_test_run (dir, false, false, 100, &same) == 0);
+    QT_CHECK (!same);
     //  One liar of two peers: no digest has f + 1 = 2 vouchers, nothing
     //  is restored (the liar can make the attempt fail, not succeed)
-    assert (s_test_run (dir, true, true, 100, &same) == 0);
-    assert (!same);
+    QT_CHECK (s_test_run (dir, true, true, 100, &same) == 0);
+    QT_CHECK (!same);
     //  Serving: wishes, passed, refused
     {
         char *error = NULL;
@@ -857,29 +858,29 @@ qt_catchup_test (bool verbose)
         Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
         request.snapshot_tick = 10;
         qt_catchup_serve (catchup, &request, &reply);
-        assert (streq (reply.snapshot_state, "passed") && reply.last_processed == 10);
+        QT_CHECK (streq (reply.snapshot_state, "passed") && reply.last_processed == 10);
         request.snapshot_tick = 10 + QT_CATCHUP_MAX_LEAD + 1;
         qt_catchup_serve (catchup, &request, &reply);
-        assert (streq (reply.snapshot_state, "refused"));
+        QT_CHECK (streq (reply.snapshot_state, "refused"));
         for (uint64_t t = 11; t < 11 + QT_CATCHUP_WISHES; t++) {
             request.snapshot_tick = t;
             qt_catchup_serve (catchup, &request, &reply);
-            assert (streq (reply.snapshot_state, "pending"));
+            QT_CHECK (streq (reply.snapshot_state, "pending"));
         }
         request.snapshot_tick = 11 + QT_CATCHUP_WISHES;
         qt_catchup_serve (catchup, &request, &reply);
-        assert (streq (reply.snapshot_state, "refused"));      //  busy
+        QT_CHECK (streq (reply.snapshot_state, "refused"));      //  busy
         qt_catchup_processed (catchup, 11, NULL, NULL, 0);
         request.snapshot_tick = 11;
         qt_catchup_serve (catchup, &request, &reply);
-        assert (streq (reply.snapshot_state, "ready") && reply.snapshot.len == sizeof (uint64_t));
-        assert (qt_catchup_served (catchup) == 1);
+        QT_CHECK (streq (reply.snapshot_state, "ready") && reply.snapshot.len == sizeof (uint64_t));
+        QT_CHECK (qt_catchup_served (catchup) == 1);
         qt_catchup_destroy (&catchup);
         qt_signer_destroy (&signer);
         qt_trust_destroy (&trust);
     }
     char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
+    QT_CHECK (system (command) == 0);
     zstr_free (&command);
     if (verbose)
         printf ("OK\n");

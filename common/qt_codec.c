@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qt_codec.h"
+#include "qt_selftest.h"
 
 #define S_TRUNCATED     "state is truncated"
 #define S_NOT_FINITE    "state holds a number that is not finite"
@@ -298,61 +299,61 @@ qt_codec_test (bool verbose)
     qt_codec_put_u8 (out, 1);
     //  Little-endian whatever the host
     const uint8_t *data = zchunk_data (out);
-    assert (data [1] == 4 && data [4] == 1 && data [5] == 8 && data [12] == 1);
+    QT_CHECK (data [1] == 4 && data [4] == 1 && data [5] == 8 && data [12] == 1);
     size_t size = zchunk_size (out);
-    assert (size == 1 + 4 + 8 + 8 + 12 + 16 + 16 + 4 + 3 + 1);
+    QT_CHECK (size == 1 + 4 + 8 + 8 + 12 + 16 + 16 + 4 + 3 + 1);
     zchunk_t *same = zchunk_new (data, size);
-    assert (qt_codec_equal (out, same));
+    QT_CHECK (qt_codec_equal (out, same));
     zchunk_extend (same, "", 1);
-    assert (!qt_codec_equal (out, same));
+    QT_CHECK (!qt_codec_equal (out, same));
     zchunk_destroy (&same);
 
     qt_decoder_t decoder;
     qt_decoder_init (&decoder, data, size);
-    assert (qt_decoder_u8 (&decoder) == 7);
-    assert (qt_decoder_u32 (&decoder) == 0x01020304);
-    assert (qt_decoder_u64 (&decoder) == 0x0102030405060708ULL);
-    assert (qt_decoder_f64 (&decoder) == -1.5);
+    QT_CHECK (qt_decoder_u8 (&decoder) == 7);
+    QT_CHECK (qt_decoder_u32 (&decoder) == 0x01020304);
+    QT_CHECK (qt_decoder_u64 (&decoder) == 0x0102030405060708ULL);
+    QT_CHECK (qt_decoder_f64 (&decoder) == -1.5);
     uint32_t small_back [3];
     uint64_t large_back [2];
     double reals_back [2];
     qt_decoder_u32s (&decoder, small_back, 3);
     qt_decoder_u64s (&decoder, large_back, 2);
     qt_decoder_f64s (&decoder, reals_back, 2);
-    assert (memcmp (small, small_back, sizeof small) == 0);
-    assert (memcmp (large, large_back, sizeof large) == 0);
-    assert (memcmp (reals, reals_back, sizeof reals) == 0);
+    QT_CHECK (memcmp (small, small_back, sizeof small) == 0);
+    QT_CHECK (memcmp (large, large_back, sizeof large) == 0);
+    QT_CHECK (memcmp (reals, reals_back, sizeof reals) == 0);
     qt_decoder_expect (&decoder, "\x03\0\0\0env", 7, "wrong environment");
-    assert (qt_decoder_bool (&decoder));
-    assert (qt_decoder_finish (&decoder));
+    QT_CHECK (qt_decoder_bool (&decoder));
+    QT_CHECK (qt_decoder_finish (&decoder));
 
     //  Truncated: the first problem is kept, reads after it give zeros
     qt_decoder_init (&decoder, data, 3);
-    assert (qt_decoder_u8 (&decoder) == 7);
-    assert (qt_decoder_u32 (&decoder) == 0 && !qt_decoder_ok (&decoder));
-    assert (qt_decoder_u8 (&decoder) == 0 && qt_decoder_left (&decoder) == 0);
-    assert (strcmp (decoder.problem, S_TRUNCATED) == 0);
+    QT_CHECK (qt_decoder_u8 (&decoder) == 7);
+    QT_CHECK (qt_decoder_u32 (&decoder) == 0 && !qt_decoder_ok (&decoder));
+    QT_CHECK (qt_decoder_u8 (&decoder) == 0 && qt_decoder_left (&decoder) == 0);
+    QT_CHECK (strcmp (decoder.problem, S_TRUNCATED) == 0);
     qt_decoder_init (&decoder, data, size);
     qt_decoder_u32s (&decoder, small_back, SIZE_MAX / 2);       //  an absurd count
-    assert (!qt_decoder_ok (&decoder));
+    QT_CHECK (!qt_decoder_ok (&decoder));
     //  Not finite, not a flag, left over, another header
     uint8_t nan [8];
     double value = NAN;
     memcpy (nan, &value, sizeof nan);
     qt_decoder_init (&decoder, nan, sizeof nan);
-    assert (qt_decoder_f64 (&decoder) == 0 && strcmp (decoder.problem, S_NOT_FINITE) == 0);
+    QT_CHECK (qt_decoder_f64 (&decoder) == 0 && strcmp (decoder.problem, S_NOT_FINITE) == 0);
     uint8_t two = 2;
     qt_decoder_init (&decoder, &two, 1);
     qt_decoder_bool (&decoder);
-    assert (strcmp (decoder.problem, S_NOT_BOOLEAN) == 0);
+    QT_CHECK (strcmp (decoder.problem, S_NOT_BOOLEAN) == 0);
     qt_decoder_init (&decoder, data, size);
     qt_decoder_u8 (&decoder);
-    assert (!qt_decoder_finish (&decoder) && strcmp (decoder.problem, S_LEFT_OVER) == 0);
+    QT_CHECK (!qt_decoder_finish (&decoder) && strcmp (decoder.problem, S_LEFT_OVER) == 0);
     qt_decoder_init (&decoder, data, size);
     qt_decoder_expect (&decoder, "\x08", 1, "wrong header");
-    assert (strcmp (decoder.problem, "wrong header") == 0);
+    QT_CHECK (strcmp (decoder.problem, "wrong header") == 0);
     qt_decoder_init (&decoder, NULL, 0);
-    assert (qt_decoder_finish (&decoder));
+    QT_CHECK (qt_decoder_finish (&decoder));
     zchunk_destroy (&out);
     if (verbose)
         printf ("OK\n");

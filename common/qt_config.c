@@ -9,6 +9,7 @@
     of the file stops parsing, to name the line in the error.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include <errno.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -604,7 +605,7 @@ qt_config_test (bool verbose)
     if (verbose)
         printf (" * qt_config: ");
     char tmpdir [] = "/tmp/qt_config_test.XXXXXX";
-    assert (mkdtemp (tmpdir));
+    QT_CHECK (mkdtemp (tmpdir));
 
     //  @selftest
     //  A good file: every kind of key, and dynamic sections
@@ -629,117 +630,117 @@ qt_config_test (bool verbose)
         "                weight = 2\n");
     char *error = NULL;
     qt_config_t *config = qt_config_open (path, &error);
-    assert (config);
-    assert (error == NULL);
-    assert (streq (qt_config_path (config), path));
-    assert (qt_config_error (config) == NULL);
+    QT_CHECK (config);
+    QT_CHECK (error == NULL);
+    QT_CHECK (streq (qt_config_path (config), path));
+    QT_CHECK (qt_config_error (config) == NULL);
 
     uint64_t replica, batch, missing;
-    assert (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
-    assert (replica == 1);
-    assert (qt_config_uint (config, "/quintet/batch", false, 32, 1, 4096, &batch) == 0);
-    assert (batch == 64);
-    assert (qt_config_uint (config, "quintet/absent", false, 7, 1, 10, &missing) == 0);
-    assert (missing == 7);
+    QT_CHECK (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
+    QT_CHECK (replica == 1);
+    QT_CHECK (qt_config_uint (config, "/quintet/batch", false, 32, 1, 4096, &batch) == 0);
+    QT_CHECK (batch == 64);
+    QT_CHECK (qt_config_uint (config, "quintet/absent", false, 7, 1, 10, &missing) == 0);
+    QT_CHECK (missing == 7);
     double deadline;
-    assert (qt_config_double (config, "quintet/deadline", true, 0, 0.001, 60, &deadline) == 0);
-    assert (deadline == 0.25);
+    QT_CHECK (qt_config_double (config, "quintet/deadline", true, 0, 0.001, 60, &deadline) == 0);
+    QT_CHECK (deadline == 0.25);
     bool verbose_flag, dry_run;
-    assert (qt_config_bool (config, "quintet/verbose", false, false, &verbose_flag) == 0);
-    assert (verbose_flag);
-    assert (qt_config_bool (config, "quintet/dry-run", false, false, &dry_run) == 0);
-    assert (!dry_run);
+    QT_CHECK (qt_config_bool (config, "quintet/verbose", false, false, &verbose_flag) == 0);
+    QT_CHECK (verbose_flag);
+    QT_CHECK (qt_config_bool (config, "quintet/dry-run", false, false, &dry_run) == 0);
+    QT_CHECK (!dry_run);
     const char *const modes [] = { "mean", "median", "quantile", NULL };
     int mode;
-    assert (qt_config_choice (config, "quintet/mode", modes, "mean", &mode) == 0);
-    assert (mode == 1);
+    QT_CHECK (qt_config_choice (config, "quintet/mode", modes, "mean", &mode) == 0);
+    QT_CHECK (mode == 1);
     const char *endpoint, *name;
-    assert (qt_config_string (config, "quintet/endpoint", NULL, &endpoint) == 0);
-    assert (streq (endpoint, "tcp://127.0.0.1:5555"));
-    assert (qt_config_string (config, "quintet/name", "collector", &name) == 0);
-    assert (streq (name, "collector"));
+    QT_CHECK (qt_config_string (config, "quintet/endpoint", NULL, &endpoint) == 0);
+    QT_CHECK (streq (endpoint, "tcp://127.0.0.1:5555"));
+    QT_CHECK (qt_config_string (config, "quintet/name", "collector", &name) == 0);
+    QT_CHECK (streq (name, "collector"));
 
     //  A section the caller validates itself: marked read as a whole
     zconfig_t *rewarders = qt_config_section (config, "quintet/upstream/rewarder");
-    assert (rewarders);
+    QT_CHECK (rewarders);
     int endpoints = 0;
     for (zconfig_t *item = zconfig_child (rewarders); item; item = zconfig_next (item)) {
-        assert (strneq (zconfig_name (item), ""));
-        assert (strncmp (zconfig_value (item), "tcp://", 6) == 0);
+        QT_CHECK (strneq (zconfig_name (item), ""));
+        QT_CHECK (strncmp (zconfig_value (item), "tcp://", 6) == 0);
         endpoints++;
     }
-    assert (endpoints == 2);
-    assert (qt_config_section (config, "quintet/upstream/none") == NULL);
+    QT_CHECK (endpoints == 2);
+    QT_CHECK (qt_config_section (config, "quintet/upstream/none") == NULL);
 
     //  Dynamic sub-sections read key by key, so typos inside are caught
     zlist_t *raters = qt_config_children (config, "quintet/scorer/rater");
-    assert (zlist_size (raters) == 2);
+    QT_CHECK (zlist_size (raters) == 2);
     double weight_sum = 0;
     for (const char *rater = (const char *) zlist_first (raters);
          rater; rater = (const char *) zlist_next (raters)) {
         char *key = zsys_sprintf ("quintet/scorer/rater/%s/weight", rater);
         double weight;
-        assert (qt_config_double (config, key, true, 0, 0, 10, &weight) == 0);
+        QT_CHECK (qt_config_double (config, key, true, 0, 0, 10, &weight) == 0);
         weight_sum += weight;
         zstr_free (&key);
     }
-    assert (weight_sum == 3.5);
+    QT_CHECK (weight_sum == 3.5);
     zlist_destroy (&raters);
     zlist_t *none = qt_config_children (config, "quintet/nothing");
-    assert (zlist_size (none) == 0);
+    QT_CHECK (zlist_size (none) == 0);
     zlist_destroy (&none);
 
     //  Everything in the file was read
-    assert (qt_config_check_unknown (config) == 0);
+    QT_CHECK (qt_config_check_unknown (config) == 0);
     qt_config_destroy (&config);
     qt_config_destroy (&config);
-    assert (config == NULL);
+    QT_CHECK (config == NULL);
     unlink (path);
     zstr_free (&path);
 
     //  Missing file; a directory is not a config file
     path = zsys_sprintf ("%s/absent.conf", tmpdir);
-    assert (qt_config_open (path, &error) == NULL);
-    assert (strstr (error, path) == error);
-    assert (strstr (error, ": cannot open: No such file or directory"));
+    QT_CHECK (qt_config_open (path, &error) == NULL);
+    QT_CHECK (strstr (error, path) == error);
+    QT_CHECK (strstr (error, ": cannot open: No such file or directory"));
     zstr_free (&error);
     zstr_free (&path);
-    assert (qt_config_open (tmpdir, &error) == NULL);
-    assert (strstr (error, "not a regular file"));
+    QT_CHECK (qt_config_open (tmpdir, &error) == NULL);
+    QT_CHECK (strstr (error, "not a regular file"));
     zstr_free (&error);
-    assert (qt_config_open (tmpdir, NULL) == NULL);
+    QT_CHECK (qt_config_open (tmpdir, NULL) == NULL);
 
     //  Unparseable files name the line. (zconfig also prints a diagnostic
     //  on stdout, which a daemon can't silence; the test mutes it.)
     path = s_write (tmpdir, "bad.conf", "quintet\n    replica = 1\n   batch = 3\n");
     int saved_stdout = s_stdout_mute ();
-    assert (qt_config_open (path, &error) == NULL);
+    QT_CHECK (qt_config_open (path, &error) == NULL);
     s_stdout_restore (saved_stdout);
-    assert (strstr (error, ": line 3: not valid ZPL"));
-    assert (strstr (error, "\"   batch = 3\""));
+    QT_CHECK (strstr (error, ": line 3: not valid ZPL"));
+    QT_CHECK (strstr (error, "\"   batch = 3\""));
     zstr_free (&error);
     unlink (path);
     zstr_free (&path);
     path = s_write (tmpdir, "tab.conf", "quintet\n\treplica = 1\n");
     saved_stdout = s_stdout_mute ();
-    assert (qt_config_open (path, &error) == NULL);
+    QT_CHECK (qt_config_open (path, &error) == NULL);
     s_stdout_restore (saved_stdout);
-    assert (strstr (error, ": line 2: not valid ZPL"));
-    assert (strstr (error, "\"?replica = 1\""));
+    QT_CHECK (strstr (error, ": line 2: not valid ZPL"));
+    QT_CHECK (strstr (error, "\"?replica = 1\""));
     zstr_free (&error);
     unlink (path);
     zstr_free (&path);
 
     //  Duplicates would shadow each other; '/' in a name can't be looked up
     path = s_write (tmpdir, "dup.conf", "quintet\n    batch = 1\n    batch = 2\n");
-    assert (qt_config_open (path, &error) == NULL);
-    assert (strstr (error, ": quintet/batch: duplicate key"));
+    QT_CHECK (qt_config_open (path, &error) == NULL);
+    QT_CHECK (strstr (error, ": quintet/batch: duplicate key"));
     zstr_free (&error);
     unlink (path);
     zstr_free (&path);
     path = s_write (tmpdir, "slash.conf", "quintet/batch = 1\n");
-    assert (qt_config_open (path, &error) == NULL);
-    assert (strstr (error, ": quintet/batch: '/' is not allowed in a name"));
+    QT_CHECK (qt_config_open (path, &error) == NULL);
+    QT_CHECK (strstr (error, ": quintet/batch: '/' is not allowed in a name"));
     zstr_free (&error);
     unlink (path);
     zstr_free (&path);
@@ -747,22 +748,22 @@ qt_config_test (bool verbose)
     //  Missing required keys, of each type
     path = s_write (tmpdir, "empty.conf", "quintet\n    name =\n");
     config = qt_config_open (path, NULL);
-    assert (config);
-    assert (qt_config_uint (config, "quintet/replica", true, 9, 1, 16, &replica) == -1);
-    assert (replica == 0);
+    QT_CHECK (config);
+    QT_CHECK (qt_config_uint (config, "quintet/replica", true, 9, 1, 16, &replica) == -1);
+    QT_CHECK (replica == 0);
     s_assert_error (config, "quintet/replica: required key is missing "
                     "(expected an integer in [1, 16])");
-    assert (qt_config_double (config, "quintet/q", true, 0, 0, 1, &deadline) == -1);
+    QT_CHECK (qt_config_double (config, "quintet/q", true, 0, 0, 1, &deadline) == -1);
     s_assert_error (config, "quintet/q: required key is missing "
                     "(expected a number in [0, 1])");
-    assert (qt_config_bool (config, "quintet/flag", true, false, &dry_run) == -1);
-    assert (qt_config_choice (config, "quintet/mode", modes, NULL, &mode) == -1);
+    QT_CHECK (qt_config_bool (config, "quintet/flag", true, false, &dry_run) == -1);
+    QT_CHECK (qt_config_choice (config, "quintet/mode", modes, NULL, &mode) == -1);
     s_assert_error (config, "quintet/mode: required key is missing "
                     "(expected one of \"mean\", \"median\", \"quantile\")");
-    assert (qt_config_string (config, "quintet/key", NULL, &endpoint) == -1);
+    QT_CHECK (qt_config_string (config, "quintet/key", NULL, &endpoint) == -1);
     s_assert_error (config, "quintet/key: required key is missing "
                     "(expected a non-empty string)");
-    assert (qt_config_string (config, "quintet/name", NULL, &endpoint) == -1);
+    QT_CHECK (qt_config_string (config, "quintet/name", NULL, &endpoint) == -1);
     s_assert_error (config, "quintet/name: expected a non-empty string, got \"\"");
     qt_config_destroy (&config);
     unlink (path);
@@ -770,18 +771,18 @@ qt_config_test (bool verbose)
 
     //  Integers: syntax, sign, overflow and range
     uint64_t result;
-    assert (s_try_uint (tmpdir, "4096", &result, &error) == 0);
-    assert (result == 4096);
+    QT_CHECK (s_try_uint (tmpdir, "4096", &result, &error) == 0);
+    QT_CHECK (result == 4096);
     const char *bad_integers [] = {
         "abc", "-1", "+5", "12abc", "0x10", "1.5", "", "0", "4097",
         "99999999999999999999999", NULL
     };
     for (int i = 0; bad_integers [i]; i++) {
-        assert (s_try_uint (tmpdir, bad_integers [i], &result, &error) == -1);
+        QT_CHECK (s_try_uint (tmpdir, bad_integers [i], &result, &error) == -1);
         char *expected = zsys_sprintf ("%s/batch.conf: quintet/batch: expected an "
                                        "integer in [1, 4096], got \"%s\"",
                                        tmpdir, bad_integers [i]);
-        assert (streq (error, expected));
+        QT_CHECK (streq (error, expected));
         zstr_free (&expected);
         zstr_free (&error);
     }
@@ -797,21 +798,21 @@ qt_config_test (bool verbose)
         "    flag = maybe\n"
         "    mode = mode\n");
     config = qt_config_open (path, NULL);
-    assert (config);
+    QT_CHECK (config);
     const char *bad_numbers [] = { "nan", "inf", "huge", "far", "junk", NULL };
     for (int i = 0; bad_numbers [i]; i++) {
         char *key = zsys_sprintf ("quintet/%s", bad_numbers [i]);
-        assert (qt_config_double (config, key, false, 0.5, 0, 1, &deadline) == -1);
-        assert (deadline == 0.5);
-        assert (strstr (qt_config_error (config), "expected a finite number in [0, 1]"));
+        QT_CHECK (qt_config_double (config, key, false, 0.5, 0, 1, &deadline) == -1);
+        QT_CHECK (deadline == 0.5);
+        QT_CHECK (strstr (qt_config_error (config), "expected a finite number in [0, 1]"));
         zstr_free (&key);
     }
     s_assert_error (config, "quintet/junk: expected a finite number in [0, 1], got \"0.5x\"");
-    assert (qt_config_bool (config, "quintet/flag", false, true, &dry_run) == -1);
-    assert (dry_run);
+    QT_CHECK (qt_config_bool (config, "quintet/flag", false, true, &dry_run) == -1);
+    QT_CHECK (dry_run);
     s_assert_error (config, "quintet/flag: expected true/false, yes/no or 1/0, got \"maybe\"");
-    assert (qt_config_choice (config, "quintet/mode", modes, "mean", &mode) == -1);
-    assert (mode == 0);
+    QT_CHECK (qt_config_choice (config, "quintet/mode", modes, "mean", &mode) == -1);
+    QT_CHECK (mode == 0);
     s_assert_error (config, "quintet/mode: expected one of \"mean\", \"median\", "
                     "\"quantile\", got \"mode\"");
     qt_config_destroy (&config);
@@ -832,37 +833,37 @@ qt_config_test (bool verbose)
         "            alice\n"
         "                wieght = 1\n");
     config = qt_config_open (path, NULL);
-    assert (config);
-    assert (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
-    assert (qt_config_uint (config, "quintet/batch", false, 32, 1, 4096, &batch) == 0);
+    QT_CHECK (config);
+    QT_CHECK (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
+    QT_CHECK (qt_config_uint (config, "quintet/batch", false, 32, 1, 4096, &batch) == 0);
     raters = qt_config_children (config, "quintet/scorer/rater");
     for (const char *rater = (const char *) zlist_first (raters);
          rater; rater = (const char *) zlist_next (raters)) {
         char *key = zsys_sprintf ("quintet/scorer/rater/%s/weight", rater);
         double weight;
-        assert (qt_config_double (config, key, false, 1, 0, 10, &weight) == 0);
+        QT_CHECK (qt_config_double (config, key, false, 1, 0, 10, &weight) == 0);
         zstr_free (&key);
     }
     zlist_destroy (&raters);
-    assert (qt_config_check_unknown (config) == -1);
+    QT_CHECK (qt_config_check_unknown (config) == -1);
     s_assert_error (config, "unknown keys \"quintet/bacth\", \"quintet/replica/extra\", "
                     "\"quintet/plugins\", \"quintet/scorer/rater/alice/wieght\"");
     qt_config_destroy (&config);
 
     //  One unknown key, singular; reading the section clears the rest
     config = qt_config_open (path, NULL);
-    assert (qt_config_uint (config, "quintet/bacth", true, 0, 1, 4096, &batch) == 0);
-    assert (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
-    assert (qt_config_section (config, "quintet/replica"));
-    assert (qt_config_section (config, "quintet/scorer"));
-    assert (qt_config_check_unknown (config) == -1);
+    QT_CHECK (qt_config_uint (config, "quintet/bacth", true, 0, 1, 4096, &batch) == 0);
+    QT_CHECK (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
+    QT_CHECK (qt_config_section (config, "quintet/replica"));
+    QT_CHECK (qt_config_section (config, "quintet/scorer"));
+    QT_CHECK (qt_config_check_unknown (config) == -1);
     s_assert_error (config, "unknown key \"quintet/plugins\"");
     qt_config_destroy (&config);
     unlink (path);
     zstr_free (&path);
     //  @end
 
-    assert (rmdir (tmpdir) == 0);
+    QT_CHECK (rmdir (tmpdir) == 0);
     if (verbose)
         printf ("OK\n");
 }

@@ -2,6 +2,7 @@
     daemon side lives in qt_stage (it reports the stage's counters).
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include "qt_control.h"
 
 zframe_t *
@@ -78,15 +79,15 @@ qt_control_test (bool verbose)
         printf (" * qt_control: ");
     //  @selftest
     char tmpdir [] = "/tmp/qt_control_test.XXXXXX";
-    assert (mkdtemp (tmpdir));
+    QT_CHECK (mkdtemp (tmpdir));
     char *secret = zsys_sprintf ("%s/control-1.key", tmpdir);
     char *public = zsys_sprintf ("%s/control-1.pub", tmpdir);
     qt_keypair_t *pair = qt_keypair_generate (QT_CONTROL_ROLE, 1);
-    assert (qt_keypair_save (pair, secret, public) == 0);
+    QT_CHECK (qt_keypair_save (pair, secret, public) == 0);
     qt_signer_t *signer = qt_signer_new (&pair);
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (tmpdir, &error);
-    assert (trust);
+    QT_CHECK (trust);
     qt_verifier_t *verifier = qt_control_verifier_new (trust);
 
     uint8_t nonce [QT_CONTROL_NONCE_SIZE];
@@ -94,23 +95,23 @@ qt_control_test (bool verbose)
     qt_drop_cause_t cause = QT_DROP_NONE;
     qt_message_t *message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                               zframe_data (frame), zframe_size (frame), &cause);
-    assert (message);
+    QT_CHECK (message);
     const Quintet__ControlRequest *request = qt_control_request_of (message);
-    assert (request && streq (request->command, "status"));
-    assert (memcmp (request->nonce.data, nonce, QT_CONTROL_NONCE_SIZE) == 0);
+    QT_CHECK (request && streq (request->command, "status"));
+    QT_CHECK (memcmp (request->nonce.data, nonce, QT_CONTROL_NONCE_SIZE) == 0);
     //  It names the daemon it is for, and no other
-    assert (qt_control_request_for (request, "worldmodel", 1));
-    assert (!qt_control_request_for (request, "worldmodel", 2));
-    assert (!qt_control_request_for (request, "collector", 1));
-    assert (!qt_control_request_for (NULL, "worldmodel", 1));
+    QT_CHECK (qt_control_request_for (request, "worldmodel", 1));
+    QT_CHECK (!qt_control_request_for (request, "worldmodel", 2));
+    QT_CHECK (!qt_control_request_for (request, "collector", 1));
+    QT_CHECK (!qt_control_request_for (NULL, "worldmodel", 1));
     //  A request is not a reply
-    assert (qt_control_reply_of (message, nonce) == NULL);
+    QT_CHECK (qt_control_reply_of (message, nonce) == NULL);
     qt_message_destroy (&message);
 
     //  The same bytes again are a replay
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (frame), zframe_size (frame), &cause);
-    assert (!message && cause == QT_DROP_REPLAY);
+    QT_CHECK (!message && cause == QT_DROP_REPLAY);
     zframe_destroy (&frame);
 
     //  A reply answers only its own nonce
@@ -123,9 +124,9 @@ qt_control_test (bool verbose)
     frame = qt_signer_seal (signer, QUINTET__PAYLOAD_TYPE__CONTROL, 0, &body.base);
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (frame), zframe_size (frame), &cause);
-    assert (message && qt_control_reply_of (message, nonce));
+    QT_CHECK (message && qt_control_reply_of (message, nonce));
     uint8_t other [QT_CONTROL_NONCE_SIZE] = { 0 };
-    assert (qt_control_reply_of (message, other) == NULL);
+    QT_CHECK (qt_control_reply_of (message, other) == NULL);
     qt_message_destroy (&message);
     zframe_destroy (&frame);
 
@@ -135,24 +136,24 @@ qt_control_test (bool verbose)
     frame = qt_control_request (signer, "status", "worldmodel", 1, nonce);
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (frame), zframe_size (frame), &cause);
-    assert (qt_control_request_of (message));
+    QT_CHECK (qt_control_request_of (message));
     qt_message_destroy (&message);
     zframe_t *captured = frame;
     for (int run = 0; run < S_TEST_NEWER_RUNS; run++) {
         qt_keypair_t *again = qt_keypair_load (secret, QT_CONTROL_ROLE, 1, &error);
-        assert (again);
+        QT_CHECK (again);
         qt_signer_t *newer = qt_signer_new (&again);
         frame = qt_control_request (newer, "status", "worldmodel", 1, nonce);
         message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                     zframe_data (frame), zframe_size (frame), &cause);
-        assert (qt_control_request_of (message));
+        QT_CHECK (qt_control_request_of (message));
         qt_message_destroy (&message);
         zframe_destroy (&frame);
         qt_signer_destroy (&newer);
         if (run == S_TEST_EPOCH_ROLLBACK_RUNS - 1 || run == S_TEST_NEWER_RUNS - 1) {
             message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                         zframe_data (captured), zframe_size (captured), &cause);
-            assert (!message && cause == QT_DROP_REPLAY);
+            QT_CHECK (!message && cause == QT_DROP_REPLAY);
         }
     }
     zframe_destroy (&captured);
@@ -164,11 +165,11 @@ qt_control_test (bool verbose)
     zframe_t *second = qt_control_request (run_b, "status", "worldmodel", 1, nonce);
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (second), zframe_size (second), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE,
                                 zframe_data (first), zframe_size (first), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     zframe_destroy (&first);
     zframe_destroy (&second);
@@ -183,7 +184,7 @@ qt_control_test (bool verbose)
     unlink (public);
     zstr_free (&secret);
     zstr_free (&public);
-    assert (rmdir (tmpdir) == 0);
+    QT_CHECK (rmdir (tmpdir) == 0);
     if (verbose)
         printf ("OK\n");
 }

@@ -3,6 +3,7 @@
     seen and a bitmap of the QT_REPLAY_WINDOW seqs below it.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 #define S_CONTEXT_LEN   (sizeof QT_SIGNATURE_CONTEXT - 1)
 
@@ -629,27 +630,27 @@ qt_envelope_test (bool verbose)
 {
     if (verbose)
         printf (" * qt_envelope: ");
-    assert (sodium_init () >= 0);
+    QT_CHECK (sodium_init () >= 0);
     char dir_template [] = "/tmp/qt_envelope_test.XXXXXX";
     char *dir = mkdtemp (dir_template);
-    assert (dir);
+    QT_CHECK (dir);
     qt_keypair_t *actor = qt_keypair_generate ("actor", 1);
     qt_keypair_t *scorer = qt_keypair_generate ("scorer", 1);
     char *actor_pub = zsys_sprintf ("%s/actor-1.pub", dir);
     char *scorer_pub = zsys_sprintf ("%s/scorer-1.pub", dir);
     char *actor_key = zsys_sprintf ("%s/actor-1.key", dir);
-    assert (qt_keypair_save (actor, actor_key, actor_pub) == 0);
-    assert (qt_keypair_save (scorer, NULL, scorer_pub) == 0);
+    QT_CHECK (qt_keypair_save (actor, actor_key, actor_pub) == 0);
+    QT_CHECK (qt_keypair_save (scorer, NULL, scorer_pub) == 0);
     qt_keypair_t *rater = qt_keypair_generate (QT_RATER_ROLE, 1);
     char *rater_pub = zsys_sprintf ("%s/" QT_RATER_ROLE "-1.pub", dir);
-    assert (qt_keypair_save (rater, NULL, rater_pub) == 0);
+    QT_CHECK (qt_keypair_save (rater, NULL, rater_pub) == 0);
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (dir, &error);
-    assert (trust);
+    QT_CHECK (trust);
 
     const size_t batch = 4;
     qt_signer_t *signer = qt_signer_new (&actor);
-    assert (actor == NULL);
+    QT_CHECK (actor == NULL);
     qt_verifier_t *verifier = qt_verifier_new (trust, batch);
 
     //  Round trip
@@ -657,10 +658,10 @@ qt_envelope_test (bool verbose)
     qt_drop_cause_t cause;
     qt_message_t *message = qt_verifier_open (verifier, "action", "actor", zframe_data (frame),
                                               zframe_size (frame), &cause);
-    assert (message && cause == QT_DROP_NONE);
-    assert (message->envelope->tick == 7 && message->envelope->seq == 1);
-    assert (streq (message->sender->role, "actor") && message->sender->replica == 1);
-    assert (((Quintet__ActionBatch *) message->payload)->n_actions == batch);
+    QT_CHECK (message && cause == QT_DROP_NONE);
+    QT_CHECK (message->envelope->tick == 7 && message->envelope->seq == 1);
+    QT_CHECK (streq (message->sender->role, "actor") && message->sender->replica == 1);
+    QT_CHECK (((Quintet__ActionBatch *) message->payload)->n_actions == batch);
     qt_message_destroy (&message);
 
     //  The same bytes again: a replay
@@ -672,10 +673,10 @@ qt_envelope_test (bool verbose)
     frame = s_test_actions (signer, 7, batch);
     message = qt_verifier_open_from (verifier, "action", "actor", 2, zframe_data (frame),
                                      zframe_size (frame), &cause);
-    assert (!message && cause == QT_DROP_UNEXPECTED);
+    QT_CHECK (!message && cause == QT_DROP_UNEXPECTED);
     message = qt_verifier_open_from (verifier, "action", "actor", 1, zframe_data (frame),
                                      zframe_size (frame), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     zframe_destroy (&frame);
 
@@ -685,13 +686,13 @@ qt_envelope_test (bool verbose)
         zframe_t *copy = zframe_dup (frame);
         zframe_data (copy) [i] ^= 0x01;
         message = qt_verifier_open (verifier, "action", NULL, zframe_data (copy), zframe_size (copy), &cause);
-        assert (!message);
-        assert (cause != QT_DROP_NONE);
+        QT_CHECK (!message);
+        QT_CHECK (cause != QT_DROP_NONE);
         zframe_destroy (&copy);
     }
     //  ... while the original still verifies: the flips were never recorded as seen
     message = qt_verifier_open (verifier, "action", NULL, zframe_data (frame), zframe_size (frame), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     zframe_destroy (&frame);
 
@@ -699,10 +700,10 @@ qt_envelope_test (bool verbose)
     zframe_t *early = s_test_actions (signer, 9, batch);
     zframe_t *late = s_test_actions (signer, 10, batch);
     message = qt_verifier_open (verifier, "action", NULL, zframe_data (late), zframe_size (late), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     message = qt_verifier_open (verifier, "action", NULL, zframe_data (early), zframe_size (early), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     s_expect_drop (verifier, "action", early, QT_DROP_REPLAY);
     zframe_destroy (&early);
@@ -754,7 +755,7 @@ qt_envelope_test (bool verbose)
     zframe_t *whole = s_test_actions (signer, 11, batch);
     frame = zframe_new (zframe_data (whole), zframe_size (whole) / 2);
     message = qt_verifier_open (verifier, "action", NULL, zframe_data (frame), zframe_size (frame), &cause);
-    assert (!message && (cause == QT_DROP_MALFORMED || cause == QT_DROP_BAD_SIGNATURE));
+    QT_CHECK (!message && (cause == QT_DROP_MALFORMED || cause == QT_DROP_BAD_SIGNATURE));
     zframe_destroy (&frame);
     zframe_destroy (&whole);
 
@@ -765,12 +766,12 @@ qt_envelope_test (bool verbose)
 
     //  A restarted signer (new epoch) is accepted; its old epoch then is not
     qt_keypair_t *again = qt_keypair_load (actor_key, "actor", 1, &error);
-    assert (again);
+    QT_CHECK (again);
     qt_signer_t *restarted = qt_signer_new (&again);
-    assert (qt_signer_epoch (restarted) != qt_signer_epoch (signer));
+    QT_CHECK (qt_signer_epoch (restarted) != qt_signer_epoch (signer));
     frame = s_test_actions (restarted, 13, batch);
     message = qt_verifier_open (verifier, "action", NULL, zframe_data (frame), zframe_size (frame), &cause);
-    assert (message);
+    QT_CHECK (message);
     qt_message_destroy (&message);
     zframe_destroy (&frame);
     frame = s_test_actions (signer, 14, batch);
@@ -786,8 +787,8 @@ qt_envelope_test (bool verbose)
     zframe_destroy (&frame);
     qt_signer_destroy (&person);
 
-    assert (qt_verifier_accepted (verifier) == 6);
-    assert (qt_verifier_drops_total (verifier) >= 8);
+    QT_CHECK (qt_verifier_accepted (verifier) == 6);
+    QT_CHECK (qt_verifier_drops_total (verifier) >= 8);
 
     //  Epoch rollback (issue 8): frames captured from a previous epoch, by
     //  a passive subscriber, are replayed by someone else after the sender

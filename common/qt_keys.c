@@ -1,5 +1,6 @@
 /*  qt_keys: Ed25519 key pairs from libsodium, files of hex, the trust store. */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 //  "raters" signs the people's daemon's envelopes; "rater" is one person's
 //  key (rater-<id>.pub), which signs that person's comparisons and never an
@@ -268,35 +269,35 @@ qt_keys_test (bool verbose)
 {
     if (verbose)
         printf (" * qt_keys: ");
-    assert (sodium_init () >= 0);
+    QT_CHECK (sodium_init () >= 0);
     char dir_template [] = "/tmp/qt_keys_test.XXXXXX";
     char *dir = mkdtemp (dir_template);
-    assert (dir);
-    assert (!qt_keypair_generate ("gardener", 1));
+    QT_CHECK (dir);
+    QT_CHECK (!qt_keypair_generate ("gardener", 1));
 
     qt_keypair_t *pair = qt_keypair_generate ("collector", 2);
-    assert (pair);
-    assert (strlen (pair->key_id) == QT_KEY_ID_LEN);
+    QT_CHECK (pair);
+    QT_CHECK (strlen (pair->key_id) == QT_KEY_ID_LEN);
     char *secret = zsys_sprintf ("%s/collector-2.key", dir);
     char *public = zsys_sprintf ("%s/collector-2.pub", dir);
-    assert (qt_keypair_save (pair, secret, public) == 0);
+    QT_CHECK (qt_keypair_save (pair, secret, public) == 0);
 
     //  Round trip: the loaded pair is the saved one
     char *error = NULL;
     qt_keypair_t *loaded = qt_keypair_load (secret, "collector", 2, &error);
-    assert (loaded && !error);
-    assert (memcmp (loaded->public_key, pair->public_key, sizeof pair->public_key) == 0);
-    assert (streq (loaded->key_id, pair->key_id));
+    QT_CHECK (loaded && !error);
+    QT_CHECK (memcmp (loaded->public_key, pair->public_key, sizeof pair->public_key) == 0);
+    QT_CHECK (streq (loaded->key_id, pair->key_id));
     qt_keypair_destroy (&loaded);
     qt_keypair_destroy (&loaded);
-    assert (loaded == NULL);
+    QT_CHECK (loaded == NULL);
 
     //  A secret key others can read is refused
-    assert (chmod (secret, 0644) == 0);
+    QT_CHECK (chmod (secret, 0644) == 0);
     loaded = qt_keypair_load (secret, "collector", 2, &error);
-    assert (!loaded && error && strstr (error, "group or others"));
+    QT_CHECK (!loaded && error && strstr (error, "group or others"));
     zstr_free (&error);
-    assert (chmod (secret, 0600) == 0);
+    QT_CHECK (chmod (secret, 0600) == 0);
 
     //  Garbage in the key file is refused
     char *bad = zsys_sprintf ("%s/bad.key", dir);
@@ -304,16 +305,16 @@ qt_keys_test (bool verbose)
     fprintf (file, "not-hex\n");
     fclose (file);
     chmod (bad, 0600);
-    assert (!qt_keypair_load (bad, "collector", 1, &error) && error);
+    QT_CHECK (!qt_keypair_load (bad, "collector", 1, &error) && error);
     zstr_free (&error);
 
     //  The trust store binds the key to role and replica by file name
     qt_trust_t *trust = qt_trust_load (dir, &error);
-    assert (trust && !error);
-    assert (qt_trust_size (trust) == 1);
+    QT_CHECK (trust && !error);
+    QT_CHECK (qt_trust_size (trust) == 1);
     const qt_trust_entry_t *entry = qt_trust_lookup (trust, pair->key_id);
-    assert (entry && streq (entry->role, "collector") && entry->replica == 2);
-    assert (!qt_trust_lookup (trust, "0000000000000000"));
+    QT_CHECK (entry && streq (entry->role, "collector") && entry->replica == 2);
+    QT_CHECK (!qt_trust_lookup (trust, "0000000000000000"));
     qt_trust_destroy (&trust);
 
     //  A malformed public key is an error naming the file
@@ -321,7 +322,7 @@ qt_keys_test (bool verbose)
     file = fopen (badpub, "w");
     fprintf (file, "abcd\n");
     fclose (file);
-    assert (!qt_trust_load (dir, &error) && error && strstr (error, "scorer-1.pub"));
+    QT_CHECK (!qt_trust_load (dir, &error) && error && strstr (error, "scorer-1.pub"));
     zstr_free (&error);
 
     unlink (badpub);

@@ -3,6 +3,7 @@
     the one piece of process-wide state and why it is safe.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 //  Every event would otherwise carry CODE_FILE/LINE of s_emit_journal,
 //  which tells an operator nothing
 #define SD_JOURNAL_SUPPRESS_LOCATION
@@ -406,14 +407,14 @@ qt_log_test (bool verbose)
     //  What main does once, before starting actors. The test runner's
     //  stderr may be journald's; force the stderr path so we can read it.
     char tmpdir [] = "/tmp/qt_log_test.XXXXXX";
-    assert (mkdtemp (tmpdir));
+    QT_CHECK (mkdtemp (tmpdir));
     char *path = zsys_sprintf ("%s/stderr", tmpdir);
     char *saved_stream = getenv ("JOURNAL_STREAM");
     if (saved_stream)
         saved_stream = strdup (saved_stream);
     unsetenv ("JOURNAL_STREAM");
     qt_log_init ("collector", 1);
-    assert (!s_log.journal);
+    QT_CHECK (!s_log.journal);
 
     //  An event with full context is one line, in the documented layout
     int saved_fd;
@@ -431,17 +432,17 @@ qt_log_test (bool verbose)
     for (char *line = strtok (text, "\n"); line && nlines < 5;
          line = strtok (NULL, "\n"))
         lines [nlines++] = line;
-    assert (nlines == 4);
+    QT_CHECK (nlines == 4);
     //  2026-11-22T10:00:00.123Z is 24 characters
-    assert (strlen (lines [0]) > 24);
-    assert (lines [0][4] == '-' && lines [0][10] == 'T' && lines [0][19] == '.'
+    QT_CHECK (strlen (lines [0]) > 24);
+    QT_CHECK (lines [0][4] == '-' && lines [0][10] == 'T' && lines [0][19] == '.'
          && lines [0][23] == 'Z' && lines [0][24] == ' ');
-    assert (streq (lines [0] + 25, "collector-1 warning: signature rejected "
+    QT_CHECK (streq (lines [0] + 25, "collector-1 warning: signature rejected "
                    "[peer=collector-2 cause=bad-signature tick=12]"));
-    assert (streq (lines [1] + 25, "collector-1 info: started with batch=64"));
+    QT_CHECK (streq (lines [1] + 25, "collector-1 info: started with batch=64"));
     //  Control characters from peers can't forge a second line
-    assert (streq (lines [2] + 25, "collector-1 error: forged?line [peer=evil?peer]"));
-    assert (streq (lines [3] + 25, "collector-1 notice: tick only [tick=7]"));
+    QT_CHECK (streq (lines [2] + 25, "collector-1 error: forged?line [peer=evil?peer]"));
+    QT_CHECK (streq (lines [3] + 25, "collector-1 notice: tick only [tick=7]"));
     free (text);
 
     //  The level filters; a tool without replica logs under its role alone
@@ -450,14 +451,14 @@ qt_log_test (bool verbose)
     s_capture_begin (path, &saved_fd);
     qt_log (LOG_DEBUG, "now shown");
     text = s_capture_end (path, saved_fd);
-    assert (strstr (text, " quintetctl debug: now shown\n"));
+    QT_CHECK (strstr (text, " quintetctl debug: now shown\n"));
     free (text);
     qt_log_set_level (LOG_INFO);
 
     //  Journal detection: only when $JOURNAL_STREAM names stderr itself
     s_capture_begin (path, &saved_fd);
     struct stat st;
-    assert (fstat (STDERR_FILENO, &st) == 0);
+    QT_CHECK (fstat (STDERR_FILENO, &st) == 0);
     char *stream = zsys_sprintf ("%llu:%llu", (unsigned long long) st.st_dev,
                                  (unsigned long long) st.st_ino);
     setenv ("JOURNAL_STREAM", stream, 1);
@@ -471,17 +472,17 @@ qt_log_test (bool verbose)
     setenv ("JOURNAL_STREAM", stream, 1);
     qt_log_init ("collector", 3);
     bool journald = access (QT_LOG_JOURNAL_SOCKET, F_OK) == 0;
-    assert (s_log.journal == journald);
+    QT_CHECK (s_log.journal == journald);
     if (!journald)
         qt_log_event (LOG_ERR, QT_MSG_REPLICA_DOWN, 5, "scorer-2", "deadline",
                       "replica down");
     text = s_capture_end (path, saved_fd);
     if (!journald)
-        assert (strstr (text, " collector-3 error: replica down "
+        QT_CHECK (strstr (text, " collector-3 error: replica down "
                         "[peer=scorer-2 cause=deadline tick=5]\n"));
     free (text);
     zstr_free (&stream);
-    assert (detected && !other && !garbage);
+    QT_CHECK (detected && !other && !garbage);
     if (saved_stream)
         setenv ("JOURNAL_STREAM", saved_stream, 1);
     else
@@ -496,31 +497,31 @@ qt_log_test (bool verbose)
         QT_MSG_STARTED, QT_MSG_STOPPING, NULL
     };
     for (int i = 0; ids [i]; i++) {
-        assert (strlen (ids [i]) == 32);
-        assert (strspn (ids [i], "0123456789abcdef") == 32);
+        QT_CHECK (strlen (ids [i]) == 32);
+        QT_CHECK (strspn (ids [i], "0123456789abcdef") == 32);
         for (int j = 0; j < i; j++)
-            assert (strneq (ids [i], ids [j]));
+            QT_CHECK (strneq (ids [i], ids [j]));
     }
 
     //  A flood of drops passes once per key per interval, with a count
     qt_ratelimit_t *limit = qt_ratelimit_new (1000);
     uint64_t suppressed = 99;
-    assert (qt_ratelimit_pass (limit, "bad-signature", 0, &suppressed));
-    assert (suppressed == 0);
+    QT_CHECK (qt_ratelimit_pass (limit, "bad-signature", 0, &suppressed));
+    QT_CHECK (suppressed == 0);
     for (int i = 1; i <= 500; i++)
-        assert (!qt_ratelimit_pass (limit, "bad-signature", i, NULL));
+        QT_CHECK (!qt_ratelimit_pass (limit, "bad-signature", i, NULL));
     //  Another cause is limited separately
-    assert (qt_ratelimit_pass (limit, "replay", 10, &suppressed));
-    assert (!qt_ratelimit_pass (limit, "replay", 20, &suppressed));
-    assert (!qt_ratelimit_pass (limit, "bad-signature", 999, &suppressed));
-    assert (qt_ratelimit_pass (limit, "bad-signature", 1000, &suppressed));
-    assert (suppressed == 501);
-    assert (!qt_ratelimit_pass (limit, "bad-signature", 1500, &suppressed));
-    assert (qt_ratelimit_pass (limit, "bad-signature", 2000, &suppressed));
-    assert (suppressed == 1);
+    QT_CHECK (qt_ratelimit_pass (limit, "replay", 10, &suppressed));
+    QT_CHECK (!qt_ratelimit_pass (limit, "replay", 20, &suppressed));
+    QT_CHECK (!qt_ratelimit_pass (limit, "bad-signature", 999, &suppressed));
+    QT_CHECK (qt_ratelimit_pass (limit, "bad-signature", 1000, &suppressed));
+    QT_CHECK (suppressed == 501);
+    QT_CHECK (!qt_ratelimit_pass (limit, "bad-signature", 1500, &suppressed));
+    QT_CHECK (qt_ratelimit_pass (limit, "bad-signature", 2000, &suppressed));
+    QT_CHECK (suppressed == 1);
     //  After a quiet interval a key passes at once, owing nothing
-    assert (qt_ratelimit_pass (limit, "bad-signature", 9000, &suppressed));
-    assert (suppressed == 0);
+    QT_CHECK (qt_ratelimit_pass (limit, "bad-signature", 9000, &suppressed));
+    QT_CHECK (suppressed == 0);
 
     //  Keys invented by a peer can't grow the limiter without bound: they
     //  end up sharing one entry
@@ -531,19 +532,19 @@ qt_log_test (bool verbose)
         if (qt_ratelimit_pass (limit, key, 10000, NULL))
             passed++;
     }
-    assert (zhashx_size (limit->keys) <= QT_RATELIMIT_MAX_KEYS + 1);
-    assert (passed <= QT_RATELIMIT_MAX_KEYS + 1);
+    QT_CHECK (zhashx_size (limit->keys) <= QT_RATELIMIT_MAX_KEYS + 1);
+    QT_CHECK (passed <= QT_RATELIMIT_MAX_KEYS + 1);
     //  ... and once they've gone quiet, they are forgotten for new ones
-    assert (qt_ratelimit_pass (limit, "fresh", 20000, NULL));
-    assert (zhashx_lookup (limit->keys, "fresh"));
+    QT_CHECK (qt_ratelimit_pass (limit, "fresh", 20000, NULL));
+    QT_CHECK (zhashx_lookup (limit->keys, "fresh"));
     qt_ratelimit_destroy (&limit);
     qt_ratelimit_destroy (&limit);
-    assert (limit == NULL);
+    QT_CHECK (limit == NULL);
     //  @end
 
     unlink (path);
     zstr_free (&path);
-    assert (rmdir (tmpdir) == 0);
+    QT_CHECK (rmdir (tmpdir) == 0);
     if (verbose)
         printf ("OK\n");
 }

@@ -1,5 +1,6 @@
 /*  qt_metrics: registry of metric families and the /metrics HTTP server. */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include "qt_metrics.h"
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -465,10 +466,10 @@ qt_metrics_test (bool verbose)
     static const double bounds [] = { 0.001, 0.01, 0.1 };
     qt_metric_t *latency = qt_metrics_histogram (metrics, "quintet_tick_seconds",
                                                  "Tick latency.", NULL, bounds, 3);
-    assert (ticks && drops && up && latency);
+    QT_CHECK (ticks && drops && up && latency);
     //  The same name again is the same family; of another kind, refused
-    assert (qt_metrics_counter (metrics, "quintet_ticks_total", "again", NULL) == ticks);
-    assert (qt_metrics_gauge (metrics, "quintet_ticks_total", "again", NULL) == NULL);
+    QT_CHECK (qt_metrics_counter (metrics, "quintet_ticks_total", "again", NULL) == ticks);
+    QT_CHECK (qt_metrics_gauge (metrics, "quintet_ticks_total", "again", NULL) == NULL);
 
     qt_metric_add (ticks, NULL, 1);
     qt_metric_add (ticks, NULL, 2);
@@ -483,34 +484,34 @@ qt_metrics_test (bool verbose)
     char *text = qt_metrics_render (metrics);
     if (verbose)
         printf ("\n%s", text);
-    assert (strstr (text, "# TYPE quintet_ticks_total counter\nquintet_ticks_total 3\n"));
-    assert (strstr (text, "quintet_messages_dropped_total{cause=\"replay\"} 4\n"));
-    assert (strstr (text, "quintet_messages_dropped_total{cause=\"bad \\\"sig\\\"\\\\\"} 1\n"));
-    assert (strstr (text, "quintet_upstream_replicas_up{upstream=\"rewarder\"} 2\n"));
-    assert (strstr (text, "quintet_tick_seconds_bucket{le=\"0.001\"} 0\n"));
-    assert (strstr (text, "quintet_tick_seconds_bucket{le=\"0.01\"} 1\n"));
-    assert (strstr (text, "quintet_tick_seconds_bucket{le=\"0.1\"} 2\n"));
-    assert (strstr (text, "quintet_tick_seconds_bucket{le=\"+Inf\"} 3\n"));
-    assert (strstr (text, "quintet_tick_seconds_count 3\n"));
-    assert (strstr (text, "quintet_tick_seconds_sum 5.055\n"));
+    QT_CHECK (strstr (text, "# TYPE quintet_ticks_total counter\nquintet_ticks_total 3\n"));
+    QT_CHECK (strstr (text, "quintet_messages_dropped_total{cause=\"replay\"} 4\n"));
+    QT_CHECK (strstr (text, "quintet_messages_dropped_total{cause=\"bad \\\"sig\\\"\\\\\"} 1\n"));
+    QT_CHECK (strstr (text, "quintet_upstream_replicas_up{upstream=\"rewarder\"} 2\n"));
+    QT_CHECK (strstr (text, "quintet_tick_seconds_bucket{le=\"0.001\"} 0\n"));
+    QT_CHECK (strstr (text, "quintet_tick_seconds_bucket{le=\"0.01\"} 1\n"));
+    QT_CHECK (strstr (text, "quintet_tick_seconds_bucket{le=\"0.1\"} 2\n"));
+    QT_CHECK (strstr (text, "quintet_tick_seconds_bucket{le=\"+Inf\"} 3\n"));
+    QT_CHECK (strstr (text, "quintet_tick_seconds_count 3\n"));
+    QT_CHECK (strstr (text, "quintet_tick_seconds_sum 5.055\n"));
     free (text);
 
     //  Served over HTTP on a port the kernel picks
     char *error = NULL;
-    assert (qt_metrics_serve (metrics, "127.0.0.1:bad", &error) == -1 && error);
+    QT_CHECK (qt_metrics_serve (metrics, "127.0.0.1:bad", &error) == -1 && error);
     zstr_free (&error);
-    assert (qt_metrics_serve (metrics, "localhost:0", &error) == -1 && error);
+    QT_CHECK (qt_metrics_serve (metrics, "localhost:0", &error) == -1 && error);
     zstr_free (&error);
-    assert (qt_metrics_port (metrics) == 0);
-    assert (qt_metrics_serve (metrics, "127.0.0.1:0", &error) == 0);
-    assert (qt_metrics_port (metrics) > 0);
+    QT_CHECK (qt_metrics_port (metrics) == 0);
+    QT_CHECK (qt_metrics_serve (metrics, "127.0.0.1:0", &error) == 0);
+    QT_CHECK (qt_metrics_port (metrics) > 0);
     char *reply = s_http_get (qt_metrics_port (metrics), "/metrics");
-    assert (strstr (reply, "HTTP/1.0 200") || strstr (reply, "HTTP/1.1 200"));
-    assert (strstr (reply, "text/plain; version=0.0.4"));
-    assert (strstr (reply, "\r\n\r\n# HELP quintet_ticks_total Ticks processed.\n"));
+    QT_CHECK (strstr (reply, "HTTP/1.0 200") || strstr (reply, "HTTP/1.1 200"));
+    QT_CHECK (strstr (reply, "text/plain; version=0.0.4"));
+    QT_CHECK (strstr (reply, "\r\n\r\n# HELP quintet_ticks_total Ticks processed.\n"));
     free (reply);
     reply = s_http_get (qt_metrics_port (metrics), "/other");
-    assert (strstr (reply, " 404 "));
+    QT_CHECK (strstr (reply, " 404 "));
     free (reply);
 
     //  Slowloris: idle connections from one address (they send nothing)
@@ -529,7 +530,7 @@ qt_metrics_test (bool verbose)
     }
     int64_t started = zclock_mono ();
     reply = s_http_get (qt_metrics_port (metrics), "/metrics");
-    assert (opened == 0 || strstr (reply, "HTTP/1.0 200") || strstr (reply, "HTTP/1.1 200"));
+    QT_CHECK (opened == 0 || strstr (reply, "HTTP/1.0 200") || strstr (reply, "HTTP/1.1 200"));
     free (reply);
     printf ("(scraped beside %zu idle connections in %" PRId64 " ms) ", opened, zclock_mono () - started);
     for (size_t i = 0; i < S_TEST_IDLE_CONNECTIONS; i++)
@@ -537,6 +538,6 @@ qt_metrics_test (bool verbose)
 
     qt_metrics_destroy (&metrics);
     qt_metrics_destroy (&metrics);      //  idempotent
-    assert (metrics == NULL);
+    QT_CHECK (metrics == NULL);
     printf ("OK\n");
 }

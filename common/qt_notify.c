@@ -2,6 +2,7 @@
     0 no socket, < 0 error" onto the house 0 / -1 convention.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include <systemd/sd-daemon.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -120,46 +121,46 @@ qt_notify_test (bool verbose)
     unsetenv ("NOTIFY_SOCKET");
     unsetenv ("WATCHDOG_USEC");
     unsetenv ("WATCHDOG_PID");
-    assert (qt_notify_ready () == 0);
-    assert (qt_notify_status ("ticks=%d", 0) == 0);
-    assert (qt_notify_watchdog () == 0);
-    assert (qt_notify_stopping () == 0);
+    QT_CHECK (qt_notify_ready () == 0);
+    QT_CHECK (qt_notify_status ("ticks=%d", 0) == 0);
+    QT_CHECK (qt_notify_watchdog () == 0);
+    QT_CHECK (qt_notify_stopping () == 0);
     uint64_t usec = 0;
-    assert (!qt_notify_watchdog_usec (&usec));
+    QT_CHECK (!qt_notify_watchdog_usec (&usec));
 
     //  Play systemd: a datagram socket named by $NOTIFY_SOCKET
     char tmpdir [] = "/tmp/qt_notify_test.XXXXXX";
-    assert (mkdtemp (tmpdir));
+    QT_CHECK (mkdtemp (tmpdir));
     struct sockaddr_un address = { .sun_family = AF_UNIX };
     snprintf (address.sun_path, sizeof address.sun_path, "%s/notify", tmpdir);
     int fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert (fd >= 0);
-    assert (bind (fd, (struct sockaddr *) &address, sizeof address) == 0);
+    QT_CHECK (fd >= 0);
+    QT_CHECK (bind (fd, (struct sockaddr *) &address, sizeof address) == 0);
     struct timeval timeout = {
         .tv_sec = receive_timeout_ms / 1000,
         .tv_usec = (receive_timeout_ms % 1000) * 1000
     };
-    assert (setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    QT_CHECK (setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
     setenv ("NOTIFY_SOCKET", address.sun_path, 1);
 
-    assert (qt_notify_ready () == 0);
+    QT_CHECK (qt_notify_ready () == 0);
     char *message = s_receive (fd);
-    assert (message && streq (message, "READY=1"));
+    QT_CHECK (message && streq (message, "READY=1"));
     zstr_free (&message);
 
-    assert (qt_notify_status ("tick %d, %d replicas up\nforged", 42, 5) == 0);
+    QT_CHECK (qt_notify_status ("tick %d, %d replicas up\nforged", 42, 5) == 0);
     message = s_receive (fd);
-    assert (message && streq (message, "STATUS=tick 42, 5 replicas up forged"));
+    QT_CHECK (message && streq (message, "STATUS=tick 42, 5 replicas up forged"));
     zstr_free (&message);
 
-    assert (qt_notify_watchdog () == 0);
+    QT_CHECK (qt_notify_watchdog () == 0);
     message = s_receive (fd);
-    assert (message && streq (message, "WATCHDOG=1"));
+    QT_CHECK (message && streq (message, "WATCHDOG=1"));
     zstr_free (&message);
 
-    assert (qt_notify_stopping () == 0);
+    QT_CHECK (qt_notify_stopping () == 0);
     message = s_receive (fd);
-    assert (message && streq (message, "STOPPING=1"));
+    QT_CHECK (message && streq (message, "STOPPING=1"));
     zstr_free (&message);
 
     //  The watchdog timeout is ours only if WATCHDOG_PID names us
@@ -167,18 +168,18 @@ qt_notify_test (bool verbose)
     char *pid = zsys_sprintf ("%d", (int) getpid ());
     setenv ("WATCHDOG_PID", pid, 1);
     zstr_free (&pid);
-    assert (qt_notify_watchdog_usec (&usec));
-    assert (usec == 5000000);
+    QT_CHECK (qt_notify_watchdog_usec (&usec));
+    QT_CHECK (usec == 5000000);
     setenv ("WATCHDOG_PID", "1", 1);
-    assert (!qt_notify_watchdog_usec (NULL));
+    QT_CHECK (!qt_notify_watchdog_usec (NULL));
 
     //  A socket that is gone is an error the daemon can see
     close (fd);
     unlink (address.sun_path);
-    assert (qt_notify_ready () == -1);
+    QT_CHECK (qt_notify_ready () == -1);
     //  @end
 
-    assert (rmdir (tmpdir) == 0);
+    QT_CHECK (rmdir (tmpdir) == 0);
     s_env_restore ("NOTIFY_SOCKET", &saved_socket);
     s_env_restore ("WATCHDOG_USEC", &saved_usec);
     s_env_restore ("WATCHDOG_PID", &saved_pid);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qt_options.h"
+#include "qt_selftest.h"
 
 int
 qt_option_set (const qt_option_t *table, size_t rows, void *config, const char *name,
@@ -47,15 +48,15 @@ qt_options_test (bool verbose)
     };
     config_t config = { 0.5, 1 };
     const char *cause = NULL;
-    assert (qt_option_set (table, 2, &config, "rate", "0.25", &cause) == 0 && config.rate == 0.25);
-    assert (qt_option_set (table, 2, &config, "count", "7", &cause) == 0 && config.count == 7);
-    assert (qt_option_set (table, 2, &config, "count", "2.5", &cause) == -1
+    QT_CHECK (qt_option_set (table, 2, &config, "rate", "0.25", &cause) == 0 && config.rate == 0.25);
+    QT_CHECK (qt_option_set (table, 2, &config, "count", "7", &cause) == 0 && config.count == 7);
+    QT_CHECK (qt_option_set (table, 2, &config, "count", "2.5", &cause) == -1
             && strcmp (cause, "count is a whole number in [1, 10]") == 0 && config.count == 7);
-    assert (qt_option_set (table, 2, &config, "rate", "nan", &cause) == -1);
-    assert (qt_option_set (table, 2, &config, "rate", "", &cause) == -1);
-    assert (qt_option_set (table, 2, &config, "rate", "0.3x", &cause) == -1);
+    QT_CHECK (qt_option_set (table, 2, &config, "rate", "nan", &cause) == -1);
+    QT_CHECK (qt_option_set (table, 2, &config, "rate", "", &cause) == -1);
+    QT_CHECK (qt_option_set (table, 2, &config, "rate", "0.3x", &cause) == -1);
     cause = NULL;
-    assert (qt_option_set (table, 2, &config, "bogus", "1", &cause) == 1 && cause == NULL);
+    QT_CHECK (qt_option_set (table, 2, &config, "bogus", "1", &cause) == 1 && cause == NULL);
     if (verbose)
         printf ("OK\n");
 }

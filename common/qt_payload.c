@@ -1,5 +1,6 @@
 /*  qt_payload: topic table and generic validation of payload values. */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 static const char *const s_cause_names [QT_DROP_CAUSES] = {
     [QT_DROP_NONE] = "none",
@@ -241,12 +242,12 @@ qt_payload_test (bool verbose)
 {
     if (verbose)
         printf (" * qt_payload: ");
-    assert (qt_payload_type_of_topic ("belief") == QUINTET__PAYLOAD_TYPE__BELIEF_BATCH);
-    assert (qt_payload_type_of_topic ("bogus") == QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED);
-    assert (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__REWARD_BATCH), "reward"));
-    assert (streq (qt_drop_cause_name (QT_DROP_BAD_SIGNATURE), "bad-signature"));
-    assert (qt_payload_type_of_topic ("query") == QUINTET__PAYLOAD_TYPE__QUERY_BATCH);
-    assert (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH), "judgment"));
+    QT_CHECK (qt_payload_type_of_topic ("belief") == QUINTET__PAYLOAD_TYPE__BELIEF_BATCH);
+    QT_CHECK (qt_payload_type_of_topic ("bogus") == QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED);
+    QT_CHECK (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__REWARD_BATCH), "reward"));
+    QT_CHECK (streq (qt_drop_cause_name (QT_DROP_BAD_SIGNATURE), "bad-signature"));
+    QT_CHECK (qt_payload_type_of_topic ("query") == QUINTET__PAYLOAD_TYPE__QUERY_BATCH);
+    QT_CHECK (streq (qt_payload_topic (QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH), "judgment"));
 
     //  Queries: as many finite values per situation as features named
     {
@@ -265,15 +266,15 @@ qt_payload_test (bool verbose)
         asked.queries = queries;
         asked.asked = 1;
         Quintet__PayloadType type = QUINTET__PAYLOAD_TYPE__QUERY_BATCH;
-        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_NONE);
+        QT_CHECK (qt_payload_validate (type, &asked.base, 4) == QT_DROP_NONE);
         b [1] = NAN;
-        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
+        QT_CHECK (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
         b [1] = 1;
         query.n_b = 1;
-        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
+        QT_CHECK (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
         query.n_b = 2;
         asked.asked = 0;
-        assert (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
+        QT_CHECK (qt_payload_validate (type, &asked.base, 4) == QT_DROP_INVALID);
     }
 
     //  A proposal batch: right size passes; wrong size, NaN, inf do not
@@ -294,18 +295,18 @@ qt_payload_test (bool verbose)
     vector.n_values = 2;
     vector.values = good;
     Quintet__PayloadType type = QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH;
-    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_NONE);
-    assert (qt_payload_validate (type, &batch.base, 2) == QT_DROP_BATCH_SIZE);
+    QT_CHECK (qt_payload_validate (type, &batch.base, 1) == QT_DROP_NONE);
+    QT_CHECK (qt_payload_validate (type, &batch.base, 2) == QT_DROP_BATCH_SIZE);
     vector.values = nan_values;
-    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    QT_CHECK (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
     vector.values = inf_values;
-    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    QT_CHECK (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
     vector.values = good;
     vector.n_values = 1;
-    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    QT_CHECK (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
     vector.n_values = 2;
     vector.clock = NULL;
-    assert (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
+    QT_CHECK (qt_payload_validate (type, &batch.base, 1) == QT_DROP_INVALID);
     vector.clock = &clock;
 
     //  Probabilities out of range in a belief
@@ -335,11 +336,11 @@ qt_payload_test (bool verbose)
     belief.samples = samples;
     belief.data_reliability = 1;
     type = QUINTET__PAYLOAD_TYPE__BELIEF_BATCH;
-    assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
+    QT_CHECK (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
     reliability = 0.25;
-    assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_NONE);
+    QT_CHECK (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_NONE);
     feature = NAN;
-    assert (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
+    QT_CHECK (qt_payload_validate (type, &belief_batch.base, 1) == QT_DROP_INVALID);
     if (verbose)
         printf ("OK\n");
 }

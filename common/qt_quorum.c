@@ -1,5 +1,6 @@
 /*  qt_quorum: pending ticks in a small array, replica state per id. */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 typedef struct {
     bool used;
@@ -864,25 +865,25 @@ qt_quorum_test (bool verbose)
     if (verbose)
         printf (" * qt_quorum: ");
     const int64_t deadline = 50;
-    assert (!qt_quorum_new ("rewarder", 2, 1, deadline, 3));     //  n < 2f + 1
+    QT_CHECK (!qt_quorum_new ("rewarder", 2, 1, deadline, 3));     //  n < 2f + 1
     qt_quorum_t *quorum = qt_quorum_new ("rewarder", 3, 1, deadline, 3);
-    assert (quorum);
+    QT_CHECK (quorum);
     uint64_t tick;
     int64_t now = 1000;
 
     //  All three arrive: ready at once
     s_test_offer (quorum, 1, 1, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 2, 1, now, QT_QUORUM_ACCEPTED);
-    assert (!qt_quorum_ready (quorum, now, &tick));
-    assert (qt_quorum_timeout (quorum, now) == deadline);
+    QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
+    QT_CHECK (qt_quorum_timeout (quorum, now) == deadline);
     s_test_offer (quorum, 2, 1, now, QT_QUORUM_DUPLICATE);
     s_test_offer (quorum, 4, 1, now, QT_QUORUM_UNKNOWN_REPLICA);
     s_test_offer (quorum, 3, 1, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_ready (quorum, now, &tick) && tick == 1);
-    assert (qt_quorum_slots (quorum, 1) [2] != NULL);
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 1);
+    QT_CHECK (qt_quorum_slots (quorum, 1) [2] != NULL);
     qt_quorum_done (quorum, 1);
     s_test_offer (quorum, 3, 1, now, QT_QUORUM_LATE);
-    assert (qt_quorum_late (quorum) == 1);
+    QT_CHECK (qt_quorum_late (quorum) == 1);
 
     //  Replica 3 silent: each tick waits one deadline, then proceeds with 2;
     //  after 3 misses it is down and no longer waited for
@@ -890,54 +891,54 @@ qt_quorum_test (bool verbose)
         now += 10;
         s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
         s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
-        assert (!qt_quorum_ready (quorum, now, &tick));
+        QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
         now += deadline;
-        assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
+        QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == t);
         qt_quorum_done (quorum, t);
     }
-    assert (!qt_quorum_replica_up (quorum, 3));
-    assert (qt_quorum_up (quorum) == 2);
+    QT_CHECK (!qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (qt_quorum_up (quorum) == 2);
     s_test_offer (quorum, 1, 5, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 2, 5, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_ready (quorum, now, &tick) && tick == 5);    //  no deadline paid
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 5);    //  no deadline paid
     qt_quorum_done (quorum, 5);
 
     //  It speaks about the past (a backlog after a stall): still down
     s_test_offer (quorum, 3, 4, now, QT_QUORUM_LATE);
-    assert (!qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (!qt_quorum_replica_up (quorum, 3));
 
     //  About the tick just processed: caught up (only a little slower than
     //  its peers), re-admitted though its message itself is late
     s_test_offer (quorum, 3, 5, now, QT_QUORUM_LATE);
-    assert (qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (qt_quorum_replica_up (quorum, 3));
 
     //  And waited for from then on
     s_test_offer (quorum, 3, 6, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (qt_quorum_replica_up (quorum, 3));
     s_test_offer (quorum, 1, 6, now, QT_QUORUM_ACCEPTED);
-    assert (!qt_quorum_ready (quorum, now, &tick));
+    QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
     s_test_offer (quorum, 2, 6, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_ready (quorum, now, &tick) && tick == 6);
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 6);
     qt_quorum_done (quorum, 6);
 
     //  Below quorum: holds past the deadline, proceeds when enough arrive
     s_test_offer (quorum, 1, 7, now, QT_QUORUM_ACCEPTED);
     now += 2 * deadline;
-    assert (!qt_quorum_ready (quorum, now, &tick));
-    assert (qt_quorum_holding (quorum));
-    assert (qt_quorum_timeout (quorum, now) == -1);
+    QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
+    QT_CHECK (qt_quorum_holding (quorum));
+    QT_CHECK (qt_quorum_timeout (quorum, now) == -1);
     s_test_offer (quorum, 2, 7, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_ready (quorum, now, &tick) && tick == 7);
-    assert (!qt_quorum_holding (quorum));
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 7);
+    QT_CHECK (!qt_quorum_holding (quorum));
     qt_quorum_done (quorum, 7);
 
     //  A stuck older tick is skipped when a newer one completes
     s_test_offer (quorum, 1, 8, now, QT_QUORUM_ACCEPTED);
     for (uint32_t r = 1; r <= 3; r++)
         s_test_offer (quorum, r, 9, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_ready (quorum, now, &tick) && tick == 9);
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 9);
     qt_quorum_done (quorum, 9);
-    assert (qt_quorum_skipped (quorum) == 1);
+    QT_CHECK (qt_quorum_skipped (quorum) == 1);
     s_test_offer (quorum, 2, 8, now, QT_QUORUM_LATE);
 
     //  This stage fell behind (its host was cut off): once f + 1 replicas
@@ -945,14 +946,14 @@ qt_quorum_test (bool verbose)
     s_test_offer (quorum, 1, 10, now, QT_QUORUM_ACCEPTED);
     uint64_t skipped = qt_quorum_skipped (quorum);
     s_test_offer (quorum, 2, 100, now, QT_QUORUM_STALE);
-    assert (qt_quorum_last (quorum, &tick) && tick == 9);
+    QT_CHECK (qt_quorum_last (quorum, &tick) && tick == 9);
     s_test_offer (quorum, 1, 101, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_skipped (quorum) == skipped + 1);       //  tick 10, pending
-    assert (qt_quorum_last (quorum, &tick) && tick == 99);
+    QT_CHECK (qt_quorum_skipped (quorum) == skipped + 1);       //  tick 10, pending
+    QT_CHECK (qt_quorum_last (quorum, &tick) && tick == 99);
     s_test_offer (quorum, 3, 50, now, QT_QUORUM_LATE);
     s_test_offer (quorum, 2, 101, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 3, 101, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_ready (quorum, now, &tick) && tick == 101);
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 101);
     qt_quorum_done (quorum, 101);
 
     //  Far future ticks are refused from f replicas; a flood of ticks
@@ -961,7 +962,7 @@ qt_quorum_test (bool verbose)
     for (uint64_t t = 102; t <= 101 + QT_QUORUM_WINDOW; t++)
         s_test_offer (quorum, 1, t, now, t < 102 + QT_QUORUM_SOLO_TICKS
                       ? QT_QUORUM_ACCEPTED : QT_QUORUM_STALE);
-    assert (qt_quorum_last (quorum, &tick) && tick == 101);
+    QT_CHECK (qt_quorum_last (quorum, &tick) && tick == 101);
     //  ... and the others' ticks still find room
     s_test_offer (quorum, 2, 102 + QT_QUORUM_SOLO_TICKS, now, QT_QUORUM_ACCEPTED);
 

@@ -2,6 +2,7 @@
     state; see qt_reputation.h for the rules and their constants.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include <float.h>
 
 #define S_REASON_SIZE 128
@@ -399,17 +400,17 @@ qt_reputation_test (bool verbose)
     //  @selftest
     //  All honest: every distance is exactly 0, nothing ever moves
     qt_reputation_t *reputation = qt_reputation_new ("rewarder", 5, 2);
-    assert (reputation);
+    QT_CHECK (reputation);
     double distance [5] = { 0, 0, 0, 0, 0 };
     double weight [5];
     for (uint64_t tick = 1; tick <= 1000; tick++) {
         qt_reputation_update (reputation, tick, distance);
-        assert (qt_reputation_weights (reputation, NULL, weight) == 0);
+        QT_CHECK (qt_reputation_weights (reputation, NULL, weight) == 0);
     }
     for (uint32_t r = 1; r <= 5; r++) {
-        assert (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
-        assert (qt_reputation_weight (reputation, r) == 1);
-        assert (streq (qt_reputation_reason (reputation, r), ""));
+        QT_CHECK (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+        QT_CHECK (qt_reputation_weight (reputation, r) == 1);
+        QT_CHECK (streq (qt_reputation_reason (reputation, r), ""));
     }
     //  Honest spread (not bit-identical replicas): distances of the same
     //  order are never far, whatever the scale
@@ -419,7 +420,7 @@ qt_reputation_test (bool verbose)
         qt_reputation_update (reputation, tick, distance);
     }
     for (uint32_t r = 1; r <= 5; r++)
-        assert (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+        QT_CHECK (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
 
     //  Replica 2 lies persistently: warned, down-weighted, then excluded
     //  within QT_REPUTATION_EXCLUDE_AT ticks
@@ -437,28 +438,28 @@ qt_reputation_test (bool verbose)
         if (status == QT_REPUTATION_EXCLUDED && !excluded_at)
             excluded_at = tick;
     }
-    assert (warned_at && down_at && excluded_at && warned_at < down_at && down_at < excluded_at);
-    assert (excluded_at - 2000 == QT_REPUTATION_EXCLUDE_AT);
-    assert (qt_reputation_weight (reputation, 2) == 0);
-    assert (strstr (qt_reputation_reason (reputation, 2), "far from the aggregate"));
-    assert (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] == 0);
+    QT_CHECK (warned_at && down_at && excluded_at && warned_at < down_at && down_at < excluded_at);
+    QT_CHECK (excluded_at - 2000 == QT_REPUTATION_EXCLUDE_AT);
+    QT_CHECK (qt_reputation_weight (reputation, 2) == 0);
+    QT_CHECK (strstr (qt_reputation_reason (reputation, 2), "far from the aggregate"));
+    QT_CHECK (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] == 0);
     for (uint32_t r = 1; r <= 5; r++)
-        assert (r == 2 || qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+        QT_CHECK (r == 2 || qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
 
     //  A second liar (f = 2) is excluded too; a third cannot be
     for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
         double lie [5] = { 0, 0.3, 0.7, 0, 0 };
         qt_reputation_update (reputation, ++tick, lie);
     }
-    assert (qt_reputation_status (reputation, 3) == QT_REPUTATION_EXCLUDED);
-    assert (qt_reputation_excluded (reputation) == 2);
+    QT_CHECK (qt_reputation_status (reputation, 3) == QT_REPUTATION_EXCLUDED);
+    QT_CHECK (qt_reputation_excluded (reputation) == 2);
     for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
         double lie [5] = { 0, 0.3, 0.7, 0, 5 };     //  median 0.3: only 5 is far
         qt_reputation_update (reputation, ++tick, lie);
     }
-    assert (qt_reputation_excluded (reputation) == 2);
-    assert (qt_reputation_status (reputation, 5) == QT_REPUTATION_DOWN_WEIGHTED);
-    assert (strstr (qt_reputation_reason (reputation, 5), "not excluded"));
+    QT_CHECK (qt_reputation_excluded (reputation) == 2);
+    QT_CHECK (qt_reputation_status (reputation, 5) == QT_REPUTATION_DOWN_WEIGHTED);
+    QT_CHECK (strstr (qt_reputation_reason (reputation, 5), "not excluded"));
     //  Used never below n - f: with replica 4 absent, one liar is re-admitted
     //  at the down weight for the tick
     bool present [5] = { true, true, true, false, true };
@@ -466,39 +467,39 @@ qt_reputation_test (bool verbose)
     uint32_t used = 0;
     for (uint32_t r = 0; r < 5; r++)
         used += present [r] && weight [r] > 0;
-    assert (used == 3);
-    assert (weight [1] == QT_REPUTATION_DOWN_WEIGHT || weight [2] == QT_REPUTATION_DOWN_WEIGHT);
+    QT_CHECK (used == 3);
+    QT_CHECK (weight [1] == QT_REPUTATION_DOWN_WEIGHT || weight [2] == QT_REPUTATION_DOWN_WEIGHT);
 
     //  The liars stop: after the exclusion, probation, then ok
     for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_TICKS + QT_REPUTATION_PROBATION_TICKS + 2; k++) {
         double honest [5] = { 0, 0, 0, 0, 0 };
         qt_reputation_update (reputation, ++tick, honest);
         if (k == QT_REPUTATION_EXCLUDE_TICKS)
-            assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+            QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
     }
     for (uint32_t r = 1; r <= 5; r++)
-        assert (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
-    assert (qt_reputation_weights (reputation, NULL, weight) == 0);
+        QT_CHECK (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
+    QT_CHECK (qt_reputation_weights (reputation, NULL, weight) == 0);
 
     //  A relapse on probation: excluded again, for twice as long
     for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_AT; k++) {
         double lie [5] = { 0, 0.3, 0, 0, 0 };
         qt_reputation_update (reputation, ++tick, lie);
     }
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
     for (uint32_t k = 0; k < QT_REPUTATION_EXCLUDE_TICKS; k++) {
         double absent [5] = { 0, NAN, 0, 0, 0 };
         qt_reputation_update (reputation, ++tick, absent);
     }
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
     for (uint32_t k = 0; k < QT_REPUTATION_WARN_AT; k++) {
         double lie [5] = { 0, 0.3, 0, 0, 0 };
         qt_reputation_update (reputation, ++tick, lie);
     }
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
-    assert (strstr (qt_reputation_reason (reputation, 2), "probation"));
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    QT_CHECK (strstr (qt_reputation_reason (reputation, 2), "probation"));
     qt_reputation_destroy (&reputation);
-    assert (reputation == NULL);
+    QT_CHECK (reputation == NULL);
     qt_reputation_destroy (&reputation);
 
     s_test_restarts ();
@@ -509,10 +510,10 @@ qt_reputation_test (bool verbose)
         double lie [3] = { 0, 1, 0 };
         qt_reputation_update (reputation, t, lie);
     }
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_DOWN_WEIGHTED);
-    assert (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] > 0);
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_DOWN_WEIGHTED);
+    QT_CHECK (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] > 0);
     qt_reputation_destroy (&reputation);
-    assert (qt_reputation_new ("x", 0, 0) == NULL);
+    QT_CHECK (qt_reputation_new ("x", 0, 0) == NULL);
     //  @end
     if (verbose)
         printf ("OK\n");

@@ -1,5 +1,6 @@
 /*  qt_rng: xoshiro256** (Blackman & Vigna) with splitmix64 seeding. */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 static uint64_t
 s_splitmix64 (uint64_t *x)
@@ -90,11 +91,11 @@ qt_rng_test (bool verbose)
     bool differ = false;
     for (int i = 0; i < 1000; i++) {
         uint64_t x = qt_rng_next (&a);
-        assert (x == qt_rng_next (&b));
+        QT_CHECK (x == qt_rng_next (&b));
         if (x != qt_rng_next (&c))
             differ = true;
     }
-    assert (differ);
+    QT_CHECK (differ);
 
     //  Moments of uniform and normal, and range of below()
     double sum = 0, sumsq = 0, nsum = 0, nsumsq = 0;
@@ -102,22 +103,22 @@ qt_rng_test (bool verbose)
     const int draws = 200000;
     for (int i = 0; i < draws; i++) {
         double u = qt_rng_uniform (&a);
-        assert (u >= 0 && u < 1);
+        QT_CHECK (u >= 0 && u < 1);
         sum += u;
         sumsq += u * u;
         double z = qt_rng_normal (&a);
         nsum += z;
         nsumsq += z * z;
         uint32_t k = qt_rng_below (&a, 7);
-        assert (k < 7);
+        QT_CHECK (k < 7);
         counts [k]++;
     }
-    assert (fabs (sum / draws - 0.5) < 0.01);
-    assert (fabs (sumsq / draws - 1.0 / 3) < 0.01);
-    assert (fabs (nsum / draws) < 0.02);
-    assert (fabs (nsumsq / draws - 1) < 0.02);
+    QT_CHECK (fabs (sum / draws - 0.5) < 0.01);
+    QT_CHECK (fabs (sumsq / draws - 1.0 / 3) < 0.01);
+    QT_CHECK (fabs (nsum / draws) < 0.02);
+    QT_CHECK (fabs (nsumsq / draws - 1) < 0.02);
     for (int k = 0; k < 7; k++)
-        assert (fabs (counts [k] / (double) draws - 1.0 / 7) < 0.01);
+        QT_CHECK (fabs (counts [k] / (double) draws - 1.0 / 7) < 0.01);
     if (verbose)
         printf ("OK\n");
 }

@@ -9,6 +9,7 @@
     cannot overflow), compute, and scale back.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include <float.h>
 
 //  Distances below this, relative to the magnitude of the points compared,

@@ -4,6 +4,7 @@
     into) and a per-entry digest (so that damage is detected on read).
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 #include <sqlite3.h>
 #include <errno.h>
 #include <signal.h>
@@ -607,7 +608,7 @@ qt_store_test (bool verbose)
     if (verbose)
         printf (" * qt_store: ");
     char tmpdir [] = "/tmp/qt_store_test.XXXXXX";
-    assert (mkdtemp (tmpdir));
+    QT_CHECK (mkdtemp (tmpdir));
     char *path = zsys_sprintf ("%s/collector-1.db", tmpdir);
     const uint64_t entries = 100;
     unsigned char buffer [S_TEST_MAX_SIZE];
@@ -616,83 +617,83 @@ qt_store_test (bool verbose)
     //  A new store is empty
     char *error = NULL;
     qt_store_t *store = qt_store_open (path, &error);
-    assert (store);
-    assert (error == NULL);
-    assert (qt_store_count (store) == 0);
+    QT_CHECK (store);
+    QT_CHECK (error == NULL);
+    QT_CHECK (qt_store_count (store) == 0);
     uint64_t tick, index, previous = 0;
-    assert (qt_store_last (store, &tick, &index) == -1);
+    QT_CHECK (qt_store_last (store, &tick, &index) == -1);
 
     //  Append; indexes increase
     for (uint64_t i = 0; i < entries; i++) {
         size_t size = s_test_entry (i, buffer);
-        assert (qt_store_append (store, i, "obs", buffer, size, &index) == 0);
-        assert (index > previous);
+        QT_CHECK (qt_store_append (store, i, "obs", buffer, size, &index) == 0);
+        QT_CHECK (index > previous);
         previous = index;
     }
-    assert (qt_store_count (store) == (int64_t) entries);
-    assert (qt_store_last (store, &tick, &index) == 0);
-    assert (tick == entries - 1 && index == previous);
+    QT_CHECK (qt_store_count (store) == (int64_t) entries);
+    QT_CHECK (qt_store_last (store, &tick, &index) == 0);
+    QT_CHECK (tick == entries - 1 && index == previous);
     qt_store_destroy (&store);
     qt_store_destroy (&store);
-    assert (store == NULL);
+    QT_CHECK (store == NULL);
 
     //  Reopen and read back, by index and by replay
     store = qt_store_open (path, NULL);
-    assert (store);
-    assert (qt_store_count (store) == (int64_t) entries);
+    QT_CHECK (store);
+    QT_CHECK (qt_store_count (store) == (int64_t) entries);
     for (uint64_t i = 0; i < entries; i++) {
         zchunk_t *chunk = NULL;
-        assert (qt_store_read (store, i + 1, &tick, &chunk) == 0);
-        assert (tick == i);
-        assert (s_test_entry_ok (i, chunk));
+        QT_CHECK (qt_store_read (store, i + 1, &tick, &chunk) == 0);
+        QT_CHECK (tick == i);
+        QT_CHECK (s_test_entry_ok (i, chunk));
         zchunk_destroy (&chunk);
     }
-    assert (qt_store_read (store, entries + 1, &tick, NULL) == -1);
-    assert (strstr (qt_store_error (store), "no entry 101"));
+    QT_CHECK (qt_store_read (store, entries + 1, &tick, NULL) == -1);
+    QT_CHECK (strstr (qt_store_error (store), "no entry 101"));
     s_replay_state_t state = { 0, 0 };
-    assert (qt_store_replay (store, 1, s_test_replay, &state) == 0);
-    assert (state.seen == entries);
+    QT_CHECK (qt_store_replay (store, 1, s_test_replay, &state) == 0);
+    QT_CHECK (state.seen == entries);
     state = (s_replay_state_t) { 90, 0 };
-    assert (qt_store_replay (store, 91, s_test_replay, &state) == 0);
-    assert (state.seen == 10);
+    QT_CHECK (qt_store_replay (store, 91, s_test_replay, &state) == 0);
+    QT_CHECK (state.seen == 10);
 
     //  Ticks use all 64 bits
-    assert (qt_store_append (store, UINT64_MAX, "eval", "x", 1, &index) == 0);
-    assert (qt_store_last (store, &tick, NULL) == 0 && tick == UINT64_MAX);
-    assert (qt_store_read (store, index, &tick, NULL) == 0 && tick == UINT64_MAX);
+    QT_CHECK (qt_store_append (store, UINT64_MAX, "eval", "x", 1, &index) == 0);
+    QT_CHECK (qt_store_last (store, &tick, NULL) == 0 && tick == UINT64_MAX);
+    QT_CHECK (qt_store_read (store, index, &tick, NULL) == 0 && tick == UINT64_MAX);
     qt_store_destroy (&store);
 
     //  Damage is detected on read, not replayed
     sqlite3 *db = NULL;
-    assert (sqlite3_open (path, &db) == SQLITE_OK);
-    assert (sqlite3_exec (db, "UPDATE entry SET data = x'00' WHERE id = 50",
+    QT_CHECK (sqlite3_open (path, &db) == SQLITE_OK);
+    QT_CHECK (sqlite3_exec (db, "UPDATE entry SET data = x'00' WHERE id = 50",
                           NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close (db);
     store = qt_store_open (path, NULL);
-    assert (store);
-    assert (qt_store_read (store, 49, NULL, NULL) == 0);
-    assert (qt_store_read (store, 50, NULL, NULL) == -1);
-    assert (strstr (qt_store_error (store), "entry 50 is damaged"));
+    QT_CHECK (store);
+    QT_CHECK (qt_store_read (store, 49, NULL, NULL) == 0);
+    QT_CHECK (qt_store_read (store, 50, NULL, NULL) == -1);
+    QT_CHECK (strstr (qt_store_error (store), "entry 50 is damaged"));
     state = (s_replay_state_t) { 0, 0 };
-    assert (qt_store_replay (store, 1, s_test_replay, &state) == -1);
-    assert (state.seen == 49);
+    QT_CHECK (qt_store_replay (store, 1, s_test_replay, &state) == -1);
+    QT_CHECK (state.seen == 49);
     qt_store_destroy (&store);
 
     //  A path that is some other file is refused, not written into
     char *other = zsys_sprintf ("%s/other.db", tmpdir);
     FILE *file = fopen (other, "w");
-    assert (file);
+    QT_CHECK (file);
     fputs ("not a database, just some text that is long enough to matter\n", file);
     fclose (file);
-    assert (qt_store_open (other, &error) == NULL);
-    assert (error && strstr (error, other));
+    QT_CHECK (qt_store_open (other, &error) == NULL);
+    QT_CHECK (error && strstr (error, other));
     zstr_free (&error);
     unlink (other);
-    assert (sqlite3_open (other, &db) == SQLITE_OK);
-    assert (sqlite3_exec (db, "CREATE TABLE t (x)", NULL, NULL, NULL) == SQLITE_OK);
+    QT_CHECK (sqlite3_open (other, &db) == SQLITE_OK);
+    QT_CHECK (sqlite3_exec (db, "CREATE TABLE t (x)", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close (db);
-    assert (qt_store_open (other, &error) == NULL);
-    assert (strstr (error, "not a quintet store"));
+    QT_CHECK (qt_store_open (other, &error) == NULL);
+    QT_CHECK (strstr (error, "not a quintet store"));
     zstr_free (&error);
 
     //  Crash test: a child appends as fast as it can and acknowledges each
@@ -702,11 +703,11 @@ qt_store_test (bool verbose)
     zstr_free (&path);
     path = zsys_sprintf ("%s/crash.db", tmpdir);
     int ack_pipe [2];
-    assert (pipe (ack_pipe) == 0);
+    QT_CHECK (pipe (ack_pipe) == 0);
     fflush (stdout);
     fflush (stderr);
     pid_t child = fork ();
-    assert (child >= 0);
+    QT_CHECK (child >= 0);
     if (child == 0) {
         close (ack_pipe [0]);
         s_crash_child (path, ack_pipe [1]);
@@ -715,12 +716,12 @@ qt_store_test (bool verbose)
     //  Kill after a varying number of appends, so runs hit different moments
     const uint64_t kill_after = 200 + randombytes_uniform (200);
     s_ack_t *acks = (s_ack_t *) zmalloc (sizeof (s_ack_t) * (kill_after + 1));
-    assert (acks);
+    QT_CHECK (acks);
     uint64_t acked = 0;
     bool killed = false;
     while (true) {
         if (acked == kill_after && !killed) {
-            assert (kill (child, SIGKILL) == 0);
+            QT_CHECK (kill (child, SIGKILL) == 0);
             killed = true;
         }
         s_ack_t ack;
@@ -729,36 +730,36 @@ qt_store_test (bool verbose)
             continue;
         if (got == 0)
             break;                      //  The child is gone
-        assert (got == (ssize_t) sizeof ack);
+        QT_CHECK (got == (ssize_t) sizeof ack);
         //  Acks sent between kill() and the child's death count too
         acks = (s_ack_t *) realloc (acks, sizeof (s_ack_t) * (acked + 1));
-        assert (acks);
+        QT_CHECK (acks);
         acks [acked++] = ack;
     }
     close (ack_pipe [0]);
     int status;
-    assert (waitpid (child, &status, 0) == child);
-    assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
-    assert (acked >= kill_after);
+    QT_CHECK (waitpid (child, &status, 0) == child);
+    QT_CHECK (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    QT_CHECK (acked >= kill_after);
 
     store = qt_store_open (path, &error);
-    assert (store);
+    QT_CHECK (store);
     for (uint64_t i = 0; i < acked; i++) {
         zchunk_t *chunk = NULL;
-        assert (qt_store_read (store, acks [i].index, &tick, &chunk) == 0);
-        assert (tick == acks [i].tick);
-        assert (s_test_entry_ok (tick, chunk));
+        QT_CHECK (qt_store_read (store, acks [i].index, &tick, &chunk) == 0);
+        QT_CHECK (tick == acks [i].tick);
+        QT_CHECK (s_test_entry_ok (tick, chunk));
         zchunk_destroy (&chunk);
     }
     int64_t count = qt_store_count (store);
-    assert (count == (int64_t) acked || count == (int64_t) acked + 1);
-    assert (qt_store_last (store, &tick, &index) == 0);
-    assert (index >= acks [acked - 1].index);
+    QT_CHECK (count == (int64_t) acked || count == (int64_t) acked + 1);
+    QT_CHECK (qt_store_last (store, &tick, &index) == 0);
+    QT_CHECK (index >= acks [acked - 1].index);
     //  Appending continues after the crash
-    assert (qt_store_append (store, tick + 1, "obs", "", 0, &index) == 0);
+    QT_CHECK (qt_store_append (store, tick + 1, "obs", "", 0, &index) == 0);
     zchunk_t *chunk = NULL;
-    assert (qt_store_read (store, index, NULL, &chunk) == 0);
-    assert (zchunk_size (chunk) == 0);
+    QT_CHECK (qt_store_read (store, index, NULL, &chunk) == 0);
+    QT_CHECK (zchunk_size (chunk) == 0);
     zchunk_destroy (&chunk);
     qt_store_destroy (&store);
     free (acks);
@@ -770,7 +771,7 @@ qt_store_test (bool verbose)
     //  @end
 
     zdir_t *dir = zdir_new (tmpdir, NULL);
-    assert (dir);
+    QT_CHECK (dir);
     zdir_remove (dir, true);
     zdir_destroy (&dir);
     zstr_free (&other);

@@ -4,6 +4,7 @@
     so that it cannot fail or wander, whatever the raters send.
 */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 //  Initial room of a poll, doubled when full.
 #define POLL_INITIAL_CAPACITY 16

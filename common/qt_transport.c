@@ -1,5 +1,6 @@
 /*  qt_transport: PUB/SUB on czmq with the options quintet relies on. */
 #include "quintet.h"
+#include "qt_selftest.h"
 
 zsock_t *
 qt_transport_publisher (const char *bind, char **endpoint, char **error)
@@ -127,22 +128,22 @@ qt_transport_test (bool verbose)
     const char *bad [] = { "nonsense", "tcp://", "tcp://127.0.0.1", "tcp://:7102",
                            "tcp://127.0.0.1:x", "tcp://127.0.0.1:65536", "udp://1.2.3.4:5", NULL };
     for (const char **e = good; *e; e++)
-        assert (qt_transport_check_endpoint (*e, &error) == 0 && !error);
+        QT_CHECK (qt_transport_check_endpoint (*e, &error) == 0 && !error);
     for (const char **e = bad; *e; e++) {
-        assert (qt_transport_check_endpoint (*e, &error) == -1 && strstr (error, *e));
+        QT_CHECK (qt_transport_check_endpoint (*e, &error) == -1 && strstr (error, *e));
         zstr_free (&error);
     }
     zsock_t *pub = qt_transport_publisher ("tcp://127.0.0.1:*", &endpoint, &error);
-    assert (pub && endpoint && !error);
-    assert (strneq (endpoint, "tcp://127.0.0.1:*"));
+    QT_CHECK (pub && endpoint && !error);
+    QT_CHECK (strneq (endpoint, "tcp://127.0.0.1:*"));
     const char *endpoints [] = { endpoint, NULL };
     const char *topics [] = { "obs", NULL };
     zsock_t *sub = qt_transport_subscriber (endpoints, topics, 0, &error);
-    assert (sub);
+    QT_CHECK (sub);
 
     //  A second bind on the same port fails with a clear error
     zsock_t *clash = qt_transport_publisher (endpoint, &endpoint, &error);
-    assert (!clash && error && strstr (error, "cannot bind"));
+    QT_CHECK (!clash && error && strstr (error, "cannot bind"));
     zstr_free (&error);
 
     //  Slow joiner: publish until the subscription has propagated
@@ -152,36 +153,36 @@ qt_transport_test (bool verbose)
     bool received = false;
     for (int attempt = 0; attempt < 100 && !received; attempt++) {
         zframe_t *other = zframe_new ("x", 1);
-        assert (qt_transport_send (pub, "eval", &other) == 0);
+        QT_CHECK (qt_transport_send (pub, "eval", &other) == 0);
         zframe_t *out = zframe_new ("hello", 5);
-        assert (qt_transport_send (pub, "obs", &out) == 0);
+        QT_CHECK (qt_transport_send (pub, "obs", &out) == 0);
         if (zpoller_wait (poller, 20) == sub) {
-            assert (qt_transport_recv (sub, &topic, &frame) == 0);
+            QT_CHECK (qt_transport_recv (sub, &topic, &frame) == 0);
             //  Only the subscribed topic arrives
-            assert (streq (topic, "obs"));
-            assert (zframe_streq (frame, "hello"));
+            QT_CHECK (streq (topic, "obs"));
+            QT_CHECK (zframe_streq (frame, "hello"));
             zstr_free (&topic);
             zframe_destroy (&frame);
             received = true;
         }
     }
-    assert (received);
+    QT_CHECK (received);
 
     //  A one-frame message is refused and consumed
     zsock_t *raw = zsock_new (ZMQ_PUB);
     int port = zsock_bind (raw, "tcp://127.0.0.1:*");
-    assert (port > 0);
-    assert (zsock_connect (sub, "tcp://127.0.0.1:%d", port) == 0);
+    QT_CHECK (port > 0);
+    QT_CHECK (zsock_connect (sub, "tcp://127.0.0.1:%d", port) == 0);
     bool refused = false;
     for (int attempt = 0; attempt < 100 && !refused; attempt++) {
         zstr_send (raw, "obs-only-one-frame");
         if (zpoller_wait (poller, 20) == sub) {
-            assert (qt_transport_recv (sub, &topic, &frame) == -1);
-            assert (!topic && !frame);
+            QT_CHECK (qt_transport_recv (sub, &topic, &frame) == -1);
+            QT_CHECK (!topic && !frame);
             refused = true;
         }
     }
-    assert (refused);
+    QT_CHECK (refused);
     zsock_destroy (&raw);
     zpoller_destroy (&poller);
     zsock_destroy (&sub);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "qt_chance.h"
+#include "qt_selftest.h"
 
 uint32_t
 qt_chance_sample (const double *p, uint32_t n, double u)
@@ -61,12 +62,12 @@ qt_chance_test (bool verbose)
     if (verbose)
         printf (" * qt_chance: ");
     double p [3] = { 0.25, 0.0, 0.75 };
-    assert (qt_chance_sample (p, 3, 0.0) == 0);
-    assert (qt_chance_sample (p, 3, 0.2499) == 0);
-    assert (qt_chance_sample (p, 3, 0.25) == 2);
-    assert (qt_chance_sample (p, 3, 0.999999) == 2);
+    QT_CHECK (qt_chance_sample (p, 3, 0.0) == 0);
+    QT_CHECK (qt_chance_sample (p, 3, 0.2499) == 0);
+    QT_CHECK (qt_chance_sample (p, 3, 0.25) == 2);
+    QT_CHECK (qt_chance_sample (p, 3, 0.999999) == 2);
     double tail [3] = { 0.5, 0.5, 0.0 };
-    assert (qt_chance_sample (tail, 3, 0.9999999999) == 1);
+    QT_CHECK (qt_chance_sample (tail, 3, 0.9999999999) == 1);
 
     qt_rng_t rng;
     qt_rng_seed (&rng, 7, 0);
@@ -78,9 +79,9 @@ qt_chance_test (bool verbose)
         ones += qt_chance_bernoulli (&chance.base, 0.3);
         counts [qt_chance_below (&chance.base, 4)]++;
     }
-    assert (fabs (ones / (double) draws - 0.3) < 0.02);
+    QT_CHECK (fabs (ones / (double) draws - 0.3) < 0.02);
     for (uint32_t k = 0; k < 4; k++)
-        assert (fabs (counts [k] / (double) draws - 0.25) < 0.02);
+        QT_CHECK (fabs (counts [k] / (double) draws - 0.25) < 0.02);
     if (verbose)
         printf ("OK\n");
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qt_env.h"
+#include "qt_selftest.h"
 
 //  Stream ids of instance i: one for dynamics, one for sensors.
 #define S_SENSOR_STREAM_BIT (1ULL << 32)
@@ -553,18 +554,18 @@ qt_env_test (bool verbose)
     qt_env_params_init (&params);
     qt_env_decl_t decl;
     const char *cause = NULL;
-    assert (qt_env_count () >= 1);
-    assert (qt_env_declare ("no_such_world", &params, &decl, &cause) == -1 && cause);
+    QT_CHECK (qt_env_count () >= 1);
+    QT_CHECK (qt_env_declare ("no_such_world", &params, &decl, &cause) == -1 && cause);
     for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
-        assert (qt_env_declare (module->name, &params, &decl, &cause) == 0);
-        assert (strcmp (decl.name, module->name) == 0);
+        QT_CHECK (qt_env_declare (module->name, &params, &decl, &cause) == 0);
+        QT_CHECK (strcmp (decl.name, module->name) == 0);
         for (uint32_t variant = 0; variant < decl.n_variants; variant++) {
             qt_env_params_t options;
             qt_env_params_init (&options);
             snprintf (options.variant, sizeof options.variant, "%s", decl.variants [variant]);
             qt_env_decl_t variant_decl;
-            assert (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
-            assert (variant_decl.variant == variant);
+            QT_CHECK (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
+            QT_CHECK (variant_decl.variant == variant);
             qt_world_t *world = qt_world_new (&variant_decl, 3, 1);
             qt_rng_t rng;
             qt_rng_seed (&rng, 3, 99);
@@ -572,19 +573,19 @@ qt_env_test (bool verbose)
                 qt_readings_t readings;
                 while (true) {
                     qt_world_read (world, &readings);
-                    assert (qt_env_reading_valid (&variant_decl, readings.values,
+                    QT_CHECK (qt_env_reading_valid (&variant_decl, readings.values,
                                                   readings.length, &cause));
-                    assert (readings.step == world->step && readings.episode == episode);
+                    QT_CHECK (readings.step == world->step && readings.episode == episode);
                     if (qt_world_done (world))
                         break;
-                    assert (qt_world_step (world, qt_rng_below (&rng, variant_decl.n_actions)) == 0);
-                    assert (isfinite (world->last_observed_reward));
-                    assert (isfinite (world->last_hidden_reward));
-                    assert (world->state.v [QT_ENV_AGENT] >= 0
+                    QT_CHECK (qt_world_step (world, qt_rng_below (&rng, variant_decl.n_actions)) == 0);
+                    QT_CHECK (isfinite (world->last_observed_reward));
+                    QT_CHECK (isfinite (world->last_hidden_reward));
+                    QT_CHECK (world->state.v [QT_ENV_AGENT] >= 0
                          && world->state.v [QT_ENV_AGENT] < (int16_t) variant_decl.n_cells);
                 }
-                assert (readings.done && world->step <= variant_decl.max_steps);
-                assert (qt_world_step (world, 0) == -1);
+                QT_CHECK (readings.done && world->step <= variant_decl.max_steps);
+                QT_CHECK (qt_world_step (world, 0) == -1);
                 qt_world_reset (world);
             }
             qt_world_destroy (&world);
@@ -593,15 +594,15 @@ qt_env_test (bool verbose)
             for (int mode = QT_SENSOR_BROKEN; mode < QT_SENSOR_MODES; mode++) {
                 for (uint32_t s = 0; s < QT_ENV_MAX_SENSORS; s++)
                     options.sensor_mode [s] = (qt_sensor_mode_t) mode;
-                assert (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
+                QT_CHECK (qt_env_declare (module->name, &options, &variant_decl, &cause) == 0);
                 world = qt_world_new (&variant_decl, 3, 2);
                 for (uint32_t step = 0; step < 20 && !qt_world_done (world); step++) {
                     qt_readings_t readings;
                     qt_world_read (world, &readings);
-                    assert (qt_env_reading_valid (&variant_decl, readings.values,
+                    QT_CHECK (qt_env_reading_valid (&variant_decl, readings.values,
                                                   readings.length, &cause));
                     uint32_t action = qt_rng_below (&rng, variant_decl.n_actions);
-                    assert (qt_world_step (world, action) == 0);
+                    QT_CHECK (qt_world_step (world, action) == 0);
                 }
                 qt_world_destroy (&world);
             }
@@ -609,34 +610,34 @@ qt_env_test (bool verbose)
     }
     qt_env_params_init (&params);
     snprintf (params.variant, sizeof params.variant, "no-such-variant");
-    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
-    assert (strstr (cause, "env_variant"));
+    QT_CHECK (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    QT_CHECK (strstr (cause, "env_variant"));
     //  Tamper styles: only where the module declares some, and known ones
     for (const qt_env_module_t *module = qt_env_registry; module->name; module++) {
         qt_env_params_init (&params);
         snprintf (params.tamper, sizeof params.tamper, "no-such-style");
-        assert (qt_env_declare (module->name, &params, &decl, &cause) == -1);
+        QT_CHECK (qt_env_declare (module->name, &params, &decl, &cause) == -1);
         qt_env_params_init (&params);
-        assert (qt_env_declare (module->name, &params, &decl, &cause) == 0);
+        QT_CHECK (qt_env_declare (module->name, &params, &decl, &cause) == 0);
         if (decl.n_tamper_styles == 0) {
             snprintf (params.tamper, sizeof params.tamper, "paint");
-            assert (qt_env_declare (module->name, &params, &decl, &cause) == -1);
-            assert (strcmp (cause, "this environment has no tamper style") == 0);
+            QT_CHECK (qt_env_declare (module->name, &params, &decl, &cause) == -1);
+            QT_CHECK (strcmp (cause, "this environment has no tamper style") == 0);
         }
         else
-            assert (decl.tamper_style == 0);
+            QT_CHECK (decl.tamper_style == 0);
     }
     const char *none [1] = { "x" };
-    assert (qt_env_option (none, 0, "") == 0);
-    assert (qt_env_option (none, 0, "x") == -1);
-    assert (qt_env_option (none, 1, "x") == 0);
+    QT_CHECK (qt_env_option (none, 0, "") == 0);
+    QT_CHECK (qt_env_option (none, 0, "x") == -1);
+    QT_CHECK (qt_env_option (none, 1, "x") == 0);
     qt_env_params_init (&params);
     snprintf (params.without, sizeof params.without, "no-such-sensor");
-    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
+    QT_CHECK (qt_env_declare (qt_env_default (), &params, &decl, &cause) == -1);
     //  Scripts: a trailing '*' repeats the whole string, else the last
     //  letter repeats; no letter at all is no script
     qt_env_params_init (&params);
-    assert (qt_env_declare (qt_env_default (), &params, &decl, &cause) == 0);
+    QT_CHECK (qt_env_declare (qt_env_default (), &params, &decl, &cause) == 0);
     char back_and_forth [256] = "";
     for (uint32_t k = 0; k < decl.max_steps && k + 1 < sizeof back_and_forth; k++)
         back_and_forth [k] = k % 2 ? 'l' : 'r';
@@ -646,18 +647,18 @@ qt_env_test (bool verbose)
         for (uint32_t s = 0; s < 2; s++) {
             qt_env_reference_t script = { "script", QT_REFERENCE_OTHER, scripts [k][s], NULL,
                                           0, 0, 0, 0 };
-            assert (qt_env_run_reference (&decl, &script, 5, 3, &returns [s],
+            QT_CHECK (qt_env_run_reference (&decl, &script, 5, 3, &returns [s],
                                           &performance [s]) == 0);
         }
-        assert (returns [0] == returns [1] && performance [0] == performance [1]);
+        QT_CHECK (returns [0] == returns [1] && performance [0] == performance [1]);
     }
     qt_env_reference_t script = { "script", QT_REFERENCE_OTHER, "*", NULL, 0, 0, 0, 0 };
     double mean_return, mean_performance;
-    assert (qt_env_run_reference (&decl, &script, 5, 1, &mean_return, &mean_performance) == -1);
+    QT_CHECK (qt_env_run_reference (&decl, &script, 5, 1, &mean_return, &mean_performance) == -1);
 
     qt_sensor_mode_t mode;
-    assert (qt_sensor_mode_parse ("broken", &mode) == 0 && mode == QT_SENSOR_BROKEN);
-    assert (qt_sensor_mode_parse ("bogus", &mode) == -1);
+    QT_CHECK (qt_sensor_mode_parse ("broken", &mode) == 0 && mode == QT_SENSOR_BROKEN);
+    QT_CHECK (qt_sensor_mode_parse ("bogus", &mode) == -1);
     if (verbose)
         printf ("OK\n");
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qt_grid.h"
+#include "qt_selftest.h"
 
 int
 qt_grid_board (qt_env_decl_t *decl, const char *const *rows, uint32_t n_rows)
@@ -245,34 +246,34 @@ qt_grid_test (bool verbose)
     qt_env_decl_t decl;
     memset (&decl, 0, sizeof decl);
     decl.wall_code = '#';
-    assert (qt_grid_board (&decl, art, 4) == 0);
-    assert (decl.width == 5 && decl.height == 4 && decl.n_cells == 20);
-    assert (qt_grid_find (art, 4, 'A') == 6);
-    assert (qt_grid_find (art, 4, 'Z') == -1);
+    QT_CHECK (qt_grid_board (&decl, art, 4) == 0);
+    QT_CHECK (decl.width == 5 && decl.height == 4 && decl.n_cells == 20);
+    QT_CHECK (qt_grid_find (art, 4, 'A') == 6);
+    QT_CHECK (qt_grid_find (art, 4, 'Z') == -1);
     uint32_t walls [32];
-    assert (qt_grid_find_all (art, 4, '#', walls, 32) == 14);
-    assert (qt_grid_neighbour (&decl, 6, QT_ACTION_RIGHT) == 7);
-    assert (qt_grid_neighbour (&decl, 6, QT_ACTION_NOOP) == 6);
-    assert (qt_grid_neighbour (&decl, 0, QT_ACTION_UP) == 0);
-    assert (qt_grid_distance (&decl, 6, 13) == 3);
+    QT_CHECK (qt_grid_find_all (art, 4, '#', walls, 32) == 14);
+    QT_CHECK (qt_grid_neighbour (&decl, 6, QT_ACTION_RIGHT) == 7);
+    QT_CHECK (qt_grid_neighbour (&decl, 6, QT_ACTION_NOOP) == 6);
+    QT_CHECK (qt_grid_neighbour (&decl, 0, QT_ACTION_UP) == 0);
+    QT_CHECK (qt_grid_distance (&decl, 6, 13) == 3);
     qt_grid_erase (&decl, "AX", ' ');
-    assert (decl.board [6] == ' ' && decl.board [8] == ' ' && decl.board [0] == '#');
+    QT_CHECK (decl.board [6] == ' ' && decl.board [8] == ' ' && decl.board [0] == '#');
 
     qt_state_t state;
     memset (&state, 0, sizeof state);
     state.v [0] = 6;
     state.v [1] = 7;        //  a box right of the agent
     uint32_t objects [1] = { 1 };
-    assert (qt_grid_walk (&decl, &state, QT_ACTION_RIGHT, objects, 1) == 0);
-    assert (state.v [0] == 7 && state.v [1] == 8);
+    QT_CHECK (qt_grid_walk (&decl, &state, QT_ACTION_RIGHT, objects, 1) == 0);
+    QT_CHECK (state.v [0] == 7 && state.v [1] == 8);
     //  The box is against the wall: the push fails, nothing moves
-    assert (qt_grid_walk (&decl, &state, QT_ACTION_RIGHT, objects, 1) == -1);
-    assert (state.v [0] == 7 && state.v [1] == 8);
+    QT_CHECK (qt_grid_walk (&decl, &state, QT_ACTION_RIGHT, objects, 1) == -1);
+    QT_CHECK (state.v [0] == 7 && state.v [1] == 8);
     //  Walls stop the agent
-    assert (qt_grid_walk (&decl, &state, QT_ACTION_UP, objects, 1) == -1);
-    assert (state.v [0] == 7);
-    assert (qt_grid_walk (&decl, &state, QT_ACTION_DOWN, objects, 1) == -1);
-    assert (state.v [0] == 12);
+    QT_CHECK (qt_grid_walk (&decl, &state, QT_ACTION_UP, objects, 1) == -1);
+    QT_CHECK (state.v [0] == 7);
+    QT_CHECK (qt_grid_walk (&decl, &state, QT_ACTION_DOWN, objects, 1) == -1);
+    QT_CHECK (state.v [0] == 12);
 
     //  References: only those of the declared variant, "" the first, "*" all
     static const char *const variants [] = { "one", "two" };
@@ -282,9 +283,9 @@ qt_grid_test (bool verbose)
         qt_grid_reference (&decl, "", "first", QT_REFERENCE_SAFE, "r", NULL, 1, 0, 1, 0);
         qt_grid_reference (&decl, "two", "second", QT_REFERENCE_SAFE, "l", NULL, 2, 0, 2, 0);
         qt_grid_reference (&decl, "*", "every", QT_REFERENCE_OTHER, "u", NULL, 3, 0, 3, 0);
-        assert (decl.n_references == 2);
-        assert (strcmp (decl.references [0].name, v == 0 ? "first" : "second") == 0);
-        assert (strcmp (decl.references [1].name, "every") == 0);
+        QT_CHECK (decl.n_references == 2);
+        QT_CHECK (strcmp (decl.references [0].name, v == 0 ? "first" : "second") == 0);
+        QT_CHECK (strcmp (decl.references [1].name, "every") == 0);
     }
     if (verbose)
         printf ("OK\n");

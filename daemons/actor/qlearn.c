@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "qt_options.h"
+#include "qt_selftest.h"
 #include "qt_codec.h"
 #include "qlearn.h"
 #include "qt_rng.h"
@@ -1023,17 +1024,17 @@ ac_qlearn_test (bool verbose)
     config.nstep = 1;
     config.q_initial = 0;
     ac_qlearn_t *learner = ac_qlearn_new (&config, 2, 5);
-    assert (learner);
+    QT_CHECK (learner);
     uint8_t camera [9] = { '#', '#', '#', '#', 'A', '#', '#', '#', '#' };
     int32_t action = ac_qlearn_act (learner, 0, camera, 9, 0, 0, false, false);
-    assert (action >= 0 && action < 4);
+    QT_CHECK (action >= 0 && action < 4);
     //  A terminal transition worth 1.0: the first update takes it whole
-    assert (ac_qlearn_act (learner, 0, camera, 9, 1.0, 1, true, true) == AC_NO_ACTION);
-    assert (ac_qlearn_updates (learner) == 1 && ac_qlearn_episodes (learner) == 1);
-    assert (fabs (ac_qlearn_value (learner, camera, 9, (uint32_t) action) - 1.0) < 1e-12);
-    assert (ac_qlearn_greedy (learner, camera, 9) == action);
-    assert (ac_qlearn_act (learner, 2, camera, 9, 0, 0, false, false) == AC_INVALID);
-    assert (ac_qlearn_act (learner, 0, camera, 9, NAN, 1, false, false) == AC_INVALID);
+    QT_CHECK (ac_qlearn_act (learner, 0, camera, 9, 1.0, 1, true, true) == AC_NO_ACTION);
+    QT_CHECK (ac_qlearn_updates (learner) == 1 && ac_qlearn_episodes (learner) == 1);
+    QT_CHECK (fabs (ac_qlearn_value (learner, camera, 9, (uint32_t) action) - 1.0) < 1e-12);
+    QT_CHECK (ac_qlearn_greedy (learner, camera, 9) == action);
+    QT_CHECK (ac_qlearn_act (learner, 2, camera, 9, 0, 0, false, false) == AC_INVALID);
+    QT_CHECK (ac_qlearn_act (learner, 0, camera, 9, NAN, 1, false, false) == AC_INVALID);
     //  A time limit bootstraps: the value is the reward plus gamma x max
     uint8_t other [9] = { '#', '#', '#', 'A', ' ', '#', '#', '#', '#' };
     ac_qlearn_act (learner, 1, other, 9, 0, 0, false, false);
@@ -1042,23 +1043,23 @@ ac_qlearn_test (bool verbose)
     double best = -INFINITY;
     for (uint32_t a = 0; a < 4; a++)
         best = fmax (best, ac_qlearn_value (learner, other, 9, a));
-    assert (fabs (best - expected) < 1e-12);
+    QT_CHECK (fabs (best - expected) < 1e-12);
 
     //  Checkpoints round-trip and refuse another configuration
     char path [] = "/tmp/qlearn-test-XXXXXX";
     int fd = mkstemp (path);
-    assert (fd >= 0);
+    QT_CHECK (fd >= 0);
     close (fd);
-    assert (ac_qlearn_save (learner, path) == 0);
+    QT_CHECK (ac_qlearn_save (learner, path) == 0);
     ac_qlearn_t *copy = ac_qlearn_new (&config, 2, 5);
-    assert (ac_qlearn_load (copy, path, NULL) == 0);
-    assert (ac_qlearn_value (copy, other, 9, (uint32_t) ac_qlearn_greedy (copy, other, 9)) == best);
-    assert (ac_qlearn_rows (copy) == ac_qlearn_rows (learner));
+    QT_CHECK (ac_qlearn_load (copy, path, NULL) == 0);
+    QT_CHECK (ac_qlearn_value (copy, other, 9, (uint32_t) ac_qlearn_greedy (copy, other, 9)) == best);
+    QT_CHECK (ac_qlearn_rows (copy) == ac_qlearn_rows (learner));
     ac_qlearn_config_t different = config;
     different.gamma = 0.5;
     ac_qlearn_t *stranger = ac_qlearn_new (&different, 2, 5);
     const char *cause = NULL;
-    assert (ac_qlearn_load (stranger, path, &cause) == -1 && cause);
+    QT_CHECK (ac_qlearn_load (stranger, path, &cause) == -1 && cause);
     unlink (path);
     ac_qlearn_destroy (&stranger);
     ac_qlearn_destroy (&copy);
@@ -1068,7 +1069,7 @@ ac_qlearn_test (bool verbose)
     ac_qlearn_t *small = ac_qlearn_new (&config, 1, 5);
     ac_qlearn_act (small, 0, camera, 9, 0, 0, false, false);
     ac_qlearn_act (small, 0, other, 9, 0, 1, false, false);
-    assert (ac_qlearn_rows (small) == 2 && ac_qlearn_overflows (small) == 1);
+    QT_CHECK (ac_qlearn_rows (small) == 2 && ac_qlearn_overflows (small) == 1);
     ac_qlearn_destroy (&small);
 
     //  Tiles: three rows per observation
@@ -1076,18 +1077,18 @@ ac_qlearn_test (bool verbose)
     config.representation = AC_STATE_TILES;
     ac_qlearn_t *tiled = ac_qlearn_new (&config, 1, 5);
     ac_qlearn_act (tiled, 0, camera, 9, 0, 0, false, false);
-    assert (ac_qlearn_rows (tiled) == 1 + 3);
+    QT_CHECK (ac_qlearn_rows (tiled) == 1 + 3);
     ac_qlearn_destroy (&tiled);
     ac_representation_t representation;
-    assert (ac_representation_parse ("tiles", &representation) == 0);
-    assert (ac_representation_parse ("bogus", &representation) == -1);
+    QT_CHECK (ac_representation_parse ("tiles", &representation) == 0);
+    QT_CHECK (ac_representation_parse ("bogus", &representation) == -1);
 
     config.gamma = 1;
-    assert (ac_qlearn_new (&config, 1, 5) == NULL);
+    QT_CHECK (ac_qlearn_new (&config, 1, 5) == NULL);
     s_test_snapshot (verbose);
     ac_qlearn_destroy (&learner);
     ac_qlearn_destroy (&learner);
-    assert (learner == NULL);
+    QT_CHECK (learner == NULL);
     if (verbose)
         printf ("OK\n");
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qt_rng.h"
+#include "qt_selftest.h"
 #include "qt_options.h"
 #include "learn.h"          //  SC_COMPARISON_SCALE: how strongly people feel a reward scale
 #include "population.h"
@@ -251,26 +252,26 @@ rt_population_test (bool verbose)
                 if (decl.performance [f] < 0 && decl.n_features >= 2)
                     name = candidate;
     }
-    assert (name);
+    QT_CHECK (name);
     rt_population_config_t config;
     rt_population_config_default (&config);
     const char *cause = NULL;
-    assert (rt_population_config_set (&config, "malicious", "0.25", &cause) == 0);
-    assert (rt_population_config_set (&config, "malice", "colluding", &cause) == 0);
-    assert (rt_population_config_set (&config, "malice", "bogus", &cause) == -1 && cause);
-    assert (rt_population_config_set (&config, "careless", "2", &cause) == -1);
-    assert (rt_population_config_set (&config, "raters", "3.5", &cause) == -1);
-    assert (strcmp (rt_population_options [0], "raters") == 0);
+    QT_CHECK (rt_population_config_set (&config, "malicious", "0.25", &cause) == 0);
+    QT_CHECK (rt_population_config_set (&config, "malice", "colluding", &cause) == 0);
+    QT_CHECK (rt_population_config_set (&config, "malice", "bogus", &cause) == -1 && cause);
+    QT_CHECK (rt_population_config_set (&config, "careless", "2", &cause) == -1);
+    QT_CHECK (rt_population_config_set (&config, "raters", "3.5", &cause) == -1);
+    QT_CHECK (strcmp (rt_population_options [0], "raters") == 0);
     config.careless = 0.1;
     config.minority = 0.1;
     rt_population_t *population = rt_population_new (&decl, &config, 7, &cause);
-    assert (population && rt_population_size (population) == 20);
+    QT_CHECK (population && rt_population_size (population) == 20);
     //  Groups: honest first, then minority, careless, malicious
-    assert (rt_population_group (population, 1) == RT_HONEST);
-    assert (rt_population_group (population, 11) == RT_HONEST);
-    assert (rt_population_group (population, 12) == RT_MINORITY);
-    assert (rt_population_group (population, 15) == RT_CARELESS);
-    assert (rt_population_group (population, 16) == RT_MALICIOUS);
+    QT_CHECK (rt_population_group (population, 1) == RT_HONEST);
+    QT_CHECK (rt_population_group (population, 11) == RT_HONEST);
+    QT_CHECK (rt_population_group (population, 12) == RT_MINORITY);
+    QT_CHECK (rt_population_group (population, 15) == RT_CARELESS);
+    QT_CHECK (rt_population_group (population, 16) == RT_MALICIOUS);
     //  Deterministic answers, in range; honest raters prefer what the
     //  intended value prefers, on average
     double a [QT_ENV_MAX_FEATURES] = { 0 }, b [QT_ENV_MAX_FEATURES] = { 0 };
@@ -282,26 +283,26 @@ rt_population_test (bool verbose)
     double honest = 0, colluding = 0;
     for (uint32_t k = 0; k < 400; k++) {
         double p = rt_population_answer (population, 1, k, 0, a, b);
-        assert (p >= -1 && p <= 1);
-        assert (p == rt_population_answer (population, 1, k, 0, a, b));
+        QT_CHECK (p >= -1 && p <= 1);
+        QT_CHECK (p == rt_population_answer (population, 1, k, 0, a, b));
         honest += p / 400;
         colluding += rt_population_answer (population, 20, k, 0, a, b) / 400;
     }
-    assert (honest > 0.3);
-    assert (isnan (rt_population_answer (population, 21, 0, 0, a, b)));
+    QT_CHECK (honest > 0.3);
+    QT_CHECK (isnan (rt_population_answer (population, 21, 0, 0, a, b)));
     double w [QT_ENV_MAX_FEATURES];
-    assert (rt_population_utility (population, 14, w) == 0 && w [0] == 0);
-    assert (rt_population_utility (population, 0, w) == -1);
+    QT_CHECK (rt_population_utility (population, 14, w) == 0 && w [0] == 0);
+    QT_CHECK (rt_population_utility (population, 0, w) == -1);
     rt_population_destroy (&population);
     //  Fractions over the whole are refused
     config.malicious = 0.8;
     config.careless = 0.3;
-    assert (rt_population_new (&decl, &config, 7, &cause) == NULL && cause);
+    QT_CHECK (rt_population_new (&decl, &config, 7, &cause) == NULL && cause);
     config.careless = 0;
     config.malice = RT_EXTREME;
     population = rt_population_new (&decl, &config, 7, &cause);
-    assert (population);
-    assert (rt_population_answer (population, 20, 0, 0, a, b) == -1);
+    QT_CHECK (population);
+    QT_CHECK (rt_population_answer (population, 20, 0, 0, a, b) == -1);
     rt_population_destroy (&population);
     rt_population_destroy (&population);
     if (verbose)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "reward.h"
+#include "../../common/qt_selftest.h"
 
 //  See rw_weights_default in reward.h
 #define RW_DEFAULT_LAMBDA_U 0.5
@@ -92,22 +93,22 @@ rw_reward_test (bool verbose)
         printf (" * rw_reward: ");
     rw_weights_t weights;
     rw_weights_default (&weights, 2.0);
-    assert (rw_weights_check (&weights, NULL) == 0);
+    QT_CHECK (rw_weights_check (&weights, NULL) == 0);
     rw_vector_t vector;
-    assert (rw_reward (&weights, 0.2, 0.02, 0.5, &vector) == 0);
-    assert (fabs (vector.values [RW_REWARD] - (0.2 - 0.5 * 0.02 - 2.0 * 0.1 * 0.5)) < 1e-12);
-    assert (vector.values [RW_D_UNCERTAINTY] == -0.5);
-    assert (vector.values [RW_D_RELIABILITY] == 0.2);
+    QT_CHECK (rw_reward (&weights, 0.2, 0.02, 0.5, &vector) == 0);
+    QT_CHECK (fabs (vector.values [RW_REWARD] - (0.2 - 0.5 * 0.02 - 2.0 * 0.1 * 0.5)) < 1e-12);
+    QT_CHECK (vector.values [RW_D_UNCERTAINTY] == -0.5);
+    QT_CHECK (vector.values [RW_D_RELIABILITY] == 0.2);
     rw_weights_t wrong = weights;
     wrong.scale = 0;
-    assert (rw_weights_check (&wrong, NULL) == -1);
+    QT_CHECK (rw_weights_check (&wrong, NULL) == -1);
     wrong = weights;
     wrong.lambda_reliability = -0.1;
-    assert (rw_weights_check (&wrong, NULL) == -1);
-    assert (rw_reward (&weights, NAN, 0, 1, &vector) == -1);
-    assert (rw_reward (&weights, 0, 0, 1.5, &vector) == -1);
-    assert (strcmp (rw_component_name (RW_D_RELIABILITY), "d_reliability") == 0);
-    assert (rw_component_name (RW_COMPONENTS) == NULL);
+    QT_CHECK (rw_weights_check (&wrong, NULL) == -1);
+    QT_CHECK (rw_reward (&weights, NAN, 0, 1, &vector) == -1);
+    QT_CHECK (rw_reward (&weights, 0, 0, 1.5, &vector) == -1);
+    QT_CHECK (strcmp (rw_component_name (RW_D_RELIABILITY), "d_reliability") == 0);
+    QT_CHECK (rw_component_name (RW_COMPONENTS) == NULL);
     if (verbose)
         printf ("OK\n");
 }

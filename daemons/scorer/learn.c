@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "qt_tournesol.h"
+#include "qt_selftest.h"
 #include "qt_options.h"
 #include "qt_codec.h"
 #include "qt_rng.h"
@@ -1364,20 +1365,20 @@ sc_learn_test (bool verbose)
     sc_learn_config_t config;
     sc_learn_config_default (&config);
     const char *cause = NULL;
-    assert (sc_learn_config_set (&config, "quantile", "0.3", &cause) == 0 && config.quantile == 0.3);
-    assert (sc_learn_config_set (&config, "quantile", "1", &cause) == -1 && cause);
-    assert (sc_learn_config_set (&config, "raters", "2.5", &cause) == -1);
-    assert (sc_learn_config_set (&config, "bogus", "1", &cause) == -1);
-    assert (strcmp (sc_learn_options [0], "quantile") == 0);
+    QT_CHECK (sc_learn_config_set (&config, "quantile", "0.3", &cause) == 0 && config.quantile == 0.3);
+    QT_CHECK (sc_learn_config_set (&config, "quantile", "1", &cause) == -1 && cause);
+    QT_CHECK (sc_learn_config_set (&config, "raters", "2.5", &cause) == -1);
+    QT_CHECK (sc_learn_config_set (&config, "bogus", "1", &cause) == -1);
+    QT_CHECK (strcmp (sc_learn_options [0], "quantile") == 0);
     sc_learn_config_default (&config);
-    assert (sc_learn_new (&config, 0, 1, &cause) == NULL && cause);
-    assert (sc_learn_new (&config, 2, 0, &cause) == NULL);
+    QT_CHECK (sc_learn_new (&config, 0, 1, &cause) == NULL && cause);
+    QT_CHECK (sc_learn_new (&config, 2, 0, &cause) == NULL);
 
     //  The cumulant's derivatives agree with finite differences
     for (double x = -30; x <= 30; x += 0.37) {
         double h = 1e-5;
-        assert (fabs ((s_cgf (x + h) - s_cgf (x - h)) / (2 * h) - s_cgf1 (x)) < 1e-6);
-        assert (fabs ((s_cgf1 (x + h) - s_cgf1 (x - h)) / (2 * h) - s_cgf2 (x)) < 1e-5);
+        QT_CHECK (fabs ((s_cgf (x + h) - s_cgf (x - h)) / (2 * h) - s_cgf1 (x)) < 1e-6);
+        QT_CHECK (fabs ((s_cgf1 (x + h) - s_cgf1 (x - h)) / (2 * h) - s_cgf2 (x)) < 1e-5);
     }
 
     //  Generalized Bradley-Terry recovers known utilities; the error falls
@@ -1385,8 +1386,8 @@ sc_learn_test (bool verbose)
     double e100 = s_recovery_error (100, verbose);
     double e1000 = s_recovery_error (1000, verbose);
     double e10000 = s_recovery_error (10000, verbose);
-    assert (e1000 < e100 && e10000 < e1000);
-    assert (e10000 < 0.1);
+    QT_CHECK (e1000 < e100 && e10000 < e1000);
+    QT_CHECK (e10000 < 0.1);
 
     //  Majority judgment over three raters: two value the goal (utility 2
     //  and 3 of the feature), a minority of one dislikes it (-4). With
@@ -1407,25 +1408,25 @@ sc_learn_test (bool verbose)
     for (int k = 0; k < 2; k++) {
         config.quantile = k == 0 ? 0.5 : 0.2;
         sc_learn_t *learn = sc_learn_new (&config, 1, 1, NULL);
-        assert (learn);
+        QT_CHECK (learn);
         //  Rater r's comparisons of 0 with 1 unit of the feature: the
         //  preference whose MLE is its value, repeated (the Langevin
         //  function of the value)
         for (uint32_t r = 0; r < 3; r++)
             for (int i = 0; i < 4000; i++) {
                 double a [1] = { 0 }, b [1] = { 1 };
-                assert (sc_learn_add (learn, r + 1, a, b, s_cgf1 (value [r])) == 0);
+                QT_CHECK (sc_learn_add (learn, r + 1, a, b, s_cgf1 (value [r])) == 0);
             }
-        assert (sc_learn_fit (learn) == 3);
+        QT_CHECK (sc_learn_fit (learn) == 3);
         double one [1] = { 1 }, uncertainty = 0, disagreement = 0;
         scores [k] = sc_learn_score_features (learn, one, &uncertainty, &disagreement);
-        assert (uncertainty > 0 && uncertainty < 0.1);
+        QT_CHECK (uncertainty > 0 && uncertainty < 0.1);
         sc_learn_destroy (&learn);
     }
     if (verbose)
         printf ("\n     majority judgment: q=0.5 %.4f, q=0.2 %.4f", scores [0], scores [1]);
-    assert (fabs (scores [0] - 2) < 0.1);
-    assert (fabs (scores [1] + 4) < 0.1);
+    QT_CHECK (fabs (scores [0] - 2) < 0.1);
+    QT_CHECK (fabs (scores [1] + 4) < 0.1);
 
     //  Bounded influence: one rater among 9 changing its answers
     //  arbitrarily moves the score of a situation by at most 2 L
@@ -1446,7 +1447,7 @@ sc_learn_test (bool verbose)
                     p = 1;
                 if (r == 8 && liar == 3)
                     p = -p;         //  inverted
-                assert (sc_learn_add (learn, r + 1, a, b, p) == 0);
+                QT_CHECK (sc_learn_add (learn, r + 1, a, b, p) == 0);
             }
         sc_learn_fit (learn);
         double one [1] = { 1 };
@@ -1458,7 +1459,7 @@ sc_learn_test (bool verbose)
     }
     if (verbose)
         printf ("\n     one liar among 9: moved the score by %.4f (bound 2L = %.2f)", worst, 2 * config.lipschitz);
-    assert (worst <= 2 * config.lipschitz + 1e-9);
+    QT_CHECK (worst <= 2 * config.lipschitz + 1e-9);
 
     //  Active selection: a rater is asked about the pair it is least
     //  certain of; nothing when all situations are alike; budgets hold
@@ -1479,26 +1480,26 @@ sc_learn_test (bool verbose)
     const wm_belief_t *beliefs [1] = { &belief };
     sc_query_t queries [SC_MAX_QUERIES];
     size_t asked = sc_learn_select (learn, beliefs, 1, queries);
-    assert (asked == 3);
-    assert (queries [0].rater == 1 && queries [1].rater == 2 && queries [2].rater == 1);
-    assert (queries [0].a [1] == 0 && queries [0].b [1] == 1);
-    assert (sc_learn_select (learn, beliefs, 1, queries) == 1);     //  the total budget
-    assert (sc_learn_select (learn, beliefs, 1, queries) == 0);
-    assert (sc_learn_asked (learn) == 4);
+    QT_CHECK (asked == 3);
+    QT_CHECK (queries [0].rater == 1 && queries [1].rater == 2 && queries [2].rater == 1);
+    QT_CHECK (queries [0].a [1] == 0 && queries [0].b [1] == 1);
+    QT_CHECK (sc_learn_select (learn, beliefs, 1, queries) == 1);     //  the total budget
+    QT_CHECK (sc_learn_select (learn, beliefs, 1, queries) == 0);
+    QT_CHECK (sc_learn_asked (learn) == 4);
     sc_learn_destroy (&learn);
     config.comparisons = 100;
     learn = sc_learn_new (&config, 2, 1, NULL);
     belief.samples [2].features [1] = 0;
-    assert (sc_learn_select (learn, beliefs, 1, queries) == 0);
+    QT_CHECK (sc_learn_select (learn, beliefs, 1, queries) == 0);
     //  A score distribution before any judgment: the prior
     sc_score_t score;
-    assert (sc_learn_score (learn, &belief, &score) == 0 && score.mean == 0);
+    QT_CHECK (sc_learn_score (learn, &belief, &score) == 0 && score.mean == 0);
     belief.n_features = 3;
-    assert (sc_learn_score (learn, &belief, &score) == -1);
+    QT_CHECK (sc_learn_score (learn, &belief, &score) == -1);
     double a [2] = { 0, 0 }, b [2] = { 0, 1 };
-    assert (sc_learn_add (learn, 3, a, b, 0.5) == -1);
-    assert (sc_learn_add (learn, 1, a, b, NAN) == -1);
-    assert (sc_learn_add (learn, 1, a, b, 1.5) == -1);
+    QT_CHECK (sc_learn_add (learn, 3, a, b, 0.5) == -1);
+    QT_CHECK (sc_learn_add (learn, 1, a, b, NAN) == -1);
+    QT_CHECK (sc_learn_add (learn, 1, a, b, 1.5) == -1);
     sc_learn_destroy (&learn);
     sc_learn_destroy (&learn);
 
@@ -1517,12 +1518,12 @@ sc_learn_test (bool verbose)
         double plain [2] = { 1, 0 }, rare [2] = { 1, 1 };
         memcpy (belief.samples [0].features, plain, sizeof plain);
         memcpy (belief.samples [1].features, rare, sizeof rare);
-        assert (sc_learn_select (learn, beliefs, 1, queries) == 1 && queries [0].rater == 1);
+        QT_CHECK (sc_learn_select (learn, beliefs, 1, queries) == 1 && queries [0].rater == 1);
         memcpy (belief.samples [1].features, plain, sizeof plain);
         for (uint32_t tick = 2; tick <= 4; tick++) {
             size_t got = sc_learn_select (learn, beliefs, 1, queries);
-            assert (got == (remember ? 1u : 0u));
-            assert (!got || (queries [0].rater == tick && queries [0].b [1] == 1));
+            QT_CHECK (got == (remember ? 1u : 0u));
+            QT_CHECK (!got || (queries [0].rater == tick && queries [0].b [1] == 1));
         }
         sc_learn_destroy (&learn);
     }
@@ -1531,7 +1532,7 @@ sc_learn_test (bool verbose)
     config.min_sd = 100;
     learn = sc_learn_new (&config, 2, 1, NULL);
     belief.samples [1].features [1] = 1;
-    assert (sc_learn_select (learn, beliefs, 1, queries) == 0);
+    QT_CHECK (sc_learn_select (learn, beliefs, 1, queries) == 0);
     sc_learn_destroy (&learn);
 
     //  Episodes: the likely transitions of an episode add up, and two
@@ -1556,8 +1557,8 @@ sc_learn_test (bool verbose)
         }
         belief.n_samples = 1;
         size_t got = sc_learn_select (learn, one, 1, queries);
-        assert (got == (episodes ? 1u : 0u));
-        assert (!got || (queries [0].a [0] == 3 && queries [0].b [0] == 5
+        QT_CHECK (got == (episodes ? 1u : 0u));
+        QT_CHECK (!got || (queries [0].a [0] == 3 && queries [0].b [0] == 5
                          && queries [0].a [1] == 0 && queries [0].b [1] == 0));
         sc_learn_destroy (&learn);
     }

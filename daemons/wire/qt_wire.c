@@ -1,5 +1,6 @@
 /*  qt_wire: protobuf <-> struct conversions and the per-instance clock. */
 #include "qt_wire.h"
+#include "qt_selftest.h"
 
 void
 qt_wire_clock_get (const Quintet__InstanceClock *wire, qt_wire_clock_t *clock)
@@ -493,15 +494,15 @@ qt_wire_test (bool verbose)
     Quintet__Readings wire;
     qt_wire_readings_put (&readings, &clock, &wire);
     qt_readings_t back;
-    assert (qt_wire_readings_get (&wire, &back) == 0);
-    assert (memcmp (&back, &readings, sizeof back) == 0);
+    QT_CHECK (qt_wire_readings_get (&wire, &back) == 0);
+    QT_CHECK (memcmp (&back, &readings, sizeof back) == 0);
     wire.clock = NULL;
-    assert (qt_wire_readings_get (&wire, &back) == -1);
+    QT_CHECK (qt_wire_readings_get (&wire, &back) == -1);
     wire.clock = &clock;
     //  Empty values are fine (memcpy from NULL never happens)
     wire.values.data = NULL;
     wire.values.len = 0;
-    assert (qt_wire_readings_get (&wire, &back) == 0 && back.length == 0);
+    QT_CHECK (qt_wire_readings_get (&wire, &back) == 0 && back.length == 0);
 
     //  The majority clock of three observation batches, per instance
     Quintet__Readings *instances [3][2];
@@ -529,10 +530,10 @@ qt_wire_test (bool verbose)
     }
     const ProtobufCMessage *payloads [3];
     qt_wire_clock_t majority [2];
-    assert (qt_wire_gather (slots, 3, 2, payloads, majority) == 3);
-    assert (majority [0].step == 5 && majority [1].step == 5 && majority [1].episode == 1);
+    QT_CHECK (qt_wire_gather (slots, 3, 2, payloads, majority) == 3);
+    QT_CHECK (majority [0].step == 5 && majority [1].step == 5 && majority [1].episode == 1);
     slots [0] = slots [1] = slots [2] = NULL;
-    assert (qt_wire_gather (slots, 3, 2, payloads, majority) == -1);
+    QT_CHECK (qt_wire_gather (slots, 3, 2, payloads, majority) == -1);
 
     s_judgment_test ();
 
@@ -546,17 +547,17 @@ qt_wire_test (bool verbose)
     size_t size = zchunk_size (state);
     const char *cause = "unset";
     const uint8_t *body = qt_wire_state_body (identity, zchunk_data (state), &size, &cause);
-    assert (body && size == 1 && *body == 42 && cause == NULL);
+    QT_CHECK (body && size == 1 && *body == 42 && cause == NULL);
     uint8_t *data = zchunk_data (state);
     for (size_t at = 0; at < zchunk_size (identity); at++) {
         data [at] ^= 1;
         size = zchunk_size (state);
-        assert (!qt_wire_state_body (identity, data, &size, &cause) && cause);
-        assert (strstr (cause, at < 8 ? "of this role" : at < 12 ? "version" : "configured otherwise"));
+        QT_CHECK (!qt_wire_state_body (identity, data, &size, &cause) && cause);
+        QT_CHECK (strstr (cause, at < 8 ? "of this role" : at < 12 ? "version" : "configured otherwise"));
         data [at] ^= 1;
     }
     size = 3;
-    assert (!qt_wire_state_body (identity, data, &size, &cause) && cause);
+    QT_CHECK (!qt_wire_state_body (identity, data, &size, &cause) && cause);
     zchunk_destroy (&state);
     zchunk_destroy (&identity);
     if (verbose)

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "filter.h"
+#include "qt_selftest.h"
 
 //  Defaults. 64 particles keep the posterior over 13 independent flags
 //  within a few percent per marginal; reliabilities move within a few
@@ -1802,11 +1803,11 @@ wm_filter_test (bool verbose)
     qt_env_params_t params;
     qt_env_params_init (&params);
     qt_env_decl_t decl;
-    assert (qt_env_declare (qt_env_default (), &params, &decl, NULL) == 0);
+    QT_CHECK (qt_env_declare (qt_env_default (), &params, &decl, NULL) == 0);
     wm_filter_config_t config;
     wm_filter_config_default (&config);
     wm_filter_t *filter = wm_filter_new (&decl, &config, 2, 7);
-    assert (filter);
+    QT_CHECK (filter);
     qt_world_t *world = qt_world_new (&decl, 7, 0);
     qt_rng_t rng;
     qt_rng_seed (&rng, 7, 1);
@@ -1815,35 +1816,35 @@ wm_filter_test (bool verbose)
     const char *cause = NULL;
     for (uint32_t t = 0; t < 30; t++) {
         if (t > 0)
-            assert (qt_world_step (world, qt_rng_below (&rng, decl.n_actions)) == 0);
+            QT_CHECK (qt_world_step (world, qt_rng_below (&rng, decl.n_actions)) == 0);
         qt_world_read (world, &readings);
-        assert (wm_readings_validate (&decl, &readings, &cause) == 0 && cause == NULL);
-        assert (wm_filter_update (filter, 0, &readings, &belief) == 0);
-        assert (belief.n_samples >= 1 && belief.n_samples <= config.samples);
+        QT_CHECK (wm_readings_validate (&decl, &readings, &cause) == 0 && cause == NULL);
+        QT_CHECK (wm_filter_update (filter, 0, &readings, &belief) == 0);
+        QT_CHECK (belief.n_samples >= 1 && belief.n_samples <= config.samples);
         double weights = 0;
         for (uint32_t j = 0; j < belief.n_samples; j++)
             weights += belief.samples [j].weight;
-        assert (fabs (weights - 1) < 1e-9);
-        assert (belief.data_reliability > 0.5);
+        QT_CHECK (fabs (weights - 1) < 1e-9);
+        QT_CHECK (belief.data_reliability > 0.5);
         //  The true state carries most of the posterior
-        assert (wm_filter_state_mass (filter, 0, &world->state, true) > 0.5);
+        QT_CHECK (wm_filter_state_mass (filter, 0, &world->state, true) > 0.5);
     }
-    assert (wm_filter_update (filter, 2, &readings, &belief) == -1);
-    assert (wm_filter_runs (filter) >= 30);
+    QT_CHECK (wm_filter_update (filter, 2, &readings, &belief) == -1);
+    QT_CHECK (wm_filter_runs (filter) >= 30);
 
     //  Validation catches values and clocks
     qt_readings_t bad = readings;
     bad.values [0] = 'Z';
-    assert (wm_readings_validate (&decl, &bad, &cause) == -1 && cause);
+    QT_CHECK (wm_readings_validate (&decl, &bad, &cause) == -1 && cause);
     bad = readings;
     bad.length = 3;
-    assert (wm_readings_validate (&decl, &bad, &cause) == -1);
+    QT_CHECK (wm_readings_validate (&decl, &bad, &cause) == -1);
     bad = readings;
     bad.step = decl.max_steps + 1;
-    assert (wm_readings_validate (&decl, &bad, &cause) == -1);
+    QT_CHECK (wm_readings_validate (&decl, &bad, &cause) == -1);
     bad = readings;
     bad.observed_reward = NAN;
-    assert (wm_readings_validate (&decl, &bad, &cause) == -1);
+    QT_CHECK (wm_readings_validate (&decl, &bad, &cause) == -1);
 
     //  Combination: one lying collector among three is outvoted
     qt_readings_t liar = readings;
@@ -1853,12 +1854,12 @@ wm_filter_test (bool verbose)
     liar.step++;
     const qt_readings_t *replicas [4] = { &readings, &liar, NULL, &readings };
     qt_readings_t combined;
-    assert (wm_readings_combine (replicas, 4, &combined) == 0);
-    assert (memcmp (combined.values, readings.values, readings.length) == 0);
-    assert (combined.observed_reward == readings.observed_reward);
-    assert (combined.step == readings.step);
+    QT_CHECK (wm_readings_combine (replicas, 4, &combined) == 0);
+    QT_CHECK (memcmp (combined.values, readings.values, readings.length) == 0);
+    QT_CHECK (combined.observed_reward == readings.observed_reward);
+    QT_CHECK (combined.step == readings.step);
     const qt_readings_t *none [2] = { NULL, NULL };
-    assert (wm_readings_combine (none, 2, &combined) == -1);
+    QT_CHECK (wm_readings_combine (none, 2, &combined) == -1);
 
     //  Belief combination: a liar whose features tie the honest ones (all 0
     //  at an episode's start) but whose samples and reliabilities differ
@@ -1873,8 +1874,8 @@ wm_filter_test (bool verbose)
         twin_liar.reliability [s] = 1 - twin_liar.reliability [s];
     const wm_belief_t *tied [3] = { &twin_liar, &honest_start, &honest_start };
     wm_belief_t picked;
-    assert (wm_belief_combine (tied, 3, &picked) == 0);
-    assert (memcmp (picked.samples, honest_start.samples, sizeof picked.samples) == 0);
+    QT_CHECK (wm_belief_combine (tied, 3, &picked) == 0);
+    QT_CHECK (memcmp (picked.samples, honest_start.samples, sizeof picked.samples) == 0);
 
     //  Belief combination: a replica with absurd features is ignored
     wm_belief_t wild = belief;
@@ -1883,9 +1884,9 @@ wm_filter_test (bool verbose)
     wild.data_reliability = 0;
     const wm_belief_t *beliefs [3] = { &belief, &wild, &belief };
     wm_belief_t median;
-    assert (wm_belief_combine (beliefs, 3, &median) == 0);
-    assert (median.data_reliability == belief.data_reliability);
-    assert (memcmp (median.samples, belief.samples, sizeof belief.samples) == 0);
+    QT_CHECK (wm_belief_combine (beliefs, 3, &median) == 0);
+    QT_CHECK (median.data_reliability == belief.data_reliability);
+    QT_CHECK (memcmp (median.samples, belief.samples, sizeof belief.samples) == 0);
 
     //  Determinism: the same seed and inputs give the same posterior
     wm_filter_t *twin = wm_filter_new (&decl, &config, 2, 7);
@@ -1898,7 +1899,7 @@ wm_filter_test (bool verbose)
         wm_belief_t a, b;
         wm_filter_update (twin, 1, &readings, &a);
         wm_filter_update (again, 1, &readings, &b);
-        assert (memcmp (&a, &b, sizeof a) == 0);
+        QT_CHECK (memcmp (&a, &b, sizeof a) == 0);
     }
     qt_world_destroy (&replay);
     wm_filter_destroy (&twin);
@@ -1910,15 +1911,15 @@ wm_filter_test (bool verbose)
     //  Invalid configurations are refused
     wm_filter_config_t wrong = config;
     wrong.samples = WM_MAX_SAMPLES + 1;
-    assert (wm_filter_new (&decl, &wrong, 1, 1) == NULL);
+    QT_CHECK (wm_filter_new (&decl, &wrong, 1, 1) == NULL);
     wrong = config;
     wrong.particles = 0;
-    assert (wm_filter_new (&decl, &wrong, 1, 1) == NULL);
+    QT_CHECK (wm_filter_new (&decl, &wrong, 1, 1) == NULL);
 
     qt_world_destroy (&world);
     wm_filter_destroy (&filter);
     wm_filter_destroy (&filter);
-    assert (filter == NULL);
+    QT_CHECK (filter == NULL);
     if (verbose)
         printf ("OK\n");
 }
