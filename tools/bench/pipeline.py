@@ -22,7 +22,7 @@ def run_sim(a, b, n):
     sim = os.path.join(a.build_dir, "tools", "sim", "quintet-sim")
     t0 = time.monotonic()
     p = subprocess.run([sim, "--env", a.env, "--episodes", str(a.episodes), "--batch", str(b),
-                        "--seed", str(a.seed)], capture_output=True, text=True, timeout=a.timeout)
+                        "--seed", str(a.seed), "--json"], capture_output=True, text=True, timeout=a.timeout)
     dt = time.monotonic() - t0
     steps = steps_from_text(p.stdout)
     return (steps / dt) if steps and dt > 0 else None
@@ -41,7 +41,7 @@ def role_cpu(stop):
             except OSError:
                 continue
             comm = s[s.index("(") + 1:s.rindex(")")]
-            role = next((r for r in ROLES if comm == "quintet-" + r or comm.startswith("quintet-" + r)), None)
+            role = next((r for r in ROLES if comm == ("quintet-" + r)[:15]), None)
             if role:
                 fields = s[s.rindex(")") + 2:].split()
                 last[pid] = (role, int(fields[11]) + int(fields[12]))
