@@ -94,11 +94,11 @@ def main():
             dist, cpu = run_demo(a, b, n)
             row = {"batch": b, "replicas": n, "env": a.env, "seed": a.seed, "episodes": a.episodes,
                    "inprocess_steps_per_s": sim, "distributed_steps_per_s": dist,
-                   "ratio": (sim / dist) if sim and dist else None, "cpu_share": cpu,
+                   "ratio": (dist / sim) if sim and dist else None,   # distributed / in-process "cpu_share": cpu,
                    "tick_latency_p50_s": None, "tick_latency_p99_s": None, "tick_latency_max_s": None}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    f = lambda v: "null" if v is None else "%.1f" % v
+    f = lambda v: "null" if v is None else ("%.3f" % v if v < 10 else "%.1f" % v)
     print("%6s %3s %12s %12s %8s" % ("B", "n", "sim steps/s", "dist steps/s", "ratio"))
     for r in rows:
         print("%6d %3d %12s %12s %8s" % (r["batch"], r["replicas"], f(r["inprocess_steps_per_s"]),
