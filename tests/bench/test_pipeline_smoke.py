@@ -14,5 +14,6 @@ for k in ("inprocess_steps_per_s", "distributed_steps_per_s", "ratio",
           "tick_latency_p50_s", "tick_latency_p99_s", "tick_latency_max_s"):
     assert k in r and num(r[k]), (k, r)
 assert isinstance(r["inprocess_steps_per_s"], (int, float)), r
+assert isinstance(r["distributed_steps_per_s"], (int, float)) and r["distributed_steps_per_s"] > 0, r
 assert all(num(v) for v in r["cpu_share"].values()), r
 print("ok", json.dumps(r))

@@ -7,7 +7,7 @@ Per-role CPU share comes from /proc/<pid>/stat (utime+stime) of the daemons
 while the demo runs.  Tick latency percentiles are not scraped yet: the stages
 do expose quintet_tick_latency_seconds on /metrics, but this script reports
 null for them (not measured)."""
-import argparse, json, os, re, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLES = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
@@ -18,10 +18,15 @@ def steps_from_text(text):
     return int(m.group(1)) if m else None
 
 
+def env_args(a):
+    """--env NAME if one was asked for; else both use the registry's default."""
+    return ["--env", a.env] if a.env else []
+
+
 def run_sim(a, b, n):
     sim = os.path.join(a.build_dir, "tools", "sim", "quintet-sim")
     t0 = time.monotonic()
-    p = subprocess.run([sim, "--env", a.env, "--episodes", str(a.episodes), "--batch", str(b),
+    p = subprocess.run([sim] + env_args(a) + ["--episodes", str(a.episodes), "--batch", str(b),
                         "--seed", str(a.seed), "--json"], capture_output=True, text=True, timeout=a.timeout)
     dt = time.monotonic() - t0
     steps = steps_from_text(p.stdout)
@@ -56,7 +61,7 @@ def role_cpu(stop):
 def run_demo(a, b, n):
     import threading
     state = tempfile.mkdtemp(prefix="quintet-bench-pipeline-")
-    cmd = [sys.executable, os.path.join(ROOT, "tools", "demo", "quintet-demo"), "--env", a.env,
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "demo", "quintet-demo")] + env_args(a) + [
            "--episodes", str(a.episodes), "--batch", str(b), "--replicas", str(n),
            "--seed", str(a.seed), "--quiet", "--no-dashboard", "--state-dir", state,
            "--build-dir", a.build_dir]
@@ -74,6 +79,7 @@ def run_demo(a, b, n):
             sps = json.load(f).get("steps_per_second")
     except (OSError, ValueError):
         sps = None
+    shutil.rmtree(state, ignore_errors=True)
     return sps, box.get("cpu", {r: None for r in ROLES})
 
 
@@ -82,7 +88,8 @@ def main():
     ap.add_argument("--batch", type=int, action="append")
     ap.add_argument("--replicas", type=int, action="append")
     ap.add_argument("--episodes", type=int, default=256)
-    ap.add_argument("--env", default="tomato_watering")
+    ap.add_argument("--env", default=None,
+                    help="environment (default: the registry's default, as quintet-sim and the demo)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
@@ -92,9 +99,9 @@ def main():
         for n in a.replicas or [3, 5]:
             sim = run_sim(a, b, n)
             dist, cpu = run_demo(a, b, n)
-            row = {"batch": b, "replicas": n, "env": a.env, "seed": a.seed, "episodes": a.episodes,
+            row = {"batch": b, "replicas": n, "env": a.env or "default", "seed": a.seed, "episodes": a.episodes,
                    "inprocess_steps_per_s": sim, "distributed_steps_per_s": dist,
-                   "ratio": (dist / sim) if sim and dist else None,   # distributed / in-process "cpu_share": cpu,
+                   "ratio": (dist / sim) if sim and dist else None, "cpu_share": cpu,
                    "tick_latency_p50_s": None, "tick_latency_p99_s": None, "tick_latency_max_s": None}
             print(json.dumps(row), flush=True)
             rows.append(row)
