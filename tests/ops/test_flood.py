@@ -159,8 +159,11 @@ def main():
             flooder.join(timeout=5)
         if pub is not None:
             pub.close(0)
-        d.stop()
+        # Our sockets are torn down while their peers still run: libzmq
+        # aborted once (session_base.cpp:260, EAGAIN) when the aggregators'
+        # connections dropped under a PUB still being closed after the flood
         context.term()
+        d.stop()
         if holder:
             holder.cleanup()
     if failures:
