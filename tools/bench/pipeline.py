@@ -23,7 +23,7 @@ def env_args(a):
     return ["--env", a.env] if a.env else []
 
 
-def run_sim(a, b, n):
+def run_sim(a, b):
     sim = os.path.join(a.build_dir, "tools", "sim", "quintet-sim")
     t0 = time.monotonic()
     p = subprocess.run([sim] + env_args(a) + ["--episodes", str(a.episodes), "--batch", str(b),
@@ -33,8 +33,10 @@ def run_sim(a, b, n):
     return (steps / dt) if steps and dt > 0 else None
 
 
-def role_cpu(stop):
-    """utime+stime ticks per role over the daemons, sampled until stop()."""
+def role_cpu(stop, state):
+    """utime+stime ticks per role over this run's daemons (their --config is
+    under its state dir: other deployments on the machine are not counted),
+    sampled until stop()."""
     last = {}
     while not stop():
         for pid in os.listdir("/proc"):
@@ -43,7 +45,11 @@ def role_cpu(stop):
             try:
                 with open("/proc/%s/stat" % pid) as f:
                     s = f.read()
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    mine = state.encode() in f.read()
             except OSError:
+                continue
+            if not mine:
                 continue
             comm = s[s.index("(") + 1:s.rindex(")")]
             role = next((r for r in ROLES if comm == ("quintet-" + r)[:15]), None)
@@ -67,7 +73,7 @@ def run_demo(a, b, n):
            "--build-dir", a.build_dir]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     box = {}
-    th = threading.Thread(target=lambda: box.update(cpu=role_cpu(lambda: p.poll() is not None)))
+    th = threading.Thread(target=lambda: box.update(cpu=role_cpu(lambda: p.poll() is not None, state)))
     th.start()
     try:
         p.communicate(timeout=a.timeout)
@@ -97,7 +103,7 @@ def main():
     rows = []
     for b in a.batch or [1, 32, 1024]:
         for n in a.replicas or [3, 5]:
-            sim = run_sim(a, b, n)
+            sim = run_sim(a, b)
             dist, cpu = run_demo(a, b, n)
             row = {"batch": b, "replicas": n, "env": a.env or "default", "seed": a.seed, "episodes": a.episodes,
                    "inprocess_steps_per_s": sim, "distributed_steps_per_s": dist,
