@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "reward.h"
-#include "../../common/qt_selftest.h"
+#include "qt_selftest.h"
 
 //  See rw_weights_default in reward.h
 #define RW_DEFAULT_LAMBDA_U 0.5
