@@ -34,11 +34,16 @@ Meanwhile the test reads the aggregators' reward stream, every collector's
   * the attacks are counted: control/wrong-target and control drops, and
     every replica runs at the end.
 
+With --no-wait (the ablation of faultinject's catch-up wait) only the
+exclusion check is asserted, inverted: without the wait some honest replica
+must be excluded beyond the bound; the other checks are printed as figures.
+
 Figures are printed. Every process (the deployment's, faultinject's
 restarts) is stopped at the end, on failure or SIGTERM (meson's timeout)
 too; the state directory is removed (unless --keep).
 
     /usr/bin/python3 tests/soak/test_chaos_soak.py --build-dir build --minutes 5
+    /usr/bin/python3 tests/soak/test_chaos_soak.py --build-dir build --minutes 8 --no-wait
     meson test -C build --benchmark --suite soak          # 30 minutes
 """
 import json
@@ -62,7 +67,11 @@ import faultlib as fl  # noqa: E402
 opts = fl.args(__doc__, extra=lambda p: (
     p.add_argument("--minutes", type=float,
                    default=float(os.environ.get("QUINTET_SOAK_MINUTES", "30"))),
-    p.add_argument("--seed", type=int, default=int(os.environ.get("QUINTET_SOAK_SEED", "1")))))
+    p.add_argument("--seed", type=int, default=int(os.environ.get("QUINTET_SOAK_SEED", "1"))),
+    p.add_argument("--no-wait", action="store_true",
+                   help="the ablation: faultinject does not wait for a victim to catch up "
+                        "(chaos --no-wait, attacks without --wait); passes only if an honest "
+                        "replica is then excluded beyond the bound")))
 FAULTINJECT = os.path.join(opts.source_dir, "tools", "faultinject", "faultinject")
 QUINTETCTL = os.path.join(opts.build_dir, "tools", "quintetctl", "quintetctl")
 
@@ -82,8 +91,15 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 failures = []
 
 
-def check(condition, message):
-    fl.check(condition, message, failures)
+def check(condition, message, ablated=False):
+    """A check of the soak; with --no-wait only the ablated one is asserted
+    (inverted), the others are printed as figures."""
+    if not opts.no_wait:
+        fl.check(condition, message, failures)
+    elif ablated:
+        fl.check(not condition, "ablation (--no-wait): NOT " + message, failures)
+    else:
+        print("     (figure) %s %s" % ("ok  " if condition else "FAIL", message))
 
 
 def _terminate(signum, frame):
@@ -408,7 +424,8 @@ def main():
             round_no += 1
             t0 = time.monotonic() - began
             rc, text = faultinject(streams, "--seed", rng.getrandbits(31), "chaos", "--duration",
-                                   min(CHAOS_S, max(5, duration - t0)))
+                                   min(CHAOS_S, max(5, duration - t0)),
+                                   *(["--no-wait"] if opts.no_wait else []))
             faults = sum(1 for line in text.splitlines() if line.strip().startswith("t="))
             if rc != 0:
                 faultinject_failures.append(("chaos", rc, text[-2000:]))
@@ -417,7 +434,8 @@ def main():
                 for command in ("garbage", "replay"):
                     role = rng.choice(fl.ROLES)
                     r = rng.randint(1, 3)
-                    rc, text = faultinject(streams, command, role, r, "--count", ATTACK_COUNT, "--wait")
+                    rc, text = faultinject(streams, command, role, r, "--count", ATTACK_COUNT,
+                                           *([] if opts.no_wait else ["--wait"]))
                     if rc != 0:
                         faultinject_failures.append((command, rc, text[-2000:]))
                     attacks.append("%s %s-%d" % (command, role, r))
@@ -472,8 +490,9 @@ def main():
         print("     reputation: %d status samples; longest exclusion of a replica while honest: %s"
               % (status.samples, "%d ticks (%s of %s-%d)" % (worst[1], worst[0][0], worst[0][1], worst[0][2])
                  if worst else "none"))
+        check(status.samples > 0, "status was sampled (%d samples)" % status.samples)
         check(status.samples > 0 and (worst is None or worst[1] <= EXCLUDED_MAX_TICKS),
-              "no honest replica excluded for more than %d ticks" % EXCLUDED_MAX_TICKS)
+              "no honest replica excluded for more than %d ticks" % EXCLUDED_MAX_TICKS, ablated=True)
         n = len(rss)
         if n >= 8:
             second = [s[1] for s in rss[n // 4: n // 2]]
