@@ -316,6 +316,7 @@ s_fit_rater (sc_learn_t *self, s_rater_t *rater)
         s_derivatives (self, rater, rater->theta, gradient, hessian);
         int rc = s_cholesky (hessian, n);
         assert (rc == 0);           //  the prior keeps it positive definite
+        (void) rc;                  //  (unused under NDEBUG)
         memcpy (step, gradient, sizeof (double) * n);
         s_solve (hessian, n, step);
         double largest = 0, t = 1;
@@ -341,6 +342,7 @@ s_fit_rater (sc_learn_t *self, s_rater_t *rater)
     s_derivatives (self, rater, rater->theta, gradient, hessian);
     int rc = s_cholesky (hessian, n);
     assert (rc == 0);
+    (void) rc;                      //  (unused under NDEBUG)
     for (uint32_t g = 0; g < n; g++) {
         double column [QT_ENV_MAX_FEATURES] = { 0 };
         column [g] = 1;
