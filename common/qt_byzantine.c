@@ -438,7 +438,7 @@ s_test_attack (qt_byzantine_mode_t mode, const ProtobufCMessage *payload, double
     size_t size = 0;
     uint8_t *bytes = qt_byzantine_payload (liar, payload, &size);
     Quintet__ProposalBatch *lie = quintet__proposal_batch__unpack (NULL, size, bytes);
-    assert (lie && lie->n_instances == 1 && lie->instances [0]->n_values == 2);
+    QT_CHECK (lie && lie->n_instances == 1 && lie->instances [0]->n_values == 2);
     out [0] = lie->instances [0]->values [0];
     out [1] = lie->instances [0]->values [1];
     quintet__proposal_batch__free_unpacked (lie, NULL);

@@ -721,7 +721,7 @@ s_test_serve (zsock_t *router, qt_verifier_t *verifier, qt_catchup_t *catchup,
         qt_message_t *message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, role,
                                                   zframe_data (frame), zframe_size (frame), &cause);
         const Quintet__ControlRequest *request = qt_control_request_of (message);
-        assert (request && qt_control_request_for (request, role, replica));
+        QT_CHECK (request && qt_control_request_for (request, role, replica));
         Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
         reply.nonce = request->nonce;
         reply.role = (char *) role;
@@ -750,7 +750,7 @@ s_test_run (const char *dir, bool asking, bool liar, uint64_t ticks, bool *same)
     run++;
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (dir, &error);
-    assert (trust);
+    QT_CHECK (trust);
     s_toy_t toys [3] = { { 7, false }, { 7, liar }, { 12345, false } };
     qt_signer_t *signers [3];
     qt_catchup_t *catchups [3];
@@ -759,22 +759,22 @@ s_test_run (const char *dir, bool asking, bool liar, uint64_t ticks, bool *same)
     for (uint32_t r = 1; r <= 3; r++) {
         char *path = zsys_sprintf ("%s/%s-%u.key", dir, role, r);
         qt_keypair_t *pair = qt_keypair_load (path, role, r, &error);
-        assert (pair);
+        QT_CHECK (pair);
         zstr_free (&path);
         signers [r - 1] = qt_signer_new (&pair);
         qt_catchup_ops_t ops = { &toys [r - 1], s_toy_snapshot, s_toy_restore, s_toy_replay };
         catchups [r - 1] = qt_catchup_new (role, r, 1, r == 3 && asking, signers [r - 1], trust, 1, &ops);
         verifiers [r - 1] = qt_control_verifier_new (trust);
         routers [r - 1] = zsock_new (ZMQ_ROUTER);
-        assert (zsock_bind (routers [r - 1], "inproc://qt-catchup-test-%d-%u", run, r) == 0);
+        QT_CHECK (zsock_bind (routers [r - 1], "inproc://qt-catchup-test-%d-%u", run, r) == 0);
     }
     for (uint32_t r = 1; r <= 3; r++)
         for (uint32_t p = 1; p <= 3; p++) {
             char *endpoint = zsys_sprintf ("inproc://qt-catchup-test-%d-%u", run, p);
-            assert (qt_catchup_add_peer (catchups [r - 1], p, endpoint, &error) == 0);
+            QT_CHECK (qt_catchup_add_peer (catchups [r - 1], p, endpoint, &error) == 0);
             zstr_free (&endpoint);
         }
-    assert (qt_catchup_peers (catchups [2]) == 2);
+    QT_CHECK (qt_catchup_peers (catchups [2]) == 2);
     for (uint64_t tick = 1; tick <= ticks; tick++) {
         for (uint32_t r = 0; r < 3; r++) {
             bool keep = qt_catchup_keeps (catchups [r], tick);
@@ -789,7 +789,7 @@ s_test_run (const char *dir, bool asking, bool liar, uint64_t ticks, bool *same)
         //  The network, every 7th tick (so that ticks are kept and
         //  replayed): requests and answers go both ways
         for (int pass = 0; pass < 3 && tick % 7 == 0; pass++) {
-            assert (qt_catchup_run (catchups [2], zclock_mono ()) == 0);
+            QT_CHECK (qt_catchup_run (catchups [2], zclock_mono ()) == 0);
             zclock_sleep (1);
             for (uint32_t r = 0; r < 3; r++)
                 s_test_serve (routers [r], verifiers [r], catchups [r], signers [r], role, r + 1);
@@ -801,9 +801,9 @@ s_test_run (const char *dir, bool asking, bool liar, uint64_t ticks, bool *same)
     *same = toys [2].state == toys [0].state;
     uint64_t restored = qt_catchup_restored (catchups [2]);
     //  The first replica never asked: every attempt is replica 3's
-    assert (qt_catchup_restored (catchups [0]) == 0 && qt_catchup_agreed (catchups [0]) == 0);
+    QT_CHECK (qt_catchup_restored (catchups [0]) == 0 && qt_catchup_agreed (catchups [0]) == 0);
     if (restored)
-        assert (strstr (qt_catchup_state (catchups [2]), "ticks replayed")
+        QT_CHECK (strstr (qt_catchup_state (catchups [2]), "ticks replayed")
                 && !strstr (qt_catchup_state (catchups [2]), "(0 ticks"));
     for (uint32_t r = 0; r < 3; r++) {
         qt_catchup_destroy (&catchups [r]);

@@ -538,9 +538,9 @@ s_write (const char *dir, const char *name, const char *text)
 {
     char *path = zsys_sprintf ("%s/%s", dir, name);
     FILE *file = fopen (path, "w");
-    assert (file);
-    assert (fputs (text, file) >= 0);
-    assert (fclose (file) == 0);
+    QT_CHECK (file);
+    QT_CHECK (fputs (text, file) >= 0);
+    QT_CHECK (fclose (file) == 0);
     return path;
 }
 
@@ -551,10 +551,10 @@ s_stdout_mute (void)
 {
     fflush (stdout);
     int saved = dup (STDOUT_FILENO);
-    assert (saved >= 0);
+    QT_CHECK (saved >= 0);
     int null = open ("/dev/null", O_WRONLY);
-    assert (null >= 0);
-    assert (dup2 (null, STDOUT_FILENO) == STDOUT_FILENO);
+    QT_CHECK (null >= 0);
+    QT_CHECK (dup2 (null, STDOUT_FILENO) == STDOUT_FILENO);
     close (null);
     return saved;
 }
@@ -563,7 +563,7 @@ static void
 s_stdout_restore (int saved)
 {
     fflush (stdout);
-    assert (dup2 (saved, STDOUT_FILENO) == STDOUT_FILENO);
+    QT_CHECK (dup2 (saved, STDOUT_FILENO) == STDOUT_FILENO);
     close (saved);
 }
 
@@ -572,12 +572,12 @@ static void
 s_assert_error (qt_config_t *self, const char *expected)
 {
     const char *error = qt_config_error (self);
-    assert (error);
+    QT_CHECK (error);
     size_t length = strlen (self->path);
     if (strncmp (error, self->path, length) != 0 || error [length] != ':'
     ||  strneq (error + length + 2, expected)) {
         fprintf (stderr, "\nunexpected error: %s\n  expected: %s\n", error, expected);
-        assert (false);
+        QT_CHECK (false);
     }
 }
 
@@ -588,7 +588,7 @@ s_try_uint (const char *dir, const char *value, uint64_t *result, char **error)
     char *text = zsys_sprintf ("quintet\n    batch = %s\n", value);
     char *path = s_write (dir, "batch.conf", text);
     qt_config_t *config = qt_config_open (path, NULL);
-    assert (config);
+    QT_CHECK (config);
     int rc = qt_config_uint (config, "quintet/batch", true, 0, 1, 4096, result);
     if (rc)
         *error = strdup (qt_config_error (config));

@@ -484,9 +484,9 @@ s_expect_drop (qt_verifier_t *verifier, const char *topic, zframe_t *frame, qt_d
     uint64_t before = qt_verifier_drops (verifier, expected);
     qt_message_t *message = qt_verifier_open (verifier, topic, NULL, zframe_data (frame),
                                               zframe_size (frame), &cause);
-    assert (!message);
-    assert (cause == expected);
-    assert (qt_verifier_drops (verifier, expected) == before + 1);
+    QT_CHECK (!message);
+    QT_CHECK (cause == expected);
+    QT_CHECK (qt_verifier_drops (verifier, expected) == before + 1);
 }
 
 //  Opens a frame and says whether it was accepted
@@ -506,7 +506,7 @@ s_test_signer (const char *key_path)
 {
     char *error = NULL;
     qt_keypair_t *pair = qt_keypair_load (key_path, "actor", 1, &error);
-    assert (pair);
+    QT_CHECK (pair);
     return qt_signer_new (&pair);
 }
 
@@ -529,12 +529,12 @@ s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
     qt_signer_t *current = s_test_signer (key_path);
     qt_verifier_t *receiver = qt_verifier_new (trust, batch);
     zframe_t *frame = s_test_actions (current, 200, batch);
-    assert (s_test_accepts (receiver, frame));
+    QT_CHECK (s_test_accepts (receiver, frame));
     zframe_destroy (&frame);
     for (size_t i = 0; i < S_TEST_CAPTURED; i++) {
         s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
         frame = s_test_actions (current, 201 + i, batch);
-        assert (s_test_accepts (receiver, frame));
+        QT_CHECK (s_test_accepts (receiver, frame));
         zframe_destroy (&frame);
     }
     qt_verifier_destroy (&receiver);
@@ -542,14 +542,14 @@ s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
     //  The replayed frames arrive first: they are all this receiver knows,
     //  but the restarted epoch, sent later, displaces them for good
     receiver = qt_verifier_new (trust, batch);
-    assert (s_test_accepts (receiver, captured [0]));
+    QT_CHECK (s_test_accepts (receiver, captured [0]));
     frame = s_test_actions (current, 300, batch);
-    assert (s_test_accepts (receiver, frame));
+    QT_CHECK (s_test_accepts (receiver, frame));
     zframe_destroy (&frame);
     for (size_t i = 1; i < S_TEST_CAPTURED; i++)
         s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
     frame = s_test_actions (current, 301, batch);
-    assert (s_test_accepts (receiver, frame));
+    QT_CHECK (s_test_accepts (receiver, frame));
     zframe_destroy (&frame);
     qt_verifier_destroy (&receiver);
 
@@ -557,19 +557,19 @@ s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
     //  are remembered: epoch 0 is long forgotten by the ring, and still its
     //  frames never come back
     receiver = qt_verifier_new (trust, batch);
-    assert (s_test_accepts (receiver, captured [0]));
+    QT_CHECK (s_test_accepts (receiver, captured [0]));
     qt_signer_t *latest = NULL;
     for (size_t k = 0; k < S_TEST_RESTARTS; k++) {
         qt_signer_destroy (&latest);
         latest = s_test_signer (key_path);
         frame = s_test_actions (latest, 400 + k, batch);
-        assert (s_test_accepts (receiver, frame));
+        QT_CHECK (s_test_accepts (receiver, frame));
         zframe_destroy (&frame);
     }
     for (size_t i = 1; i < S_TEST_CAPTURED; i++) {
         s_expect_drop (receiver, "action", captured [i], QT_DROP_REPLAY);
         frame = s_test_actions (latest, 500 + i, batch);
-        assert (s_test_accepts (receiver, frame));
+        QT_CHECK (s_test_accepts (receiver, frame));
         zframe_destroy (&frame);
     }
     qt_verifier_destroy (&receiver);
@@ -578,7 +578,7 @@ s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
     receiver = qt_verifier_new (trust, batch);
     qt_verifier_set_max_age (receiver, S_TEST_MAX_AGE_MS);
     frame = s_test_actions (latest, 600, batch);
-    assert (s_test_accepts (receiver, frame));
+    QT_CHECK (s_test_accepts (receiver, frame));
     zframe_destroy (&frame);
     qt_signer_t *newer = s_test_signer (key_path);
     zframe_t *late = s_test_actions (newer, 601, batch);
@@ -587,12 +587,12 @@ s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
     for (int64_t waited = 0; waited <= S_TEST_MAX_AGE_MS; waited += S_TEST_MAX_AGE_MS / 10) {
         zclock_sleep (S_TEST_MAX_AGE_MS / 10);
         frame = s_test_actions (latest, 602, batch);
-        assert (s_test_accepts (receiver, frame));
+        QT_CHECK (s_test_accepts (receiver, frame));
         zframe_destroy (&frame);
     }
     s_expect_drop (receiver, "action", late, QT_DROP_STALE);
     frame = s_test_actions (latest, 603, batch);
-    assert (s_test_accepts (receiver, frame));
+    QT_CHECK (s_test_accepts (receiver, frame));
     zframe_destroy (&frame);
     zframe_destroy (&late);
     qt_signer_destroy (&newer);
@@ -607,8 +607,8 @@ s_test_epoch_rollback (const char *key_path, size_t batch, qt_trust_t *trust)
     qt_signer_t *second = s_test_signer (key_path);
     zframe_t *early = s_test_actions (first, 700, batch);
     frame = s_test_actions (second, 701, batch);
-    assert (s_test_accepts (receiver, frame));
-    assert (s_test_accepts (receiver, early));
+    QT_CHECK (s_test_accepts (receiver, frame));
+    QT_CHECK (s_test_accepts (receiver, early));
     s_expect_drop (receiver, "action", early, QT_DROP_REPLAY);
     zframe_destroy (&frame);
     zframe_destroy (&early);

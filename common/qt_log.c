@@ -374,10 +374,10 @@ s_capture_begin (const char *path, int *saved_fd)
 {
     fflush (stderr);
     *saved_fd = dup (STDERR_FILENO);
-    assert (*saved_fd >= 0);
+    QT_CHECK (*saved_fd >= 0);
     int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert (fd >= 0);
-    assert (dup2 (fd, STDERR_FILENO) == STDERR_FILENO);
+    QT_CHECK (fd >= 0);
+    QT_CHECK (dup2 (fd, STDERR_FILENO) == STDERR_FILENO);
     close (fd);
 }
 
@@ -385,12 +385,12 @@ s_capture_begin (const char *path, int *saved_fd)
 static char *
 s_capture_end (const char *path, int saved_fd)
 {
-    assert (dup2 (saved_fd, STDERR_FILENO) == STDERR_FILENO);
+    QT_CHECK (dup2 (saved_fd, STDERR_FILENO) == STDERR_FILENO);
     close (saved_fd);
     FILE *file = fopen (path, "r");
-    assert (file);
+    QT_CHECK (file);
     char *text = (char *) zmalloc (4096);
-    assert (text);
+    QT_CHECK (text);
     size_t size = fread (text, 1, 4095, file);
     text [size] = '\0';
     fclose (file);

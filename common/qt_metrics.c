@@ -437,9 +437,9 @@ s_http_get (uint16_t port, const char *path)
     setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port) };
     inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
-    assert (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
+    QT_CHECK (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
     char *request = zsys_sprintf ("GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
-    assert (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
+    QT_CHECK (write (fd, request, strlen (request)) == (ssize_t) strlen (request));
     free (request);
     zchunk_t *reply = zchunk_new (NULL, 4096);
     char buffer [4096];

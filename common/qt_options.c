@@ -1,6 +1,5 @@
 /*  qt_options: see qt_options.h.
 */
-#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

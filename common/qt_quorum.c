@@ -612,7 +612,7 @@ s_test_offer (qt_quorum_t *quorum, uint32_t replica, uint64_t tick, int64_t now,
               qt_quorum_result_t expected)
 {
     qt_message_t *message = s_test_message ();
-    assert (qt_quorum_add (quorum, replica, tick, &message, now) == expected);
+    QT_CHECK (qt_quorum_add (quorum, replica, tick, &message, now) == expected);
     if (message)
         qt_message_destroy (&message);
 }
@@ -628,9 +628,9 @@ s_test_honest_tick (qt_quorum_t *quorum, uint64_t t, int64_t *now, int64_t deadl
     bool at_once = qt_quorum_ready (quorum, *now, &tick);
     if (!at_once) {
         *now += deadline;
-        assert (qt_quorum_ready (quorum, *now, &tick));
+        QT_CHECK (qt_quorum_ready (quorum, *now, &tick));
     }
-    assert (tick == t);
+    QT_CHECK (tick == t);
     qt_quorum_done (quorum, t);
     *now += 1;
     return at_once;
@@ -650,14 +650,14 @@ s_test_readmission (int64_t deadline)
     uint64_t t = 1;
     for (; t <= 3; t++)
         s_test_honest_tick (quorum, t, &now, deadline);
-    assert (!qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (!qt_quorum_replica_up (quorum, 3));
 
     //  A dead replica's key sends a valid message far ahead per tick:
     //  refused by the window, and it stays down; no tick waits for it
     for (; t <= 20; t++) {
         s_test_offer (quorum, 3, t + 1000, now, QT_QUORUM_STALE);
-        assert (!qt_quorum_replica_up (quorum, 3));
-        assert (s_test_honest_tick (quorum, t, &now, deadline));
+        QT_CHECK (!qt_quorum_replica_up (quorum, 3));
+        QT_CHECK (s_test_honest_tick (quorum, t, &now, deadline));
     }
 
     //  It sends for the tick just processed, every tick (a late-by-one
@@ -668,7 +668,7 @@ s_test_readmission (int64_t deadline)
         waited += !s_test_honest_tick (quorum, t, &now, deadline);
         s_test_offer (quorum, 3, t, now, QT_QUORUM_LATE);
     }
-    assert (waited > 0 && waited <= S_TEST_ATTACK_WAITS);
+    QT_CHECK (waited > 0 && waited <= S_TEST_ATTACK_WAITS);
 
     //  Once its bar is over, coming back on time (a message for a pending
     //  tick) re-admits it; present through its trial, it is an ordinary
@@ -678,15 +678,15 @@ s_test_readmission (int64_t deadline)
     uint64_t tick;
     for (uint64_t k = 0; k <= QT_QUORUM_TRIAL_TICKS; k++, t++) {
         s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
-        assert (qt_quorum_replica_up (quorum, 3));
+        QT_CHECK (qt_quorum_replica_up (quorum, 3));
         s_test_offer (quorum, 1, t, now, QT_QUORUM_ACCEPTED);
-        assert (!qt_quorum_ready (quorum, now, &tick));     //  2 is up: waited for
+        QT_CHECK (!qt_quorum_ready (quorum, now, &tick));     //  2 is up: waited for
         s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
-        assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
+        QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == t);
         qt_quorum_done (quorum, t);
     }
-    assert (!s_test_honest_tick (quorum, t++, &now, deadline));
-    assert (qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (!s_test_honest_tick (quorum, t++, &now, deadline));
+    QT_CHECK (qt_quorum_replica_up (quorum, 3));
     qt_quorum_destroy (&quorum);
 }
 
@@ -723,8 +723,8 @@ s_test_startup_flood (int64_t deadline)
         }
         now += 1;
     }
-    assert (completed == S_TEST_HONEST_TICKS);
-    assert (!qt_quorum_replica_up (quorum, 3));
+    QT_CHECK (completed == S_TEST_HONEST_TICKS);
+    QT_CHECK (!qt_quorum_replica_up (quorum, 3));
     qt_quorum_destroy (&quorum);
 
     //  A full window (two liars of five at start, their far ticks, and
@@ -740,19 +740,19 @@ s_test_startup_flood (int64_t deadline)
         for (uint32_t r = 1; r <= 3; r++)
             s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 1, vouched + 1, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_evicted (quorum) == 1);
+    QT_CHECK (qt_quorum_evicted (quorum) == 1);
     for (uint64_t t = 1; t <= vouched + 1; t++) {
         if (t > vouched) {
             s_test_offer (quorum, 2, t, now, QT_QUORUM_ACCEPTED);
             s_test_offer (quorum, 3, t, now, QT_QUORUM_ACCEPTED);
         }
         now += deadline;
-        assert (qt_quorum_ready (quorum, now, &tick) && tick == t);
+        QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == t);
         qt_quorum_done (quorum, t);
     }
     //  The liars' ticks left are outside the window now: gone
-    assert (qt_quorum_evicted (quorum) == 2 * QT_QUORUM_SOLO_TICKS);
-    assert (qt_quorum_timeout (quorum, now) == -1);
+    QT_CHECK (qt_quorum_evicted (quorum) == 2 * QT_QUORUM_SOLO_TICKS);
+    QT_CHECK (qt_quorum_timeout (quorum, now) == -1);
     qt_quorum_destroy (&quorum);
 
     //  A window full of vouched ticks this stage cannot process (a restart:
@@ -764,8 +764,8 @@ s_test_startup_flood (int64_t deadline)
             s_test_offer (quorum, r, t, now, QT_QUORUM_ACCEPTED);
     s_test_offer (quorum, 3, 100000, now, QT_QUORUM_STALE);
     s_test_offer (quorum, 1, QT_QUORUM_WINDOW + 1, now, QT_QUORUM_ACCEPTED);
-    assert (qt_quorum_evicted (quorum) == 1);
-    assert (qt_quorum_slots (quorum, 1) == NULL && qt_quorum_slots (quorum, 2) != NULL);
+    QT_CHECK (qt_quorum_evicted (quorum) == 1);
+    QT_CHECK (qt_quorum_slots (quorum, 1) == NULL && qt_quorum_slots (quorum, 2) != NULL);
     qt_quorum_destroy (&quorum);
 
     //  f = 2 liars of five collude: both vouch for the same far ticks, then
@@ -795,7 +795,7 @@ s_test_startup_flood (int64_t deadline)
         }
         now += 1;
     }
-    assert (completed == S_TEST_HONEST_TICKS);
+    QT_CHECK (completed == S_TEST_HONEST_TICKS);
     qt_quorum_destroy (&quorum);
 }
 
@@ -809,7 +809,7 @@ s_test_two_upstreams (int64_t deadline)
     qt_quorum_t *quorums [2];
     quorums [0] = qt_quorum_new ("worldmodel", 3, 1, deadline, 3);
     quorums [1] = qt_quorum_new ("collector", 3, 1, deadline, 3);
-    assert (quorums [0] && quorums [1]);
+    QT_CHECK (quorums [0] && quorums [1]);
     int64_t now = 1000;
     uint64_t tick;
     for (size_t u = 0; u < 2; u++) {
@@ -832,29 +832,29 @@ s_test_two_upstreams (int64_t deadline)
             s_test_offer (quorums [1], r, t, now, QT_QUORUM_ACCEPTED);
     now += deadline;
     //  101 is ready in upstream 0 only: given up there, 102 goes on
-    assert (qt_quorum_ready (quorums [0], now, &tick) && tick == 101);
-    assert (!qt_quorum_tick_ready (quorums [1], 101, now));
-    assert (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == 102);
+    QT_CHECK (qt_quorum_ready (quorums [0], now, &tick) && tick == 101);
+    QT_CHECK (!qt_quorum_tick_ready (quorums [1], 101, now));
+    QT_CHECK (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == 102);
     uint64_t skipped = qt_quorum_skipped (quorums [0]);
     for (uint64_t t = 102; t <= 104; t++) {
-        assert (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == t);
+        QT_CHECK (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == t);
         qt_quorum_done (quorums [0], t);
         qt_quorum_done (quorums [1], t);
     }
-    assert (qt_quorum_skipped (quorums [0]) == skipped);
-    assert (!qt_quorum_ready_all (quorums, 2, now, &tick));
+    QT_CHECK (qt_quorum_skipped (quorums [0]) == skipped);
+    QT_CHECK (!qt_quorum_ready_all (quorums, 2, now, &tick));
     //  Skipping counted no miss: replica 3 (absent since tick 1) is down
     //  after its 3 misses of 102..104, the others up
-    assert (qt_quorum_replica_up (quorums [0], 1) && qt_quorum_replica_up (quorums [0], 2));
+    QT_CHECK (qt_quorum_replica_up (quorums [0], 1) && qt_quorum_replica_up (quorums [0], 2));
     //  One upstream with nothing ready: nothing is, and nothing is given up
     for (uint32_t r = 1; r <= 2; r++)
         s_test_offer (quorums [0], r, 105, now, QT_QUORUM_ACCEPTED);
-    assert (!qt_quorum_ready_all (quorums, 2, now, &tick));
-    assert (qt_quorum_slots (quorums [0], 105) != NULL);
+    QT_CHECK (!qt_quorum_ready_all (quorums, 2, now, &tick));
+    QT_CHECK (qt_quorum_slots (quorums [0], 105) != NULL);
     for (uint32_t r = 1; r <= 2; r++)
         s_test_offer (quorums [1], r, 105, now, QT_QUORUM_ACCEPTED);
     now += deadline;
-    assert (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == 105);
+    QT_CHECK (qt_quorum_ready_all (quorums, 2, now, &tick) && tick == 105);
     qt_quorum_destroy (&quorums [0]);
     qt_quorum_destroy (&quorums [1]);
 }

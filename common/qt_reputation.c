@@ -353,19 +353,19 @@ s_test_restarts (void)
     uint64_t tick = 0;
     uint32_t weighted = 0;
     s_test_lies (reputation, &tick, QT_REPUTATION_EXCLUDE_AT, &weighted);
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
-    assert (qt_reputation_restarted (reputation, 2));
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
-    assert (qt_reputation_weight (reputation, 2) == QT_REPUTATION_DOWN_WEIGHT);
-    assert (strstr (qt_reputation_reason (reputation, 2), "restarted"));
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    QT_CHECK (qt_reputation_restarted (reputation, 2));
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    QT_CHECK (qt_reputation_weight (reputation, 2) == QT_REPUTATION_DOWN_WEIGHT);
+    QT_CHECK (strstr (qt_reputation_reason (reputation, 2), "restarted"));
     double honest [3] = { 0, 0, 0 };
     for (uint32_t k = 0; k <= QT_REPUTATION_PROBATION_TICKS; k++)
         qt_reputation_update (reputation, ++tick, honest);
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_OK);
-    assert (qt_reputation_weight (reputation, 2) == 1);
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_OK);
+    QT_CHECK (qt_reputation_weight (reputation, 2) == 1);
     //  An ok replica restarting stays ok
-    assert (qt_reputation_restarted (reputation, 1));
-    assert (qt_reputation_status (reputation, 1) == QT_REPUTATION_OK);
+    QT_CHECK (qt_reputation_restarted (reputation, 1));
+    QT_CHECK (qt_reputation_status (reputation, 1) == QT_REPUTATION_OK);
     qt_reputation_destroy (&reputation);
 
     //  A liar restarting whenever it is excluded: each restart within the
@@ -378,17 +378,17 @@ s_test_restarts (void)
     s_test_lies (reputation, &tick, QT_REPUTATION_EXCLUDE_AT, &weighted);
     uint32_t granted = 0;
     for (uint32_t restart = 0; restart < 4 * QT_REPUTATION_RESETS; restart++) {
-        assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+        QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
         granted += qt_reputation_restarted (reputation, 2);
         s_test_lies (reputation, &tick, QT_REPUTATION_WARN_AT, &weighted);
     }
-    assert (granted == QT_REPUTATION_RESETS);
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
-    assert (weighted <= QT_REPUTATION_EXCLUDE_AT + QT_REPUTATION_RESETS * QT_REPUTATION_WARN_AT);
+    QT_CHECK (granted == QT_REPUTATION_RESETS);
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
+    QT_CHECK (weighted <= QT_REPUTATION_EXCLUDE_AT + QT_REPUTATION_RESETS * QT_REPUTATION_WARN_AT);
     //  Once the window has passed, a restart is a fresh start again
     s_test_lies (reputation, &tick, QT_REPUTATION_RESET_TICKS, &weighted);
-    assert (qt_reputation_restarted (reputation, 2));
-    assert (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
+    QT_CHECK (qt_reputation_restarted (reputation, 2));
+    QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
     qt_reputation_destroy (&reputation);
 }
 

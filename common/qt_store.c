@@ -514,12 +514,12 @@ s_test_replay (uint64_t index, uint64_t tick, const char *topic,
                const void *data, size_t size, void *arg)
 {
     s_replay_state_t *state = (s_replay_state_t *) arg;
-    assert (index > 0);
-    assert (tick == state->next_tick);
-    assert (streq (topic, "obs"));
+    QT_CHECK (index > 0);
+    QT_CHECK (tick == state->next_tick);
+    QT_CHECK (streq (topic, "obs"));
     unsigned char expected [S_TEST_MAX_SIZE];
-    assert (s_test_entry (tick, expected) == size);
-    assert (size == 0 || memcmp (data, expected, size) == 0);
+    QT_CHECK (s_test_entry (tick, expected) == size);
+    QT_CHECK (size == 0 || memcmp (data, expected, size) == 0);
     state->next_tick++;
     state->seen++;
     return 0;
@@ -561,43 +561,43 @@ s_test_retention (const char *tmpdir, uint64_t rows, uint64_t bytes)
 {
     char *path = zsys_sprintf ("%s/retain-%" PRIu64 "-%" PRIu64 ".db", tmpdir, rows, bytes);
     qt_store_t *store = qt_store_open (path, NULL);
-    assert (store);
-    assert (qt_store_set_retention (store, rows, bytes) == 0);
+    QT_CHECK (store);
+    QT_CHECK (qt_store_set_retention (store, rows, bytes) == 0);
     unsigned char buffer [S_TEST_MAX_SIZE];
     uint64_t index = 0;
     for (uint64_t i = 0; i < S_TEST_RETAIN_APPENDS; i++) {
         size_t size = s_test_entry (i, buffer);
-        assert (qt_store_append (store, i, "obs", buffer, size, &index) == 0);
+        QT_CHECK (qt_store_append (store, i, "obs", buffer, size, &index) == 0);
         int64_t count = qt_store_count (store);
-        assert (count >= 1);
-        assert (rows == 0 || (uint64_t) count <= rows);
-        assert (bytes == 0 || qt_store_bytes (store) <= bytes);
+        QT_CHECK (count >= 1);
+        QT_CHECK (rows == 0 || (uint64_t) count <= rows);
+        QT_CHECK (bytes == 0 || qt_store_bytes (store) <= bytes);
     }
-    assert (qt_store_pruned (store) > 0);
+    QT_CHECK (qt_store_pruned (store) > 0);
     //  The newest entries, all of them: the last count indexes, in order
     int64_t count = qt_store_count (store);
     uint64_t held = 0;
     for (uint64_t k = 0; k < (uint64_t) count; k++) {
         zchunk_t *chunk = NULL;
         uint64_t tick;
-        assert (qt_store_read (store, index - k, &tick, &chunk) == 0);
-        assert (tick == S_TEST_RETAIN_APPENDS - 1 - k);
-        assert (s_test_entry_ok (tick, chunk));
+        QT_CHECK (qt_store_read (store, index - k, &tick, &chunk) == 0);
+        QT_CHECK (tick == S_TEST_RETAIN_APPENDS - 1 - k);
+        QT_CHECK (s_test_entry_ok (tick, chunk));
         held += zchunk_size (chunk);
         zchunk_destroy (&chunk);
     }
-    assert (qt_store_read (store, index - (uint64_t) count, NULL, NULL) == -1);
-    assert (held == qt_store_bytes (store));
+    QT_CHECK (qt_store_read (store, index - (uint64_t) count, NULL, NULL) == -1);
+    QT_CHECK (held == qt_store_bytes (store));
     //  Enough is kept: pruning stops 1/16 below a bound, not far below
-    assert (rows == 0 || (uint64_t) count >= rows - rows / 8);
-    assert (bytes == 0 || held >= bytes - bytes / 8);
+    QT_CHECK (rows == 0 || (uint64_t) count >= rows - rows / 8);
+    QT_CHECK (bytes == 0 || held >= bytes - bytes / 8);
     qt_store_destroy (&store);
     struct stat info;
-    assert (stat (path, &info) == 0);
-    assert (info.st_size <= S_TEST_RETAIN_FILE_MAX);
+    QT_CHECK (stat (path, &info) == 0);
+    QT_CHECK (info.st_size <= S_TEST_RETAIN_FILE_MAX);
     //  Reopened, it measures the same
     store = qt_store_open (path, NULL);
-    assert (qt_store_count (store) == count && qt_store_bytes (store) == held);
+    QT_CHECK (qt_store_count (store) == count && qt_store_bytes (store) == held);
     qt_store_destroy (&store);
     zstr_free (&path);
 }

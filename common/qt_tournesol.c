@@ -320,19 +320,19 @@ s_test_reference (void)
         ratings [i] = (qt_rating_t) {
             .value = three [i], .weight = 1, .left = left [i], .right = right [i]
         };
-    assert (fabs (qt_qrmedian (ratings, 3, 1, 0, 0) - 1.0) <= 1e-3);
+    QT_CHECK (fabs (qt_qrmedian (ratings, 3, 1, 0, 0) - 1.0) <= 1e-3);
 
     //  Certain ratings and a negligible prior: the plain quantile
     double ten [] = { 0, 1, 2, 6, 9, 5, 3, 5, 4, 7 };
     s_fill (ratings, ten, 10, 1, 0);
-    assert (fabs (qt_qrquantile (ratings, 10, 1e9, 0.21, 0, 0) - 2) <= 1e-3);
+    QT_CHECK (fabs (qt_qrquantile (ratings, 10, 1e9, 0.21, 0, 0) - 2) <= 1e-3);
 
     //  Strong prior, half at -1 and half at +1
     for (size_t i = 0; i < 1000; i++)
         ratings [i] = (qt_rating_t) {
             .value = i < 500? -1: 1, .weight = 1, .left = 0.1, .right = 0.1
         };
-    assert (fabs (qt_qrquantile (ratings, 1000, 0.1, 0.1, 0, 0) - -0.986816) <= 1e-4);
+    QT_CHECK (fabs (qt_qrquantile (ratings, 1000, 0.1, 0.1, 0, 0) - -0.986816) <= 1e-4);
 
     //  Exactly balanced pulls between 1899 and 1900: the root is set by
     //  the tiny uncertainties and prior, terms 1e-14 of the total pull.
@@ -346,8 +346,8 @@ s_test_reference (void)
     //  1899.14026 (checked to 1e-10 with 50-digit decimal arithmetic);
     //  permuting the raters moves solidago's answer, not ours.
     double high = qt_qrquantile (ratings, 1000, 1e12, 0.9, 0, 0);
-    assert (fabs (high - 1899.1402640187) <= 1e-6);
-    assert (fabs (s_naive_root (ratings, 1000, 1e12, 0.9, 1899, 1900) - 1899.1817) <= 1e-4);
+    QT_CHECK (fabs (high - 1899.1402640187) <= 1e-6);
+    QT_CHECK (fabs (s_naive_root (ratings, 1000, 1e12, 0.9, 1899, 1900) - 1899.1817) <= 1e-4);
 }
 
 //  Random ratings: values N(0, 3), weights in [0.5, 1.5), uncertainties
@@ -383,7 +383,7 @@ s_test_resilience (qt_rng_t *rng)
         for (size_t k = 0; k < 3; k++) {
             double q = quantiles [k];
             double base = qt_qrquantile (ratings, n, lipschitz, q, 0, 0);
-            assert (isfinite (base) && base >= previous - slack);
+            QT_CHECK (isfinite (base) && base >= previous - slack);
             previous = base;
             for (size_t f = 0; f < 3; f++) {
                 double weight = 2 * qt_rng_uniform (rng);
@@ -391,12 +391,12 @@ s_test_resilience (qt_rng_t *rng)
                     .value = far [f], .weight = weight, .left = 0, .right = 0
                 };
                 double added = qt_qrquantile (ratings, n + 1, lipschitz, q, 0, 0);
-                assert (fabs (added - base) <= lipschitz * weight + slack);
+                QT_CHECK (fabs (added - base) <= lipschitz * weight + slack);
                 //  Rater 0 turns from its value to the far one
                 qt_rating_t honest = ratings [0];
                 ratings [0].value = far [f];
                 double changed = qt_qrquantile (ratings, n, lipschitz, q, 0, 0);
-                assert (fabs (changed - base) <= 2 * lipschitz * honest.weight + slack);
+                QT_CHECK (fabs (changed - base) <= 2 * lipschitz * honest.weight + slack);
                 ratings [0] = honest;
             }
             //  Translation of every value and the prior
@@ -407,7 +407,7 @@ s_test_resilience (qt_rng_t *rng)
                 shifted [i].value += shift;
             }
             double moved = qt_qrquantile (shifted, n, lipschitz, q, shift, 0);
-            assert (fabs (moved - (base + shift)) <= 1e-6);
+            QT_CHECK (fabs (moved - (base + shift)) <= 1e-6);
         }
     }
 }
@@ -428,15 +428,15 @@ s_test_brmean (qt_rng_t *rng)
     }
     for (size_t i = 0; i < 100; i++)
         mean += ratings [i].weight / total * ratings [i].value;
-    assert (fabs (qt_brmean (ratings, 100, 1, 0, 0) - mean) < 1e-12);
-    assert (qt_brmean (ratings, 0, 1, 7, 0) == 7);
+    QT_CHECK (fabs (qt_brmean (ratings, 100, 1, 0, 0) - mean) < 1e-12);
+    QT_CHECK (qt_brmean (ratings, 0, 1, 7, 0) == 7);
     //  One rater at 1e12 with little participation: its value is clipped to
     //  within L W / 4 of the center
     ratings [0].value = 1e12;
     double clipped = qt_brmean (ratings, 3, 0.1, 0, 0);
     double radius = 0.1 / 4 * (ratings [0].weight + ratings [1].weight + ratings [2].weight);
-    assert (fabs (clipped) <= 2 * radius);
-    assert (isnan (qt_brmean (ratings, 3, 0, 0, 0)));
+    QT_CHECK (fabs (clipped) <= 2 * radius);
+    QT_CHECK (isnan (qt_brmean (ratings, 3, 0, 0, 0)));
 }
 
 //  The class: collects ratings, same answers as the stateless functions.
@@ -444,55 +444,55 @@ static void
 s_test_class (qt_rng_t *rng)
 {
     qt_tournesol_t *poll = qt_tournesol_new (0.5);
-    assert (poll);
-    assert (qt_tournesol_median (poll) == 0);         //  the prior
+    QT_CHECK (poll);
+    QT_CHECK (qt_tournesol_median (poll) == 0);         //  the prior
     qt_tournesol_set_prior (poll, 2);
-    assert (qt_tournesol_median (poll) == 2);
-    assert (qt_tournesol_mean (poll) == 2);
+    QT_CHECK (qt_tournesol_median (poll) == 2);
+    QT_CHECK (qt_tournesol_mean (poll) == 2);
     qt_rating_t ratings [TEST_RATERS];
     s_random_ratings (rng, ratings, TEST_RATERS);
     for (size_t i = 0; i < TEST_RATERS; i++)
-        assert (qt_tournesol_add (poll, ratings [i].value, ratings [i].weight,
+        QT_CHECK (qt_tournesol_add (poll, ratings [i].value, ratings [i].weight,
                                   ratings [i].left, ratings [i].right) == 0);
-    assert (qt_tournesol_add (poll, NAN, 1, 0, 0) == -1);
-    assert (qt_tournesol_add (poll, 1, INFINITY, 0, 0) == -1);
-    assert (qt_tournesol_add (poll, 1, -1, 0, 0) == -1);
-    assert (qt_tournesol_add (poll, 1, 1, -0.5, 0) == -1);
-    assert (qt_tournesol_size (poll) == TEST_RATERS);
+    QT_CHECK (qt_tournesol_add (poll, NAN, 1, 0, 0) == -1);
+    QT_CHECK (qt_tournesol_add (poll, 1, INFINITY, 0, 0) == -1);
+    QT_CHECK (qt_tournesol_add (poll, 1, -1, 0, 0) == -1);
+    QT_CHECK (qt_tournesol_add (poll, 1, 1, -0.5, 0) == -1);
+    QT_CHECK (qt_tournesol_size (poll) == TEST_RATERS);
     qt_tournesol_set_tolerance (poll, 1e-12);
-    assert (qt_tournesol_quantile (poll, 0.2)
+    QT_CHECK (qt_tournesol_quantile (poll, 0.2)
          == qt_qrquantile (ratings, TEST_RATERS, 0.5, 0.2, 2, 1e-12));
-    assert (qt_tournesol_median (poll)
+    QT_CHECK (qt_tournesol_median (poll)
          == qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 1e-12));
-    assert (qt_tournesol_mean (poll)
+    QT_CHECK (qt_tournesol_mean (poll)
          == qt_brmean (ratings, TEST_RATERS, 0.5, 2, 1e-12));
     //  Tolerance is honoured: default and tight answers agree to it
-    assert (fabs (qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 0)
+    QT_CHECK (fabs (qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 0)
                 - qt_tournesol_median (poll)) <= QT_TOURNESOL_TOLERANCE);
     //  Invalid ratings are ignored by the stateless functions too
     ratings [3].value = NAN;
     ratings [5].weight = -1;
     qt_tournesol_reset (poll);
-    assert (qt_tournesol_size (poll) == 0);
+    QT_CHECK (qt_tournesol_size (poll) == 0);
     for (size_t i = 0; i < TEST_RATERS; i++)
         qt_tournesol_add (poll, ratings [i].value, ratings [i].weight,
                           ratings [i].left, ratings [i].right);
-    assert (qt_tournesol_size (poll) == TEST_RATERS - 2);
-    assert (qt_tournesol_median (poll)
+    QT_CHECK (qt_tournesol_size (poll) == TEST_RATERS - 2);
+    QT_CHECK (qt_tournesol_median (poll)
          == qt_qrmedian (ratings, TEST_RATERS, 0.5, 2, 1e-12));
-    assert (isnan (qt_tournesol_quantile (poll, 0)));
-    assert (isnan (qt_tournesol_quantile (poll, 1)));
+    QT_CHECK (isnan (qt_tournesol_quantile (poll, 0)));
+    QT_CHECK (isnan (qt_tournesol_quantile (poll, 1)));
     qt_tournesol_destroy (&poll);
-    assert (poll == NULL);
+    QT_CHECK (poll == NULL);
     qt_tournesol_destroy (&poll);
-    assert (qt_tournesol_new (0) == NULL);
-    assert (qt_tournesol_new (NAN) == NULL);
+    QT_CHECK (qt_tournesol_new (0) == NULL);
+    QT_CHECK (qt_tournesol_new (NAN) == NULL);
 
     //  Large L and certain ratings: the plain median; INFINITY: no prior
     double values [] = { 4, -1, 9, 2, 7 };
     s_fill (ratings, values, 5, 1, 0);
-    assert (fabs (qt_qrmedian (ratings, 5, 1e9, 0, 0) - 4) < 1e-6);
-    assert (fabs (qt_qrmedian (ratings, 5, INFINITY, 1e6, 0) - 4) < 1e-6);
+    QT_CHECK (fabs (qt_qrmedian (ratings, 5, 1e9, 0, 0) - 4) < 1e-6);
+    QT_CHECK (fabs (qt_qrmedian (ratings, 5, INFINITY, 1e6, 0) - 4) < 1e-6);
 }
 
 void

@@ -923,11 +923,11 @@ s_test_snapshot (bool verbose)
     for (int tick = 0; tick < 157; tick++)
         s_walkers_tick (a, walkers, batch, actions_a);
     zchunk_t *state = zchunk_new (NULL, 0);
-    assert (ac_qlearn_snapshot (a, state) == 0);
+    QT_CHECK (ac_qlearn_snapshot (a, state) == 0);
     const char *cause = "unset";
-    assert (ac_qlearn_restore (b, zchunk_data (state), zchunk_size (state), &cause) == 0 && !cause);
-    assert (s_same_snapshot (b, state));
-    assert (s_same_values (a, b) && ac_qlearn_updates (a) == ac_qlearn_updates (b));
+    QT_CHECK (ac_qlearn_restore (b, zchunk_data (state), zchunk_size (state), &cause) == 0 && !cause);
+    QT_CHECK (s_same_snapshot (b, state));
+    QT_CHECK (s_same_values (a, b) && ac_qlearn_updates (a) == ac_qlearn_updates (b));
     memcpy (copy, walkers, sizeof walkers);
     memcpy (again, walkers, sizeof walkers);
     bool apart = false;
@@ -935,12 +935,12 @@ s_test_snapshot (bool verbose)
         s_walkers_tick (a, walkers, batch, actions_a);
         s_walkers_tick (b, copy, batch, actions_b);
         s_walkers_tick (fresh, again, batch, actions_fresh);
-        assert (memcmp (actions_a, actions_b, sizeof actions_a) == 0);
-        assert (s_same_values (a, b));
+        QT_CHECK (memcmp (actions_a, actions_b, sizeof actions_a) == 0);
+        QT_CHECK (s_same_values (a, b));
         apart |= memcmp (actions_a, actions_fresh, sizeof actions_a) != 0 || !s_same_values (a, fresh);
     }
-    assert (apart);             //  without the state the test would fail
-    assert (ac_qlearn_episodes (a) == ac_qlearn_episodes (b) && ac_qlearn_episodes (a) > 50);
+    QT_CHECK (apart);             //  without the state the test would fail
+    QT_CHECK (ac_qlearn_episodes (a) == ac_qlearn_episodes (b) && ac_qlearn_episodes (a) > 50);
 
     //  Damaged: truncated, a byte flipped (the checksum), random bytes, and
     //  a byte flipped under a recomputed checksum (the checks of the
@@ -951,13 +951,13 @@ s_test_snapshot (bool verbose)
     ac_qlearn_snapshot (b, state);
     size_t size = zchunk_size (state);
     uint8_t *damaged = (uint8_t *) malloc (size);
-    assert (damaged);
+    QT_CHECK (damaged);
     qt_rng_t rng;
     qt_rng_seed (&rng, 5, 0);
     size_t refused = 0, trials = 0;
     for (size_t length = 0; length < size; length += 1 + length / 8, trials++) {
         cause = NULL;
-        assert (ac_qlearn_restore (b, zchunk_data (state), length, &cause) == -1 && cause);
+        QT_CHECK (ac_qlearn_restore (b, zchunk_data (state), length, &cause) == -1 && cause);
         refused++;
     }
     for (int trial = 0; trial < 300; trial++, trials++) {
@@ -976,14 +976,14 @@ s_test_snapshot (bool verbose)
         ac_qlearn_t *target = ac_qlearn_new (&config, batch, 11);
         ac_qlearn_restore (target, zchunk_data (state), size, NULL);
         if (ac_qlearn_restore (target, damaged, size, &cause) == 0)
-            assert (cause == NULL);
+            QT_CHECK (cause == NULL);
         else {
-            assert (cause && s_same_snapshot (target, state));
+            QT_CHECK (cause && s_same_snapshot (target, state));
             refused++;
         }
         ac_qlearn_destroy (&target);
     }
-    assert (refused > trials / 2);
+    QT_CHECK (refused > trials / 2);
     free (damaged);
     //  Another configuration, batch or seed
     ac_qlearn_config_t other = config;
@@ -996,9 +996,9 @@ s_test_snapshot (bool verbose)
         zchunk_t *before = zchunk_new (NULL, 0);
         ac_qlearn_snapshot (strangers [k], before);
         cause = NULL;
-        assert (ac_qlearn_restore (strangers [k], zchunk_data (state), size, &cause) == -1);
-        assert (cause && strstr (cause, "another configuration"));
-        assert (s_same_snapshot (strangers [k], before));
+        QT_CHECK (ac_qlearn_restore (strangers [k], zchunk_data (state), size, &cause) == -1);
+        QT_CHECK (cause && strstr (cause, "another configuration"));
+        QT_CHECK (s_same_snapshot (strangers [k], before));
         zchunk_destroy (&before);
         ac_qlearn_destroy (&strangers [k]);
     }

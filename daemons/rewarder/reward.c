@@ -1,5 +1,4 @@
 /*  rw_reward: the rewarder's formula, its gradients and its sanity check. */
-#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

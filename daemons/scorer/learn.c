@@ -316,6 +316,7 @@ s_fit_rater (sc_learn_t *self, s_rater_t *rater)
         s_derivatives (self, rater, rater->theta, gradient, hessian);
         int rc = s_cholesky (hessian, n);
         assert (rc == 0);           //  the prior keeps it positive definite
+        (void) rc;                  //  (unused under NDEBUG)
         memcpy (step, gradient, sizeof (double) * n);
         s_solve (hessian, n, step);
         double largest = 0, t = 1;
@@ -341,6 +342,7 @@ s_fit_rater (sc_learn_t *self, s_rater_t *rater)
     s_derivatives (self, rater, rater->theta, gradient, hessian);
     int rc = s_cholesky (hessian, n);
     assert (rc == 0);
+    (void) rc;                      //  (unused under NDEBUG)
     for (uint32_t g = 0; g < n; g++) {
         double column [QT_ENV_MAX_FEATURES] = { 0 };
         column [g] = 1;
@@ -1150,7 +1152,7 @@ s_recovery_error (uint32_t comparisons, bool verbose)
     config.raters = 1;
     config.max_per_rater = comparisons;
     sc_learn_t *learn = sc_learn_new (&config, n, 1, NULL);
-    assert (learn);
+    QT_CHECK (learn);
     for (uint32_t i = 0; i < comparisons; i++) {
         double a [3], b [3], x = 0;
         for (uint32_t f = 0; f < n; f++) {
@@ -1158,7 +1160,7 @@ s_recovery_error (uint32_t comparisons, bool verbose)
             b [f] = floor (s_uniform () * 3);
             x += truth [f] * (b [f] - a [f]);
         }
-        assert (sc_learn_add (learn, 1, a, b, s_draw (x, s_uniform ())) == 0);
+        QT_CHECK (sc_learn_add (learn, 1, a, b, s_draw (x, s_uniform ())) == 0);
     }
     sc_learn_fit (learn);
     double theta [3], sd [3], error = 0;
@@ -1216,13 +1218,13 @@ s_scorer_tick (sc_learn_t *learn, sc_pending_t *pending, uint64_t tick, sc_score
             x += truth [f] * (query->b [f] - query->a [f]);
         qt_rng_t rng;
         qt_rng_seed (&rng, pending->tick, 1000 + k);
-        assert (sc_learn_add (learn, query->rater, query->a, query->b,
+        QT_CHECK (sc_learn_add (learn, query->rater, query->a, query->b,
                               s_draw (x, qt_rng_uniform (&rng))) == 0);
     }
     sc_learn_fit (learn);
     const wm_belief_t *asked_about [batch];
     for (size_t i = 0; i < batch; i++) {
-        assert (sc_learn_score (learn, &beliefs [i], &scores [i]) == 0);
+        QT_CHECK (sc_learn_score (learn, &beliefs [i], &scores [i]) == 0);
         asked_about [i] = &beliefs [i];
         uint32_t step = (uint32_t) ((tick + i) % 7);
         sc_learn_follow (learn, (uint32_t) i, &beliefs [i], step, step == 6);
@@ -1267,35 +1269,35 @@ s_test_snapshot (bool verbose)
     sc_learn_t *b = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
     sc_learn_t *fresh = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
     sc_pending_t *pending = (sc_pending_t *) calloc (4, sizeof (sc_pending_t));
-    assert (a && b && fresh && pending);
+    QT_CHECK (a && b && fresh && pending);
     sc_pending_t *pending_a = &pending [0], *pending_b = &pending [1];
     sc_pending_t *pending_fresh = &pending [2], *saved = &pending [3];
     sc_score_t scores_a [4], scores_b [4], scores_fresh [4];
     uint64_t tick = 1;
     for (; tick <= 30; tick++)
         s_scorer_tick (a, pending_a, tick, scores_a);
-    assert (pending_a->n_queries > 0 && sc_learn_comparisons (a) > 0);
+    QT_CHECK (pending_a->n_queries > 0 && sc_learn_comparisons (a) > 0);
     zchunk_t *state = zchunk_new (NULL, 0);
-    assert (sc_learn_snapshot (a, pending_a, state) == 0);
+    QT_CHECK (sc_learn_snapshot (a, pending_a, state) == 0);
     const char *cause = "unset";
-    assert (sc_learn_restore (b, pending_b, zchunk_data (state), zchunk_size (state), &cause) == 0);
-    assert (cause == NULL && s_same_state (b, pending_b, state) && s_same_queries (pending_a, pending_b));
+    QT_CHECK (sc_learn_restore (b, pending_b, zchunk_data (state), zchunk_size (state), &cause) == 0);
+    QT_CHECK (cause == NULL && s_same_state (b, pending_b, state) && s_same_queries (pending_a, pending_b));
     bool apart = false;
     for (; tick <= 90; tick++) {
         s_scorer_tick (a, pending_a, tick, scores_a);
         s_scorer_tick (b, pending_b, tick, scores_b);
         s_scorer_tick (fresh, pending_fresh, tick, scores_fresh);
-        assert (memcmp (scores_a, scores_b, sizeof scores_a) == 0);
-        assert (s_same_queries (pending_a, pending_b));
+        QT_CHECK (memcmp (scores_a, scores_b, sizeof scores_a) == 0);
+        QT_CHECK (s_same_queries (pending_a, pending_b));
         apart |= memcmp (scores_a, scores_fresh, sizeof scores_a) != 0
               || !s_same_queries (pending_a, pending_fresh);
     }
-    assert (apart);             //  without the state the test would fail
-    assert (sc_learn_asked (a) == sc_learn_asked (b) && sc_learn_asked (a) < config.comparisons);
+    QT_CHECK (apart);             //  without the state the test would fail
+    QT_CHECK (sc_learn_asked (a) == sc_learn_asked (b) && sc_learn_asked (a) < config.comparisons);
     zchunk_destroy (&state);
     state = zchunk_new (NULL, 0);
     sc_learn_snapshot (a, pending_a, state);
-    assert (s_same_state (b, pending_b, state));
+    QT_CHECK (s_same_state (b, pending_b, state));
 
     //  Damaged: truncated, a byte changed, random bytes: refused (every
     //  truncation, every random state), or accepted as a state of the
@@ -1304,12 +1306,12 @@ s_test_snapshot (bool verbose)
     size_t size = zchunk_size (state), refused = 0, trials = 0;
     for (size_t length = 0; length < size; length += 1 + length / 16, trials++) {
         cause = NULL;
-        assert (sc_learn_restore (b, pending_b, zchunk_data (state), length, &cause) == -1 && cause);
+        QT_CHECK (sc_learn_restore (b, pending_b, zchunk_data (state), length, &cause) == -1 && cause);
         refused++;
     }
-    assert (s_same_state (b, pending_b, state));
+    QT_CHECK (s_same_state (b, pending_b, state));
     uint8_t *damaged = (uint8_t *) malloc (size);
-    assert (damaged);
+    QT_CHECK (damaged);
     qt_rng_t rng;
     qt_rng_seed (&rng, 9, 0);
     for (int trial = 0; trial < 400; trial++, trials++) {
@@ -1320,11 +1322,11 @@ s_test_snapshot (bool verbose)
                 damaged [k] = (uint8_t) qt_rng_next (&rng);
         cause = NULL;
         sc_learn_t *target = sc_learn_new (&config, S_TEST_FEATURES, 1, NULL);
-        assert (sc_learn_restore (target, saved, zchunk_data (state), size, NULL) == 0);
+        QT_CHECK (sc_learn_restore (target, saved, zchunk_data (state), size, NULL) == 0);
         if (sc_learn_restore (target, saved, damaged, size, &cause) == 0)
-            assert (cause == NULL && trial % 4);
+            QT_CHECK (cause == NULL && trial % 4);
         else {
-            assert (cause && s_same_state (target, saved, state));
+            QT_CHECK (cause && s_same_state (target, saved, state));
             refused++;
         }
         sc_learn_destroy (&target);
@@ -1340,8 +1342,8 @@ s_test_snapshot (bool verbose)
         zchunk_t *before = zchunk_new (NULL, 0);
         sc_learn_snapshot (stranger, saved, before);
         cause = NULL;
-        assert (sc_learn_restore (stranger, saved, zchunk_data (state), size, &cause) == -1);
-        assert (cause && strstr (cause, "configured otherwise") && s_same_state (stranger, saved, before));
+        QT_CHECK (sc_learn_restore (stranger, saved, zchunk_data (state), size, &cause) == -1);
+        QT_CHECK (cause && strstr (cause, "configured otherwise") && s_same_state (stranger, saved, before));
         zchunk_destroy (&before);
         sc_learn_destroy (&stranger);
     }

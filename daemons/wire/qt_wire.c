@@ -360,18 +360,18 @@ s_judgment_test (void)
 {
     char dir_template [] = "/tmp/qt_wire_test.XXXXXX";
     char *dir = mkdtemp (dir_template);
-    assert (dir);
+    QT_CHECK (dir);
     qt_keypair_t *raters [2] = { qt_keypair_generate (QT_RATER_ROLE, 1),
                                  qt_keypair_generate (QT_RATER_ROLE, 2) };
     qt_keypair_t *daemon = qt_keypair_generate ("raters", 1);
     char *paths [3] = { zsys_sprintf ("%s/rater-1.pub", dir), zsys_sprintf ("%s/rater-2.pub", dir),
                         zsys_sprintf ("%s/raters-1.pub", dir) };
-    assert (qt_keypair_save (raters [0], NULL, paths [0]) == 0);
-    assert (qt_keypair_save (raters [1], NULL, paths [1]) == 0);
-    assert (qt_keypair_save (daemon, NULL, paths [2]) == 0);
+    QT_CHECK (qt_keypair_save (raters [0], NULL, paths [0]) == 0);
+    QT_CHECK (qt_keypair_save (raters [1], NULL, paths [1]) == 0);
+    QT_CHECK (qt_keypair_save (daemon, NULL, paths [2]) == 0);
     char *error = NULL;
     qt_trust_t *trust = qt_trust_load (dir, &error);
-    assert (trust);
+    QT_CHECK (trust);
 
     double a [3] = { 1, 0, 2 }, b [3] = { 0, 1, 2 };
     Quintet__Comparison comparison = QUINTET__COMPARISON__INIT;
@@ -386,39 +386,39 @@ s_judgment_test (void)
     Quintet__Comparison *opened = NULL;
 
     //  Round trip
-    assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_NONE);
-    assert (opened && opened->rater == 1 && opened->query_tick == 41 && opened->query_index == 3
+    QT_CHECK (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_NONE);
+    QT_CHECK (opened && opened->rater == 1 && opened->query_tick == 41 && opened->query_index == 3
             && opened->n_a == 3 && opened->b [1] == 1 && opened->preference == -0.25);
     quintet__comparison__free_unpacked (opened, NULL);
     //  Wrong length for the environment
-    assert (qt_wire_judgment_open (trust, &judgment, 2, &opened) == QT_DROP_INVALID && !opened);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 2, &opened) == QT_DROP_INVALID && !opened);
     //  A flipped bit of the comparison, or of the signature
     judgment.comparison.data [judgment.comparison.len - 1] ^= 1;
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE && !opened);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE && !opened);
     judgment.comparison.data [judgment.comparison.len - 1] ^= 1;
     judgment.signature.data [0] ^= 1;
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
     judgment.signature.data [0] ^= 1;
     judgment.signature.len = 10;
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
     judgment.signature.len = crypto_sign_BYTES;
     //  Another key id: unknown, or the daemon's (not a person's)
     char *key_id = judgment.key_id;
     judgment.key_id = "0123456789abcdef";
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_UNKNOWN_KEY);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_UNKNOWN_KEY);
     judgment.key_id = daemon->key_id;
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_WRONG_ROLE);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_WRONG_ROLE);
     judgment.key_id = NULL;
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_UNKNOWN_KEY);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_UNKNOWN_KEY);
     judgment.key_id = key_id;
     qt_wire_judgment_free (&judgment);
 
     //  Rater 2 signing an answer in rater 1's name; the seal refuses it,
     //  so forge it by hand
-    assert (qt_wire_judgment_seal (raters [1], &comparison, &judgment) == -1);
+    QT_CHECK (qt_wire_judgment_seal (raters [1], &comparison, &judgment) == -1);
     comparison.rater = 2;
-    assert (qt_wire_judgment_seal (raters [1], &comparison, &judgment) == 0);
+    QT_CHECK (qt_wire_judgment_seal (raters [1], &comparison, &judgment) == 0);
     comparison.rater = 1;
     size_t context = strlen (QT_WIRE_JUDGMENT_CONTEXT);
     size_t size = quintet__comparison__get_packed_size (&comparison);
@@ -430,18 +430,18 @@ s_judgment_test (void)
     memcpy (judgment.comparison.data, bytes + context, size);
     judgment.comparison.len = size;
     crypto_sign_detached (judgment.signature.data, NULL, bytes, context + size, raters [1]->secret_key);
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_WRONG_ROLE && !opened);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_WRONG_ROLE && !opened);
     //  Signed without the context: the signature of another scheme
     crypto_sign_detached (judgment.signature.data, NULL, bytes + context, size, raters [0]->secret_key);
     free (judgment.key_id);
     judgment.key_id = strdup (raters [0]->key_id);
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_SIGNATURE);
     //  Bytes that do not decode, properly signed
     memcpy (bytes + context, "\xff\xff\xff", 3);
     crypto_sign_detached (judgment.signature.data, NULL, bytes, context + 3, raters [0]->secret_key);
     judgment.comparison.len = 3;
     memcpy (judgment.comparison.data, "\xff\xff\xff", 3);
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_PAYLOAD);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_BAD_PAYLOAD);
     free (bytes);
     qt_wire_judgment_free (&judgment);
 
@@ -449,19 +449,19 @@ s_judgment_test (void)
     double bad [] = { NAN, 1.5, -1.0000001, INFINITY };
     for (size_t k = 0; k < sizeof bad / sizeof bad [0]; k++) {
         comparison.preference = bad [k];
-        assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
-        assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID && !opened);
+        QT_CHECK (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+        QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID && !opened);
         qt_wire_judgment_free (&judgment);
     }
     comparison.preference = 1;
     a [2] = NAN;
-    assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID);
+    QT_CHECK (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID);
     qt_wire_judgment_free (&judgment);
     a [2] = 2;
     comparison.n_b = 2;
-    assert (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
-    assert (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID);
+    QT_CHECK (qt_wire_judgment_seal (raters [0], &comparison, &judgment) == 0);
+    QT_CHECK (qt_wire_judgment_open (trust, &judgment, 3, &opened) == QT_DROP_INVALID);
     qt_wire_judgment_free (&judgment);
 
     qt_trust_destroy (&trust);

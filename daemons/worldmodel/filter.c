@@ -1542,7 +1542,7 @@ s_test_tick (s_test_world_t *world, wm_filter_t **filters, size_t n,
         qt_world_t *instance = world->worlds [i];
         if (world->idle [i] > 0) {
             for (size_t k = 0; k < n; k++)
-                assert (wm_filter_idle (filters [k], i, &beliefs [k][i]) == 0);
+                QT_CHECK (wm_filter_idle (filters [k], i, &beliefs [k][i]) == 0);
             if (--world->idle [i] == 0)
                 qt_world_reset (instance);
             continue;
@@ -1550,7 +1550,7 @@ s_test_tick (s_test_world_t *world, wm_filter_t **filters, size_t n,
         qt_readings_t readings;
         qt_world_read (instance, &readings);
         for (size_t k = 0; k < n; k++)
-            assert (wm_filter_update (filters [k], i, &readings, &beliefs [k][i]) == 0);
+            QT_CHECK (wm_filter_update (filters [k], i, &readings, &beliefs [k][i]) == 0);
         if (qt_world_done (instance) || instance->step + 1 >= WM_TEST_EPISODE) {
             if (i % 2)
                 world->idle [i] = WM_TEST_IDLE;
@@ -1558,7 +1558,7 @@ s_test_tick (s_test_world_t *world, wm_filter_t **filters, size_t n,
                 qt_world_reset (instance);
         }
         else
-            assert (qt_world_step (instance, qt_rng_below (&world->rng, instance->decl.n_actions)) == 0);
+            QT_CHECK (qt_world_step (instance, qt_rng_below (&world->rng, instance->decl.n_actions)) == 0);
     }
 }
 
@@ -1566,7 +1566,7 @@ static zchunk_t *
 s_test_snapshot (wm_filter_t *filter)
 {
     zchunk_t *chunk = zchunk_new (NULL, 0);
-    assert (chunk && wm_filter_snapshot (filter, chunk) == 0);
+    QT_CHECK (chunk && wm_filter_snapshot (filter, chunk) == 0);
     return chunk;
 }
 
@@ -1574,8 +1574,8 @@ static void
 s_test_same_state (wm_filter_t *filter, const zchunk_t *expected)
 {
     zchunk_t *now = s_test_snapshot (filter);
-    assert (zchunk_size (now) == zchunk_size ((zchunk_t *) expected));
-    assert (memcmp (zchunk_data (now), zchunk_data ((zchunk_t *) expected), zchunk_size (now)) == 0);
+    QT_CHECK (zchunk_size (now) == zchunk_size ((zchunk_t *) expected));
+    QT_CHECK (memcmp (zchunk_data (now), zchunk_data ((zchunk_t *) expected), zchunk_size (now)) == 0);
     zchunk_destroy (&now);
 }
 
@@ -1586,8 +1586,8 @@ s_test_refused (wm_filter_t *filter, const uint8_t *data, size_t size, const zch
                 const char *why)
 {
     const char *cause = NULL;
-    assert (wm_filter_restore (filter, data, size, &cause) == -1);
-    assert (cause && (!why || strstr (cause, why)));
+    QT_CHECK (wm_filter_restore (filter, data, size, &cause) == -1);
+    QT_CHECK (cause && (!why || strstr (cause, why)));
     s_test_same_state (filter, state);
 }
 
@@ -1598,7 +1598,7 @@ s_test_refused_from (wm_filter_t *filter, const qt_env_decl_t *decl,
                      const zchunk_t *state, const char *why)
 {
     wm_filter_t *other = wm_filter_new (decl, config, batch, seed);
-    assert (other);
+    QT_CHECK (other);
     zchunk_t *snapshot = s_test_snapshot (other);
     s_test_refused (filter, zchunk_data (snapshot), zchunk_size (snapshot), state, why);
     zchunk_destroy (&snapshot);
@@ -1614,7 +1614,7 @@ s_test_every_environment (const wm_filter_config_t *config)
         qt_env_params_t params;
         qt_env_params_init (&params);
         qt_env_decl_t decl;
-        assert (qt_env_declare (module->name, &params, &decl, NULL) == 0);
+        QT_CHECK (qt_env_declare (module->name, &params, &decl, NULL) == 0);
         s_test_world_t world;
         s_test_world_init (&world, &decl, 5);
         wm_filter_t *filters [2] = { wm_filter_new (&decl, config, WM_TEST_INSTANCES, 5),
@@ -1624,11 +1624,11 @@ s_test_every_environment (const wm_filter_config_t *config)
             s_test_tick (&world, filters, 1, beliefs);
         zchunk_t *snapshot = s_test_snapshot (filters [0]);
         const char *cause = NULL;
-        assert (wm_filter_restore (filters [1], zchunk_data (snapshot), zchunk_size (snapshot),
+        QT_CHECK (wm_filter_restore (filters [1], zchunk_data (snapshot), zchunk_size (snapshot),
                                    &cause) == 0 && !cause);
         for (uint32_t t = 0; t < 4; t++) {
             s_test_tick (&world, filters, 2, beliefs);
-            assert (memcmp (beliefs [0], beliefs [1], sizeof beliefs [0]) == 0);
+            QT_CHECK (memcmp (beliefs [0], beliefs [1], sizeof beliefs [0]) == 0);
         }
         zchunk_destroy (&snapshot);
         for (uint32_t k = 0; k < 2; k++)
@@ -1646,34 +1646,34 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
 {
     //  A broken and a malicious sensor (the filter does not know which),
     //  so the tamper theories carry weight and reliabilities move
-    assert (decl->n_sensors > 2);
+    QT_CHECK (decl->n_sensors > 2);
     qt_env_params_t params;
     qt_env_params_init (&params);
     params.sensor_mode [decl->sensors [1].id] = QT_SENSOR_BROKEN;
     params.sensor_mode [decl->sensors [2].id] = QT_SENSOR_MALICIOUS;
     qt_env_decl_t world_decl;
-    assert (qt_env_declare (decl->name, &params, &world_decl, NULL) == 0);
+    QT_CHECK (qt_env_declare (decl->name, &params, &world_decl, NULL) == 0);
     s_test_world_t world;
     s_test_world_init (&world, &world_decl, 11);
 
     wm_filter_t *a = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
     wm_filter_t *b = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
     wm_filter_t *fresh = wm_filter_new (decl, config, WM_TEST_INSTANCES, 7);
-    assert (a && b && fresh);
+    QT_CHECK (a && b && fresh);
     wm_belief_t beliefs [3][WM_TEST_INSTANCES];
     for (uint32_t t = 0; t < 40; t++)
         s_test_tick (&world, &a, 1, beliefs);
-    assert (wm_filter_reliability (a, 0, 1) < config->reliability_prior);
+    QT_CHECK (wm_filter_reliability (a, 0, 1) < config->reliability_prior);
 
     //  Appended after what out already holds
     zchunk_t *snapshot = zchunk_new ("role", 4);
-    assert (wm_filter_snapshot (a, snapshot) == 0);
+    QT_CHECK (wm_filter_snapshot (a, snapshot) == 0);
     const uint8_t *good = zchunk_data (snapshot) + 4;
     size_t size = zchunk_size (snapshot) - 4;
     const char *cause = "";
-    assert (wm_filter_restore (b, good, size, &cause) == 0 && cause == NULL);
+    QT_CHECK (wm_filter_restore (b, good, size, &cause) == 0 && cause == NULL);
     zchunk_t *state = s_test_snapshot (b);
-    assert (zchunk_size (state) == size && memcmp (zchunk_data (state), good, size) == 0);
+    QT_CHECK (zchunk_size (state) == size && memcmp (zchunk_data (state), good, size) == 0);
 
     //  Fed the same, the restored filter says what the original says; a
     //  fresh one (the ablation) does not
@@ -1682,12 +1682,12 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
     for (uint32_t t = 0; t < 100; t++) {
         s_test_tick (&world, three, 3, beliefs);
         for (uint32_t i = 0; i < WM_TEST_INSTANCES; i++) {
-            assert (memcmp (&beliefs [0][i], &beliefs [1][i], sizeof (wm_belief_t)) == 0);
+            QT_CHECK (memcmp (&beliefs [0][i], &beliefs [1][i], sizeof (wm_belief_t)) == 0);
             differing += memcmp (&beliefs [0][i], &beliefs [2][i], sizeof (wm_belief_t)) != 0;
             compared++;
         }
     }
-    assert (differing > compared / 2);
+    QT_CHECK (differing > compared / 2);
     zchunk_destroy (&state);
     state = s_test_snapshot (a);
     s_test_same_state (b, state);
@@ -1700,7 +1700,7 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
     good = zchunk_data (snapshot);
     size = zchunk_size (snapshot);
     uint8_t *bad = (uint8_t *) malloc (size + 1);
-    assert (bad);
+    QT_CHECK (bad);
     s_test_refused (b, NULL, 0, state, NULL);
     for (size_t cut = 0; cut < size; cut += cut < 400 ? 1 : 101)
         s_test_refused (b, good, cut, state, NULL);
@@ -1739,10 +1739,10 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
     qt_env_decl_t other_decl;
     qt_env_params_init (&params);
     snprintf (params.without, sizeof params.without, "%s", decl->sensors [1].family);
-    assert (qt_env_declare (decl->name, &params, &other_decl, NULL) == 0);
+    QT_CHECK (qt_env_declare (decl->name, &params, &other_decl, NULL) == 0);
     s_test_refused_from (b, &other_decl, config, WM_TEST_INSTANCES, 7, state, "declaration");
     qt_env_params_init (&params);
-    assert (qt_env_declare (qt_env_registry [1].name, &params, &other_decl, NULL) == 0);
+    QT_CHECK (qt_env_declare (qt_env_registry [1].name, &params, &other_decl, NULL) == 0);
     s_test_refused_from (b, &other_decl, config, WM_TEST_INSTANCES, 7, state, "another environment");
 
     //  Well-formed and sealed, but the state is impossible: each check
@@ -1753,7 +1753,7 @@ s_test_snapshots (const qt_env_decl_t *decl, const wm_filter_config_t *config)
         "feature", "outside [0, 1]", "sum to 1", "truncated", "past its instances"
     };
     for (uint32_t k = 0; k < sizeof causes / sizeof causes [0]; k++) {
-        assert (wm_filter_restore (poked, good, size, NULL) == 0);
+        QT_CHECK (wm_filter_restore (poked, good, size, NULL) == 0);
         s_instance_t *inst = &poked->instances [k % WM_TEST_INSTANCES];
         s_particle_t *particle = &inst->particles [k % config->particles];
         size_t cut = 0;

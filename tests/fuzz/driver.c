@@ -4,13 +4,14 @@
     how many it ran. With -Dfuzz=true the same target links libFuzzer's
     main instead.
 */
-#include <assert.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "qt_selftest.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -26,7 +27,7 @@ s_run_file (const char *path)
     long size = ftell (file);
     fseek (file, 0, SEEK_SET);
     uint8_t *data = (uint8_t *) malloc (size > 0 ? (size_t) size : 1);
-    assert (data);
+    QT_CHECK (data);
     size_t got = fread (data, 1, (size_t) size, file);
     fclose (file);
     LLVMFuzzerTestOneInput (data, got);

@@ -23,8 +23,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     fuzz_trust ();      //  quiet logs, once
     char path [] = "/tmp/quintet-fuzz-config.XXXXXX";
     int fd = mkstemp (path);
-    assert (fd >= 0);
-    assert (write (fd, data, size) == (ssize_t) size);
+    QT_CHECK (fd >= 0);
+    QT_CHECK (write (fd, data, size) == (ssize_t) size);
     close (fd);
     char *error = NULL;
     qt_config_t *config = qt_config_open (path, &error);

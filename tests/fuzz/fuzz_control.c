@@ -20,18 +20,18 @@ s_read (const qt_message_t *message)
 {
     const Quintet__ControlRequest *request = qt_control_request_of (message);
     if (request) {
-        assert (request->command && request->nonce.len == QT_CONTROL_NONCE_SIZE);
+        QT_CHECK (request->command && request->nonce.len == QT_CONTROL_NONCE_SIZE);
         //  Whom it is for: an empty or absent target is nobody
         if (qt_control_request_for (request, "worldmodel", 1))
-            assert (request->target_role && streq (request->target_role, "worldmodel")
+            QT_CHECK (request->target_role && streq (request->target_role, "worldmodel")
                     && request->target_replica == 1);
     }
     uint8_t nonce [QT_CONTROL_NONCE_SIZE] = { 0 };
     const Quintet__ControlReply *reply = qt_control_reply_of (message, nonce);
     if (reply) {
-        assert (reply->nonce.len == QT_CONTROL_NONCE_SIZE);
+        QT_CHECK (reply->nonce.len == QT_CONTROL_NONCE_SIZE);
         for (size_t i = 0; i < reply->n_drops; i++)
-            assert (reply->drops [i]);
+            QT_CHECK (reply->drops [i]);
     }
 }
 
@@ -54,7 +54,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         qt_message_destroy (&message);
         message = qt_verifier_open (verifier, QT_CONTROL_TOPIC, QT_CONTROL_ROLE, zframe_data (frame),
                                     zframe_size (frame), &cause);
-        assert (!message && cause == QT_DROP_REPLAY);      //  recorded before its payload was read
+        QT_CHECK (!message && cause == QT_DROP_REPLAY);      //  recorded before its payload was read
         zframe_destroy (&frame);
     }
     else {

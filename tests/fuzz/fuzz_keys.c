@@ -45,16 +45,16 @@ fuzz_role_of_topic (const char *topic)
 static void
 s_make_keys (void)
 {
-    assert (sodium_init () >= 0);
+    QT_CHECK (sodium_init () >= 0);
     zsys_init ();
     qt_log_init ("fuzz", QT_LOG_NO_REPLICA);
     qt_log_set_level (LOG_EMERG);       //  drops are the point: keep them quiet
     char template [] = "/tmp/quintet-fuzz.XXXXXX";
-    assert (mkdtemp (template));
+    QT_CHECK (mkdtemp (template));
     s_fuzz.dir = strdup (template);
     char *keys = zsys_sprintf ("%s/keys", s_fuzz.dir);
     char *trust = zsys_sprintf ("%s/trust", s_fuzz.dir);
-    assert (mkdir (keys, 0700) == 0 && mkdir (trust, 0755) == 0);
+    QT_CHECK (mkdir (keys, 0700) == 0 && mkdir (trust, 0755) == 0);
     for (size_t i = 0; qt_roles [i] && i < S_ROLES; i++) {
         char *name = zsys_sprintf ("%s%s-1", FUZZ_SEED_CONTEXT, qt_roles [i]);
         unsigned char seed [crypto_sign_SEEDBYTES];
@@ -67,13 +67,13 @@ s_make_keys (void)
         qt_key_id (pair->public_key, pair->key_id);
         s_fuzz.key_path [i] = zsys_sprintf ("%s/%s-1.key", keys, qt_roles [i]);
         char *pub = zsys_sprintf ("%s/%s-1.pub", trust, qt_roles [i]);
-        assert (qt_keypair_save (pair, s_fuzz.key_path [i], pub) == 0);
+        QT_CHECK (qt_keypair_save (pair, s_fuzz.key_path [i], pub) == 0);
         zstr_free (&pub);
         s_fuzz.signer [i] = qt_signer_new (&pair);
     }
     char *error = NULL;
     s_fuzz.trust = qt_trust_load (trust, &error);
-    assert (s_fuzz.trust);
+    QT_CHECK (s_fuzz.trust);
     zstr_free (&keys);
     zstr_free (&trust);
 }

@@ -7,6 +7,7 @@
 #define FUZZ_KEYS_H_INCLUDED
 
 #include "quintet.h"
+#include "qt_selftest.h"
 
 #define FUZZ_BATCH          4       //  B the verifiers check (make_corpus.py runs batch 4)
 #define FUZZ_SEED_CONTEXT   "quintet-fuzz:"

@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         qt_message_t *message = qt_verifier_open (verifier, fuzz_topics [i], NULL, data, size, &cause);
         //  Raw bytes that verify were signed with one of our fixed keys (a
         //  corpus seed, made by make_corpus.py): then they must be whole
-        assert (message ? cause == QT_DROP_NONE && message->payload && message->sender
+        QT_CHECK (message ? cause == QT_DROP_NONE && message->payload && message->sender
                         : cause != QT_DROP_NONE);
         qt_message_destroy (&message);
         //  The same bytes from one replica's endpoint (the stage's path)

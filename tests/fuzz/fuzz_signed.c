@@ -27,7 +27,7 @@ s_sign_raw (const char *role, const uint8_t *envelope, size_t size)
     qt_keypair_t *pair = qt_signer_keypair (fuzz_signer (role));
     size_t context = strlen (QT_SIGNATURE_CONTEXT);
     uint8_t *signed_bytes = (uint8_t *) malloc (context + size + 1);
-    assert (signed_bytes);
+    QT_CHECK (signed_bytes);
     memcpy (signed_bytes, QT_SIGNATURE_CONTEXT, context);
     if (size)
         memcpy (signed_bytes + context, envelope, size);
@@ -54,12 +54,12 @@ s_open (qt_verifier_t *verifier, const char *topic, zframe_t *frame)
         //  What the daemon and quintetctl read of it
         const Quintet__ControlRequest *request = qt_control_request_of (message);
         if (request)
-            assert (request->command && request->nonce.len == QT_CONTROL_NONCE_SIZE);
+            QT_CHECK (request->command && request->nonce.len == QT_CONTROL_NONCE_SIZE);
         uint8_t nonce [QT_CONTROL_NONCE_SIZE] = { 0 };
         const Quintet__ControlReply *reply = qt_control_reply_of (message, nonce);
         if (reply)
             for (size_t i = 0; i < reply->n_upstreams; i++)
-                assert (reply->upstreams [i]);
+                QT_CHECK (reply->upstreams [i]);
     }
     qt_message_destroy (&message);
 }

@@ -77,16 +77,16 @@ s_init (void)
         return;
     fuzz_trust ();
     char template [] = "/tmp/quintet-fuzz-wire.XXXXXX";
-    assert (mkdtemp (template));
+    QT_CHECK (mkdtemp (template));
     s_wire.dir = strdup (template);
     s_wire.peer_path = zsys_sprintf ("%s/peer", s_wire.dir);
     s_wire.listener = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert (s_wire.listener >= 0);
+    QT_CHECK (s_wire.listener >= 0);
     struct sockaddr_un address = { .sun_family = AF_UNIX };
-    assert (strlen (s_wire.peer_path) < sizeof address.sun_path);
+    QT_CHECK (strlen (s_wire.peer_path) < sizeof address.sun_path);
     strcpy (address.sun_path, s_wire.peer_path);
-    assert (bind (s_wire.listener, (struct sockaddr *) &address, sizeof address) == 0);
-    assert (listen (s_wire.listener, 16) == 0);
+    QT_CHECK (bind (s_wire.listener, (struct sockaddr *) &address, sizeof address) == 0);
+    QT_CHECK (listen (s_wire.listener, 16) == 0);
     atexit (s_report);
 }
 
@@ -111,7 +111,7 @@ s_receive (zsock_t *sub, qt_verifier_t *verifier)
         if (role)       //  else a longer topic with a subscribed prefix: the stage drops it too
             message = qt_verifier_open_from (verifier, topic, role, 1, zframe_data (frame),
                                              zframe_size (frame), &cause);
-        assert (message ? cause == QT_DROP_NONE && message->payload && message->sender : true);
+        QT_CHECK (message ? cause == QT_DROP_NONE && message->payload && message->sender : true);
         if (message)
             s_wire.verified++;
         qt_message_destroy (&message);
@@ -253,12 +253,12 @@ s_subscriber (const uint8_t *data, size_t size)
 {
     char *error = NULL;
     zsock_t *sub = qt_transport_subscriber (NULL, fuzz_topics, (int64_t) QT_MESSAGE_SIZE_CAP * 2, &error);
-    assert (sub);
+    QT_CHECK (sub);
     //  One connection per input, no second: not -1 (no reconnection), with
     //  which libzmq ends the session and drops what it had not handed over
     zsock_set_reconnect_ivl (sub, 3600 * 1000);
     char *endpoint = zsys_sprintf ("ipc://%s", s_wire.peer_path);
-    assert (qt_transport_connect (sub, endpoint, &error) == 0);
+    QT_CHECK (qt_transport_connect (sub, endpoint, &error) == 0);
     zstr_free (&endpoint);
     struct pollfd pending = { .fd = s_wire.listener, .events = POLLIN };
     int fd = poll (&pending, 1, S_WAIT_MS) == 1 ? accept4 (s_wire.listener, NULL, NULL, SOCK_CLOEXEC) : -1;
@@ -282,14 +282,14 @@ s_router (const uint8_t *data, size_t size)
 {
     char *path = zsys_sprintf ("%s/control-%" PRIu64, s_wire.dir, s_wire.inputs);
     zsock_t *router = zsock_new (ZMQ_ROUTER);
-    assert (router);
+    QT_CHECK (router);
     zsock_set_linger (router, 0);
     zsock_set_maxmsgsize (router, QT_MESSAGE_SIZE_CAP);
     int fd = -1;
     if (zsock_bind (router, "ipc://%s", path) == 0) {
         fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un address = { .sun_family = AF_UNIX };
-        assert (strlen (path) < sizeof address.sun_path);
+        QT_CHECK (strlen (path) < sizeof address.sun_path);
         strcpy (address.sun_path, path);
         if (fd >= 0 && connect (fd, (struct sockaddr *) &address, sizeof address) == 0
         &&  s_nonblocking (fd) == 0) {

@@ -30,7 +30,6 @@
 
     The learning results themselves are quintet-sim runs (test_learning.py).
 */
-#include <assert.h>
 #include <sodium.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qt_selftest.h"
 #include "filter.h"
 #include "learn.h"
 #include "population.h"
@@ -515,7 +515,7 @@ main (int argc, char *argv [])
         rt_population_test (true);
         rw_reward_test (true);
         ac_qlearn_test (true);
-        assert (sodium_init () >= 0);     //  the judgments' keys
+        QT_CHECK (sodium_init () >= 0);     //  the judgments' keys
         qt_wire_test (true);
         return 0;
     }

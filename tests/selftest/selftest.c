@@ -8,26 +8,11 @@ typedef struct {
     void (*test) (bool verbose);
 } test_item_t;
 
+//  The classes, from tests/selftest/meson.build's list
+#include "selftest_classes.h"
+#define QT_SELFTEST_CLASS(name) { #name, qt_##name##_test },
 static test_item_t s_tests [] = {
-    { "rng",       qt_rng_test },
-    { "robust",    qt_robust_test },
-    { "tournesol", qt_tournesol_test },
-    { "options", qt_options_test },
-    { "log",       qt_log_test },
-    { "notify",    qt_notify_test },
-    { "config",    qt_config_test },
-    { "store",     qt_store_test },
-    { "keys",      qt_keys_test },
-    { "payload",   qt_payload_test },
-    { "envelope",  qt_envelope_test },
-    { "transport", qt_transport_test },
-    { "quorum",    qt_quorum_test },
-    { "metrics",   qt_metrics_test },
-    { "byzantine", qt_byzantine_test },
-    { "control",   qt_control_test },
-    { "catchup",   qt_catchup_test },
-    { "reputation", qt_reputation_test },
-    { "codec",     qt_codec_test },
+    QT_SELFTEST_CLASSES
     { NULL, NULL }
 };
 
