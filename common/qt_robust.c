@@ -993,7 +993,7 @@ qt_aggregate_params_init (qt_aggregate_params_t *params)
     params->clip_rounds = QT_CLIP_ROUNDS;
 }
 
-//  The largest bucket size leaving at least 2f + 1 buckets of rows rows.
+//  The largest bucket_size leaving at least 2f + 1 buckets of rows rows.
 static size_t
 s_bucket_size (size_t rows, size_t f)
 {

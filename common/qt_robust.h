@@ -136,7 +136,7 @@ int qt_bucketing (const double *x, size_t n, size_t d, size_t s, uint64_t seed,
 #define QT_PRE_AGGREGATION_TABLE(X) \
     X (NONE, "none", "the rows as proposed") \
     X (NNM, "nnm", "nearest-neighbour mixing: each row the mean of its n-f nearest") \
-    X (BUCKETING, "bucketing", "seeded shuffle, mean per bucket of bucket_size rows")
+    X (BUCKETING, "bucketing", "seeded shuffle, means of groups of bucket_size rows")
 
 #define QT_AGGREGATION_ENUM(id, name, weighted, summary) QT_AGGREGATION_##id,
 typedef enum { QT_AGGREGATION_TABLE (QT_AGGREGATION_ENUM) QT_AGGREGATIONS } qt_aggregation_t;
