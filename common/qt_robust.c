@@ -1,5 +1,7 @@
 /*  qt_robust: Byzantine-resilient aggregators (geometric median, coordinate
-    median, quantile, trimmed mean, Krum, Multi-Krum, centered clipping).
+    median, quantile, trimmed mean, Krum, Multi-Krum, centered clipping,
+    mean around the median), the pre-aggregations (nearest-neighbour mixing,
+    bucketing) and the table of rules the aggregator is configured with.
 
     Common shape of every aggregator: collect the usable rows (finite
     values, usable weight), put them in a canonical order so that sums do not
@@ -610,7 +612,7 @@ qt_trimmed_mean (const double *x, size_t n, size_t d, size_t f, double *z)
 }
 
 //  Krum scores of the usable rows (in the caller's order): the sum of the
-//  squared distances to the used-f-2 nearest others, in units of 2^(2e).
+//  squared distances to the used-f-1 nearest others, in units of 2^(2e).
 //  Returns the number of usable rows, 0 on failure; *rows_p and *scores_p
 //  are the caller's to free.
 static size_t
@@ -647,7 +649,7 @@ s_krum_scores (const double *x, size_t n, size_t d, size_t f,
             squared [a * used + b] = squared [b * used + a] = sum;
         }
     }
-    size_t neighbours = used > f + 2? used - f - 2: 0;
+    size_t neighbours = used > f + 1? used - f - 1: 0;
     for (size_t a = 0; a < used; a++) {
         size_t count = 0;
         for (size_t b = 0; b < used; b++)
@@ -785,6 +787,333 @@ qt_centered_clip (const double *x, size_t n, size_t d, double radius,
     return rc;
 }
 
+//  Mean around the median: one coordinate's values sorted by their
+//  distance to the median, then by value.
+int
+qt_meamed (const double *x, size_t n, size_t d, size_t f, double *z)
+{
+    if (!x || !z || n == 0 || d == 0)
+        return -1;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    double *column = (double *) malloc (n * sizeof (double));
+    s_pair_t *pairs = (s_pair_t *) malloc (n * sizeof (s_pair_t));
+    int rc = -1;
+    size_t rejected;
+    size_t used = rows && column && pairs? s_collect (x, NULL, n, d, false, rows, &rejected): 0;
+    if (used > f) {
+        int exponent = s_scale_exponent (rows, used, d);
+        size_t kept = used - f;
+        for (size_t j = 0; j < d; j++) {
+            for (size_t i = 0; i < used; i++)
+                column [i] = s_scale (rows [i].values [j], -exponent);
+            double median = s_median_unweighted (column, used);
+            //  (distance, value) pairs: s_pair_compare orders by the first
+            for (size_t i = 0; i < used; i++) {
+                double value = s_scale (rows [i].values [j], -exponent);
+                pairs [i] = (s_pair_t) { .value = fabs (value - median), .weight = value };
+            }
+            qsort (pairs, used, sizeof (s_pair_t), s_pair_compare);
+            for (size_t i = 0; i < kept; i++)
+                column [i] = pairs [i].weight;
+            qsort (column, kept, sizeof (double), s_double_compare);
+            double sum = 0;
+            for (size_t i = 0; i < kept; i++)
+                sum += column [i];
+            z [j] = s_scale (sum / (double) kept, exponent);
+        }
+        rc = 0;
+    }
+    free (rows);
+    free (column);
+    free (pairs);
+    return rc;
+}
+
+//  Mean of the rows listed in `members` (positions in rows, in increasing
+//  order), values divided by 2^exponent, written back in the rows' scale.
+static void
+s_rows_mean (const s_row_t *rows, const size_t *members, size_t count, size_t d,
+             int exponent, double *z)
+{
+    for (size_t j = 0; j < d; j++) {
+        double sum = 0;
+        for (size_t k = 0; k < count; k++)
+            sum += s_scale (rows [members [k]].values [j], -exponent);
+        z [j] = s_scale (sum / (double) count, exponent);
+    }
+}
+
+static int
+s_size_compare (const void *a, const void *b)
+{
+    size_t left = *(const size_t *) a;
+    size_t right = *(const size_t *) b;
+    return (left > right) - (left < right);
+}
+
+int
+qt_nnm (const double *x, size_t n, size_t d, size_t f, double *y, size_t *out)
+{
+    if (!x || !y || !out || n == 0 || d == 0)
+        return -1;
+    *out = 0;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    double *data = (double *) malloc (n * d * sizeof (double));
+    s_ranked_t *ranked = (s_ranked_t *) malloc (n * sizeof (s_ranked_t));
+    size_t *members = (size_t *) malloc (n * sizeof (size_t));
+    int rc = -1;
+    size_t rejected;
+    size_t used = rows && data && ranked && members?
+                  s_collect (x, NULL, n, d, true, rows, &rejected): 0;
+    if (used > 0) {
+        int exponent = s_scale_exponent (rows, used, d);
+        for (size_t i = 0; i < used; i++)
+            for (size_t j = 0; j < d; j++)
+                data [i * d + j] = s_scale (rows [i].values [j], -exponent);
+        size_t kept = used - (f < used? f: used - 1);
+        for (size_t a = 0; a < used; a++) {
+            for (size_t b = 0; b < used; b++)
+                ranked [b] = (s_ranked_t) {
+                    .score = s_distance (data + a * d, data + b * d, d), .position = b
+                };
+            qsort (ranked, used, sizeof (s_ranked_t), s_ranked_compare);
+            for (size_t k = 0; k < kept; k++)
+                members [k] = ranked [k].position;
+            qsort (members, kept, sizeof (size_t), s_size_compare);
+            s_rows_mean (rows, members, kept, d, exponent, y + a * d);
+        }
+        *out = used;
+        rc = 0;
+    }
+    free (rows);
+    free (data);
+    free (ranked);
+    free (members);
+    return rc;
+}
+
+int
+qt_bucketing (const double *x, size_t n, size_t d, size_t s, uint64_t seed,
+              double *y, size_t *out)
+{
+    if (!x || !y || !out || n == 0 || d == 0 || s == 0)
+        return -1;
+    *out = 0;
+    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
+    size_t *order = (size_t *) malloc (n * sizeof (size_t));
+    int rc = -1;
+    size_t rejected;
+    size_t used = rows && order? s_collect (x, NULL, n, d, true, rows, &rejected): 0;
+    if (used > 0) {
+        int exponent = s_scale_exponent (rows, used, d);
+        qt_rng_t rng;
+        qt_rng_seed (&rng, seed, 0);
+        for (size_t i = 0; i < used; i++)
+            order [i] = i;
+        for (size_t i = used - 1; i > 0; i--) {
+            size_t k = qt_rng_below (&rng, (uint32_t) (i + 1));
+            size_t swap = order [i];
+            order [i] = order [k];
+            order [k] = swap;
+        }
+        size_t buckets = 0;
+        for (size_t start = 0; start < used; start += s) {
+            size_t count = used - start < s? used - start: s;
+            s_rows_mean (rows, order + start, count, d, exponent, y + buckets * d);
+            buckets++;
+        }
+        *out = buckets;
+        rc = 0;
+    }
+    free (rows);
+    free (order);
+    return rc;
+}
+
+//  The table (qt_robust.h), expanded
+#define S_NAME(id, name, weighted, summary) name,
+const char *const qt_aggregation_names [] = { QT_AGGREGATION_TABLE (S_NAME) NULL };
+#undef S_NAME
+#define S_SUMMARY(id, name, weighted, summary) summary,
+static const char *const s_aggregation_summaries [] = { QT_AGGREGATION_TABLE (S_SUMMARY) };
+#undef S_SUMMARY
+#define S_WEIGHTED(id, name, weighted, summary) weighted,
+static const bool s_aggregation_weighted [] = { QT_AGGREGATION_TABLE (S_WEIGHTED) };
+#undef S_WEIGHTED
+#define S_NAME(id, name, summary) name,
+const char *const qt_pre_aggregation_names [] = { QT_PRE_AGGREGATION_TABLE (S_NAME) NULL };
+#undef S_NAME
+#define S_SUMMARY(id, name, summary) summary,
+static const char *const s_pre_aggregation_summaries [] = { QT_PRE_AGGREGATION_TABLE (S_SUMMARY) };
+#undef S_SUMMARY
+
+const char *
+qt_aggregation_summary (qt_aggregation_t rule)
+{
+    return rule < QT_AGGREGATIONS? s_aggregation_summaries [rule]: NULL;
+}
+
+bool
+qt_aggregation_weighted (qt_aggregation_t rule)
+{
+    return rule < QT_AGGREGATIONS && s_aggregation_weighted [rule];
+}
+
+const char *
+qt_pre_aggregation_summary (qt_pre_aggregation_t pre)
+{
+    return pre < QT_PRE_AGGREGATIONS? s_pre_aggregation_summaries [pre]: NULL;
+}
+
+void
+qt_aggregation_describe (FILE *out)
+{
+    //  Names and summaries are plain ASCII without quotes or backslashes
+    fprintf (out, "{\"aggregation\": [");
+    for (int rule = 0; rule < QT_AGGREGATIONS; rule++)
+        fprintf (out, "%s\n  {\"name\": \"%s\", \"weighted\": %s, \"summary\": \"%s\"}",
+                 rule? ",": "", qt_aggregation_names [rule],
+                 s_aggregation_weighted [rule]? "true": "false", s_aggregation_summaries [rule]);
+    fprintf (out, "],\n \"pre_aggregation\": [");
+    for (int pre = 0; pre < QT_PRE_AGGREGATIONS; pre++)
+        fprintf (out, "%s\n  {\"name\": \"%s\", \"summary\": \"%s\"}", pre? ",": "",
+                 qt_pre_aggregation_names [pre], s_pre_aggregation_summaries [pre]);
+    fprintf (out, "]}\n");
+}
+
+void
+qt_aggregate_params_init (qt_aggregate_params_t *params)
+{
+    memset (params, 0, sizeof (*params));
+    params->rule = QT_AGGREGATION_GEOMEDIAN;
+    params->pre = QT_PRE_AGGREGATION_NONE;
+    params->tolerance = QT_GEOMEDIAN_TOLERANCE;
+    params->max_iterations = QT_GEOMEDIAN_MAX_ITER;
+    params->clip_radius = QT_CLIP_RADIUS;
+    params->clip_rounds = QT_CLIP_ROUNDS;
+}
+
+//  The largest bucket_size leaving at least 2f + 1 buckets of rows rows.
+static size_t
+s_bucket_size (size_t rows, size_t f)
+{
+    size_t size = 1;
+    while (size < rows && (rows + size) / (size + 1) >= 2 * f + 1)
+        size++;
+    return size;
+}
+
+int
+qt_aggregate (const qt_aggregate_params_t *params, const double *x, const double *w,
+              size_t n, size_t d, double *z, qt_geomedian_report_t *report)
+{
+    qt_geomedian_report_t scratch_report;
+    if (!report)
+        report = &scratch_report;
+    memset (report, 0, sizeof (*report));
+    if (!params || !x || !z || n == 0 || d == 0
+    ||  params->rule >= QT_AGGREGATIONS || params->pre >= QT_PRE_AGGREGATIONS)
+        return -1;
+    //  The rows of weight > 0, compacted
+    double *data = (double *) malloc (n * d * sizeof (double));
+    double *mixed = (double *) malloc (n * d * sizeof (double));
+    double *weight = (double *) malloc (n * sizeof (double));
+    if (!data || !mixed || !weight) {
+        free (data);
+        free (mixed);
+        free (weight);
+        return -1;
+    }
+    size_t used = 0, rejected = 0;
+    for (size_t i = 0; i < n; i++) {
+        double row_weight = w? w [i]: 1.0;
+        if (!s_row_is_finite (x + i * d, d) || !isfinite (row_weight) || row_weight < 0) {
+            rejected++;
+            continue;
+        }
+        if (row_weight == 0)
+            continue;
+        memcpy (data + used * d, x + i * d, d * sizeof (double));
+        weight [used++] = row_weight;
+    }
+    int rc = -1;
+    size_t f = used? (params->f < (used - 1) / 2? params->f: (used - 1) / 2): 0;
+    const double *rows = data;
+    size_t count = used;
+    bool weighted = qt_aggregation_weighted (params->rule);
+    if (used > 0 && params->pre == QT_PRE_AGGREGATION_NNM) {
+        if (qt_nnm (data, used, d, f, mixed, &count))
+            count = 0;
+        rows = mixed;
+        weighted = false;
+    }
+    else
+    if (used > 0 && params->pre == QT_PRE_AGGREGATION_BUCKETING) {
+        size_t size = params->bucket_size? params->bucket_size: s_bucket_size (used, f);
+        if (qt_bucketing (data, used, d, size, params->seed, mixed, &count))
+            count = 0;
+        rows = mixed;
+        weighted = false;
+        if (count > 0 && f > (count - 1) / 2)
+            f = (count - 1) / 2;
+    }
+    if (count > 0) {
+        const double *rule_weight = weighted? weight: NULL;
+        switch (params->rule) {
+            case QT_AGGREGATION_GEOMEDIAN:
+                rc = qt_geomedian (rows, rule_weight, count, d, params->tolerance,
+                                   params->max_iterations, z, report);
+                break;
+            case QT_AGGREGATION_COORDMEDIAN: {
+                s_row_t *collected = (s_row_t *) malloc (count * sizeof (s_row_t));
+                s_pair_t *pairs = (s_pair_t *) malloc (count * sizeof (s_pair_t));
+                size_t unused;
+                size_t kept = collected && pairs?
+                              s_collect (rows, rule_weight, count, d, false, collected, &unused): 0;
+                if (kept > 0) {
+                    s_coordmedian_rows (collected, kept, d, 0, pairs, z);
+                    rc = 0;
+                }
+                free (collected);
+                free (pairs);
+                break;
+            }
+            case QT_AGGREGATION_TRIMMED_MEAN:
+                rc = qt_trimmed_mean (rows, count, d, f, z);
+                break;
+            case QT_AGGREGATION_KRUM:
+                rc = qt_krum (rows, count, d, f, z, NULL);
+                break;
+            case QT_AGGREGATION_MULTIKRUM:
+                rc = qt_multikrum (rows, count, d, f, count - f, z);
+                break;
+            case QT_AGGREGATION_CENTERED_CLIPPING:
+                rc = qt_centered_clip (rows, count, d, params->clip_radius,
+                                       params->clip_rounds, z);
+                break;
+            case QT_AGGREGATION_MEAMED:
+                rc = qt_meamed (rows, count, d, f, z);
+                break;
+            default:
+                break;
+        }
+    }
+    if (params->rule != QT_AGGREGATION_GEOMEDIAN || params->pre != QT_PRE_AGGREGATION_NONE) {
+        //  Counted before pre-aggregation; rules without iterations converge
+        if (params->rule != QT_AGGREGATION_GEOMEDIAN) {
+            report->iterations = 0;
+            report->converged = rc == 0;
+            report->objective = 0;
+        }
+        report->used = used;
+    }
+    report->rejected = rejected;
+    free (data);
+    free (mixed);
+    free (weight);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Selftest
 
@@ -805,7 +1134,7 @@ s_gradient (const double *x, const double *w, size_t n, size_t d, const double *
 {
     double gradient [8] = { 0 };
     double total = 0;
-    assert (d <= 8);
+    QT_CHECK (d <= 8);
     for (size_t i = 0; i < n; i++) {
         double weight = w? w [i]: 1;
         double distance = 0;
@@ -854,17 +1183,17 @@ s_test_reference (void)
     double z [3];
     double expected [] = { 4, 5, 6 };
     qt_geomedian_report_t report;
-    assert (qt_geomedian (x, NULL, 3, 3, 0, 0, z, &report) == 0);
-    assert (memcmp (z, expected, sizeof (z)) == 0);
-    assert (report.converged && report.used == 3 && report.rejected == 0);
-    assert (fabs (report.objective - 2 * sqrt (27)) < 1e-12);
-    assert (qt_coordmedian (x, 3, 3, z) == 0);
-    assert (memcmp (z, expected, sizeof (z)) == 0);
-    assert (qt_trimmed_mean (x, 3, 3, 1, z) == 0);
-    assert (memcmp (z, expected, sizeof (z)) == 0);
+    QT_CHECK (qt_geomedian (x, NULL, 3, 3, 0, 0, z, &report) == 0);
+    QT_CHECK (memcmp (z, expected, sizeof (z)) == 0);
+    QT_CHECK (report.converged && report.used == 3 && report.rejected == 0);
+    QT_CHECK (fabs (report.objective - 2 * sqrt (27)) < 1e-12);
+    QT_CHECK (qt_coordmedian (x, 3, 3, z) == 0);
+    QT_CHECK (memcmp (z, expected, sizeof (z)) == 0);
+    QT_CHECK (qt_trimmed_mean (x, 3, 3, 1, z) == 0);
+    QT_CHECK (memcmp (z, expected, sizeof (z)) == 0);
     size_t index = 99;
-    assert (qt_krum (x, 3, 3, 1, z, &index) == 0);
-    assert (index == 0 && z [0] == 1 && z [1] == 2 && z [2] == 3);
+    QT_CHECK (qt_krum (x, 3, 3, 1, z, &index) == 0);
+    QT_CHECK (index == 0 && z [0] == 1 && z [1] == 2 && z [2] == 3);
 }
 
 //  The median is a data point: the answer is that row, bit for bit.
@@ -875,14 +1204,14 @@ s_test_exact (qt_rng_t *rng)
     double five [] = { 0.1, 0.7,  0.1, 0.7,  3, -2,  0.1, 0.7,  -5, 9 };
     double z [3];
     qt_geomedian_report_t report;
-    assert (qt_geomedian (five, NULL, 5, 2, 0, 0, z, &report) == 0);
-    assert (z [0] == 0.1 && z [1] == 0.7 && report.converged);
+    QT_CHECK (qt_geomedian (five, NULL, 5, 2, 0, 0, z, &report) == 0);
+    QT_CHECK (z [0] == 0.1 && z [1] == 0.7 && report.converged);
 
     //  Obtuse triangle (angle > 120 degrees at the origin): the Fermat
     //  point is the vertex, though the start (0, 1) is not a data point
     double obtuse [] = { 0, 0,  10, 1,  -10, 1 };
-    assert (qt_geomedian (obtuse, NULL, 3, 2, 0, 0, z, &report) == 0);
-    assert (z [0] == 0 && z [1] == 0 && report.converged);
+    QT_CHECK (qt_geomedian (obtuse, NULL, 3, 2, 0, 0, z, &report) == 0);
+    QT_CHECK (z [0] == 0 && z [1] == 0 && report.converged);
 
     //  Weighted: a point whose weight equals 1.01 times the pull of the
     //  others is the median, 0.99 times is not
@@ -903,12 +1232,12 @@ s_test_exact (qt_rng_t *rng)
         }
         double pull_norm = sqrt (pull [0] * pull [0] + pull [1] * pull [1] + pull [2] * pull [2]);
         w [0] = 1.01 * pull_norm;
-        assert (qt_geomedian (x, w, n, d, 0, 0, z, &report) == 0);
-        assert (memcmp (z, x, d * sizeof (double)) == 0 && report.converged);
+        QT_CHECK (qt_geomedian (x, w, n, d, 0, 0, z, &report) == 0);
+        QT_CHECK (memcmp (z, x, d * sizeof (double)) == 0 && report.converged);
         w [0] = 0.99 * pull_norm;
-        assert (qt_geomedian (x, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, z, &report) == 0);
-        assert (memcmp (z, x, d * sizeof (double)) != 0);
-        assert (s_gradient (x, w, n, d, z) < 1e-6);
+        QT_CHECK (qt_geomedian (x, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, z, &report) == 0);
+        QT_CHECK (memcmp (z, x, d * sizeof (double)) != 0);
+        QT_CHECK (s_gradient (x, w, n, d, z) < 1e-6);
     }
 }
 
@@ -919,15 +1248,15 @@ s_test_degenerate (qt_rng_t *rng)
     double z [4];
     qt_geomedian_report_t report;
     double one [] = { 1.5, -2, 1e-300, 7 };
-    assert (qt_geomedian (one, NULL, 1, 4, 0, 0, z, &report) == 0);
-    assert (memcmp (z, one, sizeof (one)) == 0 && report.converged);
-    assert (report.iterations == 0 && report.objective == 0 && report.used == 1);
+    QT_CHECK (qt_geomedian (one, NULL, 1, 4, 0, 0, z, &report) == 0);
+    QT_CHECK (memcmp (z, one, sizeof (one)) == 0 && report.converged);
+    QT_CHECK (report.iterations == 0 && report.objective == 0 && report.used == 1);
 
     double same [4 * 3];
     for (size_t i = 0; i < 4; i++)
         memcpy (same + i * 3, one, 3 * sizeof (double));
-    assert (qt_geomedian (same, NULL, 4, 3, 0, 0, z, &report) == 0);
-    assert (memcmp (z, one, 3 * sizeof (double)) == 0 && report.iterations == 0);
+    QT_CHECK (qt_geomedian (same, NULL, 4, 3, 0, 0, z, &report) == 0);
+    QT_CHECK (memcmp (z, one, 3 * sizeof (double)) == 0 && report.iterations == 0);
 
     //  Collinear, odd count, points given out of order along the line:
     //  the middle point. Even count: a point of the middle segment.
@@ -937,12 +1266,12 @@ s_test_degenerate (qt_rng_t *rng)
         line [2 * i] = 1 + 2 * positions [i];
         line [2 * i + 1] = 4 - 3 * positions [i];
     }
-    assert (qt_geomedian (line, NULL, 5, 2, 0, 0, z, &report) == 0);
-    assert (z [0] == 1 + 2 * 2.0 && z [1] == 4 - 3 * 2.0);
-    assert (qt_geomedian (line, NULL, 4, 2, 0, 0, z, &report) == 0);
+    QT_CHECK (qt_geomedian (line, NULL, 5, 2, 0, 0, z, &report) == 0);
+    QT_CHECK (z [0] == 1 + 2 * 2.0 && z [1] == 4 - 3 * 2.0);
+    QT_CHECK (qt_geomedian (line, NULL, 4, 2, 0, 0, z, &report) == 0);
     double t = (z [0] - 1) / 2;
-    assert (t >= 0.5 - 1e-9 && t <= 3 + 1e-9);
-    assert (fabs (z [1] - (4 - 3 * t)) < 1e-9);
+    QT_CHECK (t >= 0.5 - 1e-9 && t <= 3 + 1e-9);
+    QT_CHECK (fabs (z [1] - (4 - 3 * t)) < 1e-9);
 
     //  d = 1: the weighted median, exactly
     for (int trial = 0; trial < TEST_TRIALS; trial++) {
@@ -952,21 +1281,21 @@ s_test_degenerate (qt_rng_t *rng)
             x [i] = qt_rng_normal (rng);
             w [i] = trial % 2? qt_rng_uniform (rng): 1;
         }
-        assert (qt_geomedian (x, w, n, 1, 0, 0, z, &report) == 0);
-        assert (z [0] == qt_quantile (x, w, n, 0.5));
+        QT_CHECK (qt_geomedian (x, w, n, 1, 0, 0, z, &report) == 0);
+        QT_CHECK (z [0] == qt_quantile (x, w, n, 0.5));
     }
 
     //  No usable row
     double bad [] = { NAN, 1, INFINITY, 2, 3, -INFINITY };
-    assert (qt_geomedian (bad, NULL, 3, 2, 0, 0, z, &report) == -1);
-    assert (report.rejected == 3 && report.used == 0);
+    QT_CHECK (qt_geomedian (bad, NULL, 3, 2, 0, 0, z, &report) == -1);
+    QT_CHECK (report.rejected == 3 && report.used == 0);
     double zero [] = { 0, 0 };
-    assert (qt_geomedian (one, zero, 2, 2, 0, 0, z, &report) == -1);
-    assert (qt_geomedian (one, NULL, 0, 2, 0, 0, z, &report) == -1);
-    assert (qt_coordmedian (bad, 3, 2, z) == -1);
-    assert (qt_trimmed_mean (bad, 3, 2, 0, z) == -1);
-    assert (qt_krum (bad, 3, 2, 0, z, NULL) == -1);
-    assert (qt_mean (bad, NULL, 3, 2, z) == -1);
+    QT_CHECK (qt_geomedian (one, zero, 2, 2, 0, 0, z, &report) == -1);
+    QT_CHECK (qt_geomedian (one, NULL, 0, 2, 0, 0, z, &report) == -1);
+    QT_CHECK (qt_coordmedian (bad, 3, 2, z) == -1);
+    QT_CHECK (qt_trimmed_mean (bad, 3, 2, 0, z) == -1);
+    QT_CHECK (qt_krum (bad, 3, 2, 0, z, NULL) == -1);
+    QT_CHECK (qt_mean (bad, NULL, 3, 2, z) == -1);
 }
 
 //  Rows with NaN or inf are dropped and counted, never propagated: the
@@ -988,29 +1317,29 @@ s_test_rejection (qt_rng_t *rng)
     x [5 * d + 3] = INFINITY;
     x [6 * d + 0] = -INFINITY;
     qt_geomedian_report_t report;
-    assert (qt_geomedian (x, NULL, n, d, 0, 0, z, &report) == 0);
-    assert (report.rejected == 3 && report.used == 6);
-    assert (qt_geomedian (clean, NULL, kept, d, 0, 0, reference, NULL) == 0);
-    assert (memcmp (z, reference, sizeof (z)) == 0);
+    QT_CHECK (qt_geomedian (x, NULL, n, d, 0, 0, z, &report) == 0);
+    QT_CHECK (report.rejected == 3 && report.used == 6);
+    QT_CHECK (qt_geomedian (clean, NULL, kept, d, 0, 0, reference, NULL) == 0);
+    QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
     for (size_t j = 0; j < d; j++)
-        assert (isfinite (z [j]));
-    assert (qt_coordmedian (x, n, d, z) == 0);
-    assert (qt_coordmedian (clean, kept, d, reference) == 0);
-    assert (memcmp (z, reference, sizeof (z)) == 0);
-    assert (qt_trimmed_mean (x, n, d, 1, z) == 0);
-    assert (qt_trimmed_mean (clean, kept, d, 1, reference) == 0);
-    assert (memcmp (z, reference, sizeof (z)) == 0);
-    assert (qt_mean (x, NULL, n, d, z) == 0);
-    assert (qt_mean (clean, NULL, kept, d, reference) == 0);
-    assert (memcmp (z, reference, sizeof (z)) == 0);
+        QT_CHECK (isfinite (z [j]));
+    QT_CHECK (qt_coordmedian (x, n, d, z) == 0);
+    QT_CHECK (qt_coordmedian (clean, kept, d, reference) == 0);
+    QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
+    QT_CHECK (qt_trimmed_mean (x, n, d, 1, z) == 0);
+    QT_CHECK (qt_trimmed_mean (clean, kept, d, 1, reference) == 0);
+    QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
+    QT_CHECK (qt_mean (x, NULL, n, d, z) == 0);
+    QT_CHECK (qt_mean (clean, NULL, kept, d, reference) == 0);
+    QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
     size_t index;
-    assert (qt_krum (x, n, d, 1, z, &index) == 0);
-    assert (index != 2 && index != 5 && index != 6);
+    QT_CHECK (qt_krum (x, n, d, 1, z, &index) == 0);
+    QT_CHECK (index != 2 && index != 5 && index != 6);
 
     //  A non-finite or negative weight rejects its row too
     double w [9] = { 1, 1, 1, 1, NAN, 1, 1, -1, 1 };
-    assert (qt_geomedian (x, w, n, d, 0, 0, z, &report) == 0);
-    assert (report.rejected == 5 && report.used == 4);
+    QT_CHECK (qt_geomedian (x, w, n, d, 0, 0, z, &report) == 0);
+    QT_CHECK (report.rejected == 5 && report.used == 4);
 }
 
 //  Equivariance and invariance of the geometric median, on random data.
@@ -1027,14 +1356,14 @@ s_test_properties (qt_rng_t *rng)
         for (size_t i = 0; i < n; i++)
             w [i] = 0.1 + qt_rng_uniform (rng);
         qt_geomedian_report_t report;
-        assert (qt_geomedian (x, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, z, &report) == 0);
-        assert (report.converged);
+        QT_CHECK (qt_geomedian (x, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, z, &report) == 0);
+        QT_CHECK (report.converged);
         //  Optimal: zero gradient, or resting on a data point
         bool at_row = false;
         for (size_t i = 0; i < n; i++)
             if (memcmp (z, x + i * d, d * sizeof (double)) == 0)
                 at_row = true;
-        assert (at_row || s_gradient (x, w, n, d, z) < 1e-6);
+        QT_CHECK (at_row || s_gradient (x, w, n, d, z) < 1e-6);
 
         //  Permutation: bit for bit, thanks to the canonical order
         for (size_t i = 0; i < n; i++) {
@@ -1051,11 +1380,11 @@ s_test_properties (qt_rng_t *rng)
             v [i] = v [k];
             v [k] = swap_weight;
         }
-        assert (qt_geomedian (y, v, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
-        assert (memcmp (z, moved, d * sizeof (double)) == 0);
-        assert (qt_coordmedian (y, n, d, moved) == 0);
-        assert (qt_coordmedian (x, n, d, expected) == 0);
-        assert (memcmp (expected, moved, d * sizeof (double)) == 0);
+        QT_CHECK (qt_geomedian (y, v, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        QT_CHECK (memcmp (z, moved, d * sizeof (double)) == 0);
+        QT_CHECK (qt_coordmedian (y, n, d, moved) == 0);
+        QT_CHECK (qt_coordmedian (x, n, d, expected) == 0);
+        QT_CHECK (memcmp (expected, moved, d * sizeof (double)) == 0);
 
         //  Translation
         double shift [3];
@@ -1064,10 +1393,10 @@ s_test_properties (qt_rng_t *rng)
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < d; j++)
                 y [i * d + j] = x [i * d + j] + shift [j];
-        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        QT_CHECK (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
         for (size_t j = 0; j < d; j++)
             expected [j] = z [j] + shift [j];
-        assert (s_max_diff (moved, expected, d) < 1e-6);
+        QT_CHECK (s_max_diff (moved, expected, d) < 1e-6);
 
         //  Rotation
         s_random_rotation (rng, d, rotation);
@@ -1077,28 +1406,28 @@ s_test_properties (qt_rng_t *rng)
                 for (size_t j = 0; j < d; j++)
                     y [i * d + a] += rotation [a * d + j] * x [i * d + j];
             }
-        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        QT_CHECK (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
         for (size_t a = 0; a < d; a++) {
             expected [a] = 0;
             for (size_t j = 0; j < d; j++)
                 expected [a] += rotation [a * d + j] * z [j];
         }
-        assert (s_max_diff (moved, expected, d) < 1e-6);
+        QT_CHECK (s_max_diff (moved, expected, d) < 1e-6);
 
         //  Positive scale: bit for bit for a power of two, else to rounding
         double factor = ldexp (1, (int) qt_rng_below (rng, 200) - 100);
         for (size_t k = 0; k < n * d; k++)
             y [k] = x [k] * factor;
-        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        QT_CHECK (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
         for (size_t j = 0; j < d; j++)
-            assert (moved [j] == z [j] * factor);
+            QT_CHECK (moved [j] == z [j] * factor);
         factor = exp (20 * qt_rng_uniform (rng) - 10);
         for (size_t k = 0; k < n * d; k++)
             y [k] = x [k] * factor;
-        assert (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
+        QT_CHECK (qt_geomedian (y, w, n, d, TEST_TOLERANCE, TEST_MAX_ITER, moved, NULL) == 0);
         for (size_t j = 0; j < d; j++)
             expected [j] = z [j] * factor;
-        assert (s_max_diff (moved, expected, d) < 1e-6 * factor);
+        QT_CHECK (s_max_diff (moved, expected, d) < 1e-6 * factor);
     }
 }
 
@@ -1136,19 +1465,19 @@ s_test_outlier (qt_rng_t *rng)
             for (size_t j = 0; j < d; j++)
                 outlier [j] = direction [j] * distances [k];
             qt_geomedian_report_t report;
-            assert (qt_geomedian (x, NULL, n, d, 0, 0, z, &report) == 0);
-            assert (report.converged && report.used == n);
+            QT_CHECK (qt_geomedian (x, NULL, n, d, 0, 0, z, &report) == 0);
+            QT_CHECK (report.converged && report.used == n);
             double distance = 0;
             for (size_t j = 0; j < d; j++)
                 distance += (z [j] - centroid [j]) * (z [j] - centroid [j]);
-            assert (sqrt (distance) <= bound);
+            QT_CHECK (sqrt (distance) <= bound);
             //  Krum and the trimmed mean are not fooled either
             size_t index;
-            assert (qt_krum (x, n, d, 1, z, &index) == 0);
-            assert (index != n - 1 || n == 3);
-            assert (qt_trimmed_mean (x, n, d, 1, z) == 0);
+            QT_CHECK (qt_krum (x, n, d, 1, z, &index) == 0);
+            QT_CHECK (index != n - 1);
+            QT_CHECK (qt_trimmed_mean (x, n, d, 1, z) == 0);
             for (size_t j = 0; j < d; j++)
-                assert (fabs (z [j]) < 1e3);
+                QT_CHECK (fabs (z [j]) < 1e3);
         }
     }
 }
@@ -1164,47 +1493,265 @@ s_test_others (qt_rng_t *rng)
         uint32_t levels = 1 + qt_rng_below (rng, 10);
         for (size_t i = 0; i < n; i++)
             column [i] = (double) qt_rng_below (rng, levels);
-        assert (qt_coordmedian (column, n, 1, &z) == 0);
-        assert (z == qt_median (column, n));
+        QT_CHECK (qt_coordmedian (column, n, 1, &z) == 0);
+        QT_CHECK (z == qt_median (column, n));
     }
 
     double v [] = { 5, NAN, 1, 4, 2, INFINITY, 3 };
-    assert (qt_median (v, 7) == 3);
-    assert (qt_median (v, 5) == 3);             //  5, 1, 4, 2: even count
-    assert (isnan (qt_median (v + 1, 1)));
-    assert (isnan (qt_quantile (v, NULL, 7, 1.5)));
+    QT_CHECK (qt_median (v, 7) == 3);
+    QT_CHECK (qt_median (v, 5) == 3);             //  5, 1, 4, 2: even count
+    QT_CHECK (isnan (qt_median (v + 1, 1)));
+    QT_CHECK (isnan (qt_quantile (v, NULL, 7, 1.5)));
     //  Majority judgment: 10% quantile of 10 raters
     double scores [] = { 9, 1, 8, 2, 7, 3, 6, 4, 5, 0 };
-    assert (qt_quantile (scores, NULL, 10, 0.1) == 0.5);
-    assert (qt_quantile (scores, NULL, 10, 0.15) == 1);
-    assert (qt_quantile (scores, NULL, 10, 0) == 0);
-    assert (qt_quantile (scores, NULL, 10, 1) == 9);
+    QT_CHECK (qt_quantile (scores, NULL, 10, 0.1) == 0.5);
+    QT_CHECK (qt_quantile (scores, NULL, 10, 0.15) == 1);
+    QT_CHECK (qt_quantile (scores, NULL, 10, 0) == 0);
+    QT_CHECK (qt_quantile (scores, NULL, 10, 1) == 9);
     //  One rater holding 60% of the weight is the median
     double weights [] = { 6, 1, 1, 1, 1, 0, 0, 0, 0, 0 };
-    assert (qt_quantile (scores, weights, 10, 0.5) == 9);
-    assert (qt_quantile (scores, weights, 10, 0.45) == 9);
-    assert (qt_quantile (scores, weights, 10, 0.3) == 7.5);
-    assert (qt_quantile (scores, weights, 10, 0.2) == 4.5);
+    QT_CHECK (qt_quantile (scores, weights, 10, 0.5) == 9);
+    QT_CHECK (qt_quantile (scores, weights, 10, 0.45) == 9);
+    QT_CHECK (qt_quantile (scores, weights, 10, 0.3) == 7.5);
+    QT_CHECK (qt_quantile (scores, weights, 10, 0.2) == 4.5);
 
     double x [] = { 0, 0,  1, 0,  2, 0,  3, 0,  100, 100 };
     double z [2];
-    assert (qt_trimmed_mean (x, 5, 2, 1, z) == 0);
-    assert (z [0] == 2 && z [1] == 0);
-    assert (qt_trimmed_mean (x, 5, 2, 3, z) == -1);
-    assert (qt_mean (x, NULL, 5, 2, z) == 0);
-    assert (fabs (z [0] - 21.2) < 1e-12 && z [1] == 20);
-    assert (qt_multikrum (x, 5, 2, 1, 4, z) == 0);
-    assert (z [0] == 1.5 && z [1] == 0);
-    assert (qt_multikrum (x, 5, 2, 1, 0, z) == -1);
+    QT_CHECK (qt_trimmed_mean (x, 5, 2, 1, z) == 0);
+    QT_CHECK (z [0] == 2 && z [1] == 0);
+    QT_CHECK (qt_trimmed_mean (x, 5, 2, 3, z) == -1);
+    QT_CHECK (qt_mean (x, NULL, 5, 2, z) == 0);
+    QT_CHECK (fabs (z [0] - 21.2) < 1e-12 && z [1] == 20);
+    QT_CHECK (qt_multikrum (x, 5, 2, 1, 4, z) == 0);
+    QT_CHECK (z [0] == 1.5 && z [1] == 0);
+    QT_CHECK (qt_multikrum (x, 5, 2, 1, 0, z) == -1);
     size_t index;
-    assert (qt_krum (x, 5, 2, 1, z, &index) == 0);
-    assert (index == 1 && z [0] == 1);
+    QT_CHECK (qt_krum (x, 5, 2, 1, z, &index) == 0);
+    QT_CHECK (index == 1 && z [0] == 1);
     //  Centered clipping: the outlier's pull is capped at the radius
-    assert (qt_centered_clip (x, 5, 2, 1, 3, z) == 0);
-    assert (fabs (z [0] - 2) < 1 && fabs (z [1]) < 1);
-    assert (qt_centered_clip (x, 5, 2, INFINITY, 1, z) == 0);
-    assert (fabs (z [0] - 21.2) < 1e-12 && fabs (z [1] - 20) < 1e-12);
-    assert (qt_centered_clip (x, 5, 2, 0, 1, z) == -1);
+    QT_CHECK (qt_centered_clip (x, 5, 2, 1, 3, z) == 0);
+    QT_CHECK (fabs (z [0] - 2) < 1 && fabs (z [1]) < 1);
+    QT_CHECK (qt_centered_clip (x, 5, 2, INFINITY, 1, z) == 0);
+    QT_CHECK (fabs (z [0] - 21.2) < 1e-12 && fabs (z [1] - 20) < 1e-12);
+    QT_CHECK (qt_centered_clip (x, 5, 2, 0, 1, z) == -1);
+}
+
+//  Mean around the median, the pre-aggregations and the rule table.
+static void
+s_test_meamed (qt_rng_t *rng)
+{
+    //  ByzFL's example: medians 4 5 6, the nearest two per coordinate are
+    //  the middle row and (a tie at distance 3) the smaller value
+    double x [] = { 1, 2, 3,  4, 5, 6,  7, 8, 9 };
+    double z [3];
+    QT_CHECK (qt_meamed (x, 3, 3, 1, z) == 0);
+    QT_CHECK (z [0] == 2.5 && z [1] == 3.5 && z [2] == 4.5);
+    QT_CHECK (qt_meamed (x, 3, 3, 0, z) == 0);
+    QT_CHECK (z [0] == 4 && z [1] == 5 && z [2] == 6);         //  f = 0: the mean
+    QT_CHECK (qt_meamed (x, 3, 3, 3, z) == -1);                //  nothing left
+    double bad [] = { NAN, 1, INFINITY, 2 };
+    QT_CHECK (qt_meamed (bad, 2, 2, 0, z) == -1);
+    //  Permutation: bit for bit; rows with NaN dropped
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        size_t n = 3 + qt_rng_below (rng, 8), d = 1 + qt_rng_below (rng, 4);
+        size_t f = qt_rng_below (rng, (uint32_t) ((n - 1) / 2 + 1));
+        double rows [10 * 4], reversed [11 * 4], a [4], b [4];
+        for (size_t k = 0; k < n * d; k++)
+            rows [k] = trial % 2? qt_rng_normal (rng): (double) qt_rng_below (rng, 3);
+        for (size_t i = 0; i < n; i++)
+            memcpy (reversed + i * d, rows + (n - 1 - i) * d, d * sizeof (double));
+        for (size_t j = 0; j < d; j++)
+            reversed [n * d + j] = NAN;
+        QT_CHECK (qt_meamed (rows, n, d, f, a) == 0);
+        QT_CHECK (qt_meamed (reversed, n + 1, d, f, b) == 0);
+        QT_CHECK (memcmp (a, b, d * sizeof (double)) == 0);
+        //  Inside the range of the values, per coordinate
+        for (size_t j = 0; j < d; j++) {
+            double low = INFINITY, high = -INFINITY;
+            for (size_t i = 0; i < n; i++) {
+                low = fmin (low, rows [i * d + j]);
+                high = fmax (high, rows [i * d + j]);
+            }
+            QT_CHECK (a [j] >= low && a [j] <= high);
+        }
+    }
+}
+
+static void
+s_test_pre_aggregation (qt_rng_t *rng)
+{
+    //  ByzFL's example of nearest-neighbour mixing (f = 1: means of pairs)
+    double x [] = { 1, 2, 3,  4, 5, 6,  7, 8, 9 };
+    double y [4 * 3];
+    size_t out;
+    QT_CHECK (qt_nnm (x, 3, 3, 1, y, &out) == 0 && out == 3);
+    double mixed [] = { 2.5, 3.5, 4.5,  2.5, 3.5, 4.5,  5.5, 6.5, 7.5 };
+    QT_CHECK (memcmp (y, mixed, sizeof (mixed)) == 0);
+    QT_CHECK (qt_nnm (x, 3, 3, 0, y, &out) == 0 && out == 3);  //  f = 0: every row the mean
+    for (size_t i = 0; i < 3; i++)
+        QT_CHECK (y [3 * i] == 4 && y [3 * i + 1] == 5 && y [3 * i + 2] == 6);
+    QT_CHECK (qt_nnm (x, 3, 3, 5, y, &out) == 0);               //  f clamped: rows kept
+    QT_CHECK (memcmp (y, x, sizeof (x)) == 0);
+    QT_CHECK (qt_nnm (x, 0, 3, 1, y, &out) == -1);
+
+    //  Bucketing: s = 1 permutes the rows, s = n is the mean, the same seed
+    //  gives the same buckets whatever the rows' order
+    QT_CHECK (qt_bucketing (x, 3, 3, 0, 1, y, &out) == -1);
+    QT_CHECK (qt_bucketing (x, 3, 3, 3, 1, y, &out) == 0 && out == 1);
+    QT_CHECK (y [0] == 4 && y [1] == 5 && y [2] == 6);
+    QT_CHECK (qt_bucketing (x, 3, 3, 2, 1, y, &out) == 0 && out == 2);
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        size_t n = 2 + qt_rng_below (rng, 9), d = 1 + qt_rng_below (rng, 3);
+        size_t s = 1 + qt_rng_below (rng, (uint32_t) n);
+        uint64_t seed = qt_rng_next (rng);
+        double rows [10 * 3], reversed [10 * 3], a [10 * 3], b [10 * 3];
+        for (size_t k = 0; k < n * d; k++)
+            rows [k] = qt_rng_normal (rng);
+        for (size_t i = 0; i < n; i++)
+            memcpy (reversed + i * d, rows + (n - 1 - i) * d, d * sizeof (double));
+        size_t a_out, b_out;
+        QT_CHECK (qt_bucketing (rows, n, d, s, seed, a, &a_out) == 0);
+        QT_CHECK (qt_bucketing (reversed, n, d, s, seed, b, &b_out) == 0);
+        QT_CHECK (a_out == (n + s - 1) / s && a_out == b_out);
+        QT_CHECK (memcmp (a, b, a_out * d * sizeof (double)) == 0);
+        QT_CHECK (qt_bucketing (rows, n, d, 1, seed, a, &a_out) == 0 && a_out == n);
+        for (size_t i = 0; i < n; i++) {
+            bool found = false;
+            for (size_t k = 0; k < n; k++)
+                found |= memcmp (a + i * d, rows + k * d, d * sizeof (double)) == 0;
+            QT_CHECK (found);
+        }
+        //  Nearest-neighbour mixing is permutation invariant as a multiset
+        QT_CHECK (qt_nnm (rows, n, d, (n - 1) / 2, a, &a_out) == 0 && a_out == n);
+        QT_CHECK (qt_nnm (reversed, n, d, (n - 1) / 2, b, &b_out) == 0);
+        QT_CHECK (memcmp (a, b, n * d * sizeof (double)) == 0);    //  canonical order out
+    }
+    QT_CHECK (s_bucket_size (3, 1) == 1 && s_bucket_size (7, 1) == 3);
+    QT_CHECK (s_bucket_size (5, 2) == 1 && s_bucket_size (4, 0) == 4);
+}
+
+//  The table, and every rule through qt_aggregate under one liar of three
+//  when the two honest rows are bit-identical: exact except centered
+//  clipping, which moves by at most radius * f / (n - f) (each round the
+//  honest rows pull back unclipped, the liar adds at most radius / n).
+static void
+s_test_rules (qt_rng_t *rng)
+{
+    QT_CHECK (qt_aggregation_names [QT_AGGREGATIONS] == NULL);
+    QT_CHECK (qt_pre_aggregation_names [QT_PRE_AGGREGATIONS] == NULL);
+    QT_CHECK (streq (qt_aggregation_names [0], "geomedian"));
+    QT_CHECK (streq (qt_pre_aggregation_names [0], "none"));
+    for (int rule = 0; rule < QT_AGGREGATIONS; rule++)
+        QT_CHECK (qt_aggregation_names [rule] && qt_aggregation_summary ((qt_aggregation_t) rule));
+    QT_CHECK (qt_aggregation_weighted (QT_AGGREGATION_GEOMEDIAN));
+    QT_CHECK (!qt_aggregation_weighted (QT_AGGREGATION_KRUM));
+    QT_CHECK (!qt_aggregation_summary (QT_AGGREGATIONS));
+    QT_CHECK (qt_pre_aggregation_summary (QT_PRE_AGGREGATION_NNM));
+    char *json = NULL;
+    size_t json_size = 0;
+    FILE *stream = open_memstream (&json, &json_size);
+    QT_CHECK (stream);
+    qt_aggregation_describe (stream);
+    fclose (stream);
+    QT_CHECK (strstr (json, "\"name\": \"centered-clipping\"") && strstr (json, "\"nnm\""));
+    free (json);
+
+    qt_aggregate_params_t params;
+    qt_aggregate_params_init (&params);
+    QT_CHECK (params.rule == QT_AGGREGATION_GEOMEDIAN && params.pre == QT_PRE_AGGREGATION_NONE);
+    double liars [] = { 0, 1e6, 1e300, -1e300 };
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        const size_t d = 4;
+        double honest [4], x [3 * 4], z [4];
+        for (size_t j = 0; j < d; j++)
+            honest [j] = qt_rng_normal (rng);
+        size_t liar = qt_rng_below (rng, 3);
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < d; j++)
+                x [i * d + j] = i == liar? (trial % 4? liars [trial % 4] * (j % 2? -1: 1)
+                                                     : honest [j] + qt_rng_normal (rng))
+                                         : honest [j];
+        for (int pre = 0; pre < QT_PRE_AGGREGATIONS; pre++)
+            for (int rule = 0; rule < QT_AGGREGATIONS; rule++) {
+                params.rule = (qt_aggregation_t) rule;
+                params.pre = (qt_pre_aggregation_t) pre;
+                params.f = 1;
+                params.seed = (uint64_t) trial;
+                qt_geomedian_report_t report;
+                QT_CHECK (qt_aggregate (&params, x, NULL, 3, d, z, &report) == 0);
+                QT_CHECK (report.converged && report.used == 3 && report.rejected == 0);
+                if (rule == QT_AGGREGATION_CENTERED_CLIPPING && pre != QT_PRE_AGGREGATION_NNM) {
+                    double deviation = 0;
+                    for (size_t j = 0; j < d; j++)
+                        deviation += (z [j] - honest [j]) * (z [j] - honest [j]);
+                    QT_CHECK (sqrt (deviation) <= params.clip_radius / 2 * (1 + 1e-12));
+                }
+                else
+                if (rule == QT_AGGREGATION_CENTERED_CLIPPING) {
+                    //  After mixing the liar's row is (honest + liar) / 2:
+                    //  the same bound holds
+                    double deviation = 0;
+                    for (size_t j = 0; j < d; j++)
+                        deviation += (z [j] - honest [j]) * (z [j] - honest [j]);
+                    QT_CHECK (sqrt (deviation) <= params.clip_radius / 2 * (1 + 1e-12));
+                }
+                else
+                    QT_CHECK (memcmp (z, honest, sizeof (honest)) == 0);
+            }
+    }
+    //  The liar first: Krum's n - f - 1 = 1 neighbour picks an honest row
+    double first [] = { 9, 9,  1, 2,  1, 2 };
+    double z [2];
+    size_t index;
+    QT_CHECK (qt_krum (first, 3, 2, 1, z, &index) == 0 && index == 1);
+
+    //  Weights: a row of weight 0 takes no part, NaN rejects, the
+    //  geometric median is qt_geomedian's bit for bit
+    double rows [] = { 100, 100,  0, 1,  2, 3 };
+    double weights [] = { 0, 1, 1 };
+    qt_geomedian_report_t report;
+    params.pre = QT_PRE_AGGREGATION_NONE;
+    params.f = 1;
+    for (int rule = 0; rule < QT_AGGREGATIONS; rule++) {
+        params.rule = (qt_aggregation_t) rule;
+        QT_CHECK (qt_aggregate (&params, rows, weights, 3, 2, z, &report) == 0);
+        QT_CHECK (report.used == 2 && z [0] <= 2 && z [1] <= 3);
+    }
+    params.rule = QT_AGGREGATION_TRIMMED_MEAN;         //  f clamped to 0: the mean
+    QT_CHECK (qt_aggregate (&params, rows, weights, 3, 2, z, &report) == 0);
+    QT_CHECK (z [0] == 1 && z [1] == 2);
+    double bad_weights [] = { NAN, 1, 1 };
+    QT_CHECK (qt_aggregate (&params, rows, bad_weights, 3, 2, z, &report) == 0);
+    QT_CHECK (report.rejected == 1 && report.used == 2);
+    for (int trial = 0; trial < TEST_TRIALS; trial++) {
+        double points [7 * 3], w [7], a [3], b [3];
+        for (size_t k = 0; k < 7 * 3; k++)
+            points [k] = qt_rng_normal (rng);
+        for (size_t i = 0; i < 7; i++)
+            w [i] = trial % 2? 0.2 + qt_rng_uniform (rng): 1;
+        params.rule = QT_AGGREGATION_GEOMEDIAN;
+        params.f = 3;
+        QT_CHECK (qt_aggregate (&params, points, w, 7, 3, a, &report) == 0);
+        QT_CHECK (qt_geomedian (points, w, 7, 3, params.tolerance, params.max_iterations, b, NULL) == 0);
+        QT_CHECK (memcmp (a, b, sizeof (a)) == 0);
+        params.rule = QT_AGGREGATION_COORDMEDIAN;
+        QT_CHECK (qt_aggregate (&params, points, NULL, 7, 3, a, &report) == 0);
+        QT_CHECK (qt_coordmedian (points, 7, 3, b) == 0);
+        QT_CHECK (memcmp (a, b, sizeof (a)) == 0);
+        for (size_t j = 0; j < 3; j++) {
+            double column [7];
+            for (size_t i = 0; i < 7; i++)
+                column [i] = points [i * 3 + j];
+            QT_CHECK (qt_aggregate (&params, points, w, 7, 3, a, &report) == 0);
+            QT_CHECK (a [j] == qt_quantile (column, w, 7, 0.5));
+        }
+    }
+    params.rule = QT_AGGREGATIONS;
+    QT_CHECK (qt_aggregate (&params, rows, NULL, 3, 2, z, &report) == -1);
+    params.rule = QT_AGGREGATION_KRUM;
+    QT_CHECK (qt_aggregate (&params, rows, NULL, 0, 2, z, &report) == -1);
+    double none [] = { NAN, 0 };
+    QT_CHECK (qt_aggregate (&params, none, NULL, 1, 2, z, &report) == -1);
 }
 
 void
@@ -1221,6 +1768,9 @@ qt_robust_test (bool verbose)
     s_test_properties (&rng);
     s_test_outlier (&rng);
     s_test_others (&rng);
+    s_test_meamed (&rng);
+    s_test_pre_aggregation (&rng);
+    s_test_rules (&rng);
     if (verbose)
         printf ("OK\n");
 }

@@ -1628,6 +1628,8 @@ s_usage (const qt_role_t *role, FILE *out)
         fprintf (out, "%s\"%s\" from %s", i ? ", " : "; consumes ", role->upstream [i].topic,
                  role->upstream [i].role);
     fprintf (out, ".\nSignals: SIGTERM/SIGINT stop cleanly. Exit status: 0 ok, 1 runtime error, 2 usage or configuration error.\n");
+    if (role->usage)
+        role->usage (out);
 }
 
 int

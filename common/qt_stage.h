@@ -68,6 +68,7 @@ typedef struct {
     qt_upstream_spec_t upstream [QT_STAGE_MAX_UPSTREAMS];
     size_t upstreams;
     const char *summary;        //  one line for --help
+    void (*usage) (FILE *out);  //  the role's own lines for --help, or NULL
     const char *state_for;      //  what the role keeps in state_dir (which is
                                 //  then required), or NULL
 

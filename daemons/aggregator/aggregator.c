@@ -1,24 +1,32 @@
 /*  quintet-aggregator: the Byzantine-resilient reward stream.
 
-    Per instance, the geometric median of the reward vectors proposed by the
-    rewarder replicas of this tick (weighted Weiszfeld with the Vardi-Zhang
-    fix, run to a relative tolerance: qt_geomedian), published as a signed
-    `reward` batch for the actors and dashboards, with which replicas were
-    used and each one's distance to the median (mean over the batch).
+    Per instance, the robust aggregate of the reward vectors proposed by the
+    rewarder replicas of this tick (by default the geometric median:
+    weighted Weiszfeld with the Vardi-Zhang fix, run to a relative
+    tolerance; any rule of qt_robust's table: qt_aggregate), published as a
+    signed `reward` batch for the actors and dashboards, with which replicas
+    were used and each one's distance to the aggregate (mean over the batch).
 
     Only proposals whose component list matches the majority's take part:
     a vector of another shape cannot be compared with the others.
 
-    Config (quintet/aggregator/...): tolerance (relative, default 1e-10),
-    max_iterations (default 1000).
+    Config (quintet/aggregator/...): aggregation (a rule of
+    QT_AGGREGATION_TABLE, default geomedian), pre_aggregation (none, nnm,
+    bucketing), tolerance (relative, default 1e-10) and max_iterations
+    (default 1000) of the geometric median, clip_radius (0.1, in reward
+    units) and clip_rounds (3) of centered clipping, bucket_size (0: the
+    largest leaving 2f + 1 buckets). f is the rewarder upstream's faults.
+    Weighted rules use the reputation weights; the others use every
+    replica of weight > 0 alike (an excluded replica, weight 0, is left out
+    by every rule).
 */
 #include "quintet.h"
 #include "qt_wire.h"
 
 typedef struct {
     size_t batch;
-    double tolerance;
-    uint64_t max_iterations;
+    uint64_t seed;
+    qt_aggregate_params_t params;   //  the rule; f, seed set per instance
     uint64_t not_converged;     //  instances that hit the iteration cap
     //  Prometheus (qt_metrics): reward statistics and the median's work
     qt_metric_t *m_reward;          //  histogram of aggregated rewards, per instance
@@ -28,6 +36,7 @@ typedef struct {
     qt_metric_t *m_used;            //  per rewarder replica: counted in the last median
     qt_metric_t *m_distance;        //  per rewarder replica: distance to the last median
     qt_metric_t *m_weight;          //  per rewarder replica: reputation weight in the last median
+    qt_metric_t *m_rule;            //  1, labelled with the rule (pre+rule with a pre-aggregation)
     qt_wire_clock_t *clocks;        //  this tick's, per instance
     Quintet__InstanceClock *wire_clocks;
 } aggregator_t;
@@ -54,6 +63,15 @@ s_metrics_new (aggregator_t *self, qt_metrics_t *metrics)
         "Rewarder replica's mean distance to the last median (NaN: not used).", "replica");
     self->m_weight = qt_metrics_gauge (metrics, "quintet_rewarder_weight",
         "Rewarder replica's reputation weight in the last median (1 normal, 0 excluded).", "replica");
+    self->m_rule = qt_metrics_gauge (metrics, "quintet_aggregation_info",
+        "1, labelled with the aggregation rule (pre-aggregation+rule when there is one).", "rule");
+    char rule [64];
+    if (self->params.pre == QT_PRE_AGGREGATION_NONE)
+        snprintf (rule, sizeof rule, "%s", qt_aggregation_names [self->params.rule]);
+    else
+        snprintf (rule, sizeof rule, "%s+%s", qt_pre_aggregation_names [self->params.pre],
+                  qt_aggregation_names [self->params.rule]);
+    qt_metric_set (self->m_rule, rule, 1);
 }
 
 static void
@@ -95,19 +113,62 @@ s_aggregator_create (qt_stage_t *stage, qt_config_t *config, char **error)
 {
     aggregator_t *self = (aggregator_t *) zmalloc (sizeof (aggregator_t));
     self->batch = qt_stage_batch (stage);
-    int rc = qt_config_double (config, "quintet/aggregator/tolerance", false,
-                               QT_GEOMEDIAN_TOLERANCE, 1e-15, 1e-2, &self->tolerance);
+    self->seed = qt_stage_seed (stage);
+    qt_aggregate_params_init (&self->params);
+    int rule = 0, pre = 0;
+    uint64_t max_iterations = 0, clip_rounds = 0, bucket_size = 0;
+    int rc = qt_config_choice (config, "quintet/aggregator/aggregation", qt_aggregation_names,
+                               qt_aggregation_names [0], &rule);
+    rc |= qt_config_choice (config, "quintet/aggregator/pre_aggregation", qt_pre_aggregation_names,
+                            qt_pre_aggregation_names [0], &pre);
+    rc |= qt_config_double (config, "quintet/aggregator/tolerance", false,
+                            QT_GEOMEDIAN_TOLERANCE, 1e-15, 1e-2, &self->params.tolerance);
     rc |= qt_config_uint (config, "quintet/aggregator/max_iterations", false,
-                          QT_GEOMEDIAN_MAX_ITER, 1, 1000000, &self->max_iterations);
+                          QT_GEOMEDIAN_MAX_ITER, 1, 1000000, &max_iterations);
+    rc |= qt_config_double (config, "quintet/aggregator/clip_radius", false,
+                            QT_CLIP_RADIUS, 1e-12, 1e12, &self->params.clip_radius);
+    rc |= qt_config_uint (config, "quintet/aggregator/clip_rounds", false,
+                          QT_CLIP_ROUNDS, 0, 1000, &clip_rounds);
+    rc |= qt_config_uint (config, "quintet/aggregator/bucket_size", false,
+                          0, 0, QT_QUORUM_MAX_REPLICAS, &bucket_size);
     if (rc) {
         *error = strdup (qt_config_error (config));
         free (self);
         return NULL;
     }
+    self->params.rule = (qt_aggregation_t) rule;
+    self->params.pre = (qt_pre_aggregation_t) pre;
+    self->params.max_iterations = (int) max_iterations;
+    self->params.clip_rounds = (int) clip_rounds;
+    self->params.bucket_size = (size_t) bucket_size;
     s_metrics_new (self, qt_stage_metrics (stage));
     self->clocks = (qt_wire_clock_t *) zmalloc (sizeof (qt_wire_clock_t) * self->batch);
     self->wire_clocks = (Quintet__InstanceClock *) zmalloc (sizeof (Quintet__InstanceClock) * self->batch);
     return self;
+}
+
+//  quintetctl status: the rule
+static void
+s_aggregator_details (void *state, qt_stage_detail_fn *add, void *ctx)
+{
+    aggregator_t *self = (aggregator_t *) state;
+    add (ctx, "aggregation", qt_aggregation_names [self->params.rule]);
+    add (ctx, "pre_aggregation", qt_pre_aggregation_names [self->params.pre]);
+}
+
+//  --help: the rules of the table
+static void
+s_aggregator_usage (FILE *out)
+{
+    fprintf (out, "\nquintet/aggregator/aggregation (default %s):\n", qt_aggregation_names [0]);
+    for (int rule = 0; rule < QT_AGGREGATIONS; rule++)
+        fprintf (out, "  %-18s %s%s\n", qt_aggregation_names [rule],
+                 qt_aggregation_summary ((qt_aggregation_t) rule),
+                 qt_aggregation_weighted ((qt_aggregation_t) rule) ? " [weighted]" : "");
+    fprintf (out, "quintet/aggregator/pre_aggregation (default %s):\n", qt_pre_aggregation_names [0]);
+    for (int pre = 0; pre < QT_PRE_AGGREGATIONS; pre++)
+        fprintf (out, "  %-18s %s\n", qt_pre_aggregation_names [pre],
+                 qt_pre_aggregation_summary ((qt_pre_aggregation_t) pre));
 }
 
 //  Two proposals have the same shape when their component lists match
@@ -149,13 +210,12 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
     if (!shape)
         return 0;
     //  Reputation (qt_stage_replica_weight): an excluded replica is left out,
-    //  a down-weighted one counts less; with every weight 1 the median is
-    //  computed exactly as without reputation (NULL weights)
+    //  a down-weighted one counts less in a weighted rule; with every weight
+    //  1 the aggregate is computed exactly as without reputation
     bool shaped [QT_QUORUM_MAX_REPLICAS] = { false };
     bool used [QT_QUORUM_MAX_REPLICAS] = { false };
     double weight [QT_QUORUM_MAX_REPLICAS];
     double used_weight [QT_QUORUM_MAX_REPLICAS];
-    bool weighted = false;
     uint32_t n_used = 0;
     for (uint32_t r = 0; r < replicas; r++) {
         weight [r] = qt_stage_replica_weight (stage, 0, r + 1);
@@ -163,7 +223,6 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
         if (shaped [r] && weight [r] > 0) {
             used [r] = true;
             used_weight [n_used++] = weight [r];
-            weighted |= weight [r] != 1;
         }
     }
 
@@ -180,8 +239,13 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
                 memcpy (points + dim * row++, proposal [r]->instances [i]->values, sizeof (double) * dim);
         double *median = medians + i * dim;
         qt_geomedian_report_t report;
-        if (qt_geomedian (points, weighted ? used_weight : NULL, n_used, dim, self->tolerance, (int) self->max_iterations,
-                          median, &report))
+        //  Bucketing's permutation: the same for every honest replica, a
+        //  new one per tick and instance
+        qt_rng_t rng;
+        qt_rng_seed (&rng, self->seed, tick * self->batch + i);
+        self->params.seed = qt_rng_next (&rng);
+        self->params.f = qt_quorum_faults (qt_stage_quorum (stage, 0));
+        if (qt_aggregate (&self->params, points, used_weight, n_used, dim, median, &report))
             memset (median, 0, sizeof (double) * dim);     //  cannot happen: inputs were validated
         if (!report.converged)
             self->not_converged++;
@@ -248,7 +312,9 @@ const qt_role_t qt_aggregator_role = {
     .type = QUINTET__PAYLOAD_TYPE__REWARD_BATCH,
     .upstream = { { "rewarder", "proposal" } },
     .upstreams = 1,
-    .summary = "The aggregator: geometric median of the rewarders' reward vectors, per instance.",
+    .summary = "The aggregator: robust aggregate (default the geometric median) of the rewarders' reward vectors, per instance.",
+    .usage = s_aggregator_usage,
+    .details = s_aggregator_details,
     .create = s_aggregator_create,
     .destroy = s_aggregator_destroy,
     .process = s_aggregator_process,

@@ -133,9 +133,10 @@ def compare_rewards(trace, reference, counted=None, uncounted=False):
 
 
 def run(build_dir, name, keep=False, on_start=None, on_progress=None, timeout=120,
-        episodes=EPISODES, interval=0.5, **kwargs):
+        episodes=EPISODES, interval=0.5, on_setup=None, **kwargs):
     """One deployment to completion: (summary, RewardTrace, drops by replica
-    name {cause: count}, the Deployment). on_start(d) runs after start,
+    name {cause: count}, the Deployment). on_setup(d) runs before start (the
+    configs written, nothing running), on_start(d) after start,
     on_progress(d) every `interval` s while it runs."""
     holder, path = state_dir(name, keep)
     try:
@@ -143,6 +144,8 @@ def run(build_dir, name, keep=False, on_start=None, on_progress=None, timeout=12
                            **kwargs) as d:      # the default environment, tomato_watering
             d.setup()
             trace = RewardTrace(d)
+            if on_setup:
+                on_setup(d)
             d.start()
             if on_start:
                 on_start(d)

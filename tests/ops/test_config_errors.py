@@ -4,7 +4,8 @@ hand"). Each case starts from a config that passes --check, breaks one thing,
 and expects exactly one error line holding the file's name and the key.
 The environment's keys too: quintet/env, env_variant and env_without of any
 role, the world's tamper style and sensor modes, the scorer's options (the
-learner's: a utility written in its config is refused).
+learner's: a utility written in its config is refused), the aggregator's
+rule (quintet/aggregator/aggregation, pre_aggregation, clip_radius).
 --check also refuses a secret key that is not the trust store's
 <role>-<replica>.pub, and binds nothing (it passes while the ports are held).
 """
@@ -24,7 +25,7 @@ TIMEOUT_S = 20
 
 # The upstreams of each role tried, the first one's faults configurable
 UPSTREAM = {"collector": ("world", "raters"), "world": ("actor",),
-            "scorer": ("worldmodel", "collector")}
+            "scorer": ("worldmodel", "collector"), "aggregator": ("rewarder",)}
 PANEL = ("    scorer", "        rater", "            honest-1", "                weight",
          "                    watered = 0.02")
 
@@ -126,6 +127,19 @@ def main():
             ("scorer bad quantile", config(tmp, role="scorer", section=(
                 "    scorer", "        quantile = 1.5")),
              ["quintet/scorer/quantile", "quantile is in (0, 1)"]),
+            # the aggregator's rule: a name of qt_robust's table
+            ("aggregator valid", config(tmp, role="aggregator", section=(
+                "    aggregator", "        aggregation = centered-clipping",
+                "        pre_aggregation = nnm", "        clip_radius = 0.5")), None),
+            ("unknown aggregation", config(tmp, role="aggregator", section=(
+                "    aggregator", "        aggregation = median")),
+             ["quintet/aggregator/aggregation", '"median"', "geomedian"]),
+            ("unknown pre-aggregation", config(tmp, role="aggregator", section=(
+                "    aggregator", "        pre_aggregation = mixing")),
+             ["quintet/aggregator/pre_aggregation", '"mixing"', "nnm"]),
+            ("clip radius 0", config(tmp, role="aggregator", section=(
+                "    aggregator", "        clip_radius = 0")),
+             ["quintet/aggregator/clip_radius"]),
         ]
         for name, text, expected in cases:
             path = os.path.join(tmp, name.replace(" ", "-").replace("<", "lt") + ".conf")

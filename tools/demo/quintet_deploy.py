@@ -193,6 +193,14 @@ def list_envs(build_dir):
     return _quintetctl_json(build_dir, "envs")
 
 
+def list_aggregations(build_dir):
+    """The aggregator's rules and pre-aggregations, from the binary's table
+    (`quintetctl aggregations`): {"aggregation": [names], "pre_aggregation":
+    [names]}, each list's default first."""
+    table = _quintetctl_json(build_dir, "aggregations")
+    return {key: [item["name"] for item in table[key]] for key in ("aggregation", "pre_aggregation")}
+
+
 def describe_env(build_dir, name, variant=None):
     """An environment's declaration (`quintetctl env NAME [--variant V]`):
     name, summary, variant(s), tamper_styles, features [{name, performance}],
@@ -743,7 +751,9 @@ class Deployment:
     fraction malicious_raters is malicious in the way `malice` says
     (inverted, extreme, colluding); comparisons: the scorers' total budget
     of comparisons asked, per_tick: at most per tick; quantile: q of their
-    majority judgment. role_sections and overrides are merged last."""
+    majority judgment. aggregation, pre_aggregation: the aggregators' rule
+    (a name of `quintetctl aggregations`; None: the daemon's default).
+    role_sections and overrides are merged last."""
 
     def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
                  replicas=DEFAULT_REPLICAS, faults=None, seed=DEFAULT_SEED,
@@ -753,7 +763,7 @@ class Deployment:
                  byzantine=None, dashboard=False, placement=None, raters=DEFAULT_RATERS,
                  malicious_raters=DEFAULT_MALICIOUS, malice=DEFAULT_MALICE,
                  comparisons=DEFAULT_COMPARISONS, quantile=DEFAULT_QUANTILE,
-                 per_tick=DEFAULT_PER_TICK):
+                 per_tick=DEFAULT_PER_TICK, aggregation=None, pre_aggregation=None):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
@@ -807,6 +817,18 @@ class Deployment:
             raise ValueError("comparisons must be >= 0, per_tick in 0..64")
         if not 0 < self.quantile < 1:
             raise ValueError("quantile is in (0, 1)")
+        # the aggregators' rule (quintet/aggregator/aggregation, pre_aggregation):
+        # None leaves the daemon's default; a name the binary's table does not
+        # hold is refused here, with the table's names
+        self.aggregation = aggregation or ""
+        self.pre_aggregation = pre_aggregation or ""
+        if self.aggregation or self.pre_aggregation:
+            table = list_aggregations(self.build_dir)
+            for key, value in (("aggregation", self.aggregation),
+                               ("pre_aggregation", self.pre_aggregation)):
+                if value and value not in table[key]:
+                    raise ValueError("%s %r: expected one of %s (quintetctl aggregations)"
+                                     % (key, value, ", ".join(table[key])))
         # overrides: {"<role>" or "<role>-<r>": {key: value | {nested}}},
         # merged into that replica's `quintet` section
         self.overrides = overrides or {}
@@ -946,6 +968,11 @@ class Deployment:
             section["key_dir"] = self.path("keys")
         if role == "actor":
             section["reward_source"] = self.reward_source
+        if role == "aggregator":
+            if self.aggregation:
+                section["aggregation"] = self.aggregation
+            if self.pre_aggregation:
+                section["pre_aggregation"] = self.pre_aggregation
         section = deep_merge(section, self.role_sections.get(role, {}))
         if role == "actor":
             section["reward_source"] = self.reward_source
@@ -1305,6 +1332,8 @@ class Deployment:
             ("faults", self.faults),
             ("seed", self.seed),
             ("reward_source", self.reward_source),
+            ("aggregation", self.aggregation or None),
+            ("pre_aggregation", self.pre_aggregation or None),
             ("elapsed_seconds", round(elapsed, 3)),
             ("steps_per_second", round(p.steps / elapsed, 1) if elapsed > 0 else 0.0),
             ("ticks_per_second", round(ticks / elapsed, 1) if elapsed > 0 else 0.0),

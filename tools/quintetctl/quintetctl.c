@@ -48,6 +48,9 @@ s_usage (FILE *out)
         "      Exit 1 if any daemon did not answer.\n"
         "  envs\n"
         "      Print the registered environments as a JSON list (the first is the default).\n"
+        "  aggregations\n"
+        "      Print the aggregator's rules (quintet/aggregator/aggregation) and\n"
+        "      pre-aggregations (pre_aggregation) as JSON, the defaults first.\n"
         "  env NAME [--variant V]\n"
         "      Print an environment's declaration as JSON: its features with the weights of\n"
         "      its hidden performance, sensors, variants, tamper styles, references.\n"
@@ -694,6 +697,10 @@ main (int argc, char *argv [])
     }
     if (streq (command, "env"))
         return s_env (argc - 1, argv + 1);
+    if (streq (command, "aggregations")) {
+        qt_aggregation_describe (stdout);
+        return 0;
+    }
     fprintf (stderr, "quintetctl: unknown command \"%s\"\n", command);
     s_usage (stderr);
     return 2;
