@@ -12,7 +12,8 @@ episodes; print one JSON line per configuration, then a table. README
   (frame of tick t published -> the actors' quorum for tick t held),
   scraped from its /metrics once every episode has finished, before the
   daemons stop; p50/p99 interpolated linearly within the histogram's
-  bucket, the max exact (quintet_world_round_trip_max_seconds);
+  range (between two bounds) that holds them, the max exact
+  (quintet_world_round_trip_max_seconds);
 * --instructions: instructions per environment step summed over every
   process (valgrind callgrind), in-process and distributed, each from two
   runs (E and 2E episodes) so that start-up and shut-down cancel out;
@@ -172,9 +173,9 @@ def parse_histogram(text, name):
 
 
 def histogram_quantile(q, buckets, maximum=None):
-    """Prometheus' histogram_quantile: linear interpolation within the bucket
-    holding rank q * count (the first bucket from 0); in the +Inf bucket, or
-    above it, the exact maximum when known. None when empty."""
+    """Prometheus' histogram_quantile: linear interpolation within the range
+    (le bounds) holding rank q * count (the first range from 0); in the +Inf
+    range the exact maximum when known, and never above it. None when empty."""
     if not buckets or buckets[-1][1] <= 0:
         return None
     rank = q * buckets[-1][1]
