@@ -41,6 +41,15 @@ class BenchError(RuntimeError):
     pass
 
 
+class PortTaken(BenchError):
+    """A daemon found its port taken (by another process on the machine,
+    between the launcher choosing it and the daemon binding it)."""
+
+
+# A run whose daemon found its port taken is run again, at most this often
+PORT_RETRIES = 2
+
+
 def env_args(a):
     """--env NAME if one was asked for; else both use the registry's default."""
     return ["--env", a.env] if a.env else []
@@ -65,13 +74,21 @@ def callgrind_total(path):
     return found.get("totals", found.get("summary"))
 
 
-def callgrind_sum(directory):
+def callgrind_sum(directory, by_role=None):
     """Instructions summed over every callgrind.out file in directory:
-    (total, files)."""
-    files = sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".out"))
+    (total, files). by_role: a dict to add each file's total to, under the
+    role its name starts with ("<role>-<replica>.<pid>.out")."""
+    files = sorted(f for f in os.listdir(directory) if f.endswith(".out"))
     if not files:
         raise BenchError("%s: no callgrind output" % directory)
-    return sum(callgrind_total(f) for f in files), len(files)
+    total = 0
+    for f in files:
+        ir = callgrind_total(os.path.join(directory, f))
+        total += ir
+        if by_role is not None:
+            role = f.split(".")[0].rsplit("-", 1)[0]
+            by_role[role] = by_role.get(role, 0) + ir
+    return total, len(files)
 
 
 # -- in-process --------------------------------------------------------------
@@ -232,8 +249,33 @@ def deployment(a, b, n, episodes, state, prefix=None):
                          stop_grace_s=CALLGRIND_STOP_GRACE_S if prefix else 5.0)
 
 
-def run_distributed(a, b, n, episodes, prefix=None):
-    """summary, cpu share, latency (p50, p99, max, count)."""
+def check_alive(d):
+    """A daemon that died fails the run at once (rather than at the stall
+    timeout); one that could not bind its port is a PortTaken."""
+    dead = d.dead()
+    if dead:
+        tails = d.log_tails(8, dead)
+        cls = PortTaken if "Address already in use" in tails else BenchError
+        raise cls("%s exited:\n%s" % (", ".join(r.name for r in dead), tails))
+
+
+def run_distributed(a, b, n, episodes, prefix=None, out_dir=None):
+    """summary, cpu share, latency (p50, p99, max, count). out_dir: emptied
+    before every attempt (a run is retried when a daemon's port was taken)."""
+    for attempt in range(PORT_RETRIES + 1):
+        if out_dir:
+            for f in os.listdir(out_dir):
+                os.unlink(os.path.join(out_dir, f))
+        try:
+            return run_distributed_once(a, b, n, episodes, prefix)
+        except PortTaken as e:
+            if attempt == PORT_RETRIES:
+                raise
+            sys.stderr.write("pipeline bench: a port was taken, running again: %s\n"
+                             % str(e).splitlines()[0])
+
+
+def run_distributed_once(a, b, n, episodes, prefix=None):
     state = tempfile.mkdtemp(prefix="quintet-bench-pipeline-")
     box = {}
     try:
@@ -246,8 +288,9 @@ def run_distributed(a, b, n, episodes, prefix=None):
                 sampler.stop()
                 box["latency"] = scrape_latency(d)
             try:
+                check_alive(d)
                 summary = d.run_to_completion(
-                    timeout=a.timeout, before_stop=before_stop,
+                    timeout=a.timeout, before_stop=before_stop, on_progress=check_alive,
                     stall_timeout=CALLGRIND_STALL_S if prefix else 60.0)
             finally:
                 if sampler.thread.is_alive():
@@ -256,7 +299,8 @@ def run_distributed(a, b, n, episodes, prefix=None):
             raise BenchError("only %d of %d episodes were reported" % (summary["episodes"], episodes))
         return summary, sampler.cpu_share(), box["latency"]
     except qd.DeploymentError as e:
-        raise BenchError("distributed run (B=%d, n=%d): %s" % (b, n, e))
+        cls = PortTaken if "Address already in use" in str(e) else BenchError
+        raise cls("distributed run (B=%d, n=%d): %s" % (b, n, e))
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
@@ -264,12 +308,18 @@ def run_distributed(a, b, n, episodes, prefix=None):
 def instructions(a, b, n):
     """Instructions per step in-process and distributed, each the difference
     of a run of 2E and one of E episodes over the difference of their steps
-    (start-up and shut-down cancel out); also the larger run's raw figure."""
-    work = tempfile.mkdtemp(prefix="quintet-bench-callgrind-")
+    (start-up and shut-down cancel out); also the larger run's raw figure.
+    E >= B (default B): every instance runs in both, so that the difference
+    holds whole ticks (with E < B it would hold only the added instances'
+    work, not the per-tick costs: signatures, quorums, messages)."""
+    e = a.instr_episodes or b
+    if e < b:
+        raise BenchError("--instr-episodes %d < B = %d: some instances would idle" % (e, b))
+    work = tempfile.mkdtemp(prefix="quintet-bench-callgrind-", dir=a.keep_callgrind)
     out = {}
     try:
         runs = {}
-        for k, episodes in enumerate((a.instr_episodes, 2 * a.instr_episodes)):
+        for k, episodes in enumerate((e, 2 * e)):
             sim_dir = os.path.join(work, "sim-%d" % k)
             dist_dir = os.path.join(work, "dist-%d" % k)
             os.makedirs(sim_dir)
@@ -277,13 +327,16 @@ def instructions(a, b, n):
             steps, _ = run_sim(a, b, episodes, callgrind_prefix(os.path.join(sim_dir, "sim.out")))
             sim_ir, _ = callgrind_sum(sim_dir)
             summary, _, _ = run_distributed(a, b, n, episodes,
-                                            callgrind_prefix(os.path.join(dist_dir, "{name}.%p.out")))
-            dist_ir, files = callgrind_sum(dist_dir)
-            runs[k] = (steps, sim_ir, summary["steps"], dist_ir, files)
+                                            callgrind_prefix(os.path.join(dist_dir, "{name}.%p.out")),
+                                            out_dir=dist_dir)
+            by_role = {}
+            dist_ir, files = callgrind_sum(dist_dir, by_role)
+            runs[k] = (steps, sim_ir, summary["steps"], dist_ir, files, by_role,
+                       summary["elapsed_seconds"])
             sys.stderr.write("callgrind B=%d n=%d %d episodes: in-process %d steps %d Ir; "
                              "distributed %d steps %d Ir over %d processes\n"
                              % (b, n, episodes, steps, sim_ir, summary["steps"], dist_ir, files))
-        (s1, i1, d1, j1, _), (s2, i2, d2, j2, files) = runs[0], runs[1]
+        (s1, i1, d1, j1, _, r1, e1), (s2, i2, d2, j2, files, r2, e2) = runs[0], runs[1]
         if s2 <= s1 or d2 <= d1:
             raise BenchError("callgrind: the 2E run has no more steps than the E run")
         out["instructions_per_step_inprocess"] = (i2 - i1) / (s2 - s1)
@@ -291,11 +344,17 @@ def instructions(a, b, n):
         out["instructions_per_step_inprocess_with_startup"] = i2 / s2
         out["instructions_per_step_distributed_with_startup"] = j2 / d2
         out["instructions_processes"] = files
+        out["instructions_per_step_by_role"] = {r: (r2.get(r, 0) - r1.get(r, 0)) / (d2 - d1)
+                                                for r in ROLES}
+        out["instructions_distributed_elapsed_s"] = [e1, e2]
         out["instructions_ratio_to_n_inprocess"] = (
             out["instructions_per_step_distributed"] / (n * out["instructions_per_step_inprocess"]))
-        out["instructions_episodes"] = [a.instr_episodes, 2 * a.instr_episodes]
+        out["instructions_episodes"] = [e, 2 * e]
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if a.keep_callgrind:
+            sys.stderr.write("callgrind output kept in %s\n" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return out
 
 
@@ -325,10 +384,7 @@ def run_rss(a, b, n):
             try:
                 while time.monotonic() < end:
                     d.pump(0.25)
-                    dead = d.dead()
-                    if dead:
-                        raise BenchError("%s exited during the RSS run:\n%s"
-                                         % (", ".join(r.name for r in dead), d.log_tails(8, dead)))
+                    check_alive(d)
             finally:
                 sampler.stop()
                 steps, ticks, elapsed = d.progress.steps, d.progress.ticks, d.elapsed()
@@ -389,15 +445,18 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     ap.add_argument("--instructions", action="store_true",
                     help="also instructions per step under valgrind callgrind (slow: ~50x)")
-    ap.add_argument("--instr-episodes", type=int, default=32, metavar="E",
-                    help="--instructions: runs of E and 2E episodes (default 32)")
+    ap.add_argument("--instr-episodes", type=int, default=None, metavar="E",
+                    help="--instructions: runs of E and 2E episodes, E >= B (default B)")
+    ap.add_argument("--keep-callgrind", default=None, metavar="DIR",
+                    help="--instructions: keep the callgrind.out files in a new directory under DIR "
+                         "(callgrind_annotate reads them)")
     ap.add_argument("--rss-minutes", type=float, default=None, metavar="M",
                     help="instead of the grid: one distributed run (the first B and n) of M minutes, "
                          "every daemon's VmRSS sampled")
     ap.add_argument("--rss-interval", type=float, default=5.0, metavar="S",
                     help="--rss-minutes: seconds between samples (default 5)")
     a = ap.parse_args()
-    if a.episodes < 1 or a.instr_episodes < 1 or any(v < 1 for v in (a.batch or []) + (a.replicas or [])):
+    if a.episodes < 1 or (a.instr_episodes or 1) < 1 or any(v < 1 for v in (a.batch or []) + (a.replicas or [])):
         ap.error("--episodes, --instr-episodes, --batch and --replicas must be positive")
     if a.instructions and not shutil.which("valgrind"):
         ap.error("--instructions needs valgrind (apt-get install valgrind)")
