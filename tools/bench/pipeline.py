@@ -451,8 +451,8 @@ def main():
                     help="--instructions: keep the callgrind.out files in a new directory under DIR "
                          "(callgrind_annotate reads them)")
     ap.add_argument("--rss-minutes", type=float, default=None, metavar="M",
-                    help="instead of the grid: one distributed run (the first B and n) of M minutes, "
-                         "every daemon's VmRSS sampled")
+                    help="instead of the grid: one distributed run (the first B and n given; default "
+                         "the demo's) of M minutes, every daemon's VmRSS sampled")
     ap.add_argument("--rss-interval", type=float, default=5.0, metavar="S",
                     help="--rss-minutes: seconds between samples (default 5)")
     a = ap.parse_args()
@@ -466,7 +466,8 @@ def main():
         if a.rss_minutes <= 0:
             ap.error("--rss-minutes must be positive")
         try:
-            row = run_rss(a, batches[0], replicas[0])
+            row = run_rss(a, a.batch[0] if a.batch else qd.DEFAULT_BATCH,
+                          a.replicas[0] if a.replicas else qd.DEFAULT_REPLICAS)
         except (BenchError, qd.DeploymentError) as e:
             sys.stderr.write("pipeline bench: RSS run: %s\n" % e)
             return 1
