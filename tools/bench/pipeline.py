@@ -101,6 +101,8 @@ def run_sim(a, b, episodes, prefix=()):
                            "--json", "--quiet"], capture_output=True, text=True, timeout=a.timeout)
     except subprocess.TimeoutExpired:
         raise BenchError("quintet-sim: not finished after %.0f s" % a.timeout)
+    except OSError as e:
+        raise BenchError("cannot run %s: %s (built? ninja -C %s)" % (sim, e, a.build_dir))
     dt = time.monotonic() - t0
     if p.returncode != 0:
         raise BenchError("quintet-sim exited %d: %s" % (p.returncode, p.stderr.strip()[-500:]))
@@ -298,7 +300,7 @@ def run_distributed_once(a, b, n, episodes, prefix=None):
         if summary["episodes"] < episodes:
             raise BenchError("only %d of %d episodes were reported" % (summary["episodes"], episodes))
         return summary, sampler.cpu_share(), box["latency"]
-    except qd.DeploymentError as e:
+    except (qd.DeploymentError, ValueError, OSError) as e:
         cls = PortTaken if "Address already in use" in str(e) else BenchError
         raise cls("distributed run (B=%d, n=%d): %s" % (b, n, e))
     finally:
@@ -468,7 +470,7 @@ def main():
         try:
             row = run_rss(a, a.batch[0] if a.batch else qd.DEFAULT_BATCH,
                           a.replicas[0] if a.replicas else qd.DEFAULT_REPLICAS)
-        except (BenchError, qd.DeploymentError) as e:
+        except (BenchError, qd.DeploymentError, ValueError, OSError) as e:
             sys.stderr.write("pipeline bench: RSS run: %s\n" % e)
             return 1
         print(json.dumps(row), flush=True)
