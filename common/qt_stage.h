@@ -175,5 +175,8 @@ qt_reputation_t *qt_stage_reputation (qt_stage_t *self, size_t upstream);
 //  The daemon's Prometheus registry (served when quintet/metrics_bind is
 //  set): a role registers its own families there in create()
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self);
+//  The upper bounds (seconds) of the stages' latency histograms, for a
+//  role's own histograms of durations (at most QT_METRICS_MAX_BOUNDS)
+const double *qt_stage_seconds_bounds (size_t *count);
 
 #endif

@@ -17,6 +17,10 @@
     (how the agent's tampering forges a sensor, one of the environment's
     tamper styles), sensor/<name> = honest | broken | malicious (fault
     injection on a sensor).
+
+    Metrics (README "Metrics"): quintet_world_round_trip_seconds, the
+    tick latency of the whole pipeline (frame of tick t published -> the
+    actors' quorum for tick t held), and its exact maximum.
 */
 #include "quintet.h"
 #include "qt_env.h"
@@ -40,7 +44,22 @@ typedef struct {
     uint32_t *sensor_lengths;
     Quintet__EpisodeResult *results;
     Quintet__EpisodeResult **results_p;
+    //  Round trip (quintet_world_round_trip_seconds): when the frame of
+    //  sent_tick went out (CLOCK_MONOTONIC), the largest seen so far
+    qt_metric_t *round_trip;
+    qt_metric_t *round_trip_max;
+    uint64_t sent_tick;
+    int64_t sent_ns;
+    double max_round_trip;
 } world_t;
+
+static int64_t
+s_monotonic_ns (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void
 s_world_destroy (void **state_p)
@@ -139,6 +158,15 @@ s_world_create (qt_stage_t *stage, qt_config_t *config, char **error)
     }
     self->results = (Quintet__EpisodeResult *) zmalloc (sizeof (Quintet__EpisodeResult) * batch);
     self->results_p = (Quintet__EpisodeResult **) zmalloc (sizeof (Quintet__EpisodeResult *) * batch);
+    size_t bounds = 0;
+    const double *bound = qt_stage_seconds_bounds (&bounds);
+    self->round_trip = qt_metrics_histogram (qt_stage_metrics (stage), "quintet_world_round_trip_seconds",
+        "From publishing the sensor frame of tick t to holding the actors' quorum of actions "
+        "for tick t (CLOCK_MONOTONIC; tick 0, sent before the subscribers joined, left out).",
+        NULL, bound, bounds);
+    self->round_trip_max = qt_metrics_gauge (qt_stage_metrics (stage), "quintet_world_round_trip_max_seconds",
+        "The largest quintet_world_round_trip_seconds observation so far (exact).", NULL);
+    self->sent_tick = UINT64_MAX;
     return self;
 }
 
@@ -189,6 +217,8 @@ s_publish_frame (world_t *self, qt_stage_t *stage, uint64_t tick)
     }
     frame.n_instances = self->batch;
     frame.instances = self->readings_p;
+    self->sent_tick = tick;
+    self->sent_ns = s_monotonic_ns ();
     int rc = qt_stage_publish (stage, tick, &frame.base);
     if (rc == 0 && ended > 0) {
         self->ended += ended;
@@ -236,6 +266,15 @@ s_world_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
     world_t *self = (world_t *) state;
     if (self->finished)
         return 0;
+    //  The quorum of actions for tick t is complete: the round trip of t
+    if (tick == self->sent_tick && tick > 0) {
+        double seconds = (double) (s_monotonic_ns () - self->sent_ns) / 1e9;
+        qt_metric_observe (self->round_trip, NULL, seconds);
+        if (seconds > self->max_round_trip) {
+            self->max_round_trip = seconds;
+            qt_metric_set (self->round_trip_max, NULL, seconds);
+        }
+    }
     uint32_t replicas = qt_quorum_replicas (qt_stage_quorum (stage, 0));
     double weight [QT_QUORUM_MAX_REPLICAS];
     double differing [QT_QUORUM_MAX_REPLICAS] = { 0 };

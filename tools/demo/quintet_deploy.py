@@ -753,6 +753,14 @@ class Deployment:
     of comparisons asked, per_tick: at most per tick; quantile: q of their
     majority judgment. aggregation, pre_aggregation: the aggregators' rule
     (a name of `quintetctl aggregations`; None: the daemon's default).
+    metrics: every daemon serves /metrics (quintet/metrics_bind; the
+    dashboard implies it), the URLs under "metrics" in endpoints.json.
+    daemon_prefix: a command every daemon is started under (its command
+    line appended; "{name}" in an argument becomes the replica's name,
+    e.g. ["valgrind", "--tool=callgrind",
+    "--callgrind-out-file=DIR/{name}.out"]); a placement's prefix, if any,
+    comes first. stop_grace_s: how long stop() waits after SIGTERM before
+    SIGKILL (a daemon under valgrind takes longer to exit).
     role_sections and overrides are merged last."""
 
     def __init__(self, build_dir="build", state_dir="state", batch=DEFAULT_BATCH,
@@ -763,7 +771,8 @@ class Deployment:
                  byzantine=None, dashboard=False, placement=None, raters=DEFAULT_RATERS,
                  malicious_raters=DEFAULT_MALICIOUS, malice=DEFAULT_MALICE,
                  comparisons=DEFAULT_COMPARISONS, quantile=DEFAULT_QUANTILE,
-                 per_tick=DEFAULT_PER_TICK, aggregation=None, pre_aggregation=None):
+                 per_tick=DEFAULT_PER_TICK, aggregation=None, pre_aggregation=None,
+                 metrics=False, daemon_prefix=None, stop_grace_s=5.0):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         if reward_source not in ("pipeline", "env"):
@@ -855,6 +864,9 @@ class Deployment:
         self.finished_at = None
         # dashboard: also run quintet-relay, the dashboard endpoint (reward + eval)
         self.dashboard = dashboard
+        self.metrics = bool(metrics or dashboard)
+        self.daemon_prefix = list(daemon_prefix or [])
+        self.stop_grace_s = float(stop_grace_s)
         self.relay = None
         self.strays_stopped = []    # [(name, pid)] others restarted, stopped by stop()
         self.strays_left = []       # ... and those stop() could not stop
@@ -915,8 +927,8 @@ class Deployment:
         for name in ("etc", "logs", "run"):
             os.makedirs(self.path(name), exist_ok=True)
         identities = [(role, r) for role in ROLES for r in range(1, self.count(role) + 1)]
-        # with the dashboard, every daemon also serves /metrics (quintet/metrics_bind)
-        ports = free_ports(len(identities) * (2 if self.dashboard else 1))
+        # with metrics (the dashboard), every daemon also serves /metrics (quintet/metrics_bind)
+        ports = free_ports(len(identities) * (2 if self.metrics else 1))
         # every daemon answers quintetctl status on a control socket (quintet/control_bind)
         self.control_port = dict(zip(identities, free_ports(len(identities), avoid=ports)))
         self.metrics_port = dict(zip(identities, ports[len(identities):]))
@@ -932,12 +944,13 @@ class Deployment:
                 f.write(self.config_text(role, r))
         with open(self.path("endpoints.json"), "w") as f:
             endpoints = {role: self.endpoints(role) for role in ROLES}
-            if self.dashboard:
-                self.relay = Relay(self.path("logs", "relay.log"))
-                endpoints["dashboard"] = [self.relay.endpoint]
+            if self.metrics:
                 endpoints["metrics"] = {"%s-%d" % identity: "http://%s:%d/metrics"
                                         % (self.replica[identity].address, port)
                                         for identity, port in self.metrics_port.items()}
+            if self.dashboard:
+                self.relay = Relay(self.path("logs", "relay.log"))
+                endpoints["dashboard"] = [self.relay.endpoint]
                 endpoints["metrics"]["relay"] = "http://%s/metrics" % self.relay.metrics
             endpoints["control"] = {"%s-%d" % identity: "tcp://%s:%d"
                                     % (self.replica[identity].address, port)
@@ -1029,6 +1042,7 @@ class Deployment:
         rep.log_file = open(rep.log_path, "ab")
         rep.expected_exit = False
         prefix = list(self.placement.get((rep.role, rep.replica), (None, []))[1])
+        prefix += [arg.replace("{name}", rep.name) for arg in self.daemon_prefix]
         rep.process = subprocess.Popen(
             prefix + [daemon_path(self.build_dir, rep.role), "--config", rep.config_path]
             + (["--byzantine", self.byzantine[(rep.role, rep.replica)]]
@@ -1159,7 +1173,7 @@ class Deployment:
         self.strays_stopped += [s for s in strays if s not in self.strays_left]
 
     def stop(self):
-        """SIGTERM to every replica, up to 5 s, then SIGKILL; then the same
+        """SIGTERM to every replica, up to stop_grace_s (5 s), then SIGKILL; then the same
         to replicas of this deployment that others restarted (strays()).
         Idempotent."""
         reps = [rep for rep in self.replica.values() if rep.process is not None]
@@ -1170,7 +1184,7 @@ class Deployment:
                     os.killpg(rep.process.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + self.stop_grace_s
         for rep in reps:
             try:
                 rep.process.wait(timeout=max(0.01, deadline - time.monotonic()))
@@ -1265,11 +1279,13 @@ class Deployment:
                                             self.episodes if self.episodes else "unbounded")
 
     def run_to_completion(self, on_progress=None, interval=2.0, stall_timeout=60.0,
-                          timeout=None, tail_grace=5.0):
+                          timeout=None, tail_grace=5.0, before_stop=None):
         """Pumps until every episode has its eval (and its done reward),
         calling on_progress(self) every `interval` s. Raises DeploymentError
-        when nothing progresses for stall_timeout s or after timeout s. Stops
-        the deployment and returns summary()."""
+        when nothing progresses for stall_timeout s or after timeout s. Once
+        finished, calls before_stop(self) (if given: the daemons still run,
+        e.g. to scrape their /metrics), then stops the deployment and
+        returns summary()."""
         began = time.monotonic()
         next_report = began + interval
         evals_complete_at = None
@@ -1302,8 +1318,11 @@ class Deployment:
                 if on_progress and now >= next_report:
                     on_progress(self)
                     next_report = now + interval
-        finally:
             self.finished_at = time.monotonic()
+            if before_stop:
+                before_stop(self)
+        finally:
+            self.finished_at = self.finished_at or time.monotonic()
             self.stop()
         return self.summary()
 
