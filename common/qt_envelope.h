@@ -61,6 +61,8 @@ typedef struct {
     Quintet__Envelope *envelope;
     ProtobufCMessage *payload;
     const qt_trust_entry_t *sender;     //  owned by the trust store
+    void *arena;                        //  the payload's memory when not NULL
+                                        //  (qt_verifier_open): freed at once
 } qt_message_t;
 
 void qt_message_destroy (qt_message_t **self_p);

@@ -150,28 +150,43 @@ s_clock_equal (const Quintet__InstanceClock *a, const Quintet__InstanceClock *b)
         && a->terminated == b->terminated && a->idle == b->idle;
 }
 
-//  Instance i's clock of a batch payload, through protobuf-c's reflection:
-//  every batch names its instances and their clocks the same way
-static const Quintet__InstanceClock *
-s_instance_clock (const ProtobufCMessage *batch, size_t i)
+//  A batch payload's instances and where their clocks are, through
+//  protobuf-c's reflection (every batch names its instances and their
+//  clocks the same way), looked up once per payload, not per instance
+typedef struct {
+    ProtobufCMessage *const *items;
+    size_t count;
+    const ProtobufCFieldDescriptor *clock;      //  of items [0]'s type
+} s_instances_t;
+
+static void
+s_instances (const ProtobufCMessage *batch, s_instances_t *out)
 {
+    memset (out, 0, sizeof *out);
+    if (!batch)
+        return;
     const ProtobufCFieldDescriptor *field =
         protobuf_c_message_descriptor_get_field_by_name (batch->descriptor, "instances");
     if (!field || field->type != PROTOBUF_C_TYPE_MESSAGE || field->label != PROTOBUF_C_LABEL_REPEATED)
-        return NULL;
-    size_t count = *(const size_t *) ((const char *) batch + field->quantifier_offset);
-    if (i >= count)
-        return NULL;
-    ProtobufCMessage *const *items =
-        *(ProtobufCMessage *const *const *) ((const char *) batch + field->offset);
-    const ProtobufCMessage *instance = items ? items [i] : NULL;
-    if (!instance)
-        return NULL;
-    const ProtobufCFieldDescriptor *clock =
-        protobuf_c_message_descriptor_get_field_by_name (instance->descriptor, "clock");
+        return;
+    const ProtobufCMessageDescriptor *type = (const ProtobufCMessageDescriptor *) field->descriptor;
+    const ProtobufCFieldDescriptor *clock = type
+        ? protobuf_c_message_descriptor_get_field_by_name (type, "clock") : NULL;
     if (!clock || clock->type != PROTOBUF_C_TYPE_MESSAGE)
+        return;
+    out->items = *(ProtobufCMessage *const *const *) ((const char *) batch + field->offset);
+    out->count = out->items ? *(const size_t *) ((const char *) batch + field->quantifier_offset) : 0;
+    out->clock = clock;
+}
+
+//  Instance i's clock, or NULL
+static const Quintet__InstanceClock *
+s_instance_clock (const s_instances_t *instances, size_t i)
+{
+    if (i >= instances->count || !instances->items [i])
         return NULL;
-    return *(Quintet__InstanceClock *const *) ((const char *) instance + clock->offset);
+    return *(Quintet__InstanceClock *const *) ((const char *) instances->items [i]
+                                               + instances->clock->offset);
 }
 
 int
@@ -179,25 +194,29 @@ qt_wire_gather (qt_message_t **slots, uint32_t replicas, size_t batch,
                 const ProtobufCMessage **payloads, qt_wire_clock_t *clocks)
 {
     int count = 0;
+    s_instances_t instances [QT_QUORUM_MAX_REPLICAS];
     for (uint32_t r = 0; r < replicas && r < QT_QUORUM_MAX_REPLICAS; r++) {
         payloads [r] = slots [r] ? slots [r]->payload : NULL;
         count += payloads [r] != NULL;
+        s_instances (payloads [r], &instances [r]);
     }
     if (count == 0)
         return -1;
     for (size_t i = 0; i < batch; i++) {
         const Quintet__InstanceClock *best = NULL;
         size_t best_votes = 0;
-        for (uint32_t r = 0; r < replicas; r++) {
-            const Quintet__InstanceClock *mine = payloads [r] ? s_instance_clock (payloads [r], i) : NULL;
-            if (!mine)
+        const Quintet__InstanceClock *clock [QT_QUORUM_MAX_REPLICAS];
+        for (uint32_t r = 0; r < replicas && r < QT_QUORUM_MAX_REPLICAS; r++)
+            clock [r] = s_instance_clock (&instances [r], i);
+        for (uint32_t r = 0; r < replicas && r < QT_QUORUM_MAX_REPLICAS; r++) {
+            if (!clock [r])
                 continue;
             size_t votes = 0;
-            for (uint32_t o = 0; o < replicas; o++)
-                votes += payloads [o] && s_clock_equal (mine, s_instance_clock (payloads [o], i));
+            for (uint32_t o = 0; o < replicas && o < QT_QUORUM_MAX_REPLICAS; o++)
+                votes += s_clock_equal (clock [r], clock [o]);
             if (votes > best_votes) {
                 best_votes = votes;
-                best = mine;
+                best = clock [r];
             }
         }
         qt_wire_clock_get (best, &clocks [i]);
