@@ -114,18 +114,6 @@ qt_byzantine_destroy (qt_byzantine_t **self_p)
     }
 }
 
-qt_byzantine_mode_t
-qt_byzantine_mode (qt_byzantine_t *self)
-{
-    return self->mode;
-}
-
-uint64_t
-qt_byzantine_count (qt_byzantine_t *self)
-{
-    return self->count;
-}
-
 static double
 s_clamp01 (double value)
 {
@@ -501,7 +489,7 @@ qt_byzantine_test (bool verbose)
         quintet__proposal_batch__free_unpacked (drifted, NULL);
         free (bytes);
     }
-    QT_CHECK (qt_byzantine_count (drift) == 4);
+    QT_CHECK (drift->count == 4);
     qt_byzantine_destroy (&drift);
 
     //  Probabilities stay probabilities; actions become wrong actions

@@ -102,8 +102,6 @@ qt_byzantine_t *qt_byzantine_new (qt_byzantine_mode_t mode, uint64_t seed, const
                                   uint32_t replica, const char *key_dir);
 void qt_byzantine_destroy (qt_byzantine_t **self_p);
 
-qt_byzantine_mode_t qt_byzantine_mode (qt_byzantine_t *self);
-
 //  The encoded payload to publish for an honest payload (the lie for value
 //  attacks and wrong-batch-size, the honest encoding otherwise). The caller
 //  frees the returned bytes.
@@ -113,9 +111,6 @@ uint8_t *qt_byzantine_payload (qt_byzantine_t *self, const ProtobufCMessage *pay
 //  The frame to send for encoded payload bytes, or NULL to send nothing.
 zframe_t *qt_byzantine_seal (qt_byzantine_t *self, qt_signer_t *signer, Quintet__PayloadType type,
                              uint64_t tick, const uint8_t *payload, size_t size);
-
-//  Messages lied about so far
-uint64_t qt_byzantine_count (qt_byzantine_t *self);
 
 void qt_byzantine_test (bool verbose);
 

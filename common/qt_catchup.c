@@ -188,12 +188,6 @@ qt_catchup_add_peer (qt_catchup_t *self, uint32_t replica, const char *endpoint,
     return 0;
 }
 
-uint32_t
-qt_catchup_peers (qt_catchup_t *self)
-{
-    return self->n_peers;
-}
-
 void
 qt_catchup_poll_on (qt_catchup_t *self, zpoller_t *poller)
 {
@@ -774,7 +768,7 @@ s_test_run (const char *dir, bool asking, bool liar, uint64_t ticks, bool *same)
             QT_CHECK (qt_catchup_add_peer (catchups [r - 1], p, endpoint, &error) == 0);
             zstr_free (&endpoint);
         }
-    QT_CHECK (qt_catchup_peers (catchups [2]) == 2);
+    QT_CHECK (catchups [2]->n_peers == 2);
     for (uint64_t tick = 1; tick <= ticks; tick++) {
         for (uint32_t r = 0; r < 3; r++) {
             bool keep = qt_catchup_keeps (catchups [r], tick);

@@ -98,7 +98,6 @@ void qt_catchup_destroy (qt_catchup_t **self_p);
 //  A peer's control endpoint (a DEALER connects to it). 0, or -1 with
 //  *error (caller frees).
 int qt_catchup_add_peer (qt_catchup_t *self, uint32_t replica, const char *endpoint, char **error);
-uint32_t qt_catchup_peers (qt_catchup_t *self);
 
 //  The sockets to poll, and whether one is ours
 void qt_catchup_poll_on (qt_catchup_t *self, zpoller_t *poller);

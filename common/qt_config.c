@@ -23,13 +23,11 @@
 #define QT_CONFIG_MAX_QUOTE 60
 
 //  How much of a key has been accounted for, in increasing order: an
-//  ancestor of a key that was read, a key read by a typed getter, a section
-//  handed to the caller whole.
+//  ancestor of a key that was read, a key read by a typed getter.
 typedef enum {
     QT_CONFIG_UNREAD = 0,
     QT_CONFIG_CONTAINER,
-    QT_CONFIG_KEY,
-    QT_CONFIG_SECTION
+    QT_CONFIG_KEY
 } qt_config_read_t;
 
 struct _qt_config_t {
@@ -457,13 +455,6 @@ qt_config_choice (qt_config_t *self, const char *key,
     return -1;
 }
 
-zconfig_t *
-qt_config_section (qt_config_t *self, const char *key)
-{
-    assert (self);
-    return s_lookup (self, key, QT_CONFIG_SECTION);
-}
-
 zlist_t *
 qt_config_children (qt_config_t *self, const char *key)
 {
@@ -495,7 +486,6 @@ s_collect_unread (qt_config_t *self, zconfig_t *node, const char *path,
         || (known == QT_CONFIG_CONTAINER && has_value))
             zlist_append (unread, child_path);
         else
-        if (known != QT_CONFIG_SECTION)
             s_collect_unread (self, child, child_path, unread);
         free (child_path);
     }
@@ -660,17 +650,17 @@ qt_config_test (bool verbose)
     QT_CHECK (qt_config_string (config, "quintet/name", "collector", &name) == 0);
     QT_CHECK (streq (name, "collector"));
 
-    //  A section the caller validates itself: marked read as a whole
-    zconfig_t *rewarders = qt_config_section (config, "quintet/upstream/rewarder");
-    QT_CHECK (rewarders);
-    int endpoints = 0;
-    for (zconfig_t *item = zconfig_child (rewarders); item; item = zconfig_next (item)) {
-        QT_CHECK (strneq (zconfig_name (item), ""));
-        QT_CHECK (strncmp (zconfig_value (item), "tcp://", 6) == 0);
-        endpoints++;
+    //  A section's children read by name
+    zlist_t *rewarders = qt_config_children (config, "quintet/upstream/rewarder");
+    QT_CHECK (zlist_size (rewarders) == 2);
+    for (const char *item = (const char *) zlist_first (rewarders);
+         item; item = (const char *) zlist_next (rewarders)) {
+        char *key = zsys_sprintf ("quintet/upstream/rewarder/%s", item);
+        QT_CHECK (qt_config_string (config, key, NULL, &endpoint) == 0);
+        QT_CHECK (strncmp (endpoint, "tcp://", 6) == 0);
+        zstr_free (&key);
     }
-    QT_CHECK (endpoints == 2);
-    QT_CHECK (qt_config_section (config, "quintet/upstream/none") == NULL);
+    zlist_destroy (&rewarders);
 
     //  Dynamic sub-sections read key by key, so typos inside are caught
     zlist_t *raters = qt_config_children (config, "quintet/scorer/rater");
@@ -850,12 +840,14 @@ qt_config_test (bool verbose)
                     "\"quintet/plugins\", \"quintet/scorer/rater/alice/wieght\"");
     qt_config_destroy (&config);
 
-    //  One unknown key, singular; reading the section clears the rest
+    //  One unknown key, singular; reading the others clears them
     config = qt_config_open (path, NULL);
     QT_CHECK (qt_config_uint (config, "quintet/bacth", true, 0, 1, 4096, &batch) == 0);
     QT_CHECK (qt_config_uint (config, "quintet/replica", true, 0, 1, 16, &replica) == 0);
-    QT_CHECK (qt_config_section (config, "quintet/replica"));
-    QT_CHECK (qt_config_section (config, "quintet/scorer"));
+    QT_CHECK (qt_config_uint (config, "quintet/replica/extra", true, 0, 0, 16, &replica) == 0);
+    double weight;
+    QT_CHECK (qt_config_double (config, "quintet/scorer/rater/alice/wieght", true, 0, 0, 10,
+                                &weight) == 0);
     QT_CHECK (qt_config_check_unknown (config) == -1);
     s_assert_error (config, "unknown key \"quintet/plugins\"");
     qt_config_destroy (&config);

@@ -76,14 +76,9 @@ int qt_config_bool (qt_config_t *self, const char *key, bool required,
 int qt_config_choice (qt_config_t *self, const char *key,
                       const char *const *choices, const char *dflt, int *index);
 
-//  A section whose contents the caller validates itself: returns the node
-//  (NULL if absent) and marks the whole subtree as read. Walk it with
-//  zconfig_child() / zconfig_next() / zconfig_name() / zconfig_value().
-zconfig_t *qt_config_section (qt_config_t *self, const char *key);
-
 //  The names of a section's children, in file order (an empty list if the
-//  section is absent); the caller destroys the list. Unlike
-//  qt_config_section, this does not mark the children as read: read each
+//  section is absent); the caller destroys the list. This does not mark
+//  the children as read: read each
 //  with the typed getters under "key/name/...", so misspellings inside
 //  dynamic sub-sections (quintet/scorer/rater/<name>/...) are still caught.
 zlist_t *qt_config_children (qt_config_t *self, const char *key);

@@ -97,18 +97,6 @@ qt_signer_seal (qt_signer_t *self, Quintet__PayloadType type, uint64_t tick,
     return frame;
 }
 
-const char *
-qt_signer_role (qt_signer_t *self)
-{
-    return self->keypair->role;
-}
-
-uint32_t
-qt_signer_replica (qt_signer_t *self)
-{
-    return self->keypair->replica;
-}
-
 uint64_t
 qt_signer_epoch (qt_signer_t *self)
 {

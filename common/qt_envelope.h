@@ -49,8 +49,6 @@ zframe_t *qt_signer_seal_bytes (qt_signer_t *self, Quintet__PayloadType type, ui
 zframe_t *qt_signer_seal (qt_signer_t *self, Quintet__PayloadType type, uint64_t tick,
                           const ProtobufCMessage *payload);
 
-const char *qt_signer_role (qt_signer_t *self);
-uint32_t qt_signer_replica (qt_signer_t *self);
 uint64_t qt_signer_epoch (qt_signer_t *self);
 
 //  The key pair, for the Byzantine modes that sign as someone else

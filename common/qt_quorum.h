@@ -64,9 +64,6 @@ qt_quorum_result_t qt_quorum_add (qt_quorum_t *self, uint32_t replica, uint64_t 
 //  n - f of them), or the deadline passed with at least n - f.
 bool qt_quorum_ready (qt_quorum_t *self, int64_t now_ms, uint64_t *tick);
 
-//  True if the tick is pending and ready.
-bool qt_quorum_tick_ready (qt_quorum_t *self, uint64_t tick, int64_t now_ms);
-
 //  For a stage with several upstreams: true when a tick is ready in all of
 //  them (the lowest such). A tick older than another upstream's oldest
 //  ready tick can never be ready there, so it is given up (qt_quorum_skip)
@@ -92,12 +89,8 @@ void qt_quorum_done_take (qt_quorum_t *self, uint64_t tick, qt_message_t **taken
 //  Milliseconds until the next deadline that could make a tick ready, or -1.
 int64_t qt_quorum_timeout (qt_quorum_t *self, int64_t now_ms);
 
-//  Last processed tick; false when none yet.
-bool qt_quorum_last (qt_quorum_t *self, uint64_t *tick);
-
 uint32_t qt_quorum_replicas (qt_quorum_t *self);
 uint32_t qt_quorum_faults (qt_quorum_t *self);
-uint32_t qt_quorum_up (qt_quorum_t *self);
 bool qt_quorum_replica_up (qt_quorum_t *self, uint32_t replica);
 const char *qt_quorum_role (qt_quorum_t *self);
 
@@ -105,7 +98,8 @@ const char *qt_quorum_role (qt_quorum_t *self);
 bool qt_quorum_holding (qt_quorum_t *self);
 
 //  Counters: late messages, ticks skipped, pending ticks evicted (window
-//  full, or out of the window once the first tick was processed)
+//  full, or out of the window once the first tick was processed); the
+//  stage's metrics show them (quintet_upstream_{late,skipped,evicted}_total)
 uint64_t qt_quorum_late (qt_quorum_t *self);
 uint64_t qt_quorum_skipped (qt_quorum_t *self);
 uint64_t qt_quorum_evicted (qt_quorum_t *self);

@@ -292,36 +292,12 @@ qt_reputation_status (qt_reputation_t *self, uint32_t replica)
                                                      : QT_REPUTATION_OK;
 }
 
-double
-qt_reputation_weight (qt_reputation_t *self, uint32_t replica)
-{
-    return s_status_weight (qt_reputation_status (self, replica));
-}
-
 const char *
 qt_reputation_reason (qt_reputation_t *self, uint32_t replica)
 {
     return replica >= 1 && replica <= self->replicas ? self->replica [replica - 1].reason : "";
 }
 
-uint32_t
-qt_reputation_far (qt_reputation_t *self, uint32_t replica)
-{
-    return replica >= 1 && replica <= self->replicas ? s_far_count (&self->replica [replica - 1]) : 0;
-}
-
-double
-qt_reputation_distance (qt_reputation_t *self, uint32_t replica)
-{
-    return replica >= 1 && replica <= self->replicas && self->replica [replica - 1].have_distance
-        ? self->replica [replica - 1].distance : NAN;
-}
-
-uint32_t
-qt_reputation_replicas (qt_reputation_t *self)
-{
-    return self->replicas;
-}
 
 
 //  --------------------------------------------------------------------------
@@ -356,13 +332,15 @@ s_test_restarts (void)
     QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_EXCLUDED);
     QT_CHECK (qt_reputation_restarted (reputation, 2));
     QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_PROBATION);
-    QT_CHECK (qt_reputation_weight (reputation, 2) == QT_REPUTATION_DOWN_WEIGHT);
+    double weights [3];
+    QT_CHECK (qt_reputation_weights (reputation, NULL, weights) == 1
+           && weights [1] == QT_REPUTATION_DOWN_WEIGHT);
     QT_CHECK (strstr (qt_reputation_reason (reputation, 2), "restarted"));
     double honest [3] = { 0, 0, 0 };
     for (uint32_t k = 0; k <= QT_REPUTATION_PROBATION_TICKS; k++)
         qt_reputation_update (reputation, ++tick, honest);
     QT_CHECK (qt_reputation_status (reputation, 2) == QT_REPUTATION_OK);
-    QT_CHECK (qt_reputation_weight (reputation, 2) == 1);
+    QT_CHECK (qt_reputation_weights (reputation, NULL, weights) == 0);
     //  An ok replica restarting stays ok
     QT_CHECK (qt_reputation_restarted (reputation, 1));
     QT_CHECK (qt_reputation_status (reputation, 1) == QT_REPUTATION_OK);
@@ -409,7 +387,6 @@ qt_reputation_test (bool verbose)
     }
     for (uint32_t r = 1; r <= 5; r++) {
         QT_CHECK (qt_reputation_status (reputation, r) == QT_REPUTATION_OK);
-        QT_CHECK (qt_reputation_weight (reputation, r) == 1);
         QT_CHECK (streq (qt_reputation_reason (reputation, r), ""));
     }
     //  Honest spread (not bit-identical replicas): distances of the same
@@ -440,7 +417,6 @@ qt_reputation_test (bool verbose)
     }
     QT_CHECK (warned_at && down_at && excluded_at && warned_at < down_at && down_at < excluded_at);
     QT_CHECK (excluded_at - 2000 == QT_REPUTATION_EXCLUDE_AT);
-    QT_CHECK (qt_reputation_weight (reputation, 2) == 0);
     QT_CHECK (strstr (qt_reputation_reason (reputation, 2), "far from the aggregate"));
     QT_CHECK (qt_reputation_weights (reputation, NULL, weight) == 1 && weight [1] == 0);
     for (uint32_t r = 1; r <= 5; r++)

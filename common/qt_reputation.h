@@ -91,14 +91,9 @@ uint32_t qt_reputation_weights (qt_reputation_t *self, const bool *present, doub
 
 //  A replica's standing (replica 1..n)
 qt_reputation_status_t qt_reputation_status (qt_reputation_t *self, uint32_t replica);
-double qt_reputation_weight (qt_reputation_t *self, uint32_t replica);
 //  Why it is not ok ("" when ok); valid until the next update
 const char *qt_reputation_reason (qt_reputation_t *self, uint32_t replica);
-//  Far ticks in its window, and the smoothed distance
-uint32_t qt_reputation_far (qt_reputation_t *self, uint32_t replica);
-double qt_reputation_distance (qt_reputation_t *self, uint32_t replica);
 uint32_t qt_reputation_excluded (qt_reputation_t *self);
-uint32_t qt_reputation_replicas (qt_reputation_t *self);
 
 //  "ok", "warned", "down-weighted", "excluded", "probation"
 const char *qt_reputation_status_name (qt_reputation_status_t status);

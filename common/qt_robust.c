@@ -555,34 +555,6 @@ qt_geomedian (const double *x, const double *w, size_t n, size_t d,
 }
 
 int
-qt_mean (const double *x, const double *w, size_t n, size_t d, double *z)
-{
-    if (!x || !z || n == 0 || d == 0)
-        return -1;
-    s_row_t *rows = (s_row_t *) malloc (n * sizeof (s_row_t));
-    if (!rows)
-        return -1;
-    size_t rejected;
-    size_t used = s_collect (x, w, n, d, true, rows, &rejected);
-    int rc = -1;
-    if (used > 0) {
-        int exponent = s_scale_exponent (rows, used, d);
-        double total = 0;
-        for (size_t i = 0; i < used; i++)
-            total += rows [i].weight;
-        for (size_t j = 0; j < d; j++) {
-            double sum = 0;
-            for (size_t i = 0; i < used; i++)
-                sum += rows [i].weight / total * s_scale (rows [i].values [j], -exponent);
-            z [j] = s_scale (sum, exponent);
-        }
-        rc = 0;
-    }
-    free (rows);
-    return rc;
-}
-
-int
 qt_trimmed_mean (const double *x, size_t n, size_t d, size_t f, double *z)
 {
     if (!x || !z || n == 0 || d == 0)
@@ -1295,7 +1267,6 @@ s_test_degenerate (qt_rng_t *rng)
     QT_CHECK (qt_coordmedian (bad, 3, 2, z) == -1);
     QT_CHECK (qt_trimmed_mean (bad, 3, 2, 0, z) == -1);
     QT_CHECK (qt_krum (bad, 3, 2, 0, z, NULL) == -1);
-    QT_CHECK (qt_mean (bad, NULL, 3, 2, z) == -1);
 }
 
 //  Rows with NaN or inf are dropped and counted, never propagated: the
@@ -1328,9 +1299,6 @@ s_test_rejection (qt_rng_t *rng)
     QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
     QT_CHECK (qt_trimmed_mean (x, n, d, 1, z) == 0);
     QT_CHECK (qt_trimmed_mean (clean, kept, d, 1, reference) == 0);
-    QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
-    QT_CHECK (qt_mean (x, NULL, n, d, z) == 0);
-    QT_CHECK (qt_mean (clean, NULL, kept, d, reference) == 0);
     QT_CHECK (memcmp (z, reference, sizeof (z)) == 0);
     size_t index;
     QT_CHECK (qt_krum (x, n, d, 1, z, &index) == 0);
@@ -1520,8 +1488,6 @@ s_test_others (qt_rng_t *rng)
     QT_CHECK (qt_trimmed_mean (x, 5, 2, 1, z) == 0);
     QT_CHECK (z [0] == 2 && z [1] == 0);
     QT_CHECK (qt_trimmed_mean (x, 5, 2, 3, z) == -1);
-    QT_CHECK (qt_mean (x, NULL, 5, 2, z) == 0);
-    QT_CHECK (fabs (z [0] - 21.2) < 1e-12 && z [1] == 20);
     QT_CHECK (qt_multikrum (x, 5, 2, 1, 4, z) == 0);
     QT_CHECK (z [0] == 1.5 && z [1] == 0);
     QT_CHECK (qt_multikrum (x, 5, 2, 1, 0, z) == -1);

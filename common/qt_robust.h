@@ -63,10 +63,6 @@ double qt_median (const double *v, size_t n);
 //  ignored; q outside [0, 1] returns NAN.
 double qt_quantile (const double *v, const double *w, size_t n, double q);
 
-//  Weighted mean of the finite rows (w may be NULL): not robust, the
-//  baseline the others are compared with.
-int qt_mean (const double *x, const double *w, size_t n, size_t d, double *z);
-
 //  Coordinate-wise trimmed mean: per coordinate, drop the f smallest and the
 //  f largest values and average the rest. Needs more than 2f finite rows.
 int qt_trimmed_mean (const double *x, size_t n, size_t d, size_t f, double *z);

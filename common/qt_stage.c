@@ -155,7 +155,7 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 //  quorum) are copied in at every status interval.
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
        M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES,
-       M_PAUSED, M_CATCHUP };
+       M_PAUSED, M_CATCHUP, M_LATE, M_SKIPPED, M_EVICTED };
 //  Every latency histogram's bounds (the stages' and the world's round trip):
 //  0.1 ms steps below 1 ms and 0.2 ms steps to 2 ms, so that a p99 against a
 //  2 ms goal can be read off, coarser above
@@ -216,6 +216,15 @@ s_metrics_new (qt_stage_t *self)
         "(agreed: our state was the vouched one; restored: it was not, the vouched one "
         "was restored), given up (failed), and snapshots served to siblings (served).",
         "outcome");
+    self->metric [M_LATE] = qt_metrics_counter (m, "quintet_upstream_late_total",
+        "Upstream messages for a tick already processed or given up (a replica slower "
+        "than the deadline, or a re-send), by upstream role.", "upstream");
+    self->metric [M_SKIPPED] = qt_metrics_counter (m, "quintet_upstream_skipped_total",
+        "Upstream ticks given up unprocessed (a newer tick completed first, or the "
+        "stage resynchronised on replicas far ahead), by upstream role.", "upstream");
+    self->metric [M_EVICTED] = qt_metrics_counter (m, "quintet_upstream_evicted_total",
+        "Pending upstream ticks evicted from a full quorum window (or left out of it "
+        "by the first processed tick), by upstream role.", "upstream");
     char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
     qt_metric_set (self->metric [M_INFO], stage, 1);
     zstr_free (&stage);
@@ -276,6 +285,12 @@ s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
                        s_up (self, i, now_ms));
         qt_metric_set (self->metric [M_REPLICAS], self->role->upstream [i].role,
                        qt_quorum_replicas (self->quorum [i]));
+        qt_metric_set (self->metric [M_LATE], self->role->upstream [i].role,
+                       (double) qt_quorum_late (self->quorum [i]));
+        qt_metric_set (self->metric [M_SKIPPED], self->role->upstream [i].role,
+                       (double) qt_quorum_skipped (self->quorum [i]));
+        qt_metric_set (self->metric [M_EVICTED], self->role->upstream [i].role,
+                       (double) qt_quorum_evicted (self->quorum [i]));
     }
 }
 

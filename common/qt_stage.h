@@ -38,7 +38,7 @@
 #define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
 #define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
 #define QT_STAGE_BATCH_MAX      4096
-#define QT_STAGE_METRICS        16      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_METRICS        19      //  metric families of every stage (qt_stage.c)
 #define QT_STAGE_STATE_SIZE     96      //  the longest state word (STATUS=, status)
 #define QT_STAGE_DRAIN_MAX      1000    //  messages taken from the sockets per pass of the loop
 #define QT_STAGE_MAX_ENDPOINTS  (QT_STAGE_MAX_UPSTREAMS * QT_QUORUM_MAX_REPLICAS)

@@ -28,10 +28,9 @@
 struct _qt_store_t {
     char *path;
     sqlite3 *db;
+    bool read_only;             //  opened by a reader (quintetctl log)
     sqlite3_stmt *insert;
-    sqlite3_stmt *count;
     sqlite3_stmt *last;
-    sqlite3_stmt *read;
     sqlite3_stmt *replay;
     sqlite3_stmt *oldest;
     sqlite3_stmt *prune;
@@ -117,7 +116,7 @@ s_exec (qt_store_t *self, const char *sql)
 static int
 s_schema (qt_store_t *self)
 {
-    if (s_exec (self, "BEGIN IMMEDIATE"))
+    if (s_exec (self, self->read_only ? "BEGIN" : "BEGIN IMMEDIATE"))
         return -1;
     int64_t application_id = 0, version = 0, objects = 0;
     int rc = s_query_int (self, "PRAGMA application_id", &application_id);
@@ -125,7 +124,7 @@ s_schema (qt_store_t *self)
         rc = s_query_int (self, "PRAGMA user_version", &version);
     if (rc == 0)
         rc = s_query_int (self, "SELECT count(*) FROM sqlite_master", &objects);
-    if (rc == 0 && application_id == 0 && objects == 0) {
+    if (rc == 0 && application_id == 0 && objects == 0 && !self->read_only) {
         char *sql = zsys_sprintf (
             "PRAGMA application_id = %d;"
             "PRAGMA user_version = %d;"
@@ -178,28 +177,17 @@ s_measure (qt_store_t *self)
     return 0;
 }
 
+//  The writer's journal: WAL, every commit fsync'd
 static int
-s_open (qt_store_t *self)
+s_journal (qt_store_t *self)
 {
-    if (sodium_init () < 0)
-        return s_fail (self, "libsodium failed to initialise");
-    int rc = sqlite3_open_v2 (self->path, &self->db,
-                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc != SQLITE_OK) {
-        if (!self->db)
-            return s_fail (self, "cannot open: out of memory");
-        return s_fail_sqlite (self, "cannot open");
-    }
-    sqlite3_extended_result_codes (self->db, 1);
-    sqlite3_busy_timeout (self->db, QT_STORE_BUSY_TIMEOUT_MS);
-
     //  WAL: a commit is one append + fsync of the log, and readers don't
     //  block the writer. The pragma answers with the mode it got.
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2 (self->db, "PRAGMA journal_mode = WAL", -1,
                             &stmt, NULL) != SQLITE_OK)
         return s_fail_sqlite (self, "cannot open");
-    rc = sqlite3_step (stmt);
+    int rc = sqlite3_step (stmt);
     bool wal = rc == SQLITE_ROW
             && sqlite3_column_text (stmt, 0)
             && strcasecmp ((const char *) sqlite3_column_text (stmt, 0), "wal") == 0;
@@ -211,17 +199,31 @@ s_open (qt_store_t *self)
 
     //  FULL: in WAL mode, fsync the log at every commit, so a committed
     //  append survives a crash (NORMAL would only sync at checkpoints)
-    if (s_exec (self, "PRAGMA synchronous = FULL")
-    ||  s_schema (self))
-        return -1;
+    return s_exec (self, "PRAGMA synchronous = FULL");
+}
 
+static int
+s_open (qt_store_t *self)
+{
+    if (sodium_init () < 0)
+        return s_fail (self, "libsodium failed to initialise");
+    int rc = sqlite3_open_v2 (self->path, &self->db, self->read_only ? SQLITE_OPEN_READONLY
+                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        if (!self->db)
+            return s_fail (self, "cannot open: out of memory");
+        return s_fail_sqlite (self, "cannot open");
+    }
+    sqlite3_extended_result_codes (self->db, 1);
+    sqlite3_busy_timeout (self->db, QT_STORE_BUSY_TIMEOUT_MS);
+
+    //  A reader leaves the journal to the writer (WAL already)
+    if ((!self->read_only && s_journal (self)) || s_schema (self))
+        return -1;
     return s_prepare (self, "INSERT INTO entry (tick, topic, data, digest) "
                             "VALUES (?, ?, ?, ?)", &self->insert)
-        || s_prepare (self, "SELECT count(*) FROM entry", &self->count)
         || s_prepare (self, "SELECT id, tick FROM entry ORDER BY id DESC LIMIT 1",
                       &self->last)
-        || s_prepare (self, "SELECT tick, topic, data, digest FROM entry "
-                            "WHERE id = ?", &self->read)
         || s_prepare (self, "SELECT id, tick, topic, data, digest FROM entry "
                             "WHERE id >= ? ORDER BY id", &self->replay)
         || s_prepare (self, "SELECT id, length(data) FROM entry ORDER BY id", &self->oldest)
@@ -229,12 +231,13 @@ s_open (qt_store_t *self)
         || s_measure (self) ? -1 : 0;
 }
 
-qt_store_t *
-qt_store_open (const char *path, char **error)
+static qt_store_t *
+s_new (const char *path, bool read_only, char **error)
 {
     assert (path);
     qt_store_t *self = (qt_store_t *) zmalloc (sizeof (qt_store_t));
     assert (self);
+    self->read_only = read_only;
     self->path = strdup (path);
     assert (self->path);
     if (s_open (self)) {
@@ -245,6 +248,18 @@ qt_store_open (const char *path, char **error)
     return self;
 }
 
+qt_store_t *
+qt_store_open (const char *path, char **error)
+{
+    return s_new (path, false, error);
+}
+
+qt_store_t *
+qt_store_open_read (const char *path, char **error)
+{
+    return s_new (path, true, error);
+}
+
 void
 qt_store_destroy (qt_store_t **self_p)
 {
@@ -252,9 +267,7 @@ qt_store_destroy (qt_store_t **self_p)
     if (*self_p) {
         qt_store_t *self = *self_p;
         sqlite3_finalize (self->insert);
-        sqlite3_finalize (self->count);
         sqlite3_finalize (self->last);
-        sqlite3_finalize (self->read);
         sqlite3_finalize (self->replay);
         sqlite3_finalize (self->oldest);
         sqlite3_finalize (self->prune);
@@ -284,6 +297,7 @@ qt_store_append (qt_store_t *self, uint64_t tick, const char *topic,
     assert (self);
     assert (topic);
     assert (data || size == 0);
+
     unsigned char digest [QT_STORE_DIGEST_SIZE];
     s_digest (tick, topic, data, size, digest);
     //  SQLite integers are signed 64-bit; the cast round-trips in read
@@ -367,17 +381,11 @@ qt_store_pruned (qt_store_t *self)
     return self->pruned;
 }
 
-int64_t
+uint64_t
 qt_store_count (qt_store_t *self)
 {
     assert (self);
-    int64_t count = -1;
-    if (sqlite3_step (self->count) == SQLITE_ROW)
-        count = sqlite3_column_int64 (self->count, 0);
-    else
-        s_fail_sqlite (self, "count");
-    sqlite3_reset (self->count);
-    return count;
+    return self->rows;
 }
 
 int
@@ -415,35 +423,6 @@ s_check_row (qt_store_t *self, sqlite3_stmt *stmt, int first, uint64_t index)
     ||  memcmp (stored, digest, QT_STORE_DIGEST_SIZE) != 0)
         return s_fail (self, "entry %" PRIu64 " is damaged (digest mismatch)", index);
     return 0;
-}
-
-int
-qt_store_read (qt_store_t *self, uint64_t index, uint64_t *tick,
-               zchunk_t **data)
-{
-    assert (self);
-    sqlite3_bind_int64 (self->read, 1, (sqlite3_int64) index);
-    int rc = sqlite3_step (self->read);
-    int result = -1;
-    if (rc == SQLITE_ROW) {
-        if (s_check_row (self, self->read, 0, index) == 0) {
-            if (tick)
-                *tick = (uint64_t) sqlite3_column_int64 (self->read, 0);
-            if (data) {
-                *data = zchunk_new (sqlite3_column_blob (self->read, 2),
-                                    (size_t) sqlite3_column_bytes (self->read, 2));
-                assert (*data);
-            }
-            result = 0;
-        }
-    }
-    else
-    if (rc == SQLITE_DONE)
-        s_fail (self, "no entry %" PRIu64, index);
-    else
-        s_fail_sqlite (self, "read");
-    sqlite3_reset (self->read);
-    return result;
 }
 
 int
@@ -525,6 +504,44 @@ s_test_replay (uint64_t index, uint64_t tick, const char *topic,
     return 0;
 }
 
+//  The entry at index, through replay: *tick, and *data (if not NULL, a
+//  new chunk). -1 if there is no such entry or it is damaged.
+typedef struct {
+    uint64_t index;
+    uint64_t tick;
+    zchunk_t *data;
+} s_read_t;
+
+static int
+s_test_read_one (uint64_t index, uint64_t tick, const char *topic,
+                 const void *data, size_t size, void *arg)
+{
+    (void) topic;
+    s_read_t *read = (s_read_t *) arg;
+    read->index = index;
+    read->tick = tick;
+    read->data = zchunk_new (data, size);
+    return 1;
+}
+
+static int
+s_test_read (qt_store_t *store, uint64_t index, uint64_t *tick, zchunk_t **data)
+{
+    s_read_t read = { 0, 0, NULL };
+    int rc = qt_store_replay (store, index, s_test_read_one, &read);
+    if (rc == 0 && read.index == index) {
+        if (tick)
+            *tick = read.tick;
+        if (data)
+            *data = read.data;
+        else
+            zchunk_destroy (&read.data);
+        return 0;
+    }
+    zchunk_destroy (&read.data);
+    return -1;
+}
+
 //  One acknowledgement from the crash child: the entry is on disk.
 typedef struct {
     uint64_t index;
@@ -568,28 +585,28 @@ s_test_retention (const char *tmpdir, uint64_t rows, uint64_t bytes)
     for (uint64_t i = 0; i < S_TEST_RETAIN_APPENDS; i++) {
         size_t size = s_test_entry (i, buffer);
         QT_CHECK (qt_store_append (store, i, "obs", buffer, size, &index) == 0);
-        int64_t count = qt_store_count (store);
+        uint64_t count = qt_store_count (store);
         QT_CHECK (count >= 1);
-        QT_CHECK (rows == 0 || (uint64_t) count <= rows);
+        QT_CHECK (rows == 0 || count <= rows);
         QT_CHECK (bytes == 0 || qt_store_bytes (store) <= bytes);
     }
     QT_CHECK (qt_store_pruned (store) > 0);
     //  The newest entries, all of them: the last count indexes, in order
-    int64_t count = qt_store_count (store);
+    uint64_t count = qt_store_count (store);
     uint64_t held = 0;
-    for (uint64_t k = 0; k < (uint64_t) count; k++) {
+    for (uint64_t k = 0; k < count; k++) {
         zchunk_t *chunk = NULL;
         uint64_t tick;
-        QT_CHECK (qt_store_read (store, index - k, &tick, &chunk) == 0);
+        QT_CHECK (s_test_read (store, index - k, &tick, &chunk) == 0);
         QT_CHECK (tick == S_TEST_RETAIN_APPENDS - 1 - k);
         QT_CHECK (s_test_entry_ok (tick, chunk));
         held += zchunk_size (chunk);
         zchunk_destroy (&chunk);
     }
-    QT_CHECK (qt_store_read (store, index - (uint64_t) count, NULL, NULL) == -1);
+    QT_CHECK (s_test_read (store, index - count, NULL, NULL) == -1);
     QT_CHECK (held == qt_store_bytes (store));
     //  Enough is kept: pruning stops 1/16 below a bound, not far below
-    QT_CHECK (rows == 0 || (uint64_t) count >= rows - rows / 8);
+    QT_CHECK (rows == 0 || count >= rows - rows / 8);
     QT_CHECK (bytes == 0 || held >= bytes - bytes / 8);
     qt_store_destroy (&store);
     struct stat info;
@@ -630,7 +647,7 @@ qt_store_test (bool verbose)
         QT_CHECK (index > previous);
         previous = index;
     }
-    QT_CHECK (qt_store_count (store) == (int64_t) entries);
+    QT_CHECK (qt_store_count (store) == entries);
     QT_CHECK (qt_store_last (store, &tick, &index) == 0);
     QT_CHECK (tick == entries - 1 && index == previous);
     qt_store_destroy (&store);
@@ -640,16 +657,15 @@ qt_store_test (bool verbose)
     //  Reopen and read back, by index and by replay
     store = qt_store_open (path, NULL);
     QT_CHECK (store);
-    QT_CHECK (qt_store_count (store) == (int64_t) entries);
+    QT_CHECK (qt_store_count (store) == entries);
     for (uint64_t i = 0; i < entries; i++) {
         zchunk_t *chunk = NULL;
-        QT_CHECK (qt_store_read (store, i + 1, &tick, &chunk) == 0);
+        QT_CHECK (s_test_read (store, i + 1, &tick, &chunk) == 0);
         QT_CHECK (tick == i);
         QT_CHECK (s_test_entry_ok (i, chunk));
         zchunk_destroy (&chunk);
     }
-    QT_CHECK (qt_store_read (store, entries + 1, &tick, NULL) == -1);
-    QT_CHECK (strstr (qt_store_error (store), "no entry 101"));
+    QT_CHECK (s_test_read (store, entries + 1, &tick, NULL) == -1);
     s_replay_state_t state = { 0, 0 };
     QT_CHECK (qt_store_replay (store, 1, s_test_replay, &state) == 0);
     QT_CHECK (state.seen == entries);
@@ -657,10 +673,21 @@ qt_store_test (bool verbose)
     QT_CHECK (qt_store_replay (store, 91, s_test_replay, &state) == 0);
     QT_CHECK (state.seen == 10);
 
+    //  A reader beside the writer: the same entries, no appends
+    qt_store_t *reader = qt_store_open_read (path, &error);
+    QT_CHECK (reader && error == NULL);
+    QT_CHECK (qt_store_count (reader) == entries);
+    state = (s_replay_state_t) { 0, 0 };
+    QT_CHECK (qt_store_replay (reader, 1, s_test_replay, &state) == 0);
+    QT_CHECK (state.seen == entries);
+    QT_CHECK (qt_store_append (reader, entries, "obs", "x", 1, NULL) == -1);
+    QT_CHECK (qt_store_count (reader) == entries);
+    qt_store_destroy (&reader);
+
     //  Ticks use all 64 bits
     QT_CHECK (qt_store_append (store, UINT64_MAX, "eval", "x", 1, &index) == 0);
     QT_CHECK (qt_store_last (store, &tick, NULL) == 0 && tick == UINT64_MAX);
-    QT_CHECK (qt_store_read (store, index, &tick, NULL) == 0 && tick == UINT64_MAX);
+    QT_CHECK (s_test_read (store, index, &tick, NULL) == 0 && tick == UINT64_MAX);
     qt_store_destroy (&store);
 
     //  Damage is detected on read, not replayed
@@ -671,8 +698,8 @@ qt_store_test (bool verbose)
     sqlite3_close (db);
     store = qt_store_open (path, NULL);
     QT_CHECK (store);
-    QT_CHECK (qt_store_read (store, 49, NULL, NULL) == 0);
-    QT_CHECK (qt_store_read (store, 50, NULL, NULL) == -1);
+    QT_CHECK (s_test_read (store, 49, NULL, NULL) == 0);
+    QT_CHECK (s_test_read (store, 50, NULL, NULL) == -1);
     QT_CHECK (strstr (qt_store_error (store), "entry 50 is damaged"));
     state = (s_replay_state_t) { 0, 0 };
     QT_CHECK (qt_store_replay (store, 1, s_test_replay, &state) == -1);
@@ -694,6 +721,13 @@ qt_store_test (bool verbose)
     sqlite3_close (db);
     QT_CHECK (qt_store_open (other, &error) == NULL);
     QT_CHECK (strstr (error, "not a quintet store"));
+    zstr_free (&error);
+    QT_CHECK (qt_store_open_read (other, &error) == NULL);
+    QT_CHECK (strstr (error, "not a quintet store"));
+    zstr_free (&error);
+    unlink (other);
+    QT_CHECK (qt_store_open_read (other, &error) == NULL);      //  a reader creates nothing
+    QT_CHECK (access (other, F_OK) == -1);
     zstr_free (&error);
 
     //  Crash test: a child appends as fast as it can and acknowledges each
@@ -746,19 +780,19 @@ qt_store_test (bool verbose)
     QT_CHECK (store);
     for (uint64_t i = 0; i < acked; i++) {
         zchunk_t *chunk = NULL;
-        QT_CHECK (qt_store_read (store, acks [i].index, &tick, &chunk) == 0);
+        QT_CHECK (s_test_read (store, acks [i].index, &tick, &chunk) == 0);
         QT_CHECK (tick == acks [i].tick);
         QT_CHECK (s_test_entry_ok (tick, chunk));
         zchunk_destroy (&chunk);
     }
-    int64_t count = qt_store_count (store);
-    QT_CHECK (count == (int64_t) acked || count == (int64_t) acked + 1);
+    uint64_t count = qt_store_count (store);
+    QT_CHECK (count == acked || count == acked + 1);
     QT_CHECK (qt_store_last (store, &tick, &index) == 0);
     QT_CHECK (index >= acks [acked - 1].index);
     //  Appending continues after the crash
     QT_CHECK (qt_store_append (store, tick + 1, "obs", "", 0, &index) == 0);
     zchunk_t *chunk = NULL;
-    QT_CHECK (qt_store_read (store, index, NULL, &chunk) == 0);
+    QT_CHECK (s_test_read (store, index, NULL, &chunk) == 0);
     QT_CHECK (zchunk_size (chunk) == 0);
     zchunk_destroy (&chunk);
     qt_store_destroy (&store);

@@ -13,7 +13,8 @@
     (the newest acknowledged ones always survive, the newest of all
     always), and SQLite reuses their pages, so the file stays bounded.
 
-    A qt_store_t belongs to one thread; one process writes a given store.
+    A qt_store_t belongs to one thread; one process writes a given store,
+    others may read it meanwhile (qt_store_open_read: quintetctl log).
 */
 #ifndef QT_STORE_H_INCLUDED
 #define QT_STORE_H_INCLUDED
@@ -28,6 +29,10 @@ typedef struct _qt_store_t qt_store_t;
 //  unwritable, WAL unavailable, ...); then *error (if not NULL) says why and
 //  is the caller's to free.
 qt_store_t *qt_store_open (const char *path, char **error);
+
+//  Open an existing store read-only, beside its writer: replay, count and
+//  last work, append fails. Counts are those at open.
+qt_store_t *qt_store_open_read (const char *path, char **error);
 
 //  Close; idempotent, nulls the caller's pointer.
 void qt_store_destroy (qt_store_t **self_p);
@@ -48,22 +53,15 @@ int qt_store_append (qt_store_t *self, uint64_t tick, const char *topic,
 //  pruning failed (the error says why; the store stays as it was).
 int qt_store_set_retention (qt_store_t *self, uint64_t rows, uint64_t bytes);
 
-//  Bytes of entry data held, and entries deleted by retention since open.
+//  Entries held, bytes of their data, and entries deleted by retention
+//  since open: kept up to date by append and pruning, so cheap to ask.
+uint64_t qt_store_count (qt_store_t *self);
 uint64_t qt_store_bytes (qt_store_t *self);
 uint64_t qt_store_pruned (qt_store_t *self);
-
-//  Number of entries, or -1 on failure.
-int64_t qt_store_count (qt_store_t *self);
 
 //  Tick and index of the newest entry; -1 when the store is empty (or on
 //  failure, with an error).
 int qt_store_last (qt_store_t *self, uint64_t *tick, uint64_t *index);
-
-//  Read the entry at index: *tick (if not NULL) and *data (if not NULL, a new
-//  chunk the caller destroys). -1 if there is no such entry or it is
-//  damaged (the error says which).
-int qt_store_read (qt_store_t *self, uint64_t index, uint64_t *tick,
-                   zchunk_t **data);
 
 //  Replay handler: return 0 to continue, anything else to stop. The
 //  pointers are valid only during the call.

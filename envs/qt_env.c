@@ -47,12 +47,6 @@ qt_sensor_mode_parse (const char *name, qt_sensor_mode_t *mode)
     return -1;
 }
 
-const char *
-qt_sensor_mode_name (qt_sensor_mode_t mode)
-{
-    return mode < QT_SENSOR_MODES ? s_sensor_modes [mode] : "unknown";
-}
-
 //  True when the comma-separated list names `family`.
 static bool
 s_listed (const char *list, const char *family)
@@ -206,15 +200,6 @@ qt_env_feature_index (const qt_env_decl_t *decl, const char *name)
     for (uint32_t f = 0; f < decl->n_features; f++)
         if (strcmp (decl->feature_names [f], name) == 0)
             return (int) f;
-    return -1;
-}
-
-int
-qt_env_var_index (const qt_env_decl_t *decl, const char *name)
-{
-    for (uint32_t v = 0; v < decl->n_vars; v++)
-        if (strcmp (decl->vars [v].name, name) == 0)
-            return (int) v;
     return -1;
 }
 

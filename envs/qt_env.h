@@ -266,10 +266,9 @@ int qt_env_declare (const char *name, const qt_env_params_t *params, qt_env_decl
 //  tamper styles takes the default).
 int qt_env_option (const char *const *names, uint32_t n, const char *wanted);
 
-//  Index of a sensor, feature or variable by name; -1 if none.
+//  Index of a sensor or feature by name; -1 if none.
 int qt_env_sensor_index (const qt_env_decl_t *decl, const char *name);
 int qt_env_feature_index (const qt_env_decl_t *decl, const char *name);
-int qt_env_var_index (const qt_env_decl_t *decl, const char *name);
 
 //  Hidden reward of a transition's features.
 double qt_env_hidden_reward (const qt_env_decl_t *decl, const double *features);
@@ -282,7 +281,6 @@ bool qt_env_reading_valid (const qt_env_decl_t *decl, const uint8_t *values, uin
 
 //  A sensor mode by name (honest, broken, malicious); -1 if none.
 int qt_sensor_mode_parse (const char *name, qt_sensor_mode_t *mode);
-const char *qt_sensor_mode_name (qt_sensor_mode_t mode);
 
 //  --------------------------------------------------------------------------
 //  A simulated world instance: episodes follow one another (a new one starts

@@ -146,12 +146,6 @@ ac_representation_parse (const char *name, ac_representation_t *representation)
     return -1;
 }
 
-const char *
-ac_representation_name (ac_representation_t representation)
-{
-    return representation < AC_REPRESENTATIONS ? s_representation_names [representation] : "unknown";
-}
-
 static void
 s_grow_rows (ac_qlearn_t *self, uint32_t wanted)
 {

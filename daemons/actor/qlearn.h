@@ -104,7 +104,6 @@ int ac_qlearn_config_set (ac_qlearn_config_t *config, const char *name, const ch
 
 //  A representation by name (image, tiles, pairs); -1 if none.
 int ac_representation_parse (const char *name, ac_representation_t *representation);
-const char *ac_representation_name (ac_representation_t representation);
 
 //  A learner for `batch` instances; NULL on an invalid configuration.
 ac_qlearn_t *ac_qlearn_new (const ac_qlearn_config_t *config, uint32_t batch, uint64_t seed);

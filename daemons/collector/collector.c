@@ -45,6 +45,9 @@ typedef struct {
     qt_store_t *judgments;      //  the second log: judgments
     qt_trust_t *trust;          //  the stage's, for the raters' own keys
     qt_metric_t *judged;        //  quintet_judgments_total{outcome}
+    qt_metric_t *log_rows;      //  quintet_durable_log_{rows,bytes,pruned_total}{log}
+    qt_metric_t *log_bytes;
+    qt_metric_t *log_pruned;
     qt_ratelimit_t *drop_log;   //  one line per cause per interval
     uint64_t outcomes [QT_DROP_CAUSES];     //  judgments by cause (QT_DROP_NONE: accepted)
     qt_readings_t reading;      //  scratch for validation
@@ -77,9 +80,22 @@ s_open_log (qt_stage_t *stage, const char *file, uint64_t retain_rows, uint64_t 
         qt_log (LOG_WARNING, "durable log %s over its retention bounds: %s", file, qt_store_error (store));
     uint64_t tick = 0, index = 0;
     if (qt_store_last (store, &tick, &index) == 0)
-        qt_log (LOG_INFO, "durable log %s has %" PRId64 " rows, last tick %" PRIu64, file,
+        qt_log (LOG_INFO, "durable log %s has %" PRIu64 " rows, last tick %" PRIu64, file,
                 qt_store_count (store), tick);
     return store;
+}
+
+//  The durable logs' sizes, in the metrics (cheap: qt_store keeps them)
+static void
+s_logs_measure (collector_t *self)
+{
+    qt_store_t *stores [] = { self->store, self->judgments };
+    const char *names [] = { "readings", "judgments" };
+    for (size_t i = 0; i < 2; i++) {
+        qt_metric_set (self->log_rows, names [i], (double) qt_store_count (stores [i]));
+        qt_metric_set (self->log_bytes, names [i], (double) qt_store_bytes (stores [i]));
+        qt_metric_set (self->log_pruned, names [i], (double) qt_store_pruned (stores [i]));
+    }
 }
 
 static void *
@@ -115,6 +131,14 @@ s_collector_create (qt_stage_t *stage, qt_config_t *config, char **error)
         "dropped for (unknown-key, wrong-role, bad-signature, bad-payload, invalid-value, "
         "stale, replay).", "outcome");
     qt_metric_add (self->judged, "accepted", 0);
+    qt_metrics_t *metrics = qt_stage_metrics (stage);
+    self->log_rows = qt_metrics_gauge (metrics, "quintet_durable_log_rows",
+        "Rows held in a durable log (readings, judgments).", "log");
+    self->log_bytes = qt_metrics_gauge (metrics, "quintet_durable_log_bytes",
+        "Bytes of row data held in a durable log (readings, judgments).", "log");
+    self->log_pruned = qt_metrics_counter (metrics, "quintet_durable_log_pruned_total",
+        "Rows deleted from a durable log by retention since the daemon started.", "log");
+    s_logs_measure (self);
     return self;
 }
 
@@ -182,7 +206,7 @@ s_judgments_valid (collector_t *self, uint64_t tick, const Quintet__JudgmentBatc
     return kept;
 }
 
-//  quintetctl status: the judgments by outcome and the judgment log's rows
+//  quintetctl status: the judgments by outcome and the durable logs' rows and bytes
 static void
 s_collector_details (void *state, qt_stage_detail_fn *add, void *ctx)
 {
@@ -197,8 +221,14 @@ s_collector_details (void *state, qt_stage_detail_fn *add, void *ctx)
         snprintf (value, sizeof value, "%" PRIu64, self->outcomes [cause]);
         add (ctx, name, value);
     }
-    snprintf (value, sizeof value, "%" PRId64, qt_store_count (self->judgments));
+    snprintf (value, sizeof value, "%" PRIu64, qt_store_count (self->store));
+    add (ctx, "readings_log/rows", value);
+    snprintf (value, sizeof value, "%" PRIu64, qt_store_bytes (self->store));
+    add (ctx, "readings_log/bytes", value);
+    snprintf (value, sizeof value, "%" PRIu64, qt_store_count (self->judgments));
     add (ctx, "judgment_log/rows", value);
+    snprintf (value, sizeof value, "%" PRIu64, qt_store_bytes (self->judgments));
+    add (ctx, "judgment_log/bytes", value);
 }
 
 static int
@@ -247,6 +277,7 @@ s_collector_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t
         //  until an append succeeds again (a later tick)
         qt_stage_tick_failed (stage, tick, "durable-log", "durable log append failed at tick %"
                               PRIu64 ": %s", tick, qt_store_error (self->store));
+    s_logs_measure (self);
     if (rc)
         return 0;
     if (answers && qt_stage_publish_kept (stage, S_JUDGMENT_TOPIC, QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH,

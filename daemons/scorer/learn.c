@@ -853,22 +853,6 @@ s_aggregate_weights (sc_learn_t *self, double *weights)
     }
 }
 
-int
-sc_learn_rater (sc_learn_t *self, uint32_t rater, double *weights, double *sd)
-{
-    if (rater == 0 || rater > self->config.raters)
-        return -1;
-    uint32_t n = self->n_features;
-    const s_rater_t *r = &self->raters [rater - 1];
-    for (uint32_t f = 0; f < n; f++) {
-        if (weights)
-            weights [f] = r->theta [f];
-        if (sd)
-            sd [f] = sqrt (fmax (r->cov [f * n + f], 0));
-    }
-    return 0;
-}
-
 uint32_t
 sc_learn_rater_comparisons (sc_learn_t *self, uint32_t rater)
 {
@@ -1163,10 +1147,12 @@ s_recovery_error (uint32_t comparisons, bool verbose)
         QT_CHECK (sc_learn_add (learn, 1, a, b, s_draw (x, s_uniform ())) == 0);
     }
     sc_learn_fit (learn);
-    double theta [3], sd [3], error = 0;
-    sc_learn_rater (learn, 1, theta, sd);
-    for (uint32_t f = 0; f < n; f++)
+    const double *theta = learn->raters [0].theta;
+    double sd [3], error = 0;
+    for (uint32_t f = 0; f < n; f++) {
         error += (theta [f] - truth [f]) * (theta [f] - truth [f]);
+        sd [f] = sqrt (fmax (learn->raters [0].cov [f * n + f], 0));
+    }
     error = sqrt (error);
     if (verbose)
         printf ("\n     GBT recovery, %5u comparisons: error %.4f (sd %.3f %.3f %.3f)",

@@ -177,9 +177,6 @@ int sc_score_known (const double *weights, const wm_belief_t *belief, sc_score_t
 //  What has been learned: per feature, the raters' weights aggregated by
 //  QrMed, in reward units (weights: n_features values)
 void sc_learn_weights (sc_learn_t *self, double *weights);
-//  Rater r's learned weights (comparison units) and their standard
-//  deviations (either may be NULL); -1 if r is out of range
-int sc_learn_rater (sc_learn_t *self, uint32_t rater, double *weights, double *sd);
 double sc_learn_voting_right (sc_learn_t *self, uint32_t rater);
 uint32_t sc_learn_rater_comparisons (sc_learn_t *self, uint32_t rater);
 uint64_t sc_learn_comparisons (sc_learn_t *self);       //  judgments learned from

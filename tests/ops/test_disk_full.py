@@ -16,7 +16,10 @@ WATCHDOG_USEC = 2 s) receives every daemon's notifications. Checks:
   * the failure is logged rate-limited (one line per 10 s), not per tick;
   * the pipeline goes on with the other two collectors;
   * collector-1, configured with retain_rows = 64, holds at most 64 rows of
-    the thousand and more it logged, the newest ones.
+    the thousand and more it logged, the newest ones; its /metrics say so
+    (quintet_durable_log_rows, _bytes, _pruned_total {log="readings"}), and
+    `quintetctl log` lists them, beside the running collector and after
+    (the same indexes and payload sizes as SQLite's rows).
 """
 import json
 import os
@@ -138,16 +141,42 @@ def main():
         while (time.monotonic() < deadline
                and (sample(scrape(ports[0]), "quintet_last_tick") or 0) < RETAIN_LOGGED):
             d.pump(0.5)
+        page = scrape(ports[0])
+        held, held_bytes, pruned = (sample(page, "quintet_durable_log_" + name, '{log="readings"}')
+                                    for name in ("rows", "bytes", "pruned_total"))
+        log_path = os.path.join(healthy.run_dir, "readings.sqlite")
+
+        def ctl_log(*options):
+            result = subprocess.run([ctl, "log", log_path, "--json"] + list(options),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    timeout=30)
+            return result.returncode, json.loads(result.stdout) if result.returncode == 0 else []
+        live_rc, live = ctl_log()
         d.stop()
-        db = sqlite3.connect(os.path.join(healthy.run_dir, "readings.sqlite"))
+        db = sqlite3.connect(log_path)
         rows, oldest, newest, logged = db.execute(
             "SELECT count(*), min(id), max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'entry') "
             "FROM entry").fetchone()
+        sizes = db.execute("SELECT id, tick, length(data) FROM entry ORDER BY id").fetchall()
         db.close()
         print("     collector-1 (retain_rows = %d): %d rows held, ids %s..%s of %s logged"
               % (RETAIN_ROWS, rows, oldest, newest, logged))
         check(0 < rows <= RETAIN_ROWS and logged >= RETAIN_LOGGED and newest == logged
               and newest - oldest + 1 == rows, "the durable log is bounded, the newest rows kept")
+        print("     collector-1 /metrics: durable log rows %s, bytes %s, pruned %s"
+              % (held, held_bytes, pruned))
+        check(held is not None and 0 < held <= RETAIN_ROWS and held_bytes > 0
+              and pruned > 0 and held + pruned <= logged,
+              "/metrics: the durable log's rows (within the bound), bytes and rows pruned")
+        rc, listed = ctl_log()
+        _rc, last = ctl_log("--from", str(newest), "--count", "1")
+        print("     quintetctl log: %d rows beside the running collector (exit %d), %d after"
+              % (len(live), live_rc, len(listed)))
+        check(live_rc == 0 and 0 < len(live) <= RETAIN_ROWS,
+              "quintetctl log reads the log beside the running collector")
+        check(rc == 0 and [(r["index"], r["tick"], r["bytes"]) for r in listed] == sizes
+              and [r["index"] for r in last] == [newest],
+              "quintetctl log lists SQLite's rows: index, tick, payload bytes; --from, --count")
     finally:
         d.stop()
         systemd.close()

@@ -10,6 +10,8 @@
                --state-dir, whose configs are in etc/).
     status     asks every daemon of a deployment, over the authenticated
                control channel (qt_control), for its state and counters.
+    log        lists the rows of a collector's durable log (qt_store, opened
+               read-only beside the running collector).
 */
 #include "quintet.h"
 #include "qt_env.h"
@@ -46,6 +48,12 @@ s_usage (FILE *out)
         "      replies are verified against the trust store. --state-dir DIR means\n"
         "      DIR/etc, DIR/keys/control-1.key and DIR/trust (the demo's layout).\n"
         "      Exit 1 if any daemon did not answer.\n"
+        "  log FILE [--from INDEX] [--count N] [--json]\n"
+        "      List the rows of a collector's durable log (its state_dir's readings.sqlite\n"
+        "      or judgments.sqlite), opened read-only beside the running collector: index,\n"
+        "      tick, topic and payload bytes, from row INDEX on (default the first), at most\n"
+        "      N rows (default all); each row's digest is checked. Exit 1 on a damaged row\n"
+        "      (the rows before it are listed).\n"
         "  envs\n"
         "      Print the registered environments as a JSON list (the first is the default).\n"
         "  aggregations\n"
@@ -667,6 +675,87 @@ s_env (int argc, char *argv [])
     return 0;
 }
 
+typedef struct {
+    bool json;
+    uint64_t left;              //  rows still to list (UINT64_MAX: all)
+    uint64_t listed;
+} s_log_t;
+
+static int
+s_log_row (uint64_t index, uint64_t tick, const char *topic, const void *data, size_t size,
+           void *arg)
+{
+    (void) data;
+    s_log_t *self = (s_log_t *) arg;
+    if (self->left == 0)
+        return 1;
+    if (self->json) {
+        printf ("%s{\"index\": %" PRIu64 ", \"tick\": %" PRIu64 ", \"topic\": ",
+                self->listed ? ",\n " : "", index, tick);
+        s_print_json_string (topic);
+        printf (", \"bytes\": %zu}", size);
+    }
+    else
+        printf ("%10" PRIu64 " %10" PRIu64 " %-40s %8zu\n", index, tick, topic, size);
+    self->listed++;
+    self->left--;
+    return 0;
+}
+
+static int
+s_log (int argc, char *argv [])
+{
+    static const struct option options [] = {
+        { "from", required_argument, NULL, 'f' },
+        { "count", required_argument, NULL, 'n' },
+        { "json", no_argument, NULL, 'j' },
+        { NULL, 0, NULL, 0 }
+    };
+    s_log_t self = { false, UINT64_MAX, 0 };
+    uint64_t from = 1;
+    int option;
+    while ((option = getopt_long (argc, argv, "f:n:j", options, NULL)) != -1) {
+        char *end = NULL;
+        if (option == 'f' || option == 'n') {
+            errno = 0;
+            uint64_t value = strtoull (optarg, &end, 10);
+            if (errno || !*optarg || *end || optarg [0] == '-') {
+                fprintf (stderr, "quintetctl log: --%s wants a number, not \"%s\"\n",
+                         option == 'f' ? "from" : "count", optarg);
+                return 2;
+            }
+            *(option == 'f' ? &from : &self.left) = value;
+        }
+        else
+        if (option == 'j')
+            self.json = true;
+        else
+            return 2;
+    }
+    if (optind != argc - 1) {
+        fprintf (stderr, "quintetctl log: give one durable log file\n");
+        return 2;
+    }
+    char *error = NULL;
+    qt_store_t *store = qt_store_open_read (argv [optind], &error);
+    if (!store) {
+        fprintf (stderr, "quintetctl log: %s\n", error);
+        zstr_free (&error);
+        return 1;
+    }
+    if (self.json)
+        printf ("[");
+    else
+        printf ("%10s %10s %-40s %8s\n", "INDEX", "TICK", "TOPIC", "BYTES");
+    int rc = qt_store_replay (store, from, s_log_row, &self);
+    if (self.json)
+        printf ("]\n");
+    if (rc)
+        fprintf (stderr, "quintetctl log: %s\n", qt_store_error (store));
+    qt_store_destroy (&store);
+    return rc ? 1 : 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -691,6 +780,8 @@ main (int argc, char *argv [])
         return s_endpoints (argc - 1, argv + 1);
     if (streq (command, "status"))
         return s_status (argc - 1, argv + 1);
+    if (streq (command, "log"))
+        return s_log (argc - 1, argv + 1);
     if (streq (command, "envs")) {
         qt_env_list (stdout);
         return 0;
