@@ -1645,8 +1645,22 @@ s_usage (const qt_role_t *role, FILE *out)
 }
 
 int
-qt_stage_main (const qt_role_t *role, int argc, char *argv [])
+qt_stage_main (const qt_role_t *descriptor, int argc, char *argv [])
 {
+    //  What the role publishes and consumes is the topology's, not its own
+    const qt_topology_role_t *topology = qt_topology_role (descriptor->role);
+    if (!topology) {
+        fprintf (stderr, "quintet-%s: role \"%s\" is not in the topology (common/topology.txt)\n",
+                 descriptor->role, descriptor->role);
+        return 2;
+    }
+    qt_role_t filled = *descriptor;
+    filled.topic = topology->topic;
+    filled.type = topology->type;
+    filled.upstreams = topology->upstreams;
+    for (size_t u = 0; u < topology->upstreams; u++)
+        filled.upstream [u] = topology->upstream [u];
+    const qt_role_t *role = &filled;
     enum { OPT_CHECK = 256, OPT_VERSION, OPT_BYZANTINE };
     static const struct option options [] = {
         { "config", required_argument, NULL, 'c' },
