@@ -1629,13 +1629,24 @@ s_usage (const qt_role_t *role, FILE *out)
         "%s\n\n"
         "  -c, --config FILE   the replica's configuration (ZPL); see quintet(7)/README\n"
         "      --check         load and validate the configuration and keys, then exit\n"
-        "      --byzantine MODE  lie (tests, fault injection): sign-flip ipm alie gaussian inf\n"
-        "                      nan mimic extreme drift bad-signature wrong-role replay stale-tick\n"
-        "                      truncated oversized malformed wrong-batch-size silence\n"
+        "      --byzantine MODE  lie (tests, fault injection):",
+        role->role, role->summary);
+    //  qt_byzantine's modes, wrapped as the lines above
+    size_t column = 54;
+    for (int mode = QT_BYZANTINE_HONEST + 1; mode < QT_BYZANTINE_MODES; mode++) {
+        const char *name = qt_byzantine_mode_name ((qt_byzantine_mode_t) mode);
+        if (column + 1 + strlen (name) > 88) {
+            fprintf (out, "\n                     ");
+            column = 21;
+        }
+        fprintf (out, " %s", name);
+        column += 1 + strlen (name);
+    }
+    fprintf (out, "\n"
         "  -v, --verbose       log at debug level\n"
         "  -h, --help          this text\n"
         "      --version       print the version\n\n"
-        "Publishes \"%s\"", role->role, role->summary, role->topic);
+        "Publishes \"%s\"", role->topic);
     for (size_t i = 0; i < role->upstreams; i++)
         fprintf (out, "%s\"%s\" from %s", i ? ", " : "; consumes ", role->upstream [i].topic,
                  role->upstream [i].role);
