@@ -85,7 +85,7 @@ def main():
     searched = 0
     for root, dirs, files in os.walk(args.source_dir):
         rel_root = os.path.relpath(root, args.source_dir)
-        dirs[:] = [d for d in dirs if not d.startswith((".", "__"))
+        dirs[:] = [d for d in dirs if not d.startswith((".git", "__"))
                    and not (rel_root == "." and d in SKIPPED_DIRS) and not d.startswith("build")]
         for name in files:
             path = os.path.join(root, name)
