@@ -1,13 +1,15 @@
 /*  qt_keys: Ed25519 key pairs from libsodium, files of hex, the trust store. */
 #include "quintet.h"
 #include "qt_selftest.h"
+#include "qt_topology_table.h"
 
 //  "raters" signs the people's daemon's envelopes; "rater" is one person's
 //  key (rater-<id>.pub), which signs that person's comparisons and never an
-//  envelope (qt_verifier refuses one claiming it)
+//  envelope (qt_verifier refuses one claiming it). The topology's roles
+//  (common/topology.txt, in pipeline order), then the operator's and the
+//  people's keys
 const char *const qt_roles [] = {
-    "world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "control",
-    "raters", QT_RATER_ROLE, NULL
+    QT_TOPOLOGY_ROLE_NAMES, "control", QT_RATER_ROLE, NULL
 };
 
 #define S_SEED_HEX_LEN  (crypto_sign_SEEDBYTES * 2)

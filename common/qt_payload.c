@@ -1,4 +1,4 @@
-/*  qt_payload: topic table and generic validation of payload values. */
+/*  qt_payload: topics' payload types and generic validation of payload values. */
 #include "quintet.h"
 #include "qt_selftest.h"
 
@@ -25,51 +25,31 @@ qt_drop_cause_name (qt_drop_cause_t cause)
     return cause < QT_DROP_CAUSES ? s_cause_names [cause] : "unknown";
 }
 
-typedef struct {
-    const char *topic;
-    Quintet__PayloadType type;
-    const ProtobufCMessageDescriptor *descriptor;
-} s_topic_t;
-
-static const s_topic_t s_topics [] = {
-    { "sensor",   QUINTET__PAYLOAD_TYPE__SENSOR_FRAME,      &quintet__sensor_frame__descriptor },
-    { "obs",      QUINTET__PAYLOAD_TYPE__OBSERVATION_BATCH, &quintet__observation_batch__descriptor },
-    { "belief",   QUINTET__PAYLOAD_TYPE__BELIEF_BATCH,      &quintet__belief_batch__descriptor },
-    { "score",    QUINTET__PAYLOAD_TYPE__SCORE_BATCH,       &quintet__score_batch__descriptor },
-    { "proposal", QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH,    &quintet__proposal_batch__descriptor },
-    { "reward",   QUINTET__PAYLOAD_TYPE__REWARD_BATCH,      &quintet__reward_batch__descriptor },
-    { "action",   QUINTET__PAYLOAD_TYPE__ACTION_BATCH,      &quintet__action_batch__descriptor },
-    { "eval",     QUINTET__PAYLOAD_TYPE__EVAL_RECORD,       &quintet__eval_record__descriptor },
-    { "control",  QUINTET__PAYLOAD_TYPE__CONTROL,           &quintet__control_message__descriptor },
-    { "query",    QUINTET__PAYLOAD_TYPE__QUERY_BATCH,       &quintet__query_batch__descriptor },
-    { "judgment", QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH,    &quintet__judgment_batch__descriptor },
-    { NULL, QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED, NULL }
-};
-
+//  The topic table is the topology's (common/topology.txt, qt_topology)
 Quintet__PayloadType
 qt_payload_type_of_topic (const char *topic)
 {
-    for (const s_topic_t *item = s_topics; item->topic; item++)
-        if (streq (item->topic, topic))
-            return item->type;
+    for (size_t i = 0; i < qt_topology_topics (); i++)
+        if (streq (qt_topology_topic_at (i)->name, topic))
+            return qt_topology_topic_at (i)->type;
     return QUINTET__PAYLOAD_TYPE__PAYLOAD_UNSPECIFIED;
 }
 
 const char *
 qt_payload_topic (Quintet__PayloadType type)
 {
-    for (const s_topic_t *item = s_topics; item->topic; item++)
-        if (item->type == type)
-            return item->topic;
+    for (size_t i = 0; i < qt_topology_topics (); i++)
+        if (qt_topology_topic_at (i)->type == type)
+            return qt_topology_topic_at (i)->name;
     return NULL;
 }
 
 const ProtobufCMessageDescriptor *
 qt_payload_descriptor (Quintet__PayloadType type)
 {
-    for (const s_topic_t *item = s_topics; item->topic; item++)
-        if (item->type == type)
-            return item->descriptor;
+    for (size_t i = 0; i < qt_topology_topics (); i++)
+        if (qt_topology_topic_at (i)->type == type)
+            return qt_topology_topic_at (i)->descriptor;
     return NULL;
 }
 

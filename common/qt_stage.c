@@ -1644,13 +1644,24 @@ s_usage (const qt_role_t *role, FILE *out)
         "%s\n\n"
         "  -c, --config FILE   the replica's configuration (ZPL); see quintet(7)/README\n"
         "      --check         load and validate the configuration and keys, then exit\n"
-        "      --byzantine MODE  lie (tests, fault injection): sign-flip ipm alie gaussian inf\n"
-        "                      nan mimic extreme drift bad-signature wrong-role replay stale-tick\n"
-        "                      truncated oversized malformed wrong-batch-size silence\n"
+        "      --byzantine MODE  lie (tests, fault injection):",
+        role->role, role->summary);
+    //  qt_byzantine's modes, wrapped as the lines above
+    size_t column = 54;
+    for (int mode = QT_BYZANTINE_HONEST + 1; mode < QT_BYZANTINE_MODES; mode++) {
+        const char *name = qt_byzantine_mode_name ((qt_byzantine_mode_t) mode);
+        if (column + 1 + strlen (name) > 88) {
+            fprintf (out, "\n                     ");
+            column = 21;
+        }
+        fprintf (out, " %s", name);
+        column += 1 + strlen (name);
+    }
+    fprintf (out, "\n"
         "  -v, --verbose       log at debug level\n"
         "  -h, --help          this text\n"
         "      --version       print the version\n\n"
-        "Publishes \"%s\"", role->role, role->summary, role->topic);
+        "Publishes \"%s\"", role->topic);
     for (size_t i = 0; i < role->upstreams; i++)
         fprintf (out, "%s\"%s\" from %s", i ? ", " : "; consumes ", role->upstream [i].topic,
                  role->upstream [i].role);
@@ -1660,8 +1671,22 @@ s_usage (const qt_role_t *role, FILE *out)
 }
 
 int
-qt_stage_main (const qt_role_t *role, int argc, char *argv [])
+qt_stage_main (const qt_role_t *descriptor, int argc, char *argv [])
 {
+    //  What the role publishes and consumes is the topology's, not its own
+    const qt_topology_role_t *topology = qt_topology_role (descriptor->role);
+    if (!topology) {
+        fprintf (stderr, "quintet-%s: role \"%s\" is not in the topology (common/topology.txt)\n",
+                 descriptor->role, descriptor->role);
+        return 2;
+    }
+    qt_role_t filled = *descriptor;
+    filled.topic = topology->topic;
+    filled.type = topology->type;
+    filled.upstreams = topology->upstreams;
+    for (size_t u = 0; u < topology->upstreams; u++)
+        filled.upstream [u] = topology->upstream [u];
+    const qt_role_t *role = &filled;
     enum { OPT_CHECK = 256, OPT_VERSION, OPT_BYZANTINE };
     static const struct option options [] = {
         { "config", required_argument, NULL, 'c' },

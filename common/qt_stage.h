@@ -28,8 +28,9 @@
 #include "qt_quorum.h"
 #include "qt_metrics.h"
 #include "qt_reputation.h"
+#include "qt_topology.h"
 
-#define QT_STAGE_MAX_UPSTREAMS  2
+#define QT_STAGE_MAX_UPSTREAMS  QT_TOPOLOGY_MAX_UPSTREAMS
 #define QT_STAGE_MAX_KEPT       2       //  topics besides the role's own kept for re-sends
 #define QT_STAGE_MAX_DETAILS    128     //  Detail lines of one control reply
 #define QT_STAGE_RESEND_MS      250     //  no progress for this long: re-send the last output
@@ -57,12 +58,9 @@ typedef struct _qt_stage_t qt_stage_t;
 typedef void (qt_stage_detail_fn) (void *ctx, const char *name, const char *value);
 
 typedef struct {
-    const char *role;           //  upstream role
-    const char *topic;          //  topic consumed from it
-} qt_upstream_spec_t;
-
-typedef struct {
-    const char *role;           //  this stage's role
+    const char *role;           //  this stage's role: a role of the topology
+    //  The topology's (common/topology.txt): qt_stage_main fills them in
+    //  from qt_topology_role (role), a role's descriptor leaves them out
     const char *topic;          //  topic it publishes
     Quintet__PayloadType type;
     qt_upstream_spec_t upstream [QT_STAGE_MAX_UPSTREAMS];

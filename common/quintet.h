@@ -27,6 +27,7 @@
 #include "qt_transport.h"
 #include "qt_quorum.h"
 #include "qt_metrics.h"
+#include "qt_topology.h"
 #include "qt_stage.h"
 #include "qt_byzantine.h"
 #include "qt_control.h"

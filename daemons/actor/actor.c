@@ -241,10 +241,6 @@ s_actor_restore (void *state, const uint8_t *data, size_t size, const char **cau
 
 const qt_role_t qt_actor_role = {
     .role = "actor",
-    .topic = "action",
-    .type = QUINTET__PAYLOAD_TYPE__ACTION_BATCH,
-    .upstream = { { "aggregator", "reward" }, { "world", "sensor" } },
-    .upstreams = 2,
     .state_for = "its checkpoint",
     .summary = "Alice: Q-learning on what the agent observes, from the aggregated rewards only.",
     .create = s_actor_create,

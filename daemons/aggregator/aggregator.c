@@ -308,10 +308,6 @@ s_aggregator_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_
 
 const qt_role_t qt_aggregator_role = {
     .role = "aggregator",
-    .topic = "reward",
-    .type = QUINTET__PAYLOAD_TYPE__REWARD_BATCH,
-    .upstream = { { "rewarder", "proposal" } },
-    .upstreams = 1,
     .summary = "The aggregator: robust aggregate (default the geometric median) of the rewarders' reward vectors, per instance.",
     .usage = s_aggregator_usage,
     .details = s_aggregator_details,

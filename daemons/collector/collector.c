@@ -296,10 +296,6 @@ s_collector_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t
 
 const qt_role_t qt_collector_role = {
     .role = "collector",
-    .topic = "obs",
-    .type = QUINTET__PAYLOAD_TYPE__OBSERVATION_BATCH,
-    .upstream = { { "world", "sensor" }, { "raters", "judgment" } },
-    .upstreams = 2,
     .state_for = "its durable logs",
     .summary = "Erin: validates the world's sensor readings and the raters' judgments, persists them "
                "durably, signs and publishes them.",

@@ -299,10 +299,6 @@ s_raters_details (void *state, qt_stage_detail_fn *add, void *ctx)
 
 const qt_role_t qt_raters_role = {
     .role = "raters",
-    .topic = "judgment",
-    .type = QUINTET__PAYLOAD_TYPE__JUDGMENT_BATCH,
-    .upstream = { { "scorer", "query" } },
-    .upstreams = 1,
     .summary = "The people: a simulated population of raters answering the scorers' comparison "
                "queries, each answer signed by its rater's own key.",
     .create = s_raters_create,

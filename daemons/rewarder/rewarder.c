@@ -146,10 +146,6 @@ s_rewarder_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t 
 
 const qt_role_t qt_rewarder_role = {
     .role = "rewarder",
-    .topic = "proposal",
-    .type = QUINTET__PAYLOAD_TYPE__PROPOSAL_BATCH,
-    .upstream = { { "scorer", "score" } },
-    .upstreams = 1,
     .summary = "Bob: turns score distributions, uncertainty and data reliability into reward vectors.",
     .create = s_rewarder_create,
     .destroy = s_rewarder_destroy,

@@ -467,10 +467,6 @@ s_scorer_restore (void *state, const uint8_t *data, size_t size, const char **ca
 
 const qt_role_t qt_scorer_role = {
     .role = "scorer",
-    .topic = "score",
-    .type = QUINTET__PAYLOAD_TYPE__SCORE_BATCH,
-    .upstream = { { "worldmodel", "belief" }, { "collector", "judgment" } },
-    .upstreams = 2,
     .summary = "Charlie: learns from people's comparisons what they want, and scores the likely states by majority judgment.",
     .create = s_scorer_create,
     .destroy = s_scorer_destroy,

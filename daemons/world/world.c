@@ -322,10 +322,6 @@ s_world_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
 
 const qt_role_t qt_world_role = {
     .role = "world",
-    .topic = "sensor",
-    .type = QUINTET__PAYLOAD_TYPE__SENSOR_FRAME,
-    .upstream = { { "actor", "action" } },
-    .upstreams = 1,
     .summary = "The world: simulates B environment instances, steps them on the actors' majority action.",
     .create = s_world_create,
     .destroy = s_world_destroy,

@@ -216,10 +216,6 @@ s_worldmodel_restore (void *state, const uint8_t *data, size_t size, const char 
 
 const qt_role_t qt_worldmodel_role = {
     .role = "worldmodel",
-    .topic = "belief",
-    .type = QUINTET__PAYLOAD_TYPE__BELIEF_BATCH,
-    .upstream = { { "collector", "obs" } },
-    .upstreams = 1,
     .summary = "Dave: Bayesian inference of the likely world state, sensor tampering among the theories.",
     .create = s_worldmodel_create,
     .destroy = s_worldmodel_destroy,

@@ -18,19 +18,21 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 
-ROLES = ("collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
-VALUE_MODES = ("sign-flip", "ipm", "alie", "gaussian", "inf", "nan", "mimic", "extreme", "drift")
-# Who receives what each role publishes (whose drop counters to read)
-RECEIVERS = {
-    "world": ("collector", "actor"),
-    "collector": ("worldmodel",),
-    "worldmodel": ("scorer",),
-    "scorer": ("rewarder",),
-    "rewarder": ("aggregator",),
-    "aggregator": ("actor",),
-    "actor": ("world",),
-    "raters": ("collector",),       # not a pipeline role: one process, like the world
-}
+sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
+import quintet_topology  # noqa: E402
+
+# The topology (common/topology.txt): the pipeline roles (replicated, in
+# order; the world and the raters run one process each)
+TOPOLOGY = quintet_topology.read()
+ROLES = quintet_topology.replicated(TOPOLOGY)
+# The Byzantine modes, from the build's quintetctl (qt_byzantine's table):
+# set by args (), which knows the build
+VALUE_MODES = PROTOCOL_MODES = None
+# Who receives what each role publishes as its own topic (whose drop
+# counters to read)
+RECEIVERS = {role: tuple(consumer for consumer, ups in quintet_topology.upstreams(TOPOLOGY).items()
+                         if (role, topic) in ups)
+             for role, topic in quintet_topology.publishes(TOPOLOGY).items()}
 # Episodes per run (finished over all instances, tomato_watering, batch 32,
 # seed 1). The in-process simulation gives exactly the honest daemons'
 # figures (build/tools/sim/quintet-sim --episodes N --json, last 100
@@ -54,7 +56,7 @@ qd = None
 
 
 def args(description, extra=None):
-    global qd
+    global qd, VALUE_MODES, PROTOCOL_MODES
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--build-dir", default=os.path.join(SOURCE, "build"))
     parser.add_argument("--source-dir", default=SOURCE)
@@ -65,6 +67,11 @@ def args(description, extra=None):
     sys.path.insert(0, os.path.join(os.path.abspath(parsed.source_dir), "tools", "demo"))
     import quintet_deploy
     qd = quintet_deploy
+    try:
+        VALUE_MODES = quintet_topology.byzantine(parsed.build_dir, "value")
+        PROTOCOL_MODES = quintet_topology.byzantine(parsed.build_dir, "protocol")
+    except quintet_topology.TopologyError as e:
+        sys.exit("faultlib: %s" % e)
     return parsed
 
 

@@ -78,7 +78,7 @@ if not opts.only_five:
 if not opts.no_five or opts.only_five:
     # two runs: rewarders 1, 2 and aggregators 4, 5 lie; 8 of the 9 attacks
     # (nan behaves as inf: rejected by validation, and is covered above)
-    for k, modes in enumerate((("sign-flip", "ipm", "alie", "gaussian"),
+    for k, modes in enumerate((fl.VALUE_MODES[:4],      # the first four, in qt_byzantine's order
                                ("extreme", "drift", "mimic", "inf"))):
         byzantine = {("rewarder", 1): modes[0], ("rewarder", 2): modes[1],
                      ("aggregator", 4): modes[2], ("aggregator", 5): modes[3]}

@@ -11,11 +11,6 @@ const char *const fuzz_topics [] = {
     "query", "judgment", NULL
 };
 
-static const char *const s_publisher [] = {
-    "world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world", "control",
-    "scorer", "raters"
-};
-
 static struct {
     char *dir;
     qt_trust_t *trust;
@@ -35,9 +30,13 @@ s_role_index (const char *role)
 const char *
 fuzz_role_of_topic (const char *topic)
 {
+    //  The topology's publisher of the topic; the control channel's is the
+    //  operator's key
     for (size_t i = 0; fuzz_topics [i]; i++)
-        if (streq (fuzz_topics [i], topic))
-            return s_publisher [i];
+        if (streq (fuzz_topics [i], topic)) {
+            const qt_topology_role_t *publisher = qt_topology_publisher (topic);
+            return publisher ? publisher->name : "control";
+        }
     return NULL;
 }
 

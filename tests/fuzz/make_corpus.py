@@ -42,8 +42,12 @@ SOURCE = os.path.dirname(os.path.dirname(HERE))
 # The seed's first byte indexes fuzz_topics in fuzz_keys.c: same order here.
 TOPICS = ("sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control",
           "query", "judgment")
-PUBLISHER = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "world",
-             "control", "scorer", "raters")
+sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
+import quintet_topology  # noqa: E402
+# Who signs each topic: the topology's publisher (the operator's control key
+# for the control channel)
+PUBLISHER = tuple(quintet_topology.publisher(quintet_topology.read(), topic) or "control"
+                  for topic in TOPICS)
 RAW_ENVELOPE = 9
 # fuzz_signed's first byte per topic: 0..8 as TOPICS, then 9 is the raw
 # envelope, so query and judgment are 10 and 11

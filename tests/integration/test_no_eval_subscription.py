@@ -68,9 +68,10 @@ def check_scorer_config(label, text, failures):
     print("     %s: %d keys, learning %s, upstreams %s" % (label, len(keys), learning, upstream))
     itest.check(keys and not leaks, "%s: no key names a weight, a utility, hidden performance "
                 "or eval (%s)" % (label, leaks), failures)
-    itest.check(upstream == ["collector", "worldmodel"],
-                "%s: its only upstreams are the world models and the collectors (%s)"
-                % (label, upstream), failures)
+    wanted = sorted({role for role, _topic in qd.UPSTREAMS["scorer"]})
+    itest.check(upstream == wanted and "world" not in upstream,
+                "%s: its only upstreams are the topology's, %s, never the world (%s)"
+                % (label, wanted, upstream), failures)
     features = {f["name"] for f in qd.describe_env(BUILD, "tomato_watering")["features"]}
 
     def number(text):

@@ -60,10 +60,16 @@ import time
 
 SKIP = 77
 SUITE = "bookworm"
-ROLES = ("collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tools", "demo"))
+import quintet_topology  # noqa: E402
+
+# The replicated roles and the single ones (common/topology.txt)
+ROLES = quintet_topology.replicated(quintet_topology.read())
+SINGLES = quintet_topology.single(quintet_topology.read())
 REPLICAS = 3
 RATERS = 20
-UNITS = ["quintet-world.service", "quintet-raters.service"] + [
+UNITS = ["quintet-%s.service" % role for role in SINGLES] + [
     "quintet-%s@%d.service" % (role, r) for role in ROLES for r in range(1, REPLICAS + 1)]
 BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "util-linux"]
 STARTED_ID = "020722d707ef46adbdb3fbc606a162df"       # QT_MSG_STARTED (common/qt_log.h)
@@ -228,7 +234,7 @@ def install(build_dir, source_dir, root):
           % (os.path.dirname(world), bindir, config_dir), flush=True)
 
     #  Every library the binaries need is in the root
-    for binary in ["quintetctl"] + ["quintet-" + r for r in ROLES + ("world", "raters")]:
+    for binary in ["quintetctl"] + ["quintet-" + r for r in ROLES + SINGLES]:
         out = run(["chroot", root, "ldd", bindir + "/" + binary]).stdout
         if not check("not found" not in out, "%s/%s links in the root (ldd)" % (bindir, binary)):
             print(out, flush=True)
@@ -240,7 +246,7 @@ def install(build_dir, source_dir, root):
                  % result.stdout.strip()[-200:]):
         raise Fatal("keygen failed")
     examples = glob.glob(root + "/**/doc/quintet/examples/*.conf", recursive=True)
-    check(len(examples) == 2 + len(ROLES) * REPLICAS, "%d installed example configs" % len(examples))
+    check(len(examples) == len(SINGLES) + len(ROLES) * REPLICAS, "%d installed example configs" % len(examples))
     for path in examples:
         with open(path) as f:
             text = f.read()

@@ -34,7 +34,6 @@ import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
-PIPELINE = ("collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor")
 
 
 def parse():
@@ -51,6 +50,9 @@ def parse():
 opts = parse()
 sys.path.insert(0, os.path.join(os.path.abspath(opts.source_dir), "tools", "demo"))
 import quintet_deploy as qd  # noqa: E402
+
+# The pipeline roles (replicated, in order): the topology's
+PIPELINE = qd.quintet_topology.replicated(qd.TOPOLOGY)
 
 
 class Live:

@@ -66,34 +66,20 @@ import nacl.hash
 import nacl.encoding
 import nacl.signing
 
-# Every role in pipeline order, then the people, and the topic each one
-# publishes (its own; the collectors also publish `judgment`, the scorers
-# `query`: SIDE_TOPICS).
-ROLES = ("world", "collector", "worldmodel", "scorer", "rewarder", "aggregator", "actor", "raters")
-PUBLISHES = {
-    "world": "sensor",
-    "collector": "obs",
-    "worldmodel": "belief",
-    "scorer": "score",
-    "rewarder": "proposal",
-    "aggregator": "reward",
-    "actor": "action",
-    "raters": "judgment",
-}
-SIDE_TOPICS = {"world": ("eval",), "collector": ("judgment",), "scorer": ("query",)}
-# One process each, whatever the replication: the world and the people
-SINGLE = ("world", "raters")
-# What each role consumes: (upstream role, topic), in the daemon's order.
-UPSTREAMS = {
-    "world": (("actor", "action"),),
-    "collector": (("world", "sensor"), ("raters", "judgment")),
-    "worldmodel": (("collector", "obs"),),
-    "scorer": (("worldmodel", "belief"), ("collector", "judgment")),
-    "rewarder": (("scorer", "score"),),
-    "aggregator": (("rewarder", "proposal"),),
-    "actor": (("aggregator", "reward"), ("world", "sensor")),
-    "raters": (("scorer", "query"),),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quintet_topology  # noqa: E402
+
+# The topology (common/topology.txt, quintet_topology): every role in
+# pipeline order, the topic each one publishes (its own; the collectors also
+# publish `judgment`, the scorers `query`, the world `eval`: SIDE_TOPICS),
+# the roles that run one process whatever the replication (SINGLE) and what
+# each role consumes, (upstream role, topic) in the daemon's order
+TOPOLOGY = quintet_topology.read()
+ROLES = quintet_topology.roles(TOPOLOGY)
+PUBLISHES = quintet_topology.publishes(TOPOLOGY)
+SIDE_TOPICS = quintet_topology.side_topics(TOPOLOGY)
+SINGLE = quintet_topology.single(TOPOLOGY)
+UPSTREAMS = quintet_topology.upstreams(TOPOLOGY)
 
 # Role-specific configuration, rendered into quintet/<role>/ of every replica
 # of that role (nested dicts become nested sections): the rewarder's weights

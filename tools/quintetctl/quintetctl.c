@@ -12,6 +12,8 @@
                control channel (qt_control), for its state and counters.
     log        lists the rows of a collector's durable log (qt_store, opened
                read-only beside the running collector).
+    topology   prints the roles, topics and Byzantine modes as JSON.
+    config     prints values of a daemon config, as the daemons read it.
 */
 #include "quintet.h"
 #include "qt_env.h"
@@ -59,6 +61,14 @@ s_usage (FILE *out)
         "  aggregations\n"
         "      Print the aggregator's rules (quintet/aggregator/aggregation) and\n"
         "      pre-aggregations (pre_aggregation) as JSON, the defaults first.\n"
+        "  topology [--json]\n"
+        "      Print the pipeline's topology as JSON (common/topology.txt): its topics, its\n"
+        "      roles in pipeline order (topic, payload type, replicated or single, upstreams\n"
+        "      as role and topic, side topics) and the Byzantine modes of --byzantine, value\n"
+        "      attacks and protocol faults.\n"
+        "  config FILE KEY...\n"
+        "      Print each KEY's value in a daemon config (ZPL, as the daemons read it), one\n"
+        "      a line, e.g. quintet/upstream/collector/faults. Exit 1 if one has none.\n"
         "  env NAME [--variant V]\n"
         "      Print an environment's declaration as JSON: its features with the weights of\n"
         "      its hidden performance, sensors, variants, tamper styles, references.\n"
@@ -77,11 +87,13 @@ s_mkdir (const char *path, mode_t mode)
     return 0;
 }
 
-//  Roles that run as one process whatever the replication
+//  Roles that run as one process whatever the replication: the topology's
+//  single roles, and the operator
 static bool
 s_single_role (const char *role)
 {
-    return streq (role, "world") || streq (role, "raters") || streq (role, "control");
+    const qt_topology_role_t *topology = qt_topology_role (role);
+    return topology ? !topology->replicated : streq (role, "control");
 }
 
 static int
@@ -643,6 +655,36 @@ done:
     return rc;
 }
 
+//  quintetctl config FILE KEY...: each key's value, one a line, as the
+//  daemons' loader (qt_config) reads the file; exit 1 if one is missing
+static int
+s_config (int argc, char *argv [])
+{
+    if (argc < 3 || argv [1][0] == '-') {
+        fprintf (stderr, "quintetctl config: expected FILE KEY... (e.g. quintet/upstream/collector/faults)\n");
+        return 2;
+    }
+    char *error = NULL;
+    qt_config_t *config = qt_config_open (argv [1], &error);
+    if (!config) {
+        fprintf (stderr, "quintetctl config: %s\n", error ? error : argv [1]);
+        zstr_free (&error);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 2; i < argc && rc == 0; i++) {
+        const char *value = NULL;
+        if (qt_config_string (config, argv [i], "", &value) || !*value) {
+            fprintf (stderr, "quintetctl config: %s: no value for %s\n", argv [1], argv [i]);
+            rc = 1;
+        }
+        else
+            printf ("%s\n", value);
+    }
+    qt_config_destroy (&config);
+    return rc;
+}
+
 //  quintetctl env NAME [--variant V]: the declaration as JSON
 static int
 s_env (int argc, char *argv [])
@@ -788,6 +830,16 @@ main (int argc, char *argv [])
     }
     if (streq (command, "env"))
         return s_env (argc - 1, argv + 1);
+    if (streq (command, "topology")) {
+        if (argc > 3 || (argc == 3 && strneq (argv [2], "--json"))) {
+            fprintf (stderr, "quintetctl topology: expected no argument but --json\n");
+            return 2;
+        }
+        qt_topology_describe (stdout);
+        return 0;
+    }
+    if (streq (command, "config"))
+        return s_config (argc - 1, argv + 1);
     if (streq (command, "aggregations")) {
         qt_aggregation_describe (stdout);
         return 0;
