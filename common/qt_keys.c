@@ -38,7 +38,8 @@ s_keypair_new (const char *role, uint32_t replica)
     if (!role || !qt_role_valid (role))
         return NULL;
     qt_keypair_t *self = (qt_keypair_t *) sodium_malloc (sizeof (qt_keypair_t));
-    assert (self);
+    if (!self)
+        return NULL;            //  locked memory exhausted (RLIMIT_MEMLOCK)
     memset (self, 0, sizeof *self);
     snprintf (self->role, sizeof self->role, "%s", role);
     self->replica = replica;
@@ -109,6 +110,11 @@ qt_keypair_load (const char *secret_path, const char *role, uint32_t replica, ch
         return NULL;
     }
     qt_keypair_t *self = s_keypair_new (role, replica);
+    if (!self) {
+        sodium_memzero (seed, sizeof seed);
+        *error = zsys_sprintf ("%s: no locked memory for the key (RLIMIT_MEMLOCK)", secret_path);
+        return NULL;
+    }
     crypto_sign_seed_keypair (self->public_key, self->secret_key, seed);
     sodium_memzero (seed, sizeof seed);
     qt_key_id (self->public_key, self->key_id);
