@@ -8,6 +8,9 @@ typedef struct {
     int64_t first_ms;           //  first arrival: the deadline counts from here
     uint32_t count;
     qt_message_t *slots [QT_QUORUM_MAX_REPLICAS];
+    uint32_t agreed_at;         //  count when the agreement was last computed (0: never)
+    uint32_t agreeing;          //  size of the largest agreeing group
+    bool members [QT_QUORUM_MAX_REPLICAS];  //  ... and who is in it
 } s_pending_t;
 
 typedef struct {
@@ -36,6 +39,10 @@ struct _qt_quorum_t {
     uint64_t late;
     uint64_t skipped;
     uint64_t evicted;
+    qt_quorum_agree_fn *agree;  //  NULL: agreement off
+    void *agree_ctx;
+    int64_t agree_wait_ms;
+    uint64_t unagreed;
 };
 
 qt_quorum_t *
@@ -331,13 +338,77 @@ s_live_missing (qt_quorum_t *self, s_pending_t *pending)
     return missing;
 }
 
+void
+qt_quorum_set_agreement (qt_quorum_t *self, qt_quorum_agree_fn *agree, void *ctx, int64_t wait_ms)
+{
+    self->agree = agree;
+    self->agree_ctx = ctx;
+    self->agree_wait_ms = wait_ms > 0 ? wait_ms : 0;
+}
+
+//  The largest group of present replicas that agree with each other (the
+//  first such, in replica order), recomputed only when a message arrived.
+//  Agreement is an equality, so a group is everyone who agrees with one
+//  of its members.
+static uint32_t
+s_agreeing (qt_quorum_t *self, s_pending_t *pending)
+{
+    if (!self->agree)
+        return 0;
+    if (pending->agreed_at == pending->count)
+        return pending->agreeing;
+    pending->agreeing = 0;
+    memset (pending->members, 0, sizeof pending->members);
+    bool grouped [QT_QUORUM_MAX_REPLICAS] = { false };
+    for (uint32_t i = 0; i < self->replicas; i++) {
+        if (!pending->slots [i] || grouped [i])
+            continue;
+        bool members [QT_QUORUM_MAX_REPLICAS] = { false };
+        uint32_t size = 1;
+        members [i] = grouped [i] = true;
+        for (uint32_t j = i + 1; j < self->replicas; j++)
+            if (pending->slots [j] && !grouped [j]
+            &&  self->agree (self->agree_ctx, pending->slots [i], pending->slots [j])) {
+                members [j] = grouped [j] = true;
+                size++;
+            }
+        if (size > pending->agreeing) {
+            pending->agreeing = size;
+            memcpy (pending->members, members, sizeof members);
+        }
+    }
+    pending->agreed_at = pending->count;
+    return pending->agreeing;
+}
+
 static bool
 s_pending_ready (qt_quorum_t *self, s_pending_t *pending, int64_t now_ms)
 {
     uint32_t quorum = self->replicas - self->faults;
     if (pending->count < quorum)
         return false;
-    return s_live_missing (self, pending) == 0 || now_ms >= pending->first_ms + self->deadline_ms;
+    if (pending->count == self->replicas)
+        return true;
+    if (s_live_missing (self, pending) > 0 && now_ms < pending->first_ms + self->deadline_ms)
+        return false;
+    if (!self->agree || s_agreeing (self, pending) > self->faults)
+        return true;
+    //  Replicas missing and no f + 1 agree among those in: one of them is
+    //  wrong, so wait a little for the others (even those marked down: an
+    //  honest one late for us may be one of them)
+    return now_ms >= pending->first_ms + self->deadline_ms + self->agree_wait_ms;
+}
+
+uint32_t
+qt_quorum_agreement (qt_quorum_t *self, uint64_t tick, bool *members)
+{
+    memset (members, 0, sizeof (bool) * QT_QUORUM_MAX_REPLICAS);
+    s_pending_t *pending = s_find (self, tick);
+    if (!pending || !self->agree)
+        return 0;
+    uint32_t size = s_agreeing (self, pending);
+    memcpy (members, pending->members, sizeof pending->members);
+    return size;
 }
 
 bool
@@ -370,7 +441,8 @@ qt_quorum_ready (qt_quorum_t *self, int64_t now_ms, uint64_t *tick)
     //  Holding: the next tick is overdue below quorum. A tick further ahead
     //  that only a few vouch for (a liar's) is no reason to say so. The
     //  transitions are logged at most once per interval, with a count.
-    if (lowest && now_ms >= lowest->first_ms + self->deadline_ms && !self->holding) {
+    if (lowest && now_ms >= lowest->first_ms + self->deadline_ms && !self->holding
+    &&  lowest->count < self->replicas - self->faults) {
         self->holding = true;
         uint64_t suppressed = 0;
         self->holding_logged = qt_ratelimit_pass (self->holding_log, "holding", now_ms, &suppressed);
@@ -457,6 +529,8 @@ qt_quorum_done_take (qt_quorum_t *self, uint64_t tick, qt_message_t **taken)
     if (taken)
         for (uint32_t i = 0; i < QT_QUORUM_MAX_REPLICAS; i++)
             taken [i] = NULL;
+    if (pending && self->agree && s_agreeing (self, pending) <= self->faults)
+        self->unagreed++;
     if (pending) {
         for (uint32_t i = 0; i < self->replicas; i++) {
             s_replica_t *state = &self->replica [i];
@@ -520,7 +594,11 @@ qt_quorum_timeout (qt_quorum_t *self, int64_t now_ms)
         s_pending_t *pending = &self->pending [i];
         if (!pending->used)
             continue;
-        int64_t left = pending->first_ms + self->deadline_ms - now_ms;
+        int64_t due = pending->first_ms + self->deadline_ms;
+        if (now_ms >= due && self->agree && pending->count >= self->replicas - self->faults
+        &&  s_agreeing (self, pending) <= self->faults)
+            due += self->agree_wait_ms;     //  due, but waiting for agreement
+        int64_t left = due - now_ms;
         if (left < 0)
             continue;       //  overdue: only a new arrival can help
         if (timeout < 0 || left < timeout)
@@ -551,6 +629,12 @@ const char *
 qt_quorum_role (qt_quorum_t *self)
 {
     return self->role;
+}
+
+uint64_t
+qt_quorum_unagreed (qt_quorum_t *self)
+{
+    return self->unagreed;
 }
 
 bool
@@ -835,6 +919,92 @@ s_test_two_upstreams (int64_t deadline)
     qt_quorum_destroy (&quorums [1]);
 }
 
+//  A message carrying a value: its sender pointer is the tag the test's
+//  agreement compares (the quorum never reads a message's contents)
+static void
+s_test_offer_value (qt_quorum_t *quorum, uint32_t replica, uint64_t tick, int64_t now,
+                    uintptr_t value)
+{
+    qt_message_t *message = s_test_message ();
+    message->sender = (const qt_trust_entry_t *) value;
+    QT_CHECK (qt_quorum_add (quorum, replica, tick, &message, now) == QT_QUORUM_ACCEPTED);
+}
+
+static bool
+s_test_agree (void *ctx, const qt_message_t *a, const qt_message_t *b)
+{
+    (*(int *) ctx)++;
+    return a->sender == b->sender;
+}
+
+//  Agreement: past the deadline, a tick waits for f + 1 agreeing replicas
+//  (or all n, or the agreement wait), so a liar and one honest replica
+//  never make a tick while the other honest one is merely late
+static void
+s_test_agreement (int64_t deadline)
+{
+    const int64_t wait = 4 * deadline;
+    const uintptr_t honest = 0x10, lie = 0x20;
+    int compared = 0;
+    qt_quorum_t *quorum = qt_quorum_new ("worldmodel", 3, 1, deadline, 3);
+    qt_quorum_set_agreement (quorum, s_test_agree, &compared, wait);
+    uint64_t tick;
+    bool members [QT_QUORUM_MAX_REPLICAS];
+    int64_t now = 1000;
+
+    //  The liar and one honest replica by the deadline: not ready; waits
+    //  for the agreement, not "holding"; the late honest one makes it
+    s_test_offer_value (quorum, 1, 1, now, honest);
+    s_test_offer_value (quorum, 3, 1, now, lie);
+    now += deadline;
+    QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
+    QT_CHECK (!qt_quorum_holding (quorum));
+    QT_CHECK (qt_quorum_timeout (quorum, now) == wait);
+    int before = compared;
+    QT_CHECK (!qt_quorum_ready (quorum, now + wait - 1, &tick));
+    QT_CHECK (compared == before);          //  computed once per arrival
+    QT_CHECK (qt_quorum_agreement (quorum, 1, members) == 1);
+    s_test_offer_value (quorum, 2, 1, now + 1, honest);
+    QT_CHECK (qt_quorum_ready (quorum, now + 1, &tick) && tick == 1);
+    QT_CHECK (qt_quorum_agreement (quorum, 1, members) == 2);
+    QT_CHECK (members [0] && members [1] && !members [2]);
+    qt_quorum_done (quorum, 1);
+    now += 10;
+
+    //  Two honest by the deadline, the liar late: ready at the deadline
+    s_test_offer_value (quorum, 1, 2, now, honest);
+    s_test_offer_value (quorum, 2, 2, now, honest);
+    QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
+    now += deadline;
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 2);
+    qt_quorum_done (quorum, 2);
+    QT_CHECK (qt_quorum_unagreed (quorum) == 0);
+    now += 10;
+
+    //  Two faults (the other honest one gone): after the agreement wait the
+    //  tick goes on without, counted
+    s_test_offer_value (quorum, 1, 3, now, honest);
+    s_test_offer_value (quorum, 3, 3, now, lie);
+    now += deadline + wait - 1;
+    QT_CHECK (!qt_quorum_ready (quorum, now, &tick));
+    now += 1;
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 3);
+    qt_quorum_done (quorum, 3);
+    QT_CHECK (qt_quorum_unagreed (quorum) == 1);
+
+    //  Off: the deadline alone decides, as before
+    qt_quorum_set_agreement (quorum, NULL, NULL, 0);
+    now += 10;
+    s_test_offer_value (quorum, 1, 4, now, honest);
+    s_test_offer_value (quorum, 3, 4, now, lie);
+    now += deadline;
+    QT_CHECK (qt_quorum_ready (quorum, now, &tick) && tick == 4);
+    QT_CHECK (qt_quorum_agreement (quorum, 4, members) == 0);
+    qt_quorum_done (quorum, 4);
+    QT_CHECK (qt_quorum_unagreed (quorum) == 1);
+    qt_quorum_destroy (&quorum);
+}
+
 void
 qt_quorum_test (bool verbose)
 {
@@ -946,6 +1116,7 @@ qt_quorum_test (bool verbose)
     qt_quorum_destroy (&quorum);
 
     s_test_readmission (deadline);
+    s_test_agreement (deadline);
     s_test_startup_flood (deadline);
     s_test_two_upstreams (deadline);
     if (verbose)

@@ -19,6 +19,15 @@
     of the replicas' latest ticks, never one more than f vouch for: the
     liars' future ticks, colluding or not, cannot crowd out the honest ones.
 
+    Agreement (qt_quorum_set_agreement): f + 1 replicas that sent the same
+    input carry an honest one (at most f lie). Past the deadline, and once
+    every live replica is in, a tick is ready only when f + 1 of its present
+    replicas agree, or all n are in, or the agreement wait passed too (then
+    counted: qt_quorum_unagreed). So an honest replica merely late for this
+    consumer is waited for a little longer rather than left out while a
+    liar is in, and every honest consumer's tick holds f + 1 agreeing
+    inputs whichever replicas arrived first.
+
     Ticks are processed in increasing order. A tick that is already done is
     late (an honest slow replica or a re-send), counted but harmless; when a
     newer tick completes while an older one never will, the older is skipped.
@@ -49,11 +58,25 @@ typedef enum {
 
 typedef struct _qt_quorum_t qt_quorum_t;
 
+//  Whether two replicas' messages of one tick carry the same input
+typedef bool (qt_quorum_agree_fn) (void *ctx, const qt_message_t *a, const qt_message_t *b);
+
 //  n replicas with ids 1..n, f tolerated faults; NULL when n < 2f + 1 or n
 //  is 0 or above QT_QUORUM_MAX_REPLICAS.
 qt_quorum_t *qt_quorum_new (const char *role, uint32_t replicas, uint32_t faults,
                             int64_t deadline_ms, uint32_t down_after);
 void qt_quorum_destroy (qt_quorum_t **self_p);
+
+//  Turns agreement on (see above): agree decides, wait_ms is how long past
+//  the deadline a tick without f + 1 agreeing replicas waits for more.
+//  agree NULL turns it off (the default).
+void qt_quorum_set_agreement (qt_quorum_t *self, qt_quorum_agree_fn *agree, void *ctx,
+                              int64_t wait_ms);
+
+//  The largest group of a pending tick's replicas that agree: its size,
+//  and members [replica - 1] set for its members (QT_QUORUM_MAX_REPLICAS
+//  places). 0 when agreement is off or the tick is not pending.
+uint32_t qt_quorum_agreement (qt_quorum_t *self, uint64_t tick, bool *members);
 
 //  Offers a verified message from a replica for a tick; takes it when
 //  accepted (the pointer is nulled), leaves it with the caller otherwise.
@@ -103,6 +126,9 @@ bool qt_quorum_holding (qt_quorum_t *self);
 uint64_t qt_quorum_late (qt_quorum_t *self);
 uint64_t qt_quorum_skipped (qt_quorum_t *self);
 uint64_t qt_quorum_evicted (qt_quorum_t *self);
+//  Ticks processed without f + 1 agreeing replicas (agreement on: after
+//  the agreement wait, or all n in and no f + 1 of them agree)
+uint64_t qt_quorum_unagreed (qt_quorum_t *self);
 
 void qt_quorum_test (bool verbose);
 

@@ -64,6 +64,7 @@ struct _qt_stage_t {
     qt_reputation_t *reputation [QT_STAGE_MAX_UPSTREAMS];
     double weight [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
     double distance [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
+    uint64_t reweighted [QT_STAGE_MAX_UPSTREAMS];   //  ticks agreement overrode the weights
 
     //  Last output, re-sent while the pipeline makes no progress
     uint8_t *last_payload;
@@ -155,7 +156,7 @@ qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 //  quorum) are copied in at every status interval.
 enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
        M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES,
-       M_PAUSED, M_CATCHUP, M_LATE, M_SKIPPED, M_EVICTED };
+       M_PAUSED, M_CATCHUP, M_LATE, M_SKIPPED, M_EVICTED, M_UNAGREED, M_REWEIGHTED };
 //  Every latency histogram's bounds (the stages' and the world's round trip):
 //  0.1 ms steps below 1 ms and 0.2 ms steps to 2 ms, so that a p99 against a
 //  2 ms goal can be read off, coarser above
@@ -225,6 +226,12 @@ s_metrics_new (qt_stage_t *self)
     self->metric [M_EVICTED] = qt_metrics_counter (m, "quintet_upstream_evicted_total",
         "Pending upstream ticks evicted from a full quorum window (or left out of it "
         "by the first processed tick), by upstream role.", "upstream");
+    self->metric [M_UNAGREED] = qt_metrics_counter (m, "quintet_upstream_unagreed_total",
+        "Upstream ticks processed without f + 1 replicas that agree (after the agreement "
+        "wait, upstream/<role>/agree_ms), by upstream role.", "upstream");
+    self->metric [M_REWEIGHTED] = qt_metrics_counter (m, "quintet_upstream_reweighted_total",
+        "Upstream ticks whose f + 1 agreeing replicas were given full weight over the "
+        "reputation's (they held no majority of the weight), by upstream role.", "upstream");
     char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
     qt_metric_set (self->metric [M_INFO], stage, 1);
     zstr_free (&stage);
@@ -291,6 +298,10 @@ s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
                        (double) qt_quorum_skipped (self->quorum [i]));
         qt_metric_set (self->metric [M_EVICTED], self->role->upstream [i].role,
                        (double) qt_quorum_evicted (self->quorum [i]));
+        qt_metric_set (self->metric [M_UNAGREED], self->role->upstream [i].role,
+                       (double) qt_quorum_unagreed (self->quorum [i]));
+        qt_metric_set (self->metric [M_REWEIGHTED], self->role->upstream [i].role,
+                       (double) self->reweighted [i]);
     }
 }
 
@@ -326,6 +337,18 @@ static void
 s_error_in_key (qt_config_t *config, const char *key, char **error);
 
 //  A SUB socket for one upstream replica's endpoint, subscribed to its topic
+//  Agreement of two upstream replicas' messages of one tick (qt_agree): the
+//  same payload bytes, or the same payload but for its replica-specific fields
+static bool
+s_agree (void *ctx, const qt_message_t *a, const qt_message_t *b)
+{
+    (void) ctx;
+    const ProtobufCBinaryData *x = &a->envelope->payload, *y = &b->envelope->payload;
+    if (x->len == y->len && (x->len == 0 || memcmp (x->data, y->data, x->len) == 0))
+        return true;
+    return qt_agree_payloads (a->payload, b->payload);
+}
+
 static int
 s_connect_endpoint (qt_stage_t *self, size_t upstream, uint32_t replica, const char *endpoint,
                     char **error)
@@ -357,7 +380,7 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
     const char *up_role = self->role->upstream [index].role;
     char *base = zsys_sprintf ("quintet/upstream/%s", up_role);
     char *key = zsys_sprintf ("%s/faults", base);
-    uint64_t faults = 0, deadline_ms = 0, down_after = 0;
+    uint64_t faults = 0, deadline_ms = 0, down_after = 0, agree_ms = 0;
     int rc = qt_config_uint (self->config, key, false, 0, 0, QT_QUORUM_MAX_REPLICAS, &faults);
     zstr_free (&key);
     key = zsys_sprintf ("%s/deadline_ms", base);
@@ -365,6 +388,9 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
     zstr_free (&key);
     key = zsys_sprintf ("%s/down_after", base);
     rc |= qt_config_uint (self->config, key, false, QT_STAGE_DOWN_AFTER, 1, 1000000, &down_after);
+    zstr_free (&key);
+    key = zsys_sprintf ("%s/agree_ms", base);
+    rc |= qt_config_uint (self->config, key, false, QT_STAGE_AGREE_MS, 0, 600000, &agree_ms);
     zstr_free (&key);
     if (rc) {
         *error = strdup (qt_config_error (self->config));
@@ -377,7 +403,7 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
     uint32_t max_id = 0;
     for (char *name = (char *) zlist_first (children); name; name = (char *) zlist_next (children)) {
         if (!s_is_replica_name (name))
-            continue;       //  faults, deadline_ms, down_after, or unknown: caught below
+            continue;       //  faults, deadline_ms, down_after, agree_ms, or unknown: caught below
         key = zsys_sprintf ("%s/%s", base, name);
         const char *endpoint = NULL;
         rc = qt_config_string (self->config, key, NULL, &endpoint);
@@ -422,6 +448,8 @@ s_configure_upstream (qt_stage_t *self, size_t index, char **error)
         zstr_free (&base);
         return -1;
     }
+    if (agree_ms > 0 && faults > 0)
+        qt_quorum_set_agreement (self->quorum [index], s_agree, NULL, (int64_t) agree_ms);
     self->reputation [index] = qt_reputation_new (up_role, replicas, (uint32_t) faults);
     for (uint32_t r = 0; r < QT_QUORUM_MAX_REPLICAS; r++)
         self->weight [index][r] = 1;
@@ -996,6 +1024,47 @@ s_reputation_weights (qt_stage_t *self, size_t upstream, qt_message_t **slots)
     qt_reputation_weights (self->reputation [upstream], present, self->weight [upstream]);
 }
 
+//  Agreement
+//  ---------
+//  f + 1 replicas that sent the same input (qt_quorum_agreement) sent an
+//  honest one. Every robust combination the roles use (the median per
+//  coordinate, the medoid, the geometric median, the majority per value)
+//  returns exactly a value that holds more than half of the weight, so
+//  while the agreeing replicas hold that majority the tick's combined
+//  input is theirs whatever else arrived. The reputation's weights
+//  normally give it them (an honest replica has weight 1, a liar at most
+//  1); but a consumer's reputation is its own history (a restarted
+//  consumer starts afresh, an honest replica back from a restart serves
+//  its probation at one consumer and not at another), and with a liar in,
+//  two honest consumers would then combine different values and their
+//  states, which must stay bit-identical, drift apart for good. So where
+//  the agreeing replicas hold no majority of the weight, they get full
+//  weight (counted: quintet_upstream_reweighted_total); the others keep
+//  theirs. A liar cannot use it: f + 1 agreeing replicas include an
+//  honest one, and at most f lie.
+static void
+s_agreement_weights (qt_stage_t *self, size_t upstream, uint64_t tick, qt_message_t **slots)
+{
+    bool members [QT_QUORUM_MAX_REPLICAS];
+    qt_quorum_t *quorum = self->quorum [upstream];
+    if (qt_quorum_agreement (quorum, tick, members) <= qt_quorum_faults (quorum))
+        return;
+    double *weight = self->weight [upstream];
+    double agreeing = 0, total = 0;
+    for (uint32_t r = 0; r < qt_quorum_replicas (quorum); r++)
+        if (slots [r]) {
+            total += weight [r];
+            if (members [r])
+                agreeing += weight [r];
+        }
+    if (agreeing > total / 2)
+        return;
+    for (uint32_t r = 0; r < qt_quorum_replicas (quorum); r++)
+        if (members [r])
+            weight [r] = 1;
+    self->reweighted [upstream]++;
+}
+
 void
 qt_stage_report_distance (qt_stage_t *self, size_t upstream, uint32_t replica, double distance)
 {
@@ -1045,6 +1114,7 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         for (size_t i = 0; i < self->role->upstreams; i++) {
             inputs [i] = qt_quorum_slots (self->quorum [i], tick);
             s_reputation_weights (self, i, inputs [i]);
+            s_agreement_weights (self, i, tick, inputs [i]);
         }
         uint64_t publish_calls = self->publish_calls;
         int64_t started_ns = zclock_usecs () * 1000;

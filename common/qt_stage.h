@@ -13,7 +13,8 @@
         trust_dir, state_dir,
         bind, resend_ms, status_ms, log_level,
         upstream/<role>/faults, upstream/<role>/deadline_ms,
-        upstream/<role>/down_after, upstream/<role>/<replica> = endpoint
+        upstream/<role>/down_after, upstream/<role>/agree_ms (0: no agreement wait),
+        upstream/<role>/<replica> = endpoint
     Role-specific keys live under quintet/<role>/ and are read by the role.
 */
 #ifndef QT_STAGE_H_INCLUDED
@@ -37,9 +38,10 @@
 #define QT_STAGE_STATUS_MS      1000    //  STATUS= and log interval
 #define QT_STAGE_DEADLINE_MS    100     //  default per-tick deadline for upstream replicas
 #define QT_STAGE_DOWN_AFTER     3       //  ticks missed in a row before a replica is down
+#define QT_STAGE_AGREE_MS       1000    //  past the deadline, wait this long for f + 1 agreeing replicas
 #define QT_STAGE_DROP_LOG_MS    10000   //  one log line per drop cause per interval
 #define QT_STAGE_BATCH_MAX      4096
-#define QT_STAGE_METRICS        19      //  metric families of every stage (qt_stage.c)
+#define QT_STAGE_METRICS        21      //  metric families of every stage (qt_stage.c)
 #define QT_STAGE_STATE_SIZE     96      //  the longest state word (STATUS=, status)
 #define QT_STAGE_DRAIN_MAX      1000    //  messages taken from the sockets per pass of the loop
 #define QT_STAGE_MAX_ENDPOINTS  (QT_STAGE_MAX_UPSTREAMS * QT_QUORUM_MAX_REPLICAS)

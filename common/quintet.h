@@ -23,6 +23,7 @@
 #include "qt_store.h"
 #include "qt_keys.h"
 #include "qt_payload.h"
+#include "qt_agree.h"
 #include "qt_envelope.h"
 #include "qt_transport.h"
 #include "qt_quorum.h"

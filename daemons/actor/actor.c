@@ -41,6 +41,7 @@ typedef struct {
     uint64_t checkpoint_ticks, last_checkpoint;
     uint32_t *actions;                      //  scratch: written whole every tick
     zchunk_t *identity;                     //  what a state from a peer must start with
+    qt_metric_t *table;                     //  quintet_actor_table{measure}
 } actor_t;
 
 static void
@@ -122,6 +123,11 @@ s_actor_create (qt_stage_t *stage, qt_config_t *config, char **error)
                 ac_qlearn_updates (self->learner));
     }
     self->actions = (uint32_t *) zmalloc (sizeof (uint32_t) * self->batch);
+    self->table = qt_metrics_gauge (qt_stage_metrics (stage), "quintet_actor_table",
+        "The learner's table: rows (distinct states), bytes in use (rows and hash slots; "
+        "it grows by doubling up to quintet/actor/max_states rows), overflows (new states "
+        "that found it full).",
+        "measure");
     //  The learner's own header holds its options, batch and seed; the
     //  reward source decides what it learns from the same inputs
     self->identity = zchunk_new (NULL, 0);
@@ -207,6 +213,9 @@ s_actor_process (void *state, qt_stage_t *stage, uint64_t tick, qt_message_t **i
         for (uint32_t r = 0; r < replicas; r++)
             if (inputs [S_UPSTREAM_REWARD][r])
                 qt_stage_report_distance (stage, S_UPSTREAM_REWARD, r + 1, distance [r]);
+    qt_metric_set (self->table, "rows", (double) ac_qlearn_rows (self->learner));
+    qt_metric_set (self->table, "bytes", (double) ac_qlearn_table_bytes (self->learner));
+    qt_metric_set (self->table, "overflows", (double) ac_qlearn_overflows (self->learner));
     if (tick >= self->last_checkpoint + self->checkpoint_ticks) {
         s_save (self);
         self->last_checkpoint = tick;
@@ -231,6 +240,20 @@ s_actor_snapshot (void *state, zchunk_t *out)
     return ac_qlearn_snapshot (self->learner, out);
 }
 
+//  quintetctl status: the table, which grows as the learner meets new states
+static void
+s_actor_details (void *state, qt_stage_detail_fn *add, void *ctx)
+{
+    actor_t *self = (actor_t *) state;
+    char value [32];
+    snprintf (value, sizeof value, "%" PRIu64, ac_qlearn_rows (self->learner));
+    add (ctx, "table/rows", value);
+    snprintf (value, sizeof value, "%" PRIu64, ac_qlearn_table_bytes (self->learner));
+    add (ctx, "table/bytes", value);
+    snprintf (value, sizeof value, "%" PRIu64, ac_qlearn_overflows (self->learner));
+    add (ctx, "table/overflows", value);
+}
+
 static int
 s_actor_restore (void *state, const uint8_t *data, size_t size, const char **cause)
 {
@@ -247,6 +270,7 @@ const qt_role_t qt_actor_role = {
     .destroy = s_actor_destroy,
     .validate = s_actor_validate,
     .process = s_actor_process,
+    .details = s_actor_details,
     .snapshot = s_actor_snapshot,
     .restore = s_actor_restore,
 };

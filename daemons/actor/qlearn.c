@@ -534,6 +534,13 @@ ac_qlearn_rows (const ac_qlearn_t *self)
 }
 
 uint64_t
+ac_qlearn_table_bytes (const ac_qlearn_t *self)
+{
+    return (uint64_t) self->rows * self->config.n_actions * (sizeof (double) + sizeof (uint32_t))
+         + (uint64_t) self->capacity * (sizeof (uint64_t) + sizeof (uint32_t));
+}
+
+uint64_t
 ac_qlearn_overflows (const ac_qlearn_t *self)
 {
     return self->overflows;

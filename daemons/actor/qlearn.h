@@ -131,6 +131,10 @@ uint64_t ac_qlearn_updates (const ac_qlearn_t *self);
 uint64_t ac_qlearn_episodes (const ac_qlearn_t *self);
 uint64_t ac_qlearn_rows (const ac_qlearn_t *self);
 uint64_t ac_qlearn_overflows (const ac_qlearn_t *self);
+//  Bytes of the table in use (its rows, and its slots: the table grows by
+//  doubling up to max_states rows): what the learner's memory grows by as
+//  it learns, a lower bound of what of it is resident
+uint64_t ac_qlearn_table_bytes (const ac_qlearn_t *self);
 
 //  The learner's whole state appended to out (zchunk_extend): the bytes of
 //  a checkpoint, deterministic (the same state gives the same bytes), for
