@@ -16,7 +16,7 @@
 #define RELAY_BATCH_MAX     4096    //  as the stages' (QT_STAGE_BATCH_MAX)
 
 enum { OPT_TRUST = 256, OPT_BIND, OPT_INTERVAL, OPT_BATCH, OPT_SNDHWM, OPT_SNDBUF, OPT_METRICS,
-       OPT_VERSION, OPT_ROLE };
+       OPT_VERSION, OPT_CHECK, OPT_ROLE };
 
 //  The roles publishing the dashboard's topics, each once, in the
 //  topology's order of those topics; count in *roles
@@ -60,6 +60,7 @@ s_usage (FILE *out, const qt_topology_role_t **publishers, size_t roles)
         "  --sndhwm N              messages queued per subscriber (default %d)\n"
         "  --sndbuf BYTES          kernel send buffer per subscriber (default %d)\n"
         "  --metrics-bind HOST:PORT  serve GET /metrics\n"
+        "  --check                 check the flags and the trust store, bind nothing, exit\n"
         "  -v, --verbose           debug logging\n"
         "  -h, --help              this text\n"
         "      --version\n"
@@ -97,8 +98,9 @@ main (int argc, char *argv [])
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
+        { "check", no_argument, NULL, OPT_CHECK },
     };
-    size_t fixed = 10;
+    size_t fixed = 11;
     for (size_t r = 0; r < roles && fixed + r + 1 < RELAY_MAX_FLAGS; r++)
         options [fixed + r] = (struct option) { publishers [r]->name, required_argument, NULL,
                                                 OPT_ROLE + (int) r };
@@ -107,7 +109,7 @@ main (int argc, char *argv [])
     const char *trust_dir = NULL, *metrics_bind = NULL;
     relay_options_t relay = { .conflate_ms = RELAY_CONFLATE_MS, .sndhwm = RELAY_SNDHWM,
                               .sndbuf = RELAY_SNDBUF, .endpoints = zlist_new () };
-    bool verbose = false;
+    bool verbose = false, check = false;
     char *error = NULL;
     int option;
     while (!error && (option = getopt_long (argc, argv, "vh", options, NULL)) != -1) {
@@ -140,6 +142,7 @@ main (int argc, char *argv [])
                 relay.sndbuf = (int) whole;
                 break;
             case 'v': verbose = true; break;
+            case OPT_CHECK: check = true; break;
             case 'h': s_usage (stdout, publishers, roles); zlist_destroy (&relay.endpoints); return 0;
             case OPT_VERSION: printf ("quintet-relay %s\n", QT_VERSION); zlist_destroy (&relay.endpoints); return 0;
             default:
@@ -184,6 +187,12 @@ main (int argc, char *argv [])
         zstr_free (&error);
         zlist_destroy (&relay.endpoints);
         return 2;
+    }
+    if (check) {
+        printf ("quintet-relay: flags and trust store (%zu keys) are valid\n", qt_trust_size (relay.trust));
+        qt_trust_destroy (&relay.trust);
+        zlist_destroy (&relay.endpoints);
+        return 0;
     }
     relay.metrics = qt_metrics_new ();
     zactor_t *actor = zactor_new (relay_actor, &relay);
