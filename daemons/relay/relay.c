@@ -46,7 +46,6 @@ static const struct {
 
 typedef struct {
     const relay_options_t *options;
-    zsock_t *pipe;
     zsock_t *sub;
     zsock_t *xpub;
     qt_verifier_t *verifier;
@@ -196,8 +195,7 @@ s_receive (s_relay_t *self)
         qt_metric_add (self->metric [M_UPSTREAM_GAPS], NULL, (double) gap);
     bool conflated = qt_topology_dashboard_conflated (topic), superseded = false;
     zmsg_t *now = relay_book_receive (self->book, topic, message->sender->role,
-                                      message->sender->replica, conflated, &msg, zclock_mono (),
-                                      &superseded);
+                                      message->sender->replica, conflated, &msg, &superseded);
     qt_message_destroy (&message);
     if (superseded)
         qt_metric_add (self->metric [M_CONFLATED], topic, 1);
@@ -323,7 +321,7 @@ s_open (s_relay_t *self)
 void
 relay_actor (zsock_t *pipe, void *args)
 {
-    s_relay_t self_ = { .options = (const relay_options_t *) args, .pipe = pipe };
+    s_relay_t self_ = { .options = (const relay_options_t *) args };
     s_relay_t *self = &self_;
     for (int m = 0; m < M_FAMILIES; m++)
         self->metric [m] = s_families [m].gauge

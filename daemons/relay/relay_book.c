@@ -77,9 +77,8 @@ relay_book_destroy (relay_book_t **self_p)
 
 zmsg_t *
 relay_book_receive (relay_book_t *self, const char *topic, const char *role, uint32_t replica,
-                    bool conflated, zmsg_t **msg_p, int64_t now_ms, bool *superseded)
+                    bool conflated, zmsg_t **msg_p, bool *superseded)
 {
-    (void) now_ms;      //  the interval is judged when messages are due
     if (superseded)
         *superseded = false;
     char *sender = zsys_sprintf ("%s/%s/%u", topic, role, replica);
@@ -215,10 +214,10 @@ relay_book_test (bool verbose)
 
     //  A topic that is not conflated is forwarded at once and cached
     zmsg_t *msg = s_message ("reward", "r1-a");
-    zmsg_t *now = relay_book_receive (book, "reward", "aggregator", 1, false, &msg, 0, &superseded);
+    zmsg_t *now = relay_book_receive (book, "reward", "aggregator", 1, false, &msg, &superseded);
     QT_CHECK (!msg && s_body_is (now, "r1-a") && !superseded);
     msg = s_message ("reward", "r2-a");
-    QT_CHECK (s_body_is (relay_book_receive (book, "reward", "aggregator", 2, false, &msg, 0, NULL), "r2-a"));
+    QT_CHECK (s_body_is (relay_book_receive (book, "reward", "aggregator", 2, false, &msg, NULL), "r2-a"));
     QT_CHECK (relay_book_cached (book) == 2 && relay_book_held (book) == 0);
     QT_CHECK (relay_book_due (book, 0) == NULL);
 
@@ -226,15 +225,15 @@ relay_book_test (bool verbose)
     //  waits, a third replaces it (superseded), the latest goes out when
     //  the interval ends, and nothing after that
     msg = s_message ("score", "s1-1");
-    QT_CHECK (relay_book_receive (book, "score", "scorer", 1, true, &msg, 0, &superseded) == NULL);
+    QT_CHECK (relay_book_receive (book, "score", "scorer", 1, true, &msg, &superseded) == NULL);
     QT_CHECK (!superseded && relay_book_held (book) == 1);
     QT_CHECK (s_body_is (relay_book_due (book, 0), "s1-1"));
     QT_CHECK (relay_book_due (book, 0) == NULL && relay_book_held (book) == 0);
     msg = s_message ("score", "s1-2");
-    relay_book_receive (book, "score", "scorer", 1, true, &msg, 100, &superseded);
+    relay_book_receive (book, "score", "scorer", 1, true, &msg, &superseded);
     QT_CHECK (!superseded && relay_book_due (book, 100) == NULL);
     msg = s_message ("score", "s1-3");
-    relay_book_receive (book, "score", "scorer", 1, true, &msg, 200, &superseded);
+    relay_book_receive (book, "score", "scorer", 1, true, &msg, &superseded);
     QT_CHECK (superseded && relay_book_held (book) == 1);
     QT_CHECK (relay_book_due (book, interval - 1) == NULL);
     QT_CHECK (s_body_is (relay_book_due (book, interval), "s1-3"));
@@ -242,13 +241,13 @@ relay_book_test (bool verbose)
 
     //  Senders are conflated apart: scorer 2's first is due at once
     msg = s_message ("score", "s2-1");
-    relay_book_receive (book, "score", "scorer", 2, true, &msg, interval + 1, NULL);
+    relay_book_receive (book, "score", "scorer", 2, true, &msg, NULL);
     QT_CHECK (s_body_is (relay_book_due (book, interval + 1), "s2-1"));
 
     //  The cache: each sender's last value, in arrival order (a new
     //  message moves its sender to the end), by subscription prefix
     msg = s_message ("reward", "r1-b");
-    relay_book_receive (book, "reward", "aggregator", 1, false, &msg, 600, NULL);
+    relay_book_receive (book, "reward", "aggregator", 1, false, &msg, NULL);
     QT_CHECK (relay_book_cached (book) == 4);
     const char *all [] = { "r2-a", "s1-3", "s2-1", "r1-b" };
     size_t seen = 0;
@@ -265,7 +264,7 @@ relay_book_test (bool verbose)
     QT_CHECK (relay_book_cached_first (book, "rewardless", 10) == NULL);
     //  A held message is the sender's cached value before it is sent
     msg = s_message ("score", "s2-2");
-    relay_book_receive (book, "score", "scorer", 2, true, &msg, interval + 2, NULL);
+    relay_book_receive (book, "score", "scorer", 2, true, &msg, NULL);
     zmsg_t *last = NULL;
     for (zmsg_t *cached = relay_book_cached_first (book, "score", 5); cached;
          cached = relay_book_cached_next (book))

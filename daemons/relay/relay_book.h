@@ -17,7 +17,7 @@
     keys of the trust store, so the book's size is bounded by it.
 
         relay_book_t *book = relay_book_new (500);
-        zmsg_t *now = relay_book_receive (book, "reward", "aggregator", 1, false, &msg, now_ms, NULL);
+        zmsg_t *now = relay_book_receive (book, "reward", "aggregator", 1, false, &msg, NULL);
         if (now) send a copy of now (the book keeps it);
         while ((msg = relay_book_due (book, now_ms))) send a copy of msg;
 */
@@ -39,8 +39,7 @@ void relay_book_destroy (relay_book_t **self_p);
 //  forwarded now, or NULL when the topic is conflated: then it is held, and
 //  *superseded (if not NULL) says whether it replaced a held one never sent.
 zmsg_t *relay_book_receive (relay_book_t *self, const char *topic, const char *role,
-                            uint32_t replica, bool conflated, zmsg_t **msg_p, int64_t now_ms,
-                            bool *superseded);
+                            uint32_t replica, bool conflated, zmsg_t **msg_p, bool *superseded);
 
 //  The next held message whose sender's interval is over at now_ms (the
 //  book's: copy it to send), marked sent; NULL when none is due.
