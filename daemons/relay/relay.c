@@ -3,6 +3,7 @@
 #include "quintet.h"
 #include "relay.h"
 #include "relay_book.h"
+#include "qt_selftest.h"
 
 enum {
     M_RECEIVED, M_FORWARDED, M_DROPPED, M_CONFLATED, M_CACHE_SENDS, M_UPSTREAM_GAPS,
@@ -233,8 +234,8 @@ s_on_subscription (zloop_t *loop, zsock_t *reader, void *arg)
             self->subscriptions++;
             for (zmsg_t *cached = relay_book_cached_first (self->book, data + 1, size - 1); cached;
                  cached = relay_book_cached_next (self->book)) {
-                s_publish (self, cached, NULL);
                 qt_metric_add (self->metric [M_CACHE_SENDS], NULL, 1);
+                s_publish (self, cached, NULL);
             }
         }
         else
@@ -334,7 +335,12 @@ relay_actor (zsock_t *pipe, void *args)
         qt_metric_add (self->metric [M_RECEIVED], qt_topology_dashboard_topic_at (i), 0);
         qt_metric_add (self->metric [M_FORWARDED], qt_topology_dashboard_topic_at (i), 0);
     }
+    for (size_t i = 0; i < qt_topology_dashboard_topics (); i++)
+        if (qt_topology_dashboard_conflated (qt_topology_dashboard_topic_at (i)))
+            qt_metric_add (self->metric [M_CONFLATED], qt_topology_dashboard_topic_at (i), 0);
     qt_metric_add (self->metric [M_DROPPED], SUBSCRIBER_FULL, 0);
+    qt_metric_add (self->metric [M_CACHE_SENDS], NULL, 0);
+    qt_metric_add (self->metric [M_UPSTREAM_GAPS], NULL, 0);
     qt_metric_set (self->metric [M_START_TIME], NULL, (double) zclock_time () / 1000.0);
     qt_metric_set (self->metric [M_SUBSCRIPTIONS], NULL, 0);
 
@@ -378,4 +384,212 @@ relay_actor (zsock_t *pipe, void *args)
     qt_ratelimit_destroy (&self->drop_log);
     relay_book_destroy (&self->book);
     qt_verifier_destroy (&self->verifier);
+}
+
+//  -------------------------------------------------------------------------
+//  Selftest: the actor in this process, on inproc endpoints, fed by a test
+//  publisher signing as aggregator-1 and scorer-1. Every wait is bounded
+//  and ends as soon as what it waits for arrives: nothing is timed.
+
+#define RELAY_TEST_WAIT_MS   5000        //  bound on one expected message
+#define RELAY_TEST_CONFLATE  3600000     //  an interval no test run outlasts
+
+static zframe_t *
+s_test_reward (qt_signer_t *signer, uint64_t tick)
+{
+    Quintet__InstanceClock clock = QUINTET__INSTANCE_CLOCK__INIT;
+    Quintet__AggregatedReward instance = QUINTET__AGGREGATED_REWARD__INIT;
+    Quintet__AggregatedReward *instances [1] = { &instance };
+    instance.clock = &clock;
+    instance.reward = 0.5;
+    Quintet__RewardBatch rewards = QUINTET__REWARD_BATCH__INIT;
+    rewards.batch = 1;
+    rewards.n_instances = 1;
+    rewards.instances = instances;
+    return qt_signer_seal (signer, QUINTET__PAYLOAD_TYPE__REWARD_BATCH, tick, &rewards.base);
+}
+
+static zframe_t *
+s_test_score (qt_signer_t *signer, uint64_t tick)
+{
+    Quintet__InstanceClock clock = QUINTET__INSTANCE_CLOCK__INIT;
+    Quintet__ScoreDistribution instance = QUINTET__SCORE_DISTRIBUTION__INIT;
+    Quintet__ScoreDistribution *instances [1] = { &instance };
+    instance.clock = &clock;
+    instance.data_reliability = 1;
+    Quintet__ScoreBatch scores = QUINTET__SCORE_BATCH__INIT;
+    scores.batch = 1;
+    scores.quantile = 0.5;
+    scores.n_instances = 1;
+    scores.instances = instances;
+    return qt_signer_seal (signer, QUINTET__PAYLOAD_TYPE__SCORE_BATCH, tick, &scores.base);
+}
+
+//  Publishes [topic][frame]; returns a copy of the frame to compare with
+static zframe_t *
+s_test_send (zsock_t *pub, const char *topic, zframe_t *frame)
+{
+    zframe_t *copy = zframe_dup (frame);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, topic);
+    zmsg_append (msg, &frame);
+    zmsg_send (&msg, pub);
+    return copy;
+}
+
+//  The next message on sub within the bound, or NULL
+static zmsg_t *
+s_test_recv (zsock_t *sub)
+{
+    zpoller_t *poller = zpoller_new (sub, NULL);
+    zmsg_t *msg = zpoller_wait (poller, RELAY_TEST_WAIT_MS) ? zmsg_recv (sub) : NULL;
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+static bool
+s_test_is (zmsg_t *msg, const char *topic, zframe_t *frame)
+{
+    return msg && zmsg_size (msg) == 2 && zframe_streq (zmsg_first (msg), topic)
+        && zframe_eq (zmsg_last (msg), frame);
+}
+
+static bool
+s_test_metric (qt_metrics_t *metrics, const char *line)
+{
+    char *text = qt_metrics_render (metrics);
+    bool found = strstr (text, line) != NULL;
+    free (text);
+    return found;
+}
+
+//  The value of a sample without labels, -1 if it is not there
+static double
+s_test_value (qt_metrics_t *metrics, const char *name)
+{
+    char *text = qt_metrics_render (metrics);
+    char *needle = zsys_sprintf ("\n%s ", name);
+    char *at = strstr (text, needle);
+    double value = at ? atof (at + strlen (needle)) : -1;
+    zstr_free (&needle);
+    free (text);
+    return value;
+}
+
+void
+relay_test (bool verbose)
+{
+    if (verbose)
+        printf (" * relay: ");
+    QT_CHECK (qt_topology_dashboard_conflated ("score") && !qt_topology_dashboard_conflated ("reward"));
+    //  A trust store of the two publishers
+    char *dir = zsys_sprintf ("/tmp/relay-test-%d", (int) getpid ());
+    QT_CHECK (zsys_dir_create ("%s", dir) == 0);
+    qt_keypair_t *aggregator_key = qt_keypair_generate ("aggregator", 1);
+    qt_keypair_t *scorer_key = qt_keypair_generate ("scorer", 1);
+    char *aggregator_pub = zsys_sprintf ("%s/aggregator-1.pub", dir);
+    char *scorer_pub = zsys_sprintf ("%s/scorer-1.pub", dir);
+    QT_CHECK (qt_keypair_save (aggregator_key, NULL, aggregator_pub) == 0);
+    QT_CHECK (qt_keypair_save (scorer_key, NULL, scorer_pub) == 0);
+    char *error = NULL;
+    qt_trust_t *trust = qt_trust_load (dir, &error);
+    QT_CHECK (trust && qt_trust_size (trust) == 2);
+    qt_signer_t *aggregator = qt_signer_new (&aggregator_key);
+    qt_signer_t *scorer = qt_signer_new (&scorer_key);
+
+    char *upstream = zsys_sprintf ("inproc://relay-test-upstream-%d", (int) getpid ());
+    zsock_t *pub = zsock_new_pub (upstream);
+    QT_CHECK (pub);
+    relay_options_t options = {
+        .bind = "inproc://relay-test-dashboard", .endpoints = zlist_new (), .trust = trust,
+        .metrics = qt_metrics_new (), .batch = 1, .conflate_ms = RELAY_TEST_CONFLATE,
+        .sndhwm = RELAY_SNDHWM, .sndbuf = RELAY_SNDBUF,
+    };
+    zlist_append (options.endpoints, upstream);
+    zactor_t *relay = zactor_new (relay_actor, &options);
+    char *started = zstr_recv (relay);
+    QT_CHECK (started && streq (started, "READY inproc://relay-test-dashboard"));
+    zstr_free (&started);
+    zsock_t *dashboard = zsock_new_sub (options.bind, "reward");
+    zsock_set_subscribe (dashboard, "score");
+
+    //  Once the relay has read both subscriptions (libzmq applies one
+    //  before the relay reads it), what it forwards reaches the dashboard;
+    //  the cache is empty, so nothing else does
+    for (size_t tries = 0; tries < RELAY_TEST_WAIT_MS / 10
+         && s_test_value (options.metrics, "quintet_relay_subscriptions") < 2; tries++)
+        zclock_sleep (10);
+    QT_CHECK (s_test_value (options.metrics, "quintet_relay_subscriptions") == 2);
+    uint64_t tick = 0;
+    zframe_t *last = s_test_send (pub, "reward", s_test_reward (aggregator, ++tick));
+    zmsg_t *msg = s_test_recv (dashboard);
+    QT_CHECK (s_test_is (msg, "reward", last));     //  a genuine reward, byte for byte
+    zmsg_destroy (&msg);
+
+    //  A forged reward (one signature byte flipped) and a one-frame message
+    //  are counted drops; the genuine one after them is the next forwarded
+    zframe_t *forged = s_test_reward (aggregator, ++tick);
+    zframe_data (forged) [zframe_size (forged) - 1] ^= 1;
+    zframe_t *dropped = s_test_send (pub, "reward", forged);
+    zframe_destroy (&dropped);
+    zstr_send (pub, "reward");
+    zframe_destroy (&last);
+    last = s_test_send (pub, "reward", s_test_reward (aggregator, ++tick));
+    msg = s_test_recv (dashboard);
+    QT_CHECK (s_test_is (msg, "reward", last));
+    zmsg_destroy (&msg);
+    QT_CHECK (s_test_metric (options.metrics, "quintet_relay_dropped_total{cause=\"bad-signature\"} 1\n"));
+    QT_CHECK (s_test_metric (options.metrics, "quintet_relay_dropped_total{cause=\"malformed\"} 1\n"));
+
+    //  Score is conflated: the first of a scorer goes out at once, the
+    //  next is held for the interval and superseded by a third; the reward
+    //  sent after them comes next, so nothing else of the scorer went out
+    zframe_t *first = s_test_send (pub, "score", s_test_score (scorer, ++tick));
+    zframe_t *held = s_test_send (pub, "score", s_test_score (scorer, ++tick));
+    zframe_t *latest = s_test_send (pub, "score", s_test_score (scorer, ++tick));
+    zframe_destroy (&last);
+    last = s_test_send (pub, "reward", s_test_reward (aggregator, ++tick));
+    msg = s_test_recv (dashboard);
+    QT_CHECK (s_test_is (msg, "score", first));
+    zmsg_destroy (&msg);
+    msg = s_test_recv (dashboard);
+    QT_CHECK (s_test_is (msg, "reward", last));
+    zmsg_destroy (&msg);
+    QT_CHECK (s_test_metric (options.metrics, "quintet_relay_conflated_total{topic=\"score\"} 1\n"));
+    QT_CHECK (s_test_metric (options.metrics, "quintet_relay_forwarded_total{topic=\"score\"} 1\n"));
+
+    //  A late joiner gets each sender's last value at once: the last
+    //  reward, and the latest score although it was never forwarded
+    double cache_sends = s_test_value (options.metrics, "quintet_relay_cache_sends_total");
+    zsock_t *late = zsock_new_sub (options.bind, "");
+    zmsg_t *one = s_test_recv (late), *two = s_test_recv (late);
+    QT_CHECK ((s_test_is (one, "score", latest) && s_test_is (two, "reward", last))
+           || (s_test_is (one, "reward", last) && s_test_is (two, "score", latest)));
+    zmsg_destroy (&one);
+    zmsg_destroy (&two);
+    QT_CHECK (cache_sends >= 0
+           && s_test_value (options.metrics, "quintet_relay_cache_sends_total") == cache_sends + 2);
+    zsock_destroy (&late);
+
+    zframe_destroy (&first);
+    zframe_destroy (&held);
+    zframe_destroy (&latest);
+    zframe_destroy (&last);
+    zsock_destroy (&dashboard);
+    zactor_destroy (&relay);
+    zsock_destroy (&pub);
+    zlist_destroy (&options.endpoints);
+    qt_metrics_destroy (&options.metrics);
+    qt_signer_destroy (&aggregator);
+    qt_signer_destroy (&scorer);
+    qt_trust_destroy (&trust);
+    zsys_file_delete (aggregator_pub);
+    zsys_file_delete (scorer_pub);
+    zsys_dir_delete ("%s", dir);
+    zstr_free (&aggregator_pub);
+    zstr_free (&scorer_pub);
+    zstr_free (&upstream);
+    zstr_free (&dir);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -55,4 +55,8 @@ typedef struct {
 //  The actor: zactor_new (relay_actor, &options); options must outlive it
 void relay_actor (zsock_t *pipe, void *args);
 
+//  The actor in this process on inproc endpoints: forwarding byte for
+//  byte, drops counted, conflation, the last-value cache
+void relay_test (bool verbose);
+
 #endif

@@ -1,8 +1,10 @@
-/*  selftest-relay: the dashboard relay's bookkeeping (daemons/relay/
-    relay_book), in the unit suite: the last-value cache, the conflation of
-    a topic to one message per sender and interval, the upstream gaps.
+/*  selftest-relay: the dashboard relay (daemons/relay), in the unit suite:
+    its bookkeeping (relay_book: the last-value cache, the conflation of a
+    topic to one message per sender and interval, the upstream gaps), then
+    the actor itself in this process (relay: forwarding, drops, the cache).
 */
 #include "relay_book.h"
+#include "relay.h"
 
 int
 main (void)
@@ -10,5 +12,6 @@ main (void)
     zsys_init ();
     zsys_set_logstream (stderr);
     relay_book_test (true);
+    relay_test (true);
     return 0;
 }
