@@ -8,6 +8,8 @@
 
 static const qt_topology_topic_t s_topics [] = { QT_TOPOLOGY_TOPIC_TABLE };
 static const qt_topology_role_t s_roles [] = { QT_TOPOLOGY_ROLE_TABLE };
+static const char *const s_dashboard [] = { QT_TOPOLOGY_DASHBOARD_TOPICS };
+static const char *const s_conflated [] = { QT_TOPOLOGY_DASHBOARD_CONFLATED };
 
 size_t
 qt_topology_roles (void)
@@ -55,6 +57,27 @@ qt_topology_publisher (const char *topic)
     return NULL;
 }
 
+size_t
+qt_topology_dashboard_topics (void)
+{
+    return sizeof s_dashboard / sizeof s_dashboard [0] - 1;     //  without the NULL
+}
+
+const char *
+qt_topology_dashboard_topic_at (size_t index)
+{
+    return index < qt_topology_dashboard_topics () ? s_dashboard [index] : NULL;
+}
+
+bool
+qt_topology_dashboard_conflated (const char *topic)
+{
+    for (size_t i = 0; topic && s_conflated [i]; i++)
+        if (streq (s_conflated [i], topic))
+            return true;
+    return false;
+}
+
 static const char *
 s_type_name (Quintet__PayloadType type)
 {
@@ -85,8 +108,14 @@ qt_topology_describe (FILE *out)
             fprintf (out, "%s\"%s\"", s? ", ": "", role->side_topic [s]);
         fprintf (out, "]}");
     }
+    fprintf (out, "],\n \"dashboard\": {\"topics\": [");
+    for (size_t i = 0; i < qt_topology_dashboard_topics (); i++)
+        fprintf (out, "%s\"%s\"", i? ", ": "", s_dashboard [i]);
+    fprintf (out, "], \"conflated\": [");
+    for (size_t i = 0; s_conflated [i]; i++)
+        fprintf (out, "%s\"%s\"", i? ", ": "", s_conflated [i]);
     //  The Byzantine modes: qt_byzantine's table, split as it splits them
-    fprintf (out, "],\n \"byzantine\": {");
+    fprintf (out, "]},\n \"byzantine\": {");
     for (int value = 1; value >= 0; value--) {
         fprintf (out, "%s\"%s\": [", value? "": ", ", value? "value": "protocol");
         bool first = true;
@@ -146,6 +175,11 @@ qt_topology_test (bool verbose)
     //  The JSON names every role and both families of Byzantine modes
     char *json = NULL;
     size_t size = 0;
+    //  The dashboard's topics are declared and published by a role
+    for (size_t i = 0; i < qt_topology_dashboard_topics (); i++)
+        QT_CHECK (qt_topology_publisher (qt_topology_dashboard_topic_at (i)));
+    QT_CHECK (!qt_topology_dashboard_topic_at (qt_topology_dashboard_topics ()));
+    QT_CHECK (!qt_topology_dashboard_conflated ("no-such-topic"));
     FILE *stream = open_memstream (&json, &size);
     QT_CHECK (stream);
     qt_topology_describe (stream);
@@ -155,6 +189,7 @@ qt_topology_test (bool verbose)
         QT_CHECK (strstr (json, needle));
         zstr_free (&needle);
     }
+    QT_CHECK (strstr (json, "\"dashboard\": {\"topics\": ["));
     QT_CHECK (strstr (json, "\"value\": [\"sign-flip\"") && strstr (json, "\"protocol\": [\"bad-signature\""));
     free (json);
     if (verbose)

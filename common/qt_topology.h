@@ -55,8 +55,16 @@ const qt_topology_topic_t *qt_topology_topic_at (size_t index);
 //  publishes it beside its own; NULL if none does (control)
 const qt_topology_role_t *qt_topology_publisher (const char *topic);
 
+//  What the dashboard endpoint (quintet-relay) forwards: its topics in
+//  topology.txt's order, index 0 .. qt_topology_dashboard_topics () - 1,
+//  and whether it conflates one (forwards at most one per sender and
+//  interval, the latest)
+size_t qt_topology_dashboard_topics (void);
+const char *qt_topology_dashboard_topic_at (size_t index);
+bool qt_topology_dashboard_conflated (const char *topic);
+
 //  Prints the topology as JSON: {"topics": [...], "roles": [...],
-//  "byzantine": {"value": [...], "protocol": [...]}}
+//  "dashboard": {"topics": [...], "conflated": [...]}, "byzantine": {"value": [...], "protocol": [...]}}
 void qt_topology_describe (FILE *out);
 
 void qt_topology_test (bool verbose);

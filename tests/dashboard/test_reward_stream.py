@@ -17,7 +17,7 @@ with its dashboard endpoint (quintet-relay):
 5. the scorers' score topic through the relay, conflated: every frame the
    relay forwards is one a scorer published, byte for byte (compared with
    the scorers' own topic, read directly: score_tap), at most one per
-   scorer every --score-interval (counted over a window), the latest: the
+   scorer every --conflate-interval (counted over a window), the latest: the
    learning the relay last forwarded of each scorer is at most a few ticks
    behind what it published; a late joiner (aggregators stopped) gets each
    scorer's last score from the cache, the one it published last.
@@ -47,7 +47,7 @@ MEASURE_S = 4.0
 CONSECUTIVE = 100
 CACHE_SETTLE_S = 10.0   # bound on waiting for the stopped aggregators' last rewards
 STAGGER_S = 0.5         # between stopping one aggregator and the next
-SCORE_INTERVAL_S = 0.5  # the relay's default --score-interval
+SCORE_INTERVAL_S = 0.5  # the relay's default --conflate-interval
 SCORE_WINDOW_S = 4.0
 
 

@@ -44,7 +44,7 @@ def main():
     failures = []
     ctl = qt.topology(args.build_dir)
     parsed = qt.read(os.path.join(args.source_dir, TOPOLOGY))
-    for key in ("roles", "topics"):
+    for key in ("roles", "topics", "dashboard"):
         if ctl[key] != parsed[key]:
             failures.append("quintetctl topology --json's %s differ from %s's: %s != %s"
                             % (key, TOPOLOGY, ctl[key], parsed[key]))

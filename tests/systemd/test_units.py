@@ -46,7 +46,9 @@ TOPOLOGY = quintet_topology.read()
 ROLES = quintet_topology.roles(TOPOLOGY)
 SINGLE = quintet_topology.single(TOPOLOGY)
 RATERS = 20                         # the population the raters' unit and example hand keys to
-UNITS = ["quintet-%s.service" % role for role in SINGLE] + ["quintet.target"] + [
+# and the dashboard relay's (daemons/relay: no role, no replicas)
+UNITS = ["quintet-%s.service" % role for role in SINGLE] + ["quintet-relay.service",
+                                                            "quintet.target"] + [
     "quintet-%s@.service" % role for role in ROLES if role not in SINGLE]
 
 failures = []
@@ -161,7 +163,7 @@ def test_install(build_dir, source_dir, tmp):
     check(examples and len(examples) == len(glob.glob(os.path.join(source_dir, "deploy", "config",
                                                                    "*.conf"))),
           "%d example configs installed under share/doc/quintet/examples" % len(examples))
-    for binary in ["quintetctl"] + ["quintet-" + role for role in ROLES]:
+    for binary in ["quintetctl", "quintet-relay"] + ["quintet-" + role for role in ROLES]:
         path = where(binary)
         check(present(path) and os.access(destdir + path, os.X_OK), "%s installed (%s)" % (binary, path))
 
@@ -200,6 +202,17 @@ def test_examples(build_dir, source_dir, tmp):
         result = run([daemon, "--config", local, "--check"], env=env)
         check(result.returncode == 0, "%s --check%s" % (name, "" if result.returncode == 0
                                                          else ": " + result.stdout.strip()))
+    #  The relay's flags (relay.env, the unit's EnvironmentFile=) pass its
+    #  --check, with the unit's own --trust-dir pointed at the test's
+    with open(os.path.join(source_dir, "deploy", "config", "relay.env")) as f:
+        relay_flags = re.search(r'^QUINTET_RELAY_OPTIONS="([^"]*)"$', f.read(), re.M)
+    relay = [os.path.join(build_dir, "daemons", "quintet-relay"), "--trust-dir",
+             os.path.join(tmp, "trust"), "--check"] + (relay_flags.group(1).split() if relay_flags else [])
+    result = run(relay)
+    check(relay_flags and result.returncode == 0, "relay.env: quintet-relay --check%s"
+          % ("" if result.returncode == 0 else ": " + result.stdout.strip()))
+    result = run(relay + ["--aggregator", "tcp://127.0.0.1:port"])
+    check(result.returncode == 2, "quintet-relay --check refuses a bad endpoint (rc %d)" % result.returncode)
     #  The environment: every example names the same one
     names = set()
     for config in configs:

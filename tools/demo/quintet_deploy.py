@@ -675,12 +675,10 @@ class Replica:
 
 
 class Relay:
-    """quintet-relay (tools/relay/), the dashboard endpoint: the aggregators'
-    reward, the world's eval and the scorers' score (conflated), verified, re-published untouched on one
-    XPUB with a last-value cache; its counters on /metrics."""
-
-    PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "relay", "quintet-relay")
+    """quintet-relay (daemons/relay/), the dashboard endpoint: the topics of
+    the topology's dashboard line (the aggregators' reward, the world's
+    eval, the scorers' score, conflated), verified, re-published untouched
+    on one XPUB with a last-value cache; its counters on /metrics."""
 
     def __init__(self, log_path):
         port, metrics_port = free_ports(2)
@@ -692,13 +690,13 @@ class Relay:
 
     def start(self, d):
         self.log_file = open(self.log_path, "ab")
-        command = [sys.executable, self.PATH, "--trust-dir", d.path("trust"),
-                   "--build-dir", d.build_dir, "--bind", self.endpoint, "--batch", str(d.batch),
-                   "--metrics-bind", self.metrics, "--world"] + d.endpoints("world")
-        for endpoint in d.endpoints("aggregator"):
-            command += ["--aggregator", endpoint]
-        for endpoint in d.endpoints("scorer"):
-            command += ["--scorer", endpoint]
+        command = [daemon_path(d.build_dir, "relay"), "--trust-dir", d.path("trust"),
+                   "--bind", self.endpoint, "--batch", str(d.batch),
+                   "--metrics-bind", self.metrics]
+        # one --ROLE flag per endpoint of each role publishing a dashboard topic
+        for role in dict.fromkeys(role for _topic, role in quintet_topology.dashboard(TOPOLOGY)):
+            for endpoint in d.endpoints(role):
+                command += ["--" + role, endpoint]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         preexec_fn=_set_pdeathsig, close_fds=True)

@@ -14,7 +14,8 @@ module gives it two ways, in the same JSON shape as `quintetctl topology
                         "protocol" faults)
 
 and the shapes the tools use: roles(t), replicated(t), single(t),
-publishes(t), upstreams(t), side_topics(t), of either. The
+publishes(t), upstreams(t), side_topics(t), publisher(t, topic),
+dashboard(t), of either. The
 one-role-list test checks that read() and quintetctl agree.
 """
 import json
@@ -37,8 +38,10 @@ def _message_name(c_name):
 
 
 def read(path=TOPOLOGY_FILE):
-    """common/topology.txt as {"topics": [...], "roles": [...]}."""
+    """common/topology.txt as {"topics": [...], "roles": [...], "dashboard":
+    {"topics": [...], "conflated": [...]}}."""
     topics, roles = [], []
+    dashboard = {"topics": [], "conflated": []}
     try:
         text = open(path, encoding="utf-8").read()
     except OSError as e:
@@ -61,9 +64,12 @@ def read(path=TOPOLOGY_FILE):
             roles.append({"name": fields[1], "topic": fields[2], "type": types[fields[2]],
                           "replicated": fields[3] == "replicated", "upstreams": upstreams,
                           "side_topics": [] if fields[5] == "-" else fields[5].split(",")})
+        elif fields[0] == "dashboard" and len(fields) == 3:
+            dashboard = {"topics": fields[1].split(","),
+                         "conflated": [] if fields[2] == "-" else fields[2].split(",")}
         else:
-            raise TopologyError(where + "expected a topic or a role line: %r" % line)
-    return {"topics": topics, "roles": roles}
+            raise TopologyError(where + "expected a topic, a role or a dashboard line: %r" % line)
+    return {"topics": topics, "roles": roles, "dashboard": dashboard}
 
 
 _CACHE = {}
@@ -122,6 +128,12 @@ def publisher(t, topic):
         if topic in r["side_topics"]:
             return r["name"]
     return None
+
+
+def dashboard(t):
+    """What the dashboard endpoint (quintet-relay) forwards: ((topic, the
+    role publishing it), ...) in the file's order."""
+    return tuple((topic, publisher(t, topic)) for topic in t["dashboard"]["topics"])
 
 
 def byzantine(build_dir, family=None):
