@@ -12,7 +12,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -20,6 +19,9 @@ SOURCE = os.path.dirname(os.path.dirname(HERE))
 
 sys.path.insert(0, os.path.join(SOURCE, "tools", "python"))
 from quintet import topology  # noqa: E402
+# state_dir and check are the integration tests' (one copy)
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+from itest import check, state_dir  # noqa: E402,F401
 
 # The topology (common/topology.txt): the pipeline roles (replicated, in
 # order; the world and the raters run one process each)
@@ -72,19 +74,6 @@ def args(description, extra=None):
     except topology.TopologyError as e:
         sys.exit("faultlib: %s" % e)
     return parsed
-
-
-def state_dir(name, keep=False):
-    if keep:
-        return None, tempfile.mkdtemp(prefix="quintet-%s-" % name)
-    holder = tempfile.TemporaryDirectory(prefix="quintet-%s-" % name)
-    return holder, holder.name
-
-
-def check(condition, message, failures):
-    print("%s %s" % ("ok  " if condition else "FAIL", message), flush=True)
-    if not condition:
-        failures.append(message)
 
 
 class RewardTrace:
