@@ -29,7 +29,7 @@ import time
 import itest
 
 opts = itest.args(__doc__)
-from quintet import build, ports as qports, zpl, deploy as qd  # noqa: E402
+from quintet import build, ports as qports, replica, zpl, deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 COLLECT_S = 1.5
@@ -183,7 +183,7 @@ def main():
             alive = process.poll() is None
             itest.check(alive, "quintet-%s is running" % role, failures)
             if not alive:
-                print("    exited %s; %s:\n%s" % (process.returncode, log, qd.tail(log)))
+                print("    exited %s; %s:\n%s" % (process.returncode, log, replica.tail(log)))
             subscribed = sorted({topic for on, topic in seen[role] if on})
             print("     quintet-%-10s subscribes to %s" % (role, [t.decode("ascii", "replace")
                                                               for t in subscribed]))

@@ -11,6 +11,7 @@ and test (the demo, the dashboard, watch, faultinject, the bench, tests/).
     zpl         ZPL text of a config tree
     ports       free loopback ports
     progress    what eval and reward say about a run
+    replica     a deployment's processes: replicas, the relay, log tails
     deploy      a whole deployment on loopback (keys, configs, processes)
 
 How to import it: a script puts SOURCE/tools/python first on sys.path,

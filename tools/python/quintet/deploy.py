@@ -40,7 +40,6 @@ interpreter exit, and (PR_SET_PDEATHSIG) when the launcher itself dies.
 
 import atexit
 import collections
-import ctypes
 import json
 import math
 import os
@@ -58,6 +57,7 @@ from .build import (DeploymentError, daemon_path, describe_env, list_aggregation
                     load_pb2, quintetctl_path, sim_path)
 from .ports import free_ports
 from .progress import Progress
+from .replica import Relay, Replica, set_pdeathsig, tail
 from .trust import TrustStore
 from .verifier import MESSAGE_SIZE_CAP, Verifier
 from .zpl import deep_merge, render_zpl
@@ -109,32 +109,7 @@ DEFAULT_PER_TICK = 8        # comparisons asked per tick, at most
 SENSOR_MODES = ("honest", "broken", "malicious")
 
 START_GRACE_S = 0.5
-LOG_TAIL_LINES = 15
 
-
-def tail(path, lines=LOG_TAIL_LINES):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64 * 1024))
-            text = f.read().decode("utf-8", "replace")
-    except OSError as e:
-        return "(no log: %s)" % e
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _set_pdeathsig():
-    """In the child: die (SIGTERM, a clean stop) when the launcher dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-# --------------------------------------------------------------------------
-# The deployment
 
 _live = weakref.WeakSet()
 
@@ -146,73 +121,6 @@ def _stop_all():
             deployment.stop()
         except Exception:
             pass
-
-
-class Replica:
-    def __init__(self, role, replica, port, config_path, log_path, run_dir, address="127.0.0.1"):
-        self.role = role
-        self.replica = replica
-        self.port = port
-        self.address = address      # what it binds on (placement; loopback by default)
-        self.endpoint = "tcp://%s:%d" % (address, port)
-        self.config_path = config_path
-        self.log_path = log_path
-        self.run_dir = run_dir
-        self.process = None
-        self.log_file = None
-        self.expected_exit = False
-
-    @property
-    def name(self):
-        return "%s-%d" % (self.role, self.replica)
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-
-class Relay:
-    """quintet-relay (tools/relay/), the dashboard endpoint: the aggregators'
-    reward, the world's eval and the scorers' score (conflated), verified, re-published untouched on one
-    XPUB with a last-value cache; its counters on /metrics."""
-
-    PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "relay", "quintet-relay")
-
-    def __init__(self, log_path):
-        port, metrics_port = free_ports(2)
-        self.endpoint = "tcp://127.0.0.1:%d" % port
-        self.metrics = "127.0.0.1:%d" % metrics_port
-        self.log_path = log_path
-        self.process = None
-        self.log_file = None
-
-    def start(self, d):
-        self.log_file = open(self.log_path, "ab")
-        command = [sys.executable, self.PATH, "--trust-dir", d.path("trust"),
-                   "--build-dir", d.build_dir, "--bind", self.endpoint, "--batch", str(d.batch),
-                   "--metrics-bind", self.metrics, "--world"] + d.endpoints("world")
-        for endpoint in d.endpoints("aggregator"):
-            command += ["--aggregator", endpoint]
-        for endpoint in d.endpoints("scorer"):
-            command += ["--scorer", endpoint]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_set_pdeathsig, close_fds=True)
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self):
-        if self.alive():
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self.log_file:
-            self.log_file.close()
-            self.log_file = None
 
 
 class Deployment:
@@ -530,7 +438,7 @@ class Deployment:
             + (["--byzantine", self.byzantine[(rep.role, rep.replica)]]
                if (rep.role, rep.replica) in self.byzantine else []),
             stdin=subprocess.DEVNULL, stdout=rep.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_set_pdeathsig, close_fds=True)
+            start_new_session=True, preexec_fn=set_pdeathsig, close_fds=True)
 
     def _check_started(self, reps):
         deadline = time.monotonic() + START_GRACE_S
