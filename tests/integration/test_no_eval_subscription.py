@@ -29,7 +29,7 @@ import time
 import itest
 
 opts = itest.args(__doc__)
-from quintet import build, ports as qports, replica, zpl, deploy as qd  # noqa: E402
+from quintet import build as qbuild, ports as qports, replica, zpl, deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 COLLECT_S = 1.5
@@ -72,7 +72,7 @@ def check_scorer_config(label, text, failures):
     itest.check(upstream == wanted and "world" not in upstream,
                 "%s: its only upstreams are the topology's, %s, never the world (%s)"
                 % (label, wanted, upstream), failures)
-    features = {f["name"] for f in build.describe_env(BUILD, "tomato_watering")["features"]}
+    features = {f["name"] for f in qbuild.describe_env(BUILD, "tomato_watering")["features"]}
 
     def number(text):
         try:
@@ -104,7 +104,7 @@ BUILD = os.path.abspath(opts.build_dir)
 def main():
     holder, state = itest.state_dir("noeval", opts.keep)
     build = BUILD
-    result = subprocess.run([build.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1",
+    result = subprocess.run([qbuild.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1",
                              "--raters", str(RATERS)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
@@ -152,7 +152,7 @@ def main():
             log = os.path.join(state, role + ".log")
             with open(log, "wb") as out:
                 processes[role] = (subprocess.Popen(
-                    [build.daemon_path(build, role), "--config", config],
+                    [qbuild.daemon_path(build, role), "--config", config],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True), log)
 
@@ -195,7 +195,7 @@ def main():
                             "quintet-%s subscribes to %s (from %s)" % (role, topic, up_role), failures)
         #  The scorer's own account (quintetctl status details): the topic of
         #  every upstream's sockets
-        status = subprocess.run([build.quintetctl_path(build), "status", "--config-dir", state,
+        status = subprocess.run([qbuild.quintetctl_path(build), "status", "--config-dir", state,
                                  "--key", os.path.join(state, "keys", "control-1.key"),
                                  "--trust", os.path.join(state, "trust"), "--json",
                                  "--timeout", "3000"],
