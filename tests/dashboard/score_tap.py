@@ -1,6 +1,6 @@
 """What the scorers themselves published, for the dashboard tests to check
 the dashboards against: a SUB on every scorer replica's own `score` topic
-(not through the relay), each message verified (quintet_deploy.Verifier),
+(not through the relay), each message verified (quintet.verifier.Verifier),
 its ScoreBatch.learning kept by (replica, tick), with the digest of the
 signed frame (the relay must forward original frames). A thread of its own,
 so that it keeps up while the test waits on something else; bounded memory
@@ -13,7 +13,7 @@ import time
 
 import zmq
 
-import quintet_deploy as qd
+from quintet import verifier as qv
 
 KEEP = 20000
 
@@ -52,7 +52,7 @@ class ScoreTap:
         sub.setsockopt(zmq.SUBSCRIBE, b"score")
         for endpoint in endpoints:
             sub.connect(endpoint)
-        verifier = qd.Verifier(pb2, trust, batch)
+        verifier = qv.Verifier(pb2, trust, batch)
         self.ready.set()
         try:
             while not self.stopping.is_set():

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import itest  # noqa: E402
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import deploy as qd  # noqa: E402
 
 BUILD = os.path.abspath(opts.build_dir)
 

@@ -32,7 +32,7 @@ import itest  # noqa: E402
 
 opts = itest.args(__doc__)
 import nacl.signing  # noqa: E402
-import quintet_deploy as qd  # noqa: E402
+from quintet import build as qb, ports as qp, replica as qr, trust as qt, verifier as qv  # noqa: E402
 import zmq  # noqa: E402
 
 BUILD = os.path.abspath(opts.build_dir)
@@ -49,7 +49,7 @@ class Signer:
         self.pb2 = pb2
         self.key = nacl.signing.SigningKey(seed)
         self.role, self.replica = role, replica
-        self.key_id = qd.key_id_of(bytes(self.key.verify_key))
+        self.key_id = qt.key_id_of(bytes(self.key.verify_key))
         self.epoch = int.from_bytes(os.urandom(8), "little")
         self.seq = 0
 
@@ -61,7 +61,7 @@ class Signer:
                                      type=self.pb2.PayloadType.Value(type_name),
                                      payload=payload.SerializeToString())
         data = envelope.SerializeToString()
-        signature = bytearray(self.key.sign(qd.SIGNATURE_CONTEXT + data).signature)
+        signature = bytearray(self.key.sign(qv.SIGNATURE_CONTEXT + data).signature)
         if flip:
             signature[7] ^= 0x01
         return self.pb2.SignedMessage(envelope=data, signature=bytes(signature)).SerializeToString()
@@ -91,8 +91,8 @@ def metrics(url):
 def main():
     holder, state = itest.state_dir("relay-drops", opts.keep)
     failures = []
-    pb2 = qd.load_pb2(BUILD)
-    subprocess.run([qd.quintetctl_path(BUILD), "keygen", "--dir", state], check=True,
+    pb2 = qb.load_pb2(BUILD)
+    subprocess.run([qb.quintetctl_path(BUILD), "keygen", "--dir", state], check=True,
                    stdout=subprocess.DEVNULL)
     aggregator = Signer(pb2, seed_of(state, "aggregator-1"), "aggregator", 1)
     scorer = Signer(pb2, seed_of(state, "scorer-1"), "scorer", 1)
@@ -101,10 +101,10 @@ def main():
     pub = context.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     upstream = pub.bind_to_random_port("tcp://127.0.0.1")
-    relay_port, metrics_port = qd.free_ports(2)
+    relay_port, metrics_port = qp.free_ports(2)
     url = "http://127.0.0.1:%d/metrics" % metrics_port
     log = open(os.path.join(state, "relay.log"), "wb")
-    relay = subprocess.Popen([qd.daemon_path(BUILD, "relay"), "--trust-dir",
+    relay = subprocess.Popen([qb.daemon_path(BUILD, "relay"), "--trust-dir",
                               os.path.join(state, "trust"), "--bind",
                               "tcp://127.0.0.1:%d" % relay_port, "--batch", str(BATCH),
                               "--metrics-bind", "127.0.0.1:%d" % metrics_port,
@@ -135,7 +135,7 @@ def main():
 
         # One of each, with the cause the receive path must give it
         oversize = bytearray(aggregator.seal(reward(pb2)))
-        oversize += bytes(qd.MESSAGE_SIZE_CAP + 1 - len(oversize))
+        oversize += bytes(qv.MESSAGE_SIZE_CAP + 1 - len(oversize))
         bad = [
             ("malformed", [b"reward"]),                                 # one frame
             ("malformed", [b"reward", b"\xff not a SignedMessage"]),
@@ -212,7 +212,7 @@ def main():
         pub.close(0)
         context.term()
         if failures:
-            print(qd.tail(os.path.join(state, "relay.log")))
+            print(qr.tail(os.path.join(state, "relay.log")))
         if holder:
             holder.cleanup()
     if failures:

@@ -2,8 +2,8 @@
 """The reward stream as a contract (issue 5), against one running deployment
 with its dashboard endpoint (quintet-relay):
 
-1. tools/examples/subscribe.py, a client that knows only the README, the
-   schema and the trust store, verifies >= 100 consecutive messages;
+1. tools/examples/subscribe.py, a client of quintet.verifier (which needs only
+   the schema and the trust store), verifies >= 100 consecutive messages;
 2. it rejects a real message with one flipped byte (in the envelope, and in
    the signature) and still accepts the original;
 3. a dashboard that stops reading does not slow ticks: ticks/s without and
@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import itest  # noqa: E402
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import verifier as qv, deploy as qd  # noqa: E402
 import score_tap  # noqa: E402
 import zmq  # noqa: E402
 
@@ -58,7 +58,7 @@ def score_through_relay(d, tap, failures):
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"score")
     sub.connect(d.relay.endpoint)
-    verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+    verifier = qv.Verifier(d.pb2, d.trust, BATCH)
     got, first_at = [], {}
     published_before = dict(tap.count)
     began = time.monotonic()
@@ -135,7 +135,7 @@ def late_join_score(d, tap, failures):
                 got.append(sub.recv_multipart())
         sub.close(0)
         context.term()
-        verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+        verifier = qv.Verifier(d.pb2, d.trust, BATCH)
         opened = [verifier.open(frames) for frames in got]
         cached = {o[1].replica: o[1].tick for o in opened if o}
         last = {r: t for r, (t, _l) in tap.latest().items()}
@@ -298,7 +298,7 @@ def main():
             drops = relay_metrics(d).get('quintet_relay_dropped_total{cause="subscriber-full"}', 0) \
                 - drops_before
             # the stuck subscriber reads again: what it lost shows as a seq jump
-            stuck_verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+            stuck_verifier = qv.Verifier(d.pb2, d.trust, BATCH)
             last_seq, stuck_gaps = {}, 0
             for _ in range(2000):
                 if not stuck.poll(200):
@@ -348,7 +348,7 @@ def main():
                             got.append((time.monotonic() - began, late.recv_multipart()))
                     late.close(0)
                     late_ctx.term()
-                    verifier = qd.Verifier(d.pb2, d.trust, BATCH)
+                    verifier = qv.Verifier(d.pb2, d.trust, BATCH)
                     opened = [verifier.open(frames) for _, frames in got]
                     return got, opened, {o[1].replica: o[1].tick for o in opened if o}
 

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import itest  # noqa: E402
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import build, deploy as qd  # noqa: E402
 import score_tap  # noqa: E402
 
 BUILD = os.path.abspath(opts.build_dir)
@@ -116,7 +116,7 @@ def check_learning(shown, features, tap, d, failures):
 
 def check_status(d, tap, failures):
     """quintetctl status once the budget is spent: the same as published."""
-    out = subprocess.run([qd.quintetctl_path(BUILD), "status", "--state-dir", d.state_dir,
+    out = subprocess.run([build.quintetctl_path(BUILD), "status", "--state-dir", d.state_dir,
                           "--json"], stdout=subprocess.PIPE, text=True, timeout=30).stdout
     try:
         replies = json.loads(out)

@@ -3,7 +3,7 @@
 
 Three checks:
   * `quintetctl topology --json` (the C table meson generated from the
-    file) gives the roles and topics quintet_topology.read() parses from it;
+    file) gives the roles and topics quintet.topology.read() parses from it;
   * every daemon's --help says it publishes and consumes what the topology
     says (qt_stage_main takes them from the table);
   * no other file restates the list: no line of the source tree outside the
@@ -38,8 +38,8 @@ def main():
     parser.add_argument("--build-dir", required=True)
     parser.add_argument("--source-dir", required=True)
     args = parser.parse_args()
-    sys.path.insert(0, os.path.join(args.source_dir, "tools", "demo"))
-    import quintet_topology as qt
+    sys.path.insert(0, os.path.join(args.source_dir, "tools", "python"))
+    from quintet import topology as qt
 
     failures = []
     ctl = qt.topology(args.build_dir)

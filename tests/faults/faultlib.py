@@ -12,27 +12,29 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 
-sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
-import quintet_topology  # noqa: E402
+sys.path.insert(0, os.path.join(SOURCE, "tools", "python"))
+from quintet import topology  # noqa: E402
+# state_dir and check are the integration tests' (one copy)
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+from itest import check, state_dir  # noqa: E402,F401
 
 # The topology (common/topology.txt): the pipeline roles (replicated, in
 # order; the world and the raters run one process each)
-TOPOLOGY = quintet_topology.read()
-ROLES = quintet_topology.replicated(TOPOLOGY)
+TOPOLOGY = topology.read()
+ROLES = topology.replicated(TOPOLOGY)
 # The Byzantine modes, from the build's quintetctl (qt_byzantine's table):
 # set by args (), which knows the build
 VALUE_MODES = PROTOCOL_MODES = None
 # Who receives what each role publishes as its own topic (whose drop
 # counters to read)
-RECEIVERS = {role: tuple(consumer for consumer, ups in quintet_topology.upstreams(TOPOLOGY).items()
+RECEIVERS = {role: tuple(consumer for consumer, ups in topology.upstreams(TOPOLOGY).items()
                          if (role, topic) in ups)
-             for role, topic in quintet_topology.publishes(TOPOLOGY).items()}
+             for role, topic in topology.publishes(TOPOLOGY).items()}
 # Episodes per run (finished over all instances, tomato_watering, batch 32,
 # seed 1). The in-process simulation gives exactly the honest daemons'
 # figures (build/tools/sim/quintet-sim --episodes N --json, last 100
@@ -64,28 +66,14 @@ def args(description, extra=None):
     if extra:
         extra(parser)
     parsed = parser.parse_args()
-    sys.path.insert(0, os.path.join(os.path.abspath(parsed.source_dir), "tools", "demo"))
-    import quintet_deploy
-    qd = quintet_deploy
+    from quintet import deploy
+    qd = deploy
     try:
-        VALUE_MODES = quintet_topology.byzantine(parsed.build_dir, "value")
-        PROTOCOL_MODES = quintet_topology.byzantine(parsed.build_dir, "protocol")
-    except quintet_topology.TopologyError as e:
+        VALUE_MODES = topology.byzantine(parsed.build_dir, "value")
+        PROTOCOL_MODES = topology.byzantine(parsed.build_dir, "protocol")
+    except topology.TopologyError as e:
         sys.exit("faultlib: %s" % e)
     return parsed
-
-
-def state_dir(name, keep=False):
-    if keep:
-        return None, tempfile.mkdtemp(prefix="quintet-%s-" % name)
-    holder = tempfile.TemporaryDirectory(prefix="quintet-%s-" % name)
-    return holder, holder.name
-
-
-def check(condition, message, failures):
-    print("%s %s" % ("ok  " if condition else "FAIL", message), flush=True)
-    if not condition:
-        failures.append(message)
 
 
 class RewardTrace:

@@ -31,7 +31,7 @@ import time
 import faultlib as itest     # args, state_dir, check: the suite's helpers
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import build, trust, verifier as qv, deploy as qd  # noqa: E402
 import nacl.signing  # noqa: E402
 import zmq  # noqa: E402
 
@@ -65,11 +65,11 @@ class Impostor:
         self.last = None
 
     def judgment(self, rater, key, comparison_bytes, flip=False, key_id=None):
-        signature = bytearray(key.sign(qd.JUDGMENT_CONTEXT + comparison_bytes).signature)
+        signature = bytearray(key.sign(qv.JUDGMENT_CONTEXT + comparison_bytes).signature)
         if flip:
             signature[5] ^= 0x10
         return self.pb2.Judgment(comparison=comparison_bytes, signature=bytes(signature),
-                                 key_id=key_id or qd.key_id_of(bytes(key.verify_key)))
+                                 key_id=key_id or trust.key_id_of(bytes(key.verify_key)))
 
     def comparison(self, rater, query_tick, index, preference=0.25, short=False):
         a = [0.5] * (self.n_features - (1 if short else 0))
@@ -106,19 +106,19 @@ class Impostor:
     def _publish(self, tick, payload):
         self.seq += 1
         envelope = self.pb2.Envelope(role="raters", replica=1,
-                                     key_id=qd.key_id_of(bytes(self.daemon.verify_key)),
+                                     key_id=trust.key_id_of(bytes(self.daemon.verify_key)),
                                      epoch=self.epoch, seq=self.seq, tick=tick,
                                      sent_ns=time.time_ns(),
                                      type=self.pb2.PayloadType.Value("JUDGMENT_BATCH"),
                                      payload=payload)
         data = envelope.SerializeToString()
         signed = self.pb2.SignedMessage(envelope=data,
-                                        signature=self.daemon.sign(qd.SIGNATURE_CONTEXT + data).signature)
+                                        signature=self.daemon.sign(qv.SIGNATURE_CONTEXT + data).signature)
         self.pub.send_multipart([b"judgment", signed.SerializeToString()])
 
 
 def status(d):
-    result = subprocess.run([qd.quintetctl_path(d.build_dir), "status", "--state-dir", d.state_dir,
+    result = subprocess.run([build.quintetctl_path(d.build_dir), "status", "--state-dir", d.state_dir,
                              "--json", "--timeout", "2000"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, timeout=30)
     import json
@@ -151,7 +151,7 @@ def main():
             relayed.setsockopt(zmq.SUBSCRIBE, b"judgment")
             for endpoint in d.endpoints("collector"):
                 relayed.connect(endpoint)
-            verifier = qd.Verifier(d.pb2, d.trust, d.batch)
+            verifier = qv.Verifier(d.pb2, d.trust, d.batch)
             sent = set()
             published = []          # per relayed batch: [cause or None per judgment]
             began = time.monotonic()

@@ -42,11 +42,11 @@ SOURCE = os.path.dirname(os.path.dirname(HERE))
 # The seed's first byte indexes fuzz_topics in fuzz_keys.c: same order here.
 TOPICS = ("sensor", "obs", "belief", "score", "proposal", "reward", "action", "eval", "control",
           "query", "judgment")
-sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
-import quintet_topology  # noqa: E402
+sys.path.insert(0, os.path.join(SOURCE, "tools", "python"))
+from quintet import topology, trust, verifier  # noqa: E402
 # Who signs each topic: the topology's publisher (the operator's control key
 # for the control channel)
-PUBLISHER = tuple(quintet_topology.publisher(quintet_topology.read(), topic) or "control"
+PUBLISHER = tuple(topology.publisher(topology.read(), topic) or "control"
                   for topic in TOPICS)
 RAW_ENVELOPE = 9
 # fuzz_signed's first byte per topic: 0..8 as TOPICS, then 9 is the raw
@@ -113,10 +113,10 @@ def seal(pb2, qd, role, envelope, seq=1):
     key = fuzz_key(role)
     envelope.role = role
     envelope.replica = 1
-    envelope.key_id = qd.key_id_of(bytes(key.verify_key))
+    envelope.key_id = trust.key_id_of(bytes(key.verify_key))
     envelope.seq = seq
     data = envelope.SerializeToString()
-    signature = key.sign(qd.SIGNATURE_CONTEXT + data).signature
+    signature = key.sign(verifier.SIGNATURE_CONTEXT + data).signature
     return data, pb2.SignedMessage(envelope=data, signature=signature).SerializeToString()
 
 
@@ -133,8 +133,7 @@ def main():
     if fuzz_topics() != TOPICS:
         print("make_corpus.py: TOPICS %s differ from fuzz_topics in fuzz_keys.c %s" % (TOPICS, fuzz_topics()))
         return 1
-    sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
-    import quintet_deploy as qd
+    from quintet import deploy as qd
     state = tempfile.mkdtemp(prefix="quintet-corpus-")
     d = qd.Deployment(build_dir=args.build_dir, state_dir=state, batch=4, replicas=3,
                       episodes=4 * 100000, seed=1)
@@ -165,13 +164,13 @@ def main():
             control = nacl.signing.SigningKey(bytes.fromhex(f.read().strip()))
         request = pb2.ControlMessage(request=pb2.ControlRequest(command="status", nonce=os.urandom(16),
                                                                 target_role="worldmodel", target_replica=1))
-        envelope = pb2.Envelope(role="control", replica=1, key_id=qd.key_id_of(bytes(control.verify_key)),
+        envelope = pb2.Envelope(role="control", replica=1, key_id=trust.key_id_of(bytes(control.verify_key)),
                                 epoch=random.getrandbits(64), seq=1, tick=0, sent_ns=time.time_ns(),
                                 type=pb2.PayloadType.Value("CONTROL"),
                                 payload=request.SerializeToString())
         data = envelope.SerializeToString()
         frame = pb2.SignedMessage(envelope=data, signature=control.sign(
-            qd.SIGNATURE_CONTEXT + data).signature).SerializeToString()
+            verifier.SIGNATURE_CONTEXT + data).signature).SerializeToString()
         import json
         with open(d.path("endpoints.json")) as f:
             endpoint = json.load(f)["control"]["worldmodel-1"]

@@ -22,7 +22,7 @@ def args(description, extra=None):
     if extra:
         extra(parser)
     parsed = parser.parse_args()
-    sys.path.insert(0, os.path.join(os.path.abspath(parsed.source_dir), "tools", "demo"))
+    sys.path.insert(0, os.path.join(os.path.abspath(parsed.source_dir), "tools", "python"))
     return parsed
 
 

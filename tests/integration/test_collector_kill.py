@@ -25,7 +25,7 @@ import time
 import itest
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import verifier, deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 BATCH = 8
@@ -64,7 +64,7 @@ class ObsWatcher:
         self.sub.setsockopt(zmq.RCVHWM, 100000)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"obs")
         self.sub.connect(deployment.replica[("collector", replica)].endpoint)
-        self.verifier = qd.Verifier(deployment.pb2, deployment.trust, deployment.batch)
+        self.verifier = verifier.Verifier(deployment.pb2, deployment.trust, deployment.batch)
         self.published = {}
         self.readings = {}      # log_index -> the published readings, per instance
         self.sample = None      # one raw message, for the verifier's own check
@@ -147,7 +147,7 @@ def main():
 
         # The client-side verifier rejects what it should (else its "verified"
         # counts would mean nothing)
-        fresh = qd.Verifier(pb2, trust, BATCH)
+        fresh = verifier.Verifier(pb2, trust, BATCH)
         topic, raw = sample
         tampered = bytearray(raw)
         tampered[len(tampered) // 2] ^= 0x01

@@ -65,7 +65,7 @@ def extra(parser):
 
 
 opts = itest.args(__doc__, extra)
-import quintet_deploy as qd  # noqa: E402
+from quintet import deploy as qd  # noqa: E402
 
 BATCH = 32
 SEED = 1

@@ -25,7 +25,7 @@ import time
 import itest
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import verifier, deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 BATCH = 4
@@ -58,7 +58,7 @@ class JudgmentWatcher:
         self.sub.setsockopt(zmq.RCVHWM, 100000)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"judgment")
         self.sub.connect(d.replica[("collector", replica)].endpoint)
-        self.verifier = qd.Verifier(d.pb2, d.trust, d.batch)
+        self.verifier = verifier.Verifier(d.pb2, d.trust, d.batch)
         self.published = {}         # log_index -> (tick, [Judgment bytes])
         self.empty = 0
         self.bad_judgments = []

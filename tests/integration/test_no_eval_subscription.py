@@ -29,7 +29,7 @@ import time
 import itest
 
 opts = itest.args(__doc__)
-import quintet_deploy as qd  # noqa: E402
+from quintet import build as qbuild, ports as qports, replica, zpl, deploy as qd  # noqa: E402
 import zmq  # noqa: E402
 
 COLLECT_S = 1.5
@@ -72,7 +72,7 @@ def check_scorer_config(label, text, failures):
     itest.check(upstream == wanted and "world" not in upstream,
                 "%s: its only upstreams are the topology's, %s, never the world (%s)"
                 % (label, wanted, upstream), failures)
-    features = {f["name"] for f in qd.describe_env(BUILD, "tomato_watering")["features"]}
+    features = {f["name"] for f in qbuild.describe_env(BUILD, "tomato_watering")["features"]}
 
     def number(text):
         try:
@@ -87,7 +87,7 @@ def check_scorer_config(label, text, failures):
 
 
 def deployment_scorer_configs(build, state, failures):
-    """What quintet_deploy writes for the scorers of a real deployment."""
+    """What quintet.deploy writes for the scorers of a real deployment."""
     d = qd.Deployment(build_dir=build, state_dir=os.path.join(state, "deployment"))
     try:
         d.setup()
@@ -104,7 +104,7 @@ BUILD = os.path.abspath(opts.build_dir)
 def main():
     holder, state = itest.state_dir("noeval", opts.keep)
     build = BUILD
-    result = subprocess.run([qd.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1",
+    result = subprocess.run([qbuild.quintetctl_path(build), "keygen", "--dir", state, "--replicas", "1",
                              "--raters", str(RATERS)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
@@ -116,7 +116,7 @@ def main():
     xpubs = {}          # role -> {upstream role: socket}
     processes = {}      # role -> (Popen, log path)
     try:
-        ports = qd.free_ports(len(qd.ROLES))
+        ports = qports.free_ports(len(qd.ROLES))
         for role, port in zip(qd.ROLES, ports):
             upstream = {}
             xpubs[role] = {}
@@ -140,19 +140,19 @@ def main():
                 tree["scorer"] = {"quantile": 0.5, "raters": RATERS, "comparisons": 100,
                                   "per_tick": 4}
                 # quintetctl status: what the scorer itself says it subscribes to
-                tree["control_bind"] = "tcp://127.0.0.1:%d" % qd.free_ports(1, avoid=ports)[0]
+                tree["control_bind"] = "tcp://127.0.0.1:%d" % qports.free_ports(1, avoid=ports)[0]
             if role == "raters":
                 tree["raters"] = {"raters": RATERS, "key_dir": os.path.join(state, "keys")}
             config = os.path.join(state, role + ".conf")
             with open(config, "w") as f:
-                f.write(qd.render_zpl("quintet", tree))
+                f.write(zpl.render_zpl("quintet", tree))
             if role == "scorer":
                 with open(config) as f:
                     check_scorer_config("this test's scorer.conf", f.read(), failures)
             log = os.path.join(state, role + ".log")
             with open(log, "wb") as out:
                 processes[role] = (subprocess.Popen(
-                    [qd.daemon_path(build, role), "--config", config],
+                    [qbuild.daemon_path(build, role), "--config", config],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True), log)
 
@@ -183,7 +183,7 @@ def main():
             alive = process.poll() is None
             itest.check(alive, "quintet-%s is running" % role, failures)
             if not alive:
-                print("    exited %s; %s:\n%s" % (process.returncode, log, qd.tail(log)))
+                print("    exited %s; %s:\n%s" % (process.returncode, log, replica.tail(log)))
             subscribed = sorted({topic for on, topic in seen[role] if on})
             print("     quintet-%-10s subscribes to %s" % (role, [t.decode("ascii", "replace")
                                                               for t in subscribed]))
@@ -195,7 +195,7 @@ def main():
                             "quintet-%s subscribes to %s (from %s)" % (role, topic, up_role), failures)
         #  The scorer's own account (quintetctl status details): the topic of
         #  every upstream's sockets
-        status = subprocess.run([qd.quintetctl_path(build), "status", "--config-dir", state,
+        status = subprocess.run([qbuild.quintetctl_path(build), "status", "--config-dir", state,
                                  "--key", os.path.join(state, "keys", "control-1.key"),
                                  "--trust", os.path.join(state, "trust"), "--json",
                                  "--timeout", "3000"],

@@ -58,7 +58,7 @@ def sample(page, name, labels=""):
 
 def main():
     args = itest.args("a collector whose durable log cannot grow")
-    import quintet_deploy as qd
+    from quintet import ports as qports, deploy as qd
     failures = []
 
     def check(condition, message):
@@ -68,7 +68,7 @@ def main():
     holder, state = itest.state_dir("disk-full", args.keep)
     systemd = FakeSystemd(os.path.join(state, "notify.sock"))
     saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    ports = qd.free_ports(2)
+    ports = qports.free_ports(2)
     # The limit applies to every file the process writes beyond it; SIGXFSZ
     # ignored (inherited across exec) turns the signal into EFBIG
     limited = ["sh", "-c", 'trap "" XFSZ; ulimit -f %d; exec "$@"' % FSIZE_BLOCKS, "sh"]

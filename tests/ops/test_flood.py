@@ -41,23 +41,24 @@ ENDPOINT_BURST = 2000
 
 
 def bad_frame(d, qd):
+    from quintet import trust, verifier
     """A proposal sealed with rewarder-3's key, one signature bit flipped."""
     pb2 = d.pb2
     with open(d.path("keys", "rewarder-3.key")) as f:
         key = nacl.signing.SigningKey(bytes.fromhex(f.read().strip()))
     envelope = pb2.Envelope(role="rewarder", replica=3,
-                            key_id=qd.key_id_of(bytes(key.verify_key)), epoch=12345, seq=1,
+                            key_id=trust.key_id_of(bytes(key.verify_key)), epoch=12345, seq=1,
                             tick=1, sent_ns=time.time_ns(),
                             type=pb2.PayloadType.Value("PROPOSAL_BATCH"), payload=b"")
     data = envelope.SerializeToString()
-    signature = bytearray(key.sign(qd.SIGNATURE_CONTEXT + data).signature)
+    signature = bytearray(key.sign(verifier.SIGNATURE_CONTEXT + data).signature)
     signature[0] ^= 1
     return pb2.SignedMessage(envelope=data, signature=bytes(signature)).SerializeToString()
 
 
 def main():
     args = itest.args("a flooding endpoint cannot starve the control channel")
-    import quintet_deploy as qd
+    from quintet import deploy as qd
     failures = []
 
     def check(condition, message):

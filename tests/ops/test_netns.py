@@ -219,7 +219,7 @@ class Rate:
 
 def main():
     args = itest.args("replicas in network namespaces; one host's link cut and restored")
-    import quintet_deploy as qd
+    from quintet import build, deploy as qd
 
     reason = skip_reason()
     if reason:
@@ -250,7 +250,7 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
-    ctl = qd.quintetctl_path(args.build_dir)
+    ctl = build.quintetctl_path(args.build_dir)
     used_by_tick = {}          # tick -> rewarders used in the medians of aggregators 1-2
 
     def pump(seconds):

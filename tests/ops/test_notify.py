@@ -105,7 +105,7 @@ def status_tick(line):
 
 def main():
     args = itest.args("sd_notify semantics with a fake NOTIFY_SOCKET")
-    import quintet_deploy as qd
+    from quintet import deploy as qd
     failures = []
 
     def check(condition, message):

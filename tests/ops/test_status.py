@@ -180,7 +180,7 @@ def cross_daemon_replay(d, ctl, state, status, check):
 
 def main():
     args = itest.args("quintetctl status over the control channel")
-    import quintet_deploy as qd
+    from quintet import ports, deploy as qd
     failures = []
 
     def check(condition, message):
@@ -188,7 +188,7 @@ def main():
 
     ctl = os.path.join(args.build_dir, "tools", "quintetctl", "quintetctl")
     holder, state = itest.state_dir("status", args.keep)
-    metrics_port = qd.free_ports(1)[0]
+    metrics_port = ports.free_ports(1)[0]
     d = qd.Deployment(build_dir=args.build_dir, state_dir=state, batch=4, replicas=3,
                       episodes=0, seed=1,
                       overrides={"worldmodel-1": {"metrics_bind": "127.0.0.1:%d" % metrics_port}})

@@ -405,7 +405,7 @@ def main():
     duration = opts.minutes * 60.0
     overrides = {}
     if opts.no_agreement:
-        for role, upstreams in fl.quintet_topology.upstreams(fl.TOPOLOGY).items():
+        for role, upstreams in fl.topology.upstreams(fl.TOPOLOGY).items():
             overrides[role] = {"upstream": {up: {"agree_ms": 0} for up, _topic in upstreams}}
     live = fl.Live(opts.build_dir, "soak", opts.keep, batch=4, replicas=3, seed=opts.seed,
                    role_sections={"collector": {"retain_rows": RETAIN_ROWS}}, overrides=overrides)

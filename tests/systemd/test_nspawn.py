@@ -61,12 +61,12 @@ import time
 SKIP = 77
 SUITE = "bookworm"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "tools", "demo"))
-import quintet_topology  # noqa: E402
+    os.path.abspath(__file__)))), "tools", "python"))
+from quintet import topology  # noqa: E402
 
 # The replicated roles and the single ones (common/topology.txt)
-ROLES = quintet_topology.replicated(quintet_topology.read())
-SINGLES = quintet_topology.single(quintet_topology.read())
+ROLES = topology.replicated(topology.read())
+SINGLES = topology.single(topology.read())
 REPLICAS = 3
 RATERS = 20
 UNITS = ["quintet-%s.service" % role for role in SINGLES] + [

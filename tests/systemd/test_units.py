@@ -37,14 +37,14 @@ JOURNALCTL = shutil.which("journalctl") or "/usr/bin/journalctl"
 THRESHOLD = 20          # 2.0 in systemd-analyze's table
 TIMEOUT_S = 60
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "tools", "demo"))
-import quintet_topology  # noqa: E402
+    os.path.abspath(__file__)))), "tools", "python"))
+from quintet import topology  # noqa: E402
 
 # The roles (common/topology.txt); the single ones run one process each: a
 # plain unit, not a template
-TOPOLOGY = quintet_topology.read()
-ROLES = quintet_topology.roles(TOPOLOGY)
-SINGLE = quintet_topology.single(TOPOLOGY)
+TOPOLOGY = topology.read()
+ROLES = topology.roles(TOPOLOGY)
+SINGLE = topology.single(TOPOLOGY)
 RATERS = 20                         # the population the raters' unit and example hand keys to
 # and the dashboard relay's (daemons/relay: no role, no replicas)
 UNITS = ["quintet-%s.service" % role for role in SINGLE] + ["quintet-relay.service",

@@ -22,7 +22,7 @@ learner, frozen and greedy, on each of them (quintet-sim --eval-variant V
 beside the references declared for that variant.
 
 --distributed: for every environment (or --distributed-env NAME), seed 1,
-the quintet agent through the real daemons (tools/demo/quintet_deploy.py's
+the quintet agent through the real daemons (quintet.deploy's (tools/python/)
 Deployment: the world and 3 replicas of every role), honest and then with
 one lying replica (f = 1 of n = 3) in every pipeline role (BYZANTINE: a mix
 of the value attacks of common/qt_byzantine.h), for --distributed-episodes
@@ -691,8 +691,8 @@ def main():
 
     failures = []
     if distributed:
-        sys.path.insert(0, os.path.join(SOURCE, "tools", "demo"))
-        import quintet_deploy as qd     # noqa: E402  (zmq, nacl: Debian's python3)
+        sys.path.insert(0, os.path.join(SOURCE, "tools", "python"))
+        from quintet import deploy as qd     # noqa: E402  (zmq, nacl: Debian's python3)
         for env in distributed:         # one deployment at a time
             for agent, byzantine in (("quintet", {}), (BYZANTINE_AGENT, BYZANTINE)):
                 found = distributed_one(args, qd, env, agent, byzantine, describeds[env],

@@ -48,11 +48,11 @@ def parse():
 
 
 opts = parse()
-sys.path.insert(0, os.path.join(os.path.abspath(opts.source_dir), "tools", "demo"))
-import quintet_deploy as qd  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.abspath(opts.source_dir), "tools", "python"))
+from quintet import build, topology, verifier as qv, deploy as qd  # noqa: E402
 
 # The pipeline roles (replicated, in order): the topology's
-PIPELINE = qd.quintet_topology.replicated(qd.TOPOLOGY)
+PIPELINE = topology.replicated(qd.TOPOLOGY)
 
 
 class Live:
@@ -123,7 +123,7 @@ def rejoin():
                 sub.setsockopt(zmq.SUBSCRIBE, qd.PUBLISHES[role].encode())
                 for endpoint in d.endpoints(role):
                     sub.connect(endpoint)
-                verifier = qd.Verifier(d.pb2, d.trust, d.batch)
+                verifier = qv.Verifier(d.pb2, d.trust, d.batch)
                 ticks, epochs = {}, {}
                 first = current = None
 
@@ -178,7 +178,7 @@ def rejoin():
 
 
 print("quintet fault benchmarks: %s, 3 replicas per role, f = 1, batch 32, %.0f s windows"
-      % (opts.env or qd.list_envs(opts.build_dir)[0], opts.seconds), flush=True)
+      % (opts.env or build.list_envs(opts.build_dir)[0], opts.seconds), flush=True)
 rows = throughput()
 rejoins = rejoin()
 honest = rows[0][1]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Price of robustness: quintet-sim (in-process) against the distributed
-pipeline (the demo's deployment, tools/demo/quintet_deploy.py).
+pipeline (the demo's deployment, tools/python/quintet/deploy.py).
 
 For each batch B and replica count n: run both on the same env, seed and
 episodes; print one JSON line per configuration, then a table. README
@@ -22,8 +22,8 @@ episodes; print one JSON line per configuration, then a table. README
 import argparse, json, math, os, re, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools", "demo"))
-import quintet_deploy as qd  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+from quintet import deploy as qd  # noqa: E402
 
 ROLES = qd.ROLES
 ROUND_TRIP = "quintet_world_round_trip_seconds"

@@ -1,12 +1,12 @@
-"""quintet_topology: the pipeline's roles and topics for the Python tools.
+"""quintet.topology: the pipeline's roles and topics for the Python tools.
 
 The one table is common/topology.txt (its header says who reads it). This
 module gives it two ways, in the same JSON shape as `quintetctl topology
 --json`:
 
     read()              parses common/topology.txt itself: no build needed
-                        (the demo's deployment, tests, the bench use it at
-                        import time); no "byzantine" key
+                        (the deployment, the verifier, tests, the bench
+                        use it at import time); no "byzantine" key
     topology(build_dir) asks BUILD/tools/quintetctl/quintetctl topology
                         --json (cached per build directory): the same roles
                         and topics as the C table, and the Byzantine modes
@@ -23,7 +23,7 @@ import os
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.dirname(os.path.dirname(HERE))
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))     # tools/python/quintet
 TOPOLOGY_FILE = os.path.join(SOURCE, "common", "topology.txt")
 QUINTETCTL = os.path.join("tools", "quintetctl", "quintetctl")
 
