@@ -1,10 +1,11 @@
-/*  qt_stage: one loop per replica on a zpoller: the SUB socket for upstream
-    messages, timeouts for quorum deadlines, re-sends and status.
+/*  qt_stage: one actor per replica on a zloop: readers for the SUB sockets
+    of upstream messages, the control channel and the catch-up peers;
+    timers for quorum deadlines, re-sends and status; the actor's pipe.
 */
 #include "quintet.h"
 #include "qt_stage.h"
 #include "qt_catchup.h"
-#include <getopt.h>
+#include "qt_daemon.h"
 
 //  An allowance (a token-rate limiter): what one peer may cost per second
 typedef struct {
@@ -19,6 +20,7 @@ typedef struct {
     uint32_t replica;
     s_allowance_t budget;          //  messages a second it may make us verify
     int64_t paused_until;       //  over budget: not read (nor polled) until then
+    struct _qt_stage_t *stage;  //  whose (for its resume timer)
 } s_endpoint_t;
 
 //  A message of another topic re-sent with the output (qt_stage_publish_kept)
@@ -31,7 +33,9 @@ typedef struct {
 } s_kept_t;
 
 struct _qt_stage_t {
-    const qt_role_t *role;
+    const qt_role_t *role;                  //  &filled
+    qt_role_t filled;                       //  the descriptor, with the topology's wiring
+    qt_stage_options_t options;
     void *state;                            //  the role's state
     qt_config_t *config;
     uint32_t replica;
@@ -56,7 +60,16 @@ struct _qt_stage_t {
     //  one costs a bounded share
     s_endpoint_t sub [QT_STAGE_MAX_ENDPOINTS];
     size_t subs;
-    zpoller_t *poller;
+    //  The actor's reactor, its pipe, and its timers: status (repeating),
+    //  re-send, the earliest quorum deadline and catch-up's next step
+    //  (one-shots, re-armed after every pass, each with when it fires)
+    zloop_t *loop;
+    zsock_t *pipe;
+    int status_timer;
+    int resend_timer, deadline_timer, catchup_timer;
+    int64_t resend_at, deadline_at, catchup_at;
+    int rc;                                 //  the loop's outcome: -1 on a fatal error
+    bool terminated;                        //  $TERM came: the actor is done
     uint64_t paused;                        //  times an endpoint went over its budget
     qt_quorum_t *quorum [QT_STAGE_MAX_UPSTREAMS];
     //  Reputation per upstream (qt_reputation): this tick's weights, read by
@@ -79,7 +92,6 @@ struct _qt_stage_t {
     int64_t last_progress_ms;               //  a tick was processed
     int64_t last_resend_ms;
     int64_t last_status_ms;
-    int64_t last_watchdog_ms;
     uint64_t watchdog_usec;
     qt_ratelimit_t *drop_log;
     qt_metrics_t *metrics;                  //  /metrics (quintet/metrics_bind), see s_metrics_*
@@ -251,46 +263,38 @@ s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, 
     }
 }
 
-static uint32_t
-s_up (qt_stage_t *self, size_t index, int64_t now_ms);
-static int64_t
-s_health_window_ms (qt_stage_t *self);
-
+//  /metrics, from the snapshot (qt_stage_status_fill)
 static void
-s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
+s_metrics_refresh (qt_stage_t *self, const qt_stage_status_t *status)
 {
-    qt_metric_set (self->metric [M_PUBLISHED], NULL, (double) self->published);
-    qt_metric_set (self->metric [M_ACCEPTED], NULL, (double) qt_verifier_accepted (self->verifier));
+    qt_metric_set (self->metric [M_PUBLISHED], NULL, (double) status->published);
+    qt_metric_set (self->metric [M_ACCEPTED], NULL, (double) status->accepted);
     for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
         qt_metric_set (self->metric [M_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
-                       (double) qt_verifier_drops (self->verifier, (qt_drop_cause_t) cause));
-    qt_metric_set (self->metric [M_PAUSED], NULL, (double) self->paused);
-    qt_metric_set (self->metric [M_RESENDS], NULL, (double) self->resends);
-    if (self->control) {
-        qt_metric_set (self->metric [M_CONTROL_ANSWERED], NULL, (double) self->control_answered);
+                       (double) status->drops [cause]);
+    qt_metric_set (self->metric [M_PAUSED], NULL, (double) status->paused);
+    qt_metric_set (self->metric [M_RESENDS], NULL, (double) status->resends);
+    if (status->control) {
+        qt_metric_set (self->metric [M_CONTROL_ANSWERED], NULL, (double) status->control_answered);
         for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
             qt_metric_set (self->metric [M_CONTROL_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
-                           (double) qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) cause));
+                           (double) status->control_drops [cause]);
         qt_metric_set (self->metric [M_CONTROL_DROPPED], QT_STAGE_THROTTLED,
-                       (double) self->control_throttled);
+                       (double) status->control_throttled);
     }
-    if (self->catchup) {
-        qt_metric_set (self->metric [M_CATCHUP], "agreed", (double) qt_catchup_agreed (self->catchup));
-        qt_metric_set (self->metric [M_CATCHUP], "restored", (double) qt_catchup_restored (self->catchup));
-        qt_metric_set (self->metric [M_CATCHUP], "failed", (double) qt_catchup_failed (self->catchup));
-        qt_metric_set (self->metric [M_CATCHUP], "served", (double) qt_catchup_served (self->catchup));
+    if (status->catchup) {
+        qt_metric_set (self->metric [M_CATCHUP], "agreed", (double) status->catchup_agreed);
+        qt_metric_set (self->metric [M_CATCHUP], "restored", (double) status->catchup_restored);
+        qt_metric_set (self->metric [M_CATCHUP], "failed", (double) status->catchup_failed);
+        qt_metric_set (self->metric [M_CATCHUP], "served", (double) status->catchup_served);
     }
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
-                       s_up (self, i, now_ms));
-        qt_metric_set (self->metric [M_REPLICAS], self->role->upstream [i].role,
-                       qt_quorum_replicas (self->quorum [i]));
-        qt_metric_set (self->metric [M_LATE], self->role->upstream [i].role,
-                       (double) qt_quorum_late (self->quorum [i]));
-        qt_metric_set (self->metric [M_SKIPPED], self->role->upstream [i].role,
-                       (double) qt_quorum_skipped (self->quorum [i]));
-        qt_metric_set (self->metric [M_EVICTED], self->role->upstream [i].role,
-                       (double) qt_quorum_evicted (self->quorum [i]));
+    for (size_t i = 0; i < status->upstreams; i++) {
+        const qt_stage_upstream_status_t *up = &status->upstream [i];
+        qt_metric_set (self->metric [M_UP], up->role, up->up);
+        qt_metric_set (self->metric [M_REPLICAS], up->role, up->replicas);
+        qt_metric_set (self->metric [M_LATE], up->role, (double) up->late);
+        qt_metric_set (self->metric [M_SKIPPED], up->role, (double) up->skipped);
+        qt_metric_set (self->metric [M_EVICTED], up->role, (double) up->evicted);
     }
 }
 
@@ -298,17 +302,6 @@ qt_quorum_t *
 qt_stage_quorum (qt_stage_t *self, size_t upstream)
 {
     return upstream < self->role->upstreams ? self->quorum [upstream] : NULL;
-}
-
-//  A secret key named relative to systemd's credentials directory when
-//  there is one (LoadCredential=), else as given
-char *
-qt_stage_secret_path (const char *configured)
-{
-    const char *credentials = getenv ("CREDENTIALS_DIRECTORY");
-    if (configured [0] != '/' && credentials && *credentials)
-        return zsys_sprintf ("%s/%s", credentials, configured);
-    return strdup (configured);
 }
 
 static bool
@@ -516,22 +509,6 @@ s_configure_catchup (qt_stage_t *self, char **error)
     return rc;
 }
 
-static int
-s_mkdir_p (const char *path)
-{
-    char *copy = strdup (path);
-    for (char *slash = strchr (copy + 1, '/'); slash; slash = strchr (slash + 1, '/')) {
-        *slash = 0;
-        if (mkdir (copy, 0750) == -1 && errno != EEXIST) {
-            free (copy);
-            return -1;
-        }
-        *slash = '/';
-    }
-    free (copy);
-    return (mkdir (path, 0750) == -1 && errno != EEXIST) ? -1 : 0;
-}
-
 //  Prefixes an error about a file a key names with the config file and key,
 //  so that the one message says where to look
 static void
@@ -573,16 +550,47 @@ s_allowance_destroy (void **item_p)
     *item_p = NULL;
 }
 
+int
+qt_stage_role_fill (const qt_role_t *descriptor, qt_role_t *filled)
+{
+    //  What the role publishes and consumes is the topology's, not its own
+    const qt_topology_role_t *topology = qt_topology_role (descriptor->role);
+    if (!topology)
+        return -1;
+    *filled = *descriptor;
+    filled->topic = topology->topic;
+    filled->type = topology->type;
+    filled->upstreams = topology->upstreams;
+    for (size_t u = 0; u < topology->upstreams; u++)
+        filled->upstream [u] = topology->upstream [u];
+    return 0;
+}
+
 //  Everything common to all roles, from config to bound sockets. check
 //  (--check): validate everything, bind and connect nothing, so that it
-//  runs beside the replica the config belongs to.
+//  runs beside the replica the config belongs to. On error, returns what
+//  it built with *error set: the caller destroys.
 static qt_stage_t *
-s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **error)
+s_stage_new (const qt_role_t *descriptor, qt_config_t *config, const qt_stage_options_t *options,
+             char **error)
 {
     qt_stage_t *self = (qt_stage_t *) zmalloc (sizeof (qt_stage_t));
-    self->role = role;
+    if (options)
+        self->options = *options;
+    bool check = self->options.check;
+    if (descriptor->topic)
+        self->filled = *descriptor;
+    else
+    if (qt_stage_role_fill (descriptor, &self->filled)) {
+        *error = zsys_sprintf ("role \"%s\" is not in the topology (common/topology.txt)",
+                               descriptor->role);
+        free (self);
+        return NULL;
+    }
+    const qt_role_t *role = self->role = &self->filled;
     self->config = config;
     self->check = check;
+    self->watchdog_usec = self->options.watchdog_usec;
     const char *role_name = NULL, *secret = NULL, *trust_dir = NULL, *bind = NULL;
     const char *state_dir = NULL;
     uint64_t replica = 0, batch = 0, resend_ms = 0, status_ms = 0;
@@ -619,7 +627,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     self->resend_ms = (int64_t) resend_ms;
     self->status_ms = (int64_t) status_ms;
     qt_log_init (role->role, self->replica);
-    qt_log_set_level (s_log_priorities [level]);
+    qt_log_set_level (self->options.verbose ? LOG_DEBUG : s_log_priorities [level]);
     if (!*state_dir && role->state_for) {
         *error = zsys_sprintf ("%s: quintet/state_dir: required by the %s (%s)",
                                qt_config_path (config), role->role, role->state_for);
@@ -627,7 +635,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
         return NULL;
     }
     if (*state_dir) {
-        if (s_mkdir_p (state_dir)) {
+        if (qt_daemon_mkdir_p (state_dir)) {
             *error = zsys_sprintf ("%s: quintet/state_dir: cannot create %s: %s",
                                    qt_config_path (config), state_dir, strerror (errno));
             free (self);
@@ -638,7 +646,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     self->drop_log = qt_ratelimit_new (QT_STAGE_DROP_LOG_MS);
     s_metrics_new (self);
 
-    char *secret_path = qt_stage_secret_path (secret);
+    char *secret_path = qt_daemon_secret_path (secret);
     qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
     zstr_free (&secret_path);
     if (!keypair) {
@@ -715,8 +723,44 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     return self;
 }
 
-static void
-s_stage_destroy (qt_stage_t **self_p)
+qt_stage_t *
+qt_stage_new (const qt_role_t *descriptor, qt_config_t *config, const qt_stage_options_t *options,
+              char **error)
+{
+    *error = NULL;
+    qt_stage_t *self = s_stage_new (descriptor, config, options, error);
+    if (self && !*error) {
+        self->state = self->role->create (self, config, error);
+        if (!self->state && !*error)
+            *error = zsys_sprintf ("%s: quintet/%s: invalid role configuration",
+                                   qt_config_path (config), self->role->role);
+    }
+    if (!*error && qt_config_check_unknown (config))
+        *error = strdup (qt_config_error (config));
+    if (!*error && self->options.byzantine != QT_BYZANTINE_HONEST) {
+        //  wrong-role signs with another role's key from the same key directory
+        const char *secret = NULL;
+        qt_config_string (config, "quintet/secret_key", NULL, &secret);
+        char *key_dir = secret ? qt_daemon_secret_path (secret) : NULL;
+        char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
+        if (slash)
+            *slash = 0;
+        self->byzantine = qt_byzantine_new (self->options.byzantine, self->seed, self->role->role,
+                                            self->replica, slash ? key_dir : ".");
+        zstr_free (&key_dir);
+        qt_log (LOG_WARNING, "BYZANTINE replica: publishing in mode %s",
+                qt_byzantine_mode_name (self->options.byzantine));
+    }
+    if (*error)
+        qt_stage_destroy (&self);
+    return self;
+}
+
+const char *qt_stage_endpoint (qt_stage_t *self) { return self->endpoint; }
+int qt_stage_result (qt_stage_t *self) { return self->rc; }
+
+void
+qt_stage_destroy (qt_stage_t **self_p)
 {
     qt_stage_t *self = *self_p;
     if (!self)
@@ -1078,6 +1122,9 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
     return 0;
 }
 
+static int64_t
+s_health_window_ms (qt_stage_t *self);
+
 //  Upstream replicas heard from within the last window_ms, for one upstream
 static uint32_t
 s_heard (qt_stage_t *self, size_t index, int64_t now_ms, int64_t window_ms)
@@ -1148,7 +1195,8 @@ s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
     int64_t window_ms = s_health_window_ms (self);
     if (!self->ready && s_upstreams_reachable (self, now_ms, -1)) {
         self->ready = true;
-        qt_notify_ready ();
+        if (self->options.ready)
+            self->options.ready (self->options.ctx);
         qt_log (LOG_INFO, "upstreams reachable: ready");
     }
     *healthy = true;
@@ -1168,37 +1216,87 @@ s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
     return "stalled, upstream quorum silent";
 }
 
+//  The one snapshot the status line, the control reply, the stop summary
+//  and /metrics are rendered from
+static void
+s_status_fill (qt_stage_t *self, int64_t now_ms, qt_stage_status_t *status)
+{
+    memset (status, 0, sizeof *status);
+    status->role = self->role->role;
+    status->replica = self->replica;
+    status->endpoint = self->endpoint;
+    status->state = s_health (self, now_ms, &status->healthy);
+    status->ready = self->ready;
+    status->tick = self->have_last ? self->last_tick : 0;
+    status->published_any = self->have_last;
+    status->ticks = self->ticks;
+    status->published = self->published;
+    status->resends = self->resends;
+    status->paused = self->paused;
+    if (self->verifier) {
+        status->accepted = qt_verifier_accepted (self->verifier);
+        status->dropped = qt_verifier_drops_total (self->verifier);
+        for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++)
+            status->drops [c] = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
+    }
+    if (self->control) {
+        status->control = true;
+        status->control_answered = self->control_answered;
+        for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++)
+            status->control_drops [c] = qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) c);
+        status->control_throttled = self->control_throttled;
+        status->control_dropped = qt_verifier_drops_total (self->control_verifier)
+                                + self->control_throttled;
+    }
+    if (self->catchup) {
+        status->catchup = true;
+        status->catchup_state = qt_catchup_state (self->catchup);
+        status->catchup_agreed = qt_catchup_agreed (self->catchup);
+        status->catchup_restored = qt_catchup_restored (self->catchup);
+        status->catchup_failed = qt_catchup_failed (self->catchup);
+        status->catchup_served = qt_catchup_served (self->catchup);
+    }
+    for (size_t i = 0; i < self->role->upstreams && self->quorum [i]; i++) {
+        qt_quorum_t *quorum = self->quorum [i];
+        qt_stage_upstream_status_t *up = &status->upstream [i];
+        up->role = qt_quorum_role (quorum);
+        up->replicas = qt_quorum_replicas (quorum);
+        up->faults = qt_quorum_faults (quorum);
+        up->up = s_up (self, i, now_ms);
+        up->heard = s_heard (self, i, now_ms, s_health_window_ms (self));
+        up->holding = qt_quorum_holding (quorum);
+        up->late = qt_quorum_late (quorum);
+        up->skipped = qt_quorum_skipped (quorum);
+        up->evicted = qt_quorum_evicted (quorum);
+        for (uint32_t r = 0; r < up->replicas && r < QT_QUORUM_MAX_REPLICAS; r++) {
+            up->replica_up [r] = s_replica_up (self, i, r + 1, now_ms);
+            up->standing [r] = qt_reputation_status_name (qt_reputation_status (self->reputation [i], r + 1));
+            up->reason [r] = qt_reputation_reason (self->reputation [i], r + 1);
+            up->weight [r] = self->weight [i][r];
+        }
+        status->upstreams = i + 1;
+    }
+}
+
+void
+qt_stage_status (qt_stage_t *self, qt_stage_status_t *status)
+{
+    s_status_fill (self, zclock_mono (), status);
+}
+
+//  Every status interval: the snapshot to the daemon (STATUS=, WATCHDOG=1)
+//  and to /metrics
 static void
 s_status (qt_stage_t *self, int64_t now_ms)
 {
-    bool healthy = true;
-    const char *state = s_health (self, now_ms, &healthy);
-    char upstreams [256] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        qt_quorum_t *quorum = self->quorum [i];
-        used += (size_t) snprintf (upstreams + used, sizeof upstreams - used,
-                                   "%s%s %u/%u up, %u heard%s",
-                                   i ? ", " : "", qt_quorum_role (quorum), s_up (self, i, now_ms),
-                                   qt_quorum_replicas (quorum),
-                                   s_heard (self, i, now_ms, s_health_window_ms (self)),
-                                   qt_quorum_holding (quorum) ? " (holding)" : "");
+    qt_stage_status_t status;
+    s_status_fill (self, now_ms, &status);
+    if (self->options.status) {
+        char line [QT_STAGE_STATUS_LINE];
+        qt_stage_status_line (&status, line, sizeof line);
+        self->options.status (self->options.ctx, &status, line);
     }
-    char control [64] = "";
-    uint64_t control_dropped = self->control
-        ? qt_verifier_drops_total (self->control_verifier) + self->control_throttled : 0;
-    if (control_dropped > 0)
-        snprintf (control, sizeof control, ", %" PRIu64 " control requests dropped", control_dropped);
-    qt_notify_status ("%s; tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
-                      PRIu64 " dropped, %" PRIu64 " re-sent%s", state,
-                      self->have_last ? self->last_tick : 0, self->ticks, upstreams,
-                      qt_verifier_accepted (self->verifier), qt_verifier_drops_total (self->verifier),
-                      self->resends, control);
-    if (self->watchdog_usec > 0 && healthy) {
-        qt_notify_watchdog ();
-        self->last_watchdog_ms = now_ms;
-    }
-    s_metrics_refresh (self, now_ms);
+    s_metrics_refresh (self, &status);
     self->last_status_ms = now_ms;
 }
 
@@ -1280,6 +1378,29 @@ s_details_free (s_details_t **self_p)
     }
     free (self);
     *self_p = NULL;
+}
+
+//  A status reply from the snapshot, and the details: what the stage
+//  subscribes to (the topic of every SUB socket of an upstream, as
+//  s_connect_endpoint subscribed it), then the role's
+static void
+s_reply_fill (qt_stage_t *self, int64_t now_ms, Quintet__ControlReply *reply,
+              qt_stage_reply_storage_t *storage, s_details_t *details)
+{
+    qt_stage_status_t status;
+    s_status_fill (self, now_ms, &status);
+    qt_stage_status_reply (&status, reply, storage);
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        char *name = zsys_sprintf ("subscription/%s", self->role->upstream [i].role);
+        s_detail_add (details, name, self->role->upstream [i].topic);
+        zstr_free (&name);
+    }
+    if (self->catchup)
+        s_detail_add (details, "catch-up", qt_catchup_state (self->catchup));
+    if (self->role->details)
+        self->role->details (self->state, s_detail_add, details);
+    reply->n_details = details->count;
+    reply->details = details->pointers;
 }
 
 //  One control request: [identity][empty][SignedMessage] from a REQ peer.
@@ -1389,106 +1510,19 @@ s_control (qt_stage_t *self, int64_t now_ms)
         zframe_destroy (&frame);
         return;
     }
-    bool healthy = true;
     Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
-    reply.nonce = request->nonce;
-    reply.role = (char *) self->role->role;
-    reply.replica = self->replica;
-    reply.state = (char *) s_health (self, now_ms, &healthy);
-    reply.tick = self->have_last ? self->last_tick : 0;
-    reply.ticks = self->ticks;
-    reply.accepted = qt_verifier_accepted (self->verifier);
-    reply.resends = self->resends;
-    reply.endpoint = self->endpoint;
-    Quintet__UpstreamStatus upstreams [QT_STAGE_MAX_UPSTREAMS];
-    Quintet__UpstreamStatus *upstream_p [QT_STAGE_MAX_UPSTREAMS];
-    protobuf_c_boolean replica_up [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    char *replica_status [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    char *replica_reason [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    double replica_weight [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        qt_quorum_t *quorum = self->quorum [i];
-        quintet__upstream_status__init (&upstreams [i]);
-        upstreams [i].role = (char *) qt_quorum_role (quorum);
-        upstreams [i].replicas = qt_quorum_replicas (quorum);
-        upstreams [i].faults = qt_quorum_faults (quorum);
-        upstreams [i].up = s_up (self, i, now_ms);
-        upstreams [i].heard = s_heard (self, i, now_ms, s_health_window_ms (self));
-        for (uint32_t r = 0; r < upstreams [i].replicas; r++)
-            replica_up [i][r] = s_replica_up (self, i, r + 1, now_ms);
-        upstreams [i].n_replica_up = upstreams [i].replicas;
-        upstreams [i].replica_up = replica_up [i];
-        //  Reputation: the ladder's standing and the weight of the last tick
-        qt_reputation_t *reputation = self->reputation [i];
-        for (uint32_t r = 0; r < upstreams [i].replicas; r++) {
-            replica_status [i][r] = (char *) qt_reputation_status_name (qt_reputation_status (reputation, r + 1));
-            replica_reason [i][r] = (char *) qt_reputation_reason (reputation, r + 1);
-            replica_weight [i][r] = self->weight [i][r];
-        }
-        upstreams [i].n_replica_status = upstreams [i].replicas;
-        upstreams [i].replica_status = replica_status [i];
-        upstreams [i].n_replica_reason = upstreams [i].replicas;
-        upstreams [i].replica_reason = replica_reason [i];
-        upstreams [i].n_replica_weight = upstreams [i].replicas;
-        upstreams [i].replica_weight = replica_weight [i];
-        upstream_p [i] = &upstreams [i];
-    }
-    reply.n_upstreams = self->role->upstreams;
-    reply.upstreams = upstream_p;
-    //  Drops by cause: the data path's, then the control channel's under
-    //  "control/<cause>" (ControlReply has one list; quintetctl splits it)
-    Quintet__DropCount drops [2 * QT_DROP_CAUSES + 1];
-    Quintet__DropCount *drop_p [2 * QT_DROP_CAUSES + 1];
-    char control_cause [QT_DROP_CAUSES][64];
-    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
-        uint64_t count = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
-        if (count == 0)
-            continue;
-        quintet__drop_count__init (&drops [reply.n_drops]);
-        drops [reply.n_drops].cause = (char *) qt_drop_cause_name ((qt_drop_cause_t) c);
-        drops [reply.n_drops].count = count;
-        drop_p [reply.n_drops] = &drops [reply.n_drops];
-        reply.n_drops++;
-    }
-    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
-        uint64_t count = qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) c);
-        if (count == 0)
-            continue;
-        snprintf (control_cause [c], sizeof control_cause [c], "%s%s", QT_CONTROL_DROP_PREFIX,
-                  qt_drop_cause_name ((qt_drop_cause_t) c));
-        quintet__drop_count__init (&drops [reply.n_drops]);
-        drops [reply.n_drops].cause = control_cause [c];
-        drops [reply.n_drops].count = count;
-        drop_p [reply.n_drops] = &drops [reply.n_drops];
-        reply.n_drops++;
-    }
-    if (self->control_throttled > 0) {
-        quintet__drop_count__init (&drops [reply.n_drops]);
-        drops [reply.n_drops].cause = QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED;
-        drops [reply.n_drops].count = self->control_throttled;
-        drop_p [reply.n_drops] = &drops [reply.n_drops];
-        reply.n_drops++;
-    }
-    reply.drops = drop_p;
-    //  Details: what the stage subscribes to (the topic of every SUB socket
-    //  of an upstream, as s_connect_endpoint subscribed it), then the role's
+    qt_stage_reply_storage_t *storage = (qt_stage_reply_storage_t *) zmalloc (sizeof *storage);
     s_details_t *details = (s_details_t *) zmalloc (sizeof (s_details_t));
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        char *name = zsys_sprintf ("subscription/%s", self->role->upstream [i].role);
-        s_detail_add (details, name, self->role->upstream [i].topic);
-        zstr_free (&name);
-    }
-    if (self->catchup)
-        s_detail_add (details, "catch-up", qt_catchup_state (self->catchup));
-    if (self->role->details)
-        self->role->details (self->state, s_detail_add, details);
-    reply.n_details = details->count;
-    reply.details = details->pointers;
+    s_reply_fill (self, now_ms, &reply, storage, details);
+    reply.nonce = request->nonce;
     s_control_answer (self, &reply, identity, empty);
     s_details_free (&details);
+    free (storage);
     qt_message_destroy (&message);
     zframe_destroy (&frame);
 }
+
+static int s_on_resume (zloop_t *loop, int timer_id, void *arg);
 
 //  What one upstream endpoint may cost: QT_STAGE_ENDPOINT_RATE messages a
 //  second read and verified. Over that, it is not read, nor polled, until
@@ -1498,8 +1532,10 @@ s_control (qt_stage_t *self, int64_t now_ms)
 static void
 s_pause (qt_stage_t *self, s_endpoint_t *endpoint, int64_t now_ms)
 {
-    endpoint->paused_until = now_ms + (int64_t) (QT_STAGE_ENDPOINT_BURST / 4 * 1000 / QT_STAGE_ENDPOINT_RATE);
-    zpoller_remove (self->poller, endpoint->sub);
+    int64_t pause_ms = (int64_t) (QT_STAGE_ENDPOINT_BURST / 4 * 1000 / QT_STAGE_ENDPOINT_RATE);
+    endpoint->paused_until = now_ms + pause_ms;
+    zloop_reader_end (self->loop, endpoint->sub);
+    zloop_timer (self->loop, (size_t) pause_ms, 1, s_on_resume, endpoint);
     self->paused++;
     char *peer = zsys_sprintf ("%s-%u", self->role->upstream [endpoint->upstream].role, endpoint->replica);
     uint64_t suppressed = 0;
@@ -1507,29 +1543,8 @@ s_pause (qt_stage_t *self, s_endpoint_t *endpoint, int64_t now_ms)
         qt_log_event (LOG_WARNING, QT_MSG_MESSAGE_DROPPED, UINT64_MAX, peer, QT_STAGE_THROTTLED,
                       "the endpoint of %s sends more than %d messages a second: not read for %" PRId64
                       " ms (%" PRIu64 " more pauses since last report)", peer, QT_STAGE_ENDPOINT_RATE,
-                      endpoint->paused_until - now_ms, suppressed);
+                      pause_ms, suppressed);
     zstr_free (&peer);
-}
-
-//  Endpoints whose pause is over are read again; returns the ms until the
-//  next pause ends, or -1
-static int64_t
-s_resume (qt_stage_t *self, int64_t now_ms)
-{
-    int64_t next = -1;
-    for (size_t k = 0; k < self->subs; k++) {
-        s_endpoint_t *endpoint = &self->sub [k];
-        if (!endpoint->paused_until)
-            continue;
-        if (now_ms >= endpoint->paused_until) {
-            endpoint->paused_until = 0;
-            zpoller_add (self->poller, endpoint->sub);
-        }
-        else
-        if (next < 0 || endpoint->paused_until - now_ms < next)
-            next = endpoint->paused_until - now_ms;
-    }
-    return next;
 }
 
 //  Drains what is queued before deciding, so a burst costs one pass: one
@@ -1558,235 +1573,258 @@ s_drain (qt_stage_t *self, int64_t now_ms)
     }
 }
 
-static int
-s_run (qt_stage_t *self)
+// -- the actor's loop ---------------------------------------------------------
+
+static int s_on_resend (zloop_t *loop, int timer_id, void *arg);
+static int s_on_deadline (zloop_t *loop, int timer_id, void *arg);
+static int s_on_catchup (zloop_t *loop, int timer_id, void *arg);
+
+//  A one-shot timer to fire at at_ms (now_ms when past), replacing the one
+//  armed before unless it fires then already
+static void
+s_arm (qt_stage_t *self, int *timer, int64_t *armed_at, int64_t at_ms, int64_t now_ms,
+       zloop_timer_fn handler)
 {
-    zpoller_t *poller = self->poller = zpoller_new (NULL);
-    for (size_t k = 0; k < self->subs; k++)
-        zpoller_add (poller, self->sub [k].sub);
+    if (*timer >= 0 && *armed_at == at_ms)
+        return;
+    if (*timer >= 0)
+        zloop_timer_end (self->loop, *timer);
+    *timer = zloop_timer (self->loop, (size_t) MAX (at_ms - now_ms, 0), 1, handler, self);
+    *armed_at = at_ms;
+}
+
+//  The timers for what is due next: a re-send once resend_ms pass without
+//  progress, the earliest quorum deadline, catch-up's next step
+static void
+s_arm_timers (qt_stage_t *self, int64_t now_ms)
+{
+    int64_t quiet_since = MAX (self->last_progress_ms, self->last_resend_ms);
+    s_arm (self, &self->resend_timer, &self->resend_at, quiet_since + self->resend_ms, now_ms,
+           s_on_resend);
+    int64_t deadline = -1;
+    for (size_t i = 0; i < self->role->upstreams; i++) {
+        int64_t left = qt_quorum_timeout (self->quorum [i], now_ms);
+        if (left >= 0 && (deadline < 0 || left < deadline))
+            deadline = left;
+    }
+    if (deadline >= 0)
+        s_arm (self, &self->deadline_timer, &self->deadline_at, now_ms + deadline, now_ms,
+               s_on_deadline);
+    int64_t catching_up = qt_catchup_timeout (self->catchup, now_ms);
+    if (catching_up >= 0)
+        s_arm (self, &self->catchup_timer, &self->catchup_at, now_ms + catching_up, now_ms,
+               s_on_catchup);
+}
+
+//  After anything happened: control requests served (on every pass,
+//  whatever woke the loop: under a flood the SUB sockets are always
+//  readable), every ready tick processed, catch-up's step, the timers
+//  re-armed. -1 ends the loop on a fatal error of the role.
+static int
+s_pass (qt_stage_t *self, int64_t now_ms)
+{
+    for (int served = 0; self->control && served < QT_STAGE_DRAIN_MAX
+         && (zsock_events (self->control) & ZMQ_POLLIN); served++)
+        s_control (self, now_ms);
+    int rc = s_process_ready (self, now_ms);
+    if (rc == 0 && self->catchup)
+        rc = qt_catchup_run (self->catchup, now_ms);
+    if (rc) {
+        self->rc = -1;
+        return -1;
+    }
+    s_arm_timers (self, now_ms);
+    return 0;
+}
+
+static int
+s_on_upstream (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop; (void) reader;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    int64_t now_ms = zclock_mono ();
+    s_drain (self, now_ms);
+    return s_pass (self, now_ms);
+}
+
+static int
+s_on_control (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop; (void) reader;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    return s_pass (self, zclock_mono ());
+}
+
+static int
+s_on_peer (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    int64_t now_ms = zclock_mono ();
+    qt_catchup_receive (self->catchup, reader, now_ms);
+    return s_pass (self, now_ms);
+}
+
+//  An endpoint's pause is over: read it again
+static int
+s_on_resume (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) timer_id;
+    s_endpoint_t *endpoint = (s_endpoint_t *) arg;
+    qt_stage_t *self = endpoint->stage;
+    endpoint->paused_until = 0;
+    zloop_reader (loop, endpoint->sub, s_on_upstream, self);
+    return s_pass (self, zclock_mono ());
+}
+
+static int
+s_on_resend (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    int64_t now_ms = zclock_mono ();
+    self->resend_timer = -1;
+    if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
+        s_resend (self, now_ms);
+        self->last_resend_ms = now_ms;
+    }
+    return s_pass (self, now_ms);
+}
+
+static int
+s_on_deadline (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    self->deadline_timer = -1;
+    return s_pass (self, zclock_mono ());
+}
+
+static int
+s_on_catchup (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    self->catchup_timer = -1;
+    return s_pass (self, zclock_mono ());
+}
+
+static int
+s_on_status (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop; (void) timer_id;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    s_status (self, zclock_mono ());
+    return 0;
+}
+
+//  STATUS: the packed control reply (unsigned: the pipe is in-process)
+//  and the STATUS= line
+static void
+s_pipe_status (qt_stage_t *self)
+{
+    int64_t now_ms = zclock_mono ();
+    Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
+    qt_stage_reply_storage_t *storage = (qt_stage_reply_storage_t *) zmalloc (sizeof *storage);
+    s_details_t *details = (s_details_t *) zmalloc (sizeof (s_details_t));
+    s_reply_fill (self, now_ms, &reply, storage, details);
+    zframe_t *packed = zframe_new (NULL, quintet__control_reply__get_packed_size (&reply));
+    quintet__control_reply__pack (&reply, zframe_data (packed));
+    s_details_free (&details);
+    free (storage);
+    qt_stage_status_t status;
+    s_status_fill (self, now_ms, &status);
+    char line [QT_STAGE_STATUS_LINE];
+    qt_stage_status_line (&status, line, sizeof line);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &packed);
+    zmsg_addstr (msg, line);
+    zmsg_send (&msg, self->pipe);
+}
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void) loop;
+    qt_stage_t *self = (qt_stage_t *) arg;
+    char *command = zstr_recv (pipe);
+    if (!command)
+        return -1;          //  interrupted
+    int rc = 0;
+    if (streq (command, "$TERM")) {
+        self->terminated = true;
+        rc = -1;
+    }
+    else
+    if (streq (command, "STATUS"))
+        s_pipe_status (self);
+    else
+        qt_log (LOG_WARNING, "stage actor: unknown command \"%s\"", command);
+    zstr_free (&command);
+    return rc;
+}
+
+static int
+s_run (qt_stage_t *self, zsock_t *pipe)
+{
+    zloop_t *loop = self->loop = zloop_new ();
+    self->pipe = pipe;
+    self->resend_timer = self->deadline_timer = self->catchup_timer = -1;
+    zloop_reader (loop, pipe, s_on_pipe, self);
+    for (size_t k = 0; k < self->subs; k++) {
+        self->sub [k].stage = self;
+        zloop_reader (loop, self->sub [k].sub, s_on_upstream, self);
+    }
     if (self->control)
-        zpoller_add (poller, self->control);
+        zloop_reader (loop, self->control, s_on_control, self);
     if (self->catchup)
-        qt_catchup_poll_on (self->catchup, poller);
+        qt_catchup_read_on (self->catchup, loop, s_on_peer, self);
     int64_t now_ms = zclock_mono ();
     self->last_progress_ms = now_ms;
     self->last_resend_ms = now_ms;
     self->last_status_ms = now_ms;
-    qt_notify_watchdog_usec (&self->watchdog_usec);
     //  Ping at least twice per watchdog interval
     if (self->watchdog_usec > 0 && self->status_ms > (int64_t) (self->watchdog_usec / 2000))
         self->status_ms = MAX (1, (int64_t) (self->watchdog_usec / 2000));
+    self->status_timer = zloop_timer (loop, (size_t) self->status_ms, 0, s_on_status, self);
     if (self->role->start && self->role->start (self->state, self)) {
-        zpoller_destroy (&poller);
-        self->poller = NULL;
+        zloop_destroy (&self->loop);
         return -1;
     }
     qt_log_event (LOG_NOTICE, QT_MSG_STARTED, UINT64_MAX, NULL, NULL,
                   "quintet-%s replica %u publishing %s on %s", self->role->role, self->replica,
                   self->role->topic, self->endpoint);
     s_status (self, now_ms);        //  READY=1 at once if there is nothing to wait for
-    int rc = 0;
-    while (!zsys_interrupted && rc == 0) {
-        now_ms = zclock_mono ();
-        int64_t quiet_since = MAX (self->last_progress_ms, self->last_resend_ms);
-        int64_t timeout = quiet_since + self->resend_ms - now_ms;
-        int64_t status_left = self->last_status_ms + self->status_ms - now_ms;
-        if (status_left < timeout)
-            timeout = status_left;
-        for (size_t i = 0; i < self->role->upstreams; i++) {
-            int64_t left = qt_quorum_timeout (self->quorum [i], now_ms);
-            if (left >= 0 && left < timeout)
-                timeout = left;
-        }
-        int64_t paused = s_resume (self, now_ms);
-        if (paused >= 0 && paused < timeout)
-            timeout = paused;
-        int64_t catching_up = qt_catchup_timeout (self->catchup, now_ms);
-        if (catching_up >= 0 && catching_up < timeout)
-            timeout = catching_up;
-        if (timeout < 0)
-            timeout = 0;
-        void *which = zpoller_wait (poller, (int) timeout);
-        if (zpoller_terminated (poller))
+    int rc = s_pass (self, now_ms);
+    if (rc == 0)
+        zloop_start (loop);
+    zloop_destroy (&self->loop);
+    return self->rc;
+}
+
+void
+qt_stage_actor (zsock_t *pipe, void *stage)
+{
+    qt_stage_t *self = (qt_stage_t *) stage;
+    zsock_signal (pipe, 0);
+    self->rc = s_run (self, pipe);
+    if (self->terminated)
+        return;
+    //  Not asked to stop ($TERM), or asked and already gone: say so, and
+    //  wait for $TERM (zactor_destroy), answering STATUS meanwhile
+    zstr_send (pipe, "STOPPED");
+    while (true) {
+        char *command = zstr_recv (pipe);
+        if (!command) {
+            if (zmq_errno () == EINTR)
+                continue;
             break;
-        now_ms = zclock_mono ();
-        if (which && qt_catchup_owns (self->catchup, which))
-            qt_catchup_receive (self->catchup, which, now_ms);
-        else
-        if (which && which != self->control)
-            s_drain (self, now_ms);
-        //  Control requests are served on every pass, whatever woke the
-        //  loop: the poller reports the SUB socket first, and under a flood
-        //  it is always readable
-        for (int served = 0; self->control && served < QT_STAGE_DRAIN_MAX
-             && (zsock_events (self->control) & ZMQ_POLLIN); served++)
-            s_control (self, now_ms);
-        rc = s_process_ready (self, now_ms);
-        if (rc == 0 && self->catchup)
-            rc = qt_catchup_run (self->catchup, now_ms);
-        if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
-            s_resend (self, now_ms);
-            self->last_resend_ms = now_ms;
         }
-        if (now_ms - self->last_status_ms >= self->status_ms)
-            s_status (self, now_ms);
+        bool term = streq (command, "$TERM");
+        if (streq (command, "STATUS"))
+            s_pipe_status (self);
+        zstr_free (&command);
+        if (term)
+            break;
     }
-    zpoller_destroy (&poller);
-    self->poller = NULL;
-    return rc;
-}
-
-static void
-s_usage (const qt_role_t *role, FILE *out)
-{
-    fprintf (out,
-        "Usage: quintet-%s --config FILE [--check] [--verbose]\n"
-        "%s\n\n"
-        "  -c, --config FILE   the replica's configuration (ZPL); see quintet(7)/README\n"
-        "      --check         load and validate the configuration and keys, then exit\n"
-        "      --byzantine MODE  lie (tests, fault injection):",
-        role->role, role->summary);
-    //  qt_byzantine's modes, wrapped as the lines above
-    size_t column = 54;
-    for (int mode = QT_BYZANTINE_HONEST + 1; mode < QT_BYZANTINE_MODES; mode++) {
-        const char *name = qt_byzantine_mode_name ((qt_byzantine_mode_t) mode);
-        if (column + 1 + strlen (name) > 88) {
-            fprintf (out, "\n                     ");
-            column = 21;
-        }
-        fprintf (out, " %s", name);
-        column += 1 + strlen (name);
-    }
-    fprintf (out, "\n"
-        "  -v, --verbose       log at debug level\n"
-        "  -h, --help          this text\n"
-        "      --version       print the version\n\n"
-        "Publishes \"%s\"", role->topic);
-    for (size_t i = 0; i < role->upstreams; i++)
-        fprintf (out, "%s\"%s\" from %s", i ? ", " : "; consumes ", role->upstream [i].topic,
-                 role->upstream [i].role);
-    fprintf (out, ".\nSignals: SIGTERM/SIGINT stop cleanly. Exit status: 0 ok, 1 runtime error, 2 usage or configuration error.\n");
-    if (role->usage)
-        role->usage (out);
-}
-
-int
-qt_stage_main (const qt_role_t *descriptor, int argc, char *argv [])
-{
-    //  What the role publishes and consumes is the topology's, not its own
-    const qt_topology_role_t *topology = qt_topology_role (descriptor->role);
-    if (!topology) {
-        fprintf (stderr, "quintet-%s: role \"%s\" is not in the topology (common/topology.txt)\n",
-                 descriptor->role, descriptor->role);
-        return 2;
-    }
-    qt_role_t filled = *descriptor;
-    filled.topic = topology->topic;
-    filled.type = topology->type;
-    filled.upstreams = topology->upstreams;
-    for (size_t u = 0; u < topology->upstreams; u++)
-        filled.upstream [u] = topology->upstream [u];
-    const qt_role_t *role = &filled;
-    enum { OPT_CHECK = 256, OPT_VERSION, OPT_BYZANTINE };
-    static const struct option options [] = {
-        { "config", required_argument, NULL, 'c' },
-        { "check", no_argument, NULL, OPT_CHECK },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, OPT_VERSION },
-        { "byzantine", required_argument, NULL, OPT_BYZANTINE },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *config_path = NULL;
-    bool check = false, verbose = false;
-    qt_byzantine_mode_t byzantine = QT_BYZANTINE_HONEST;
-    int option;
-    while ((option = getopt_long (argc, argv, "c:vh", options, NULL)) != -1) {
-        switch (option) {
-            case 'c': config_path = optarg; break;
-            case OPT_CHECK: check = true; break;
-            case 'v': verbose = true; break;
-            case 'h': s_usage (role, stdout); return 0;
-            case OPT_VERSION: printf ("quintet-%s %s\n", role->role, QT_VERSION); return 0;
-            case OPT_BYZANTINE:
-                if (qt_byzantine_mode_parse (optarg, &byzantine)) {
-                    fprintf (stderr, "quintet-%s: --byzantine: unknown mode \"%s\"\n", role->role, optarg);
-                    return 2;
-                }
-                break;
-            default: s_usage (role, stderr); return 2;
-        }
-    }
-    if (!config_path || optind < argc) {
-        s_usage (role, stderr);
-        return 2;
-    }
-    qt_log_init (role->role, 0);
-    if (sodium_init () < 0) {
-        qt_log (LOG_ERR, "libsodium failed to initialise");
-        return 1;
-    }
-    zsys_init ();
-    zsys_catch_interrupts ();       //  SIGINT/SIGTERM set zsys_interrupted; the loop ends
-
-    qt_config_t *config = qt_config_load (config_path);
-    if (!config)
-        return 2;
-    char *error = NULL;
-    qt_stage_t *stage = s_stage_new (role, config, check, &error);
-    if (stage && !error && verbose)
-        qt_log_set_level (LOG_DEBUG);
-    if (stage && !error) {
-        stage->state = role->create (stage, config, &error);
-        if (!stage->state && !error)
-            error = zsys_sprintf ("%s: quintet/%s: invalid role configuration",
-                                  qt_config_path (config), role->role);
-    }
-    if (!error && qt_config_check_unknown (config))
-        error = strdup (qt_config_error (config));
-    if (!error && byzantine != QT_BYZANTINE_HONEST) {
-        //  wrong-role signs with another role's key from the same key directory
-        const char *secret = NULL;
-        qt_config_string (config, "quintet/secret_key", NULL, &secret);
-        char *key_dir = secret ? qt_stage_secret_path (secret) : NULL;
-        char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
-        if (slash)
-            *slash = 0;
-        stage->byzantine = qt_byzantine_new (byzantine, stage->seed, role->role, stage->replica,
-                                             slash ? key_dir : ".");
-        zstr_free (&key_dir);
-        qt_log (LOG_WARNING, "BYZANTINE replica: publishing in mode %s", qt_byzantine_mode_name (byzantine));
-    }
-    if (error) {
-        qt_log_event (LOG_ERR, QT_MSG_CONFIG_ERROR, UINT64_MAX, NULL, "config", "%s", error);
-        zstr_free (&error);
-        s_stage_destroy (&stage);
-        qt_config_destroy (&config);
-        return 2;
-    }
-    int rc = 0;
-    if (check)
-        printf ("%s: configuration and keys are valid\n", config_path);
-    else {
-        rc = s_run (stage);
-        qt_notify_stopping ();
-        qt_log_event (LOG_NOTICE, QT_MSG_STOPPING, stage->have_last ? stage->last_tick : UINT64_MAX,
-                      NULL, NULL, "stopping after %" PRIu64 " ticks: %" PRIu64 " published, %"
-                      PRIu64 " accepted, %" PRIu64 " dropped, %" PRIu64 " re-sent",
-                      stage->ticks, stage->published, qt_verifier_accepted (stage->verifier),
-                      qt_verifier_drops_total (stage->verifier), stage->resends);
-        char causes [512] = "";
-        size_t used = 0;
-        for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++) {
-            uint64_t drops = qt_verifier_drops (stage->verifier, (qt_drop_cause_t) cause);
-            if (drops && used < sizeof causes)
-                used += (size_t) snprintf (causes + used, sizeof causes - used, " %s=%" PRIu64,
-                                           qt_drop_cause_name ((qt_drop_cause_t) cause), drops);
-        }
-        if (used)
-            qt_log (LOG_NOTICE, "dropped by cause:%s", causes);
-    }
-    s_stage_destroy (&stage);
-    qt_config_destroy (&config);
-    return rc ? 1 : 0;
 }
