@@ -1281,7 +1281,11 @@ s_status_fill (qt_stage_t *self, int64_t now_ms, qt_stage_status_t *status)
 void
 qt_stage_status (qt_stage_t *self, qt_stage_status_t *status)
 {
+    //  Outside the loop nothing is announced (no READY=1 after STOPPING=1)
+    void (*ready) (void *ctx) = self->options.ready;
+    self->options.ready = NULL;
     s_status_fill (self, zclock_mono (), status);
+    self->options.ready = ready;
 }
 
 //  Every status interval: the snapshot to the daemon (STATUS=, WATCHDOG=1)
