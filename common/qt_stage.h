@@ -12,7 +12,7 @@
     sockets, timers for re-sends, status and deadlines, and a command pipe
     ($TERM, STATUS). The process around it (command line, signals, systemd
     notification) is qt_daemon's; a test starts several stages in one
-    process the same way (tests/selftest/stages.c).
+    process the same way (tests/faults/reputation.c).
 
     Config keys read here (ZPL, section "quintet"):
         role, replica, batch, seed, env, env_variant, env_without, secret_key,
