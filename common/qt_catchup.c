@@ -189,19 +189,10 @@ qt_catchup_add_peer (qt_catchup_t *self, uint32_t replica, const char *endpoint,
 }
 
 void
-qt_catchup_poll_on (qt_catchup_t *self, zpoller_t *poller)
+qt_catchup_read_on (qt_catchup_t *self, zloop_t *loop, zloop_reader_fn *handler, void *arg)
 {
     for (uint32_t i = 0; i < self->n_peers; i++)
-        zpoller_add (poller, self->peers [i].dealer);
-}
-
-bool
-qt_catchup_owns (qt_catchup_t *self, void *socket)
-{
-    for (uint32_t i = 0; self && i < self->n_peers; i++)
-        if (socket == self->peers [i].dealer)
-            return true;
-    return false;
+        zloop_reader (loop, self->peers [i].dealer, handler, arg);
 }
 
 // -- serving ------------------------------------------------------------------

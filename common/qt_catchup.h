@@ -99,9 +99,9 @@ void qt_catchup_destroy (qt_catchup_t **self_p);
 //  *error (caller frees).
 int qt_catchup_add_peer (qt_catchup_t *self, uint32_t replica, const char *endpoint, char **error);
 
-//  The sockets to poll, and whether one is ours
-void qt_catchup_poll_on (qt_catchup_t *self, zpoller_t *poller);
-bool qt_catchup_owns (qt_catchup_t *self, void *socket);
+//  Registers our sockets with a reactor: handler (arg) is called with the
+//  one that is readable, for qt_catchup_receive
+void qt_catchup_read_on (qt_catchup_t *self, zloop_t *loop, zloop_reader_fn *handler, void *arg);
 
 //  Reads the answers waiting on one of our sockets
 void qt_catchup_receive (qt_catchup_t *self, void *socket, int64_t now_ms);

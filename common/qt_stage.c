@@ -1,141 +1,11 @@
-/*  qt_stage: one loop per replica on a zpoller: the SUB socket for upstream
-    messages, timeouts for quorum deadlines, re-sends and status.
+/*  qt_stage: a stage from its config (keys, trust store, sockets, quorums,
+    reputation, catch-up), publishing and re-sending, the receive path,
+    processing ready ticks, health and the status snapshot. The actor's
+    loop is qt_stage_loop.c, the control channel qt_stage_control.c,
+    /metrics qt_stage_metrics.c.
 */
-#include "quintet.h"
-#include "qt_stage.h"
-#include "qt_catchup.h"
-#include <getopt.h>
-
-//  An allowance (a token-rate limiter): what one peer may cost per second
-typedef struct {
-    double tokens;
-    int64_t refilled_ms;
-} s_allowance_t;
-
-//  One upstream replica's endpoint
-typedef struct {
-    zsock_t *sub;
-    size_t upstream;            //  index into the role's upstreams
-    uint32_t replica;
-    s_allowance_t budget;          //  messages a second it may make us verify
-    int64_t paused_until;       //  over budget: not read (nor polled) until then
-} s_endpoint_t;
-
-//  A message of another topic re-sent with the output (qt_stage_publish_kept)
-typedef struct {
-    char *topic;                //  NULL: a free slot
-    Quintet__PayloadType type;
-    uint8_t *payload;
-    size_t size;
-    uint64_t tick;
-} s_kept_t;
-
-struct _qt_stage_t {
-    const qt_role_t *role;
-    void *state;                            //  the role's state
-    qt_config_t *config;
-    uint32_t replica;
-    size_t batch;
-    uint64_t seed;
-    const char *env;            //  "" = the registry's default (resolved by the roles)
-    const char *env_variant;
-    const char *env_without;
-    char *state_dir;
-    int64_t resend_ms;
-    int64_t status_ms;
-    bool check;                             //  --check: bind and connect nothing
-
-    qt_trust_t *trust;
-    qt_signer_t *signer;
-    qt_verifier_t *verifier;
-    zsock_t *pub;
-    char *endpoint;
-    //  One SUB socket per upstream replica's endpoint: what arrives there is
-    //  that replica's alone (anyone else's is refused unverified), and each
-    //  endpoint is read in turn, within a budget (s_drain), so a flooding
-    //  one costs a bounded share
-    s_endpoint_t sub [QT_STAGE_MAX_ENDPOINTS];
-    size_t subs;
-    zpoller_t *poller;
-    uint64_t paused;                        //  times an endpoint went over its budget
-    qt_quorum_t *quorum [QT_STAGE_MAX_UPSTREAMS];
-    //  Reputation per upstream (qt_reputation): this tick's weights, read by
-    //  the role before combining, and the distances it reports after
-    qt_reputation_t *reputation [QT_STAGE_MAX_UPSTREAMS];
-    double weight [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    double distance [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    uint64_t reweighted [QT_STAGE_MAX_UPSTREAMS];   //  ticks agreement overrode the weights
-
-    //  Last output, re-sent while the pipeline makes no progress
-    uint8_t *last_payload;
-    size_t last_size;
-    uint64_t last_tick;
-    bool have_last;
-    //  ... and the last message of each kept topic (qt_stage_publish_kept)
-    s_kept_t kept [QT_STAGE_MAX_KEPT];
-
-    uint64_t ticks;                         //  ticks processed
-    uint64_t published;
-    uint64_t resends;
-    int64_t last_progress_ms;               //  a tick was processed
-    int64_t last_resend_ms;
-    int64_t last_status_ms;
-    int64_t last_watchdog_ms;
-    uint64_t watchdog_usec;
-    qt_ratelimit_t *drop_log;
-    qt_metrics_t *metrics;                  //  /metrics (quintet/metrics_bind), see s_metrics_*
-    qt_metric_t *metric [QT_STAGE_METRICS];
-    qt_byzantine_t *byzantine;              //  --byzantine: this replica lies (tests only)
-
-    //  systemd readiness and liveness (see s_health): when each upstream
-    //  replica was last heard from (any verified message, re-sends of done
-    //  ticks included), whether READY=1 went out, and whether the role's
-    //  last process() published nothing (a tick source that has finished)
-    int64_t heard_ms [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    //  Each upstream replica's process epoch: a new one is a restart, a new
-    //  member for its reputation (qt_reputation_restarted)
-    uint64_t epoch [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    uint64_t publish_calls;
-    bool ready;
-    bool finished;
-
-    //  A tick the role could not complete (qt_stage_tick_failed): not
-    //  progress; the stage is degraded until the role publishes again
-    bool tick_failed;
-    bool degraded;
-    char degraded_state [QT_STAGE_STATE_SIZE];
-    uint64_t tick_failures;
-
-    //  The control channel (quintet/control_bind, qt_control): quintetctl
-    //  status. Its own verifier, so control traffic never mixes into the
-    //  pipeline's drop counters.
-    zsock_t *control;
-    qt_verifier_t *control_verifier;
-    uint64_t control_answered;
-    zhashx_t *control_peers;                //  peer address -> s_allowance_t
-    uint64_t control_throttled;             //  dropped over a peer's budget
-
-    //  State transfer from the peers (qt_catchup; roles with snapshot and
-    //  restore hooks, quintet/peers configured): while a kept tick is
-    //  replayed the role's process() publishes nothing
-    qt_catchup_t *catchup;
-    bool replaying;
-    uint64_t skipped_seen;                  //  the quorums' skipped ticks, summed, last seen
-};
-
-//  Takes one token if there is one, refilling at rate per second up to burst
-static bool
-s_allowance_take (s_allowance_t *allowance, double rate, double burst, int64_t now_ms)
-{
-    allowance->tokens += (double) (now_ms - allowance->refilled_ms) * rate / 1000;
-    if (allowance->tokens > burst)
-        allowance->tokens = burst;
-    allowance->refilled_ms = now_ms;
-    if (allowance->tokens < 1)
-        return false;
-    allowance->tokens -= 1;
-    return true;
-}
+#include "qt_stage_internal.h"
+#include "qt_daemon.h"
 
 static const char *const s_log_levels [] = { "error", "warning", "notice", "info", "debug", NULL };
 static const int s_log_priorities [] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
@@ -151,175 +21,10 @@ qt_verifier_t *qt_stage_verifier (qt_stage_t *self) { return self->verifier; }
 qt_trust_t *qt_stage_trust (qt_stage_t *self) { return self->trust; }
 qt_metrics_t *qt_stage_metrics (qt_stage_t *self) { return self->metrics; }
 
-//  Prometheus metrics every stage exposes (quintet/metrics_bind). Ticks and
-//  latencies are recorded as they happen; counters kept elsewhere (verifier,
-//  quorum) are copied in at every status interval.
-enum { M_INFO, M_TICKS, M_PROCESS, M_LATENCY, M_PUBLISHED, M_ACCEPTED, M_DROPPED, M_RESENDS,
-       M_UP, M_REPLICAS, M_LAST_TICK, M_CONTROL_ANSWERED, M_CONTROL_DROPPED, M_TICK_FAILURES,
-       M_PAUSED, M_CATCHUP, M_LATE, M_SKIPPED, M_EVICTED, M_UNAGREED, M_REWEIGHTED };
-//  Every latency histogram's bounds (the stages' and the world's round trip):
-//  0.1 ms steps below 1 ms and 0.2 ms steps to 2 ms, so that a p99 against a
-//  2 ms goal can be read off, coarser above
-static const double s_seconds_bounds [] = {
-    0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.0006, 0.0007, 0.0008, 0.0009, 0.001,
-    0.0012, 0.0014, 0.0016, 0.0018, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075,
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
-};
-
-const double *
-qt_stage_seconds_bounds (size_t *count)
-{
-    *count = sizeof s_seconds_bounds / sizeof s_seconds_bounds [0];
-    return s_seconds_bounds;
-}
-
-static void
-s_metrics_new (qt_stage_t *self)
-{
-    qt_metrics_t *m = self->metrics = qt_metrics_new ();
-    size_t bounds = sizeof s_seconds_bounds / sizeof s_seconds_bounds [0];
-    self->metric [M_INFO] = qt_metrics_gauge (m, "quintet_stage_info",
-        "This daemon: role-replica, always 1.", "stage");
-    self->metric [M_TICKS] = qt_metrics_counter (m, "quintet_ticks_total",
-        "Ticks processed (the world: ticks stepped).", NULL);
-    self->metric [M_PROCESS] = qt_metrics_histogram (m, "quintet_tick_process_seconds",
-        "Time the role takes to compute and publish one tick.", NULL, s_seconds_bounds, bounds);
-    self->metric [M_LATENCY] = qt_metrics_histogram (m, "quintet_tick_latency_seconds",
-        "From the first upstream replica's send time of a tick to this stage's output "
-        "(network, quorum wait and processing), by upstream role.", "upstream",
-        s_seconds_bounds, bounds);
-    self->metric [M_PUBLISHED] = qt_metrics_counter (m, "quintet_messages_published_total",
-        "Messages published (re-sends included).", NULL);
-    self->metric [M_ACCEPTED] = qt_metrics_counter (m, "quintet_messages_accepted_total",
-        "Upstream messages that passed the receive path.", NULL);
-    self->metric [M_DROPPED] = qt_metrics_counter (m, "quintet_messages_dropped_total",
-        "Upstream messages dropped, by cause.", "cause");
-    self->metric [M_RESENDS] = qt_metrics_counter (m, "quintet_resends_total",
-        "Re-sends of the last output while the pipeline made no progress.", NULL);
-    self->metric [M_UP] = qt_metrics_gauge (m, "quintet_upstream_replicas_up",
-        "Upstream replicas not marked down, by upstream role.", "upstream");
-    self->metric [M_REPLICAS] = qt_metrics_gauge (m, "quintet_upstream_replicas",
-        "Upstream replicas configured, by upstream role.", "upstream");
-    self->metric [M_LAST_TICK] = qt_metrics_gauge (m, "quintet_last_tick",
-        "The last tick this stage published.", NULL);
-    self->metric [M_CONTROL_ANSWERED] = qt_metrics_counter (m, "quintet_control_answered_total",
-        "Control requests (quintetctl status) answered.", NULL);
-    self->metric [M_CONTROL_DROPPED] = qt_metrics_counter (m, "quintet_control_dropped_total",
-        "Control requests dropped unanswered, by cause.", "cause");
-    self->metric [M_TICK_FAILURES] = qt_metrics_counter (m, "quintet_tick_failures_total",
-        "Ticks the role could not complete, so published nothing for, by cause "
-        "(durable-log: the collector's append failed).", "cause");
-    self->metric [M_PAUSED] = qt_metrics_counter (m, "quintet_upstream_paused_total",
-        "Times an upstream endpoint sent more than its budget of messages a second "
-        "and was not read for a while.", NULL);
-    self->metric [M_CATCHUP] = qt_metrics_counter (m, "quintet_catchup_total",
-        "State transfer between the replicas of a role with state: attempts concluded "
-        "(agreed: our state was the vouched one; restored: it was not, the vouched one "
-        "was restored), given up (failed), and snapshots served to siblings (served).",
-        "outcome");
-    self->metric [M_LATE] = qt_metrics_counter (m, "quintet_upstream_late_total",
-        "Upstream messages for a tick already processed or given up (a replica slower "
-        "than the deadline, or a re-send), by upstream role.", "upstream");
-    self->metric [M_SKIPPED] = qt_metrics_counter (m, "quintet_upstream_skipped_total",
-        "Upstream ticks given up unprocessed (a newer tick completed first, or the "
-        "stage resynchronised on replicas far ahead), by upstream role.", "upstream");
-    self->metric [M_EVICTED] = qt_metrics_counter (m, "quintet_upstream_evicted_total",
-        "Pending upstream ticks evicted from a full quorum window (or left out of it "
-        "by the first processed tick), by upstream role.", "upstream");
-    self->metric [M_UNAGREED] = qt_metrics_counter (m, "quintet_upstream_unagreed_total",
-        "Upstream ticks processed without f + 1 replicas that agree (after the agreement "
-        "wait, upstream/<role>/agree_ms), by upstream role.", "upstream");
-    self->metric [M_REWEIGHTED] = qt_metrics_counter (m, "quintet_upstream_reweighted_total",
-        "Upstream ticks whose f + 1 agreeing replicas were given full weight over the "
-        "reputation's (they held no majority of the weight), by upstream role.", "upstream");
-    char *stage = zsys_sprintf ("%s-%u", self->role->role, self->replica);
-    qt_metric_set (self->metric [M_INFO], stage, 1);
-    zstr_free (&stage);
-}
-
-static void
-s_metrics_tick (qt_stage_t *self, qt_message_t **inputs [], int64_t started_ns, uint64_t tick)
-{
-    //  Latency is against the senders' sent_ns, which is CLOCK_REALTIME
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    int64_t now_ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-    qt_metric_add (self->metric [M_TICKS], NULL, 1);
-    qt_metric_observe (self->metric [M_PROCESS], NULL, (double) (zclock_usecs () * 1000 - started_ns) / 1e9);
-    (void) tick;        //  quintet_last_tick is set where a tick is published
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        int64_t first_ns = INT64_MAX;
-        for (uint32_t r = 0; r < qt_quorum_replicas (self->quorum [i]); r++)
-            if (inputs [i][r] && (int64_t) inputs [i][r]->envelope->sent_ns < first_ns)
-                first_ns = (int64_t) inputs [i][r]->envelope->sent_ns;
-        if (first_ns != INT64_MAX)
-            qt_metric_observe (self->metric [M_LATENCY], self->role->upstream [i].role,
-                               (double) (now_ns - first_ns) / 1e9);
-    }
-}
-
-static uint32_t
-s_up (qt_stage_t *self, size_t index, int64_t now_ms);
-static int64_t
-s_health_window_ms (qt_stage_t *self);
-
-static void
-s_metrics_refresh (qt_stage_t *self, int64_t now_ms)
-{
-    qt_metric_set (self->metric [M_PUBLISHED], NULL, (double) self->published);
-    qt_metric_set (self->metric [M_ACCEPTED], NULL, (double) qt_verifier_accepted (self->verifier));
-    for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
-        qt_metric_set (self->metric [M_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
-                       (double) qt_verifier_drops (self->verifier, (qt_drop_cause_t) cause));
-    qt_metric_set (self->metric [M_PAUSED], NULL, (double) self->paused);
-    qt_metric_set (self->metric [M_RESENDS], NULL, (double) self->resends);
-    if (self->control) {
-        qt_metric_set (self->metric [M_CONTROL_ANSWERED], NULL, (double) self->control_answered);
-        for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++)
-            qt_metric_set (self->metric [M_CONTROL_DROPPED], qt_drop_cause_name ((qt_drop_cause_t) cause),
-                           (double) qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) cause));
-        qt_metric_set (self->metric [M_CONTROL_DROPPED], QT_STAGE_THROTTLED,
-                       (double) self->control_throttled);
-    }
-    if (self->catchup) {
-        qt_metric_set (self->metric [M_CATCHUP], "agreed", (double) qt_catchup_agreed (self->catchup));
-        qt_metric_set (self->metric [M_CATCHUP], "restored", (double) qt_catchup_restored (self->catchup));
-        qt_metric_set (self->metric [M_CATCHUP], "failed", (double) qt_catchup_failed (self->catchup));
-        qt_metric_set (self->metric [M_CATCHUP], "served", (double) qt_catchup_served (self->catchup));
-    }
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        qt_metric_set (self->metric [M_UP], self->role->upstream [i].role,
-                       s_up (self, i, now_ms));
-        qt_metric_set (self->metric [M_REPLICAS], self->role->upstream [i].role,
-                       qt_quorum_replicas (self->quorum [i]));
-        qt_metric_set (self->metric [M_LATE], self->role->upstream [i].role,
-                       (double) qt_quorum_late (self->quorum [i]));
-        qt_metric_set (self->metric [M_SKIPPED], self->role->upstream [i].role,
-                       (double) qt_quorum_skipped (self->quorum [i]));
-        qt_metric_set (self->metric [M_EVICTED], self->role->upstream [i].role,
-                       (double) qt_quorum_evicted (self->quorum [i]));
-        qt_metric_set (self->metric [M_UNAGREED], self->role->upstream [i].role,
-                       (double) qt_quorum_unagreed (self->quorum [i]));
-        qt_metric_set (self->metric [M_REWEIGHTED], self->role->upstream [i].role,
-                       (double) self->reweighted [i]);
-    }
-}
-
 qt_quorum_t *
 qt_stage_quorum (qt_stage_t *self, size_t upstream)
 {
     return upstream < self->role->upstreams ? self->quorum [upstream] : NULL;
-}
-
-//  A secret key named relative to systemd's credentials directory when
-//  there is one (LoadCredential=), else as given
-char *
-qt_stage_secret_path (const char *configured)
-{
-    const char *credentials = getenv ("CREDENTIALS_DIRECTORY");
-    if (configured [0] != '/' && credentials && *credentials)
-        return zsys_sprintf ("%s/%s", credentials, configured);
-    return strdup (configured);
 }
 
 static bool
@@ -362,7 +67,7 @@ s_connect_endpoint (qt_stage_t *self, size_t upstream, uint32_t replica, const c
     zsock_t *sub = qt_transport_subscriber (endpoints, topics, (int64_t) QT_MESSAGE_SIZE_CAP * 2, error);
     if (!sub)
         return -1;
-    s_endpoint_t *slot = &self->sub [self->subs++];
+    qt_stage_endpoint_t *slot = &self->sub [self->subs++];
     slot->sub = sub;
     slot->upstream = upstream;
     slot->replica = replica;
@@ -544,22 +249,6 @@ s_configure_catchup (qt_stage_t *self, char **error)
     return rc;
 }
 
-static int
-s_mkdir_p (const char *path)
-{
-    char *copy = strdup (path);
-    for (char *slash = strchr (copy + 1, '/'); slash; slash = strchr (slash + 1, '/')) {
-        *slash = 0;
-        if (mkdir (copy, 0750) == -1 && errno != EEXIST) {
-            free (copy);
-            return -1;
-        }
-        *slash = '/';
-    }
-    free (copy);
-    return (mkdir (path, 0750) == -1 && errno != EEXIST) ? -1 : 0;
-}
-
 //  Prefixes an error about a file a key names with the config file and key,
 //  so that the one message says where to look
 static void
@@ -601,16 +290,47 @@ s_allowance_destroy (void **item_p)
     *item_p = NULL;
 }
 
+int
+qt_stage_role_fill (const qt_role_t *descriptor, qt_role_t *filled)
+{
+    //  What the role publishes and consumes is the topology's, not its own
+    const qt_topology_role_t *topology = qt_topology_role (descriptor->role);
+    if (!topology)
+        return -1;
+    *filled = *descriptor;
+    filled->topic = topology->topic;
+    filled->type = topology->type;
+    filled->upstreams = topology->upstreams;
+    for (size_t u = 0; u < topology->upstreams; u++)
+        filled->upstream [u] = topology->upstream [u];
+    return 0;
+}
+
 //  Everything common to all roles, from config to bound sockets. check
 //  (--check): validate everything, bind and connect nothing, so that it
-//  runs beside the replica the config belongs to.
+//  runs beside the replica the config belongs to. On error, returns what
+//  it built with *error set: the caller destroys.
 static qt_stage_t *
-s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **error)
+s_stage_new (const qt_role_t *descriptor, qt_config_t *config, const qt_stage_options_t *options,
+             char **error)
 {
     qt_stage_t *self = (qt_stage_t *) zmalloc (sizeof (qt_stage_t));
-    self->role = role;
+    if (options)
+        self->options = *options;
+    bool check = self->options.check;
+    if (descriptor->topic)
+        self->filled = *descriptor;
+    else
+    if (qt_stage_role_fill (descriptor, &self->filled)) {
+        *error = zsys_sprintf ("role \"%s\" is not in the topology (common/topology.txt)",
+                               descriptor->role);
+        free (self);
+        return NULL;
+    }
+    const qt_role_t *role = self->role = &self->filled;
     self->config = config;
     self->check = check;
+    self->watchdog_usec = self->options.watchdog_usec;
     const char *role_name = NULL, *secret = NULL, *trust_dir = NULL, *bind = NULL;
     const char *state_dir = NULL;
     uint64_t replica = 0, batch = 0, resend_ms = 0, status_ms = 0;
@@ -647,7 +367,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     self->resend_ms = (int64_t) resend_ms;
     self->status_ms = (int64_t) status_ms;
     qt_log_init (role->role, self->replica);
-    qt_log_set_level (s_log_priorities [level]);
+    qt_log_set_level (self->options.verbose ? LOG_DEBUG : s_log_priorities [level]);
     if (!*state_dir && role->state_for) {
         *error = zsys_sprintf ("%s: quintet/state_dir: required by the %s (%s)",
                                qt_config_path (config), role->role, role->state_for);
@@ -655,7 +375,7 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
         return NULL;
     }
     if (*state_dir) {
-        if (s_mkdir_p (state_dir)) {
+        if (qt_daemon_mkdir_p (state_dir)) {
             *error = zsys_sprintf ("%s: quintet/state_dir: cannot create %s: %s",
                                    qt_config_path (config), state_dir, strerror (errno));
             free (self);
@@ -664,9 +384,9 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
         self->state_dir = strdup (state_dir);
     }
     self->drop_log = qt_ratelimit_new (QT_STAGE_DROP_LOG_MS);
-    s_metrics_new (self);
+    qt_stage_metrics_new (self);
 
-    char *secret_path = qt_stage_secret_path (secret);
+    char *secret_path = qt_daemon_secret_path (secret);
     qt_keypair_t *keypair = qt_keypair_load (secret_path, role->role, self->replica, error);
     zstr_free (&secret_path);
     if (!keypair) {
@@ -743,8 +463,44 @@ s_stage_new (const qt_role_t *role, qt_config_t *config, bool check, char **erro
     return self;
 }
 
-static void
-s_stage_destroy (qt_stage_t **self_p)
+qt_stage_t *
+qt_stage_new (const qt_role_t *descriptor, qt_config_t *config, const qt_stage_options_t *options,
+              char **error)
+{
+    *error = NULL;
+    qt_stage_t *self = s_stage_new (descriptor, config, options, error);
+    if (self && !*error) {
+        self->state = self->role->create (self, config, error);
+        if (!self->state && !*error)
+            *error = zsys_sprintf ("%s: quintet/%s: invalid role configuration",
+                                   qt_config_path (config), self->role->role);
+    }
+    if (!*error && qt_config_check_unknown (config))
+        *error = strdup (qt_config_error (config));
+    if (!*error && self->options.byzantine != QT_BYZANTINE_HONEST) {
+        //  wrong-role signs with another role's key from the same key directory
+        const char *secret = NULL;
+        qt_config_string (config, "quintet/secret_key", NULL, &secret);
+        char *key_dir = secret ? qt_daemon_secret_path (secret) : NULL;
+        char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
+        if (slash)
+            *slash = 0;
+        self->byzantine = qt_byzantine_new (self->options.byzantine, self->seed, self->role->role,
+                                            self->replica, slash ? key_dir : ".");
+        zstr_free (&key_dir);
+        qt_log (LOG_WARNING, "BYZANTINE replica: publishing in mode %s",
+                qt_byzantine_mode_name (self->options.byzantine));
+    }
+    if (*error)
+        qt_stage_destroy (&self);
+    return self;
+}
+
+const char *qt_stage_endpoint (qt_stage_t *self) { return self->endpoint; }
+int qt_stage_result (qt_stage_t *self) { return self->rc; }
+
+void
+qt_stage_destroy (qt_stage_t **self_p)
 {
     qt_stage_t *self = *self_p;
     if (!self)
@@ -871,7 +627,7 @@ qt_stage_publish_kept (qt_stage_t *self, const char *topic, Quintet__PayloadType
 {
     if (self->replaying)
         return 0;
-    s_kept_t *slot = NULL;
+    qt_stage_kept_t *slot = NULL;
     for (size_t k = 0; k < QT_STAGE_MAX_KEPT && !slot; k++)
         if (self->kept [k].topic && streq (self->kept [k].topic, topic))
             slot = &self->kept [k];
@@ -899,8 +655,8 @@ qt_stage_publish_kept (qt_stage_t *self, const char *topic, Quintet__PayloadType
 
 //  While nothing progresses: the last output and every kept topic's last
 //  message again (a degraded stage's are old news: nothing)
-static void
-s_resend (qt_stage_t *self, int64_t now_ms)
+void
+qt_stage_resend (qt_stage_t *self, int64_t now_ms)
 {
     if (self->degraded)
         return;
@@ -918,7 +674,7 @@ s_resend (qt_stage_t *self, int64_t now_ms)
                 now_ms - self->last_progress_ms, self->last_tick);
     }
     for (size_t k = 0; k < QT_STAGE_MAX_KEPT; k++) {
-        s_kept_t *kept = &self->kept [k];
+        qt_stage_kept_t *kept = &self->kept [k];
         if (!kept->payload)
             continue;
         zframe_t *frame = qt_signer_seal_bytes (self->signer, kept->type, kept->tick,
@@ -927,8 +683,8 @@ s_resend (qt_stage_t *self, int64_t now_ms)
     }
 }
 
-static const char *
-s_message_id_of_cause (qt_drop_cause_t cause)
+const char *
+qt_stage_message_id (qt_drop_cause_t cause)
 {
     if (cause == QT_DROP_BAD_SIGNATURE || cause == QT_DROP_UNKNOWN_KEY || cause == QT_DROP_WRONG_ROLE)
         return QT_MSG_SIGNATURE_REJECTED;
@@ -944,15 +700,15 @@ s_log_drop (qt_stage_t *self, qt_drop_cause_t cause, const char *topic, const ch
     uint64_t suppressed = 0;
     const char *name = qt_drop_cause_name (cause);
     if (qt_ratelimit_pass (self->drop_log, name, now_ms, &suppressed))
-        qt_log_event (LOG_WARNING, s_message_id_of_cause (cause), tick, peer, name,
+        qt_log_event (LOG_WARNING, qt_stage_message_id (cause), tick, peer, name,
                       "dropped a message on %s: %s (%" PRIu64 " more of this cause since last report)",
                       topic, name, suppressed);
 }
 
 //  One message from an upstream endpoint through the receive path into a
 //  quorum
-static void
-s_receive (qt_stage_t *self, s_endpoint_t *from, int64_t now_ms)
+void
+qt_stage_receive (qt_stage_t *self, qt_stage_endpoint_t *from, int64_t now_ms)
 {
     char *topic = NULL;
     zframe_t *frame = NULL;
@@ -1104,8 +860,8 @@ s_catchup_skipped (qt_stage_t *self)
 }
 
 //  Processes every tick that is ready in all upstreams
-static int
-s_process_ready (qt_stage_t *self, int64_t now_ms)
+int
+qt_stage_process_ready (qt_stage_t *self, int64_t now_ms)
 {
     uint64_t tick;
     while (qt_quorum_ready_all (self->quorum, self->role->upstreams, now_ms, &tick)) {
@@ -1127,7 +883,7 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
         //  catch-up's if it keeps this tick to replay it
         bool failed = self->tick_failed;
         if (!failed)
-            s_metrics_tick (self, inputs, started_ns, tick);
+            qt_stage_metrics_tick (self, inputs, started_ns, tick);
         bool keep = qt_catchup_keeps (self->catchup, tick);
         qt_message_t *taken [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
         qt_message_t **taken_p [QT_STAGE_MAX_UPSTREAMS];
@@ -1147,6 +903,9 @@ s_process_ready (qt_stage_t *self, int64_t now_ms)
     }
     return 0;
 }
+
+static int64_t
+s_health_window_ms (qt_stage_t *self);
 
 //  Upstream replicas heard from within the last window_ms, for one upstream
 static uint32_t
@@ -1218,7 +977,8 @@ s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
     int64_t window_ms = s_health_window_ms (self);
     if (!self->ready && s_upstreams_reachable (self, now_ms, -1)) {
         self->ready = true;
-        qt_notify_ready ();
+        if (self->options.ready)
+            self->options.ready (self->options.ctx);
         qt_log (LOG_INFO, "upstreams reachable: ready");
     }
     *healthy = true;
@@ -1238,625 +998,93 @@ s_health (qt_stage_t *self, int64_t now_ms, bool *healthy)
     return "stalled, upstream quorum silent";
 }
 
-static void
-s_status (qt_stage_t *self, int64_t now_ms)
+//  The one snapshot the status line, the control reply, the stop summary
+//  and /metrics are rendered from
+void
+qt_stage_status_fill (qt_stage_t *self, int64_t now_ms, qt_stage_status_t *status)
 {
-    bool healthy = true;
-    const char *state = s_health (self, now_ms, &healthy);
-    char upstreams [256] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < self->role->upstreams; i++) {
+    memset (status, 0, sizeof *status);
+    status->role = self->role->role;
+    status->replica = self->replica;
+    status->endpoint = self->endpoint;
+    status->state = s_health (self, now_ms, &status->healthy);
+    status->ready = self->ready;
+    status->tick = self->have_last ? self->last_tick : 0;
+    status->published_any = self->have_last;
+    status->ticks = self->ticks;
+    status->published = self->published;
+    status->resends = self->resends;
+    status->paused = self->paused;
+    if (self->verifier) {
+        status->accepted = qt_verifier_accepted (self->verifier);
+        status->dropped = qt_verifier_drops_total (self->verifier);
+        for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++)
+            status->drops [c] = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
+    }
+    if (self->control) {
+        status->control = true;
+        status->control_answered = self->control_answered;
+        for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++)
+            status->control_drops [c] = qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) c);
+        status->control_throttled = self->control_throttled;
+        status->control_dropped = qt_verifier_drops_total (self->control_verifier)
+                                + self->control_throttled;
+    }
+    if (self->catchup) {
+        status->catchup = true;
+        status->catchup_state = qt_catchup_state (self->catchup);
+        status->catchup_agreed = qt_catchup_agreed (self->catchup);
+        status->catchup_restored = qt_catchup_restored (self->catchup);
+        status->catchup_failed = qt_catchup_failed (self->catchup);
+        status->catchup_served = qt_catchup_served (self->catchup);
+    }
+    for (size_t i = 0; i < self->role->upstreams && self->quorum [i]; i++) {
         qt_quorum_t *quorum = self->quorum [i];
-        used += (size_t) snprintf (upstreams + used, sizeof upstreams - used,
-                                   "%s%s %u/%u up, %u heard%s",
-                                   i ? ", " : "", qt_quorum_role (quorum), s_up (self, i, now_ms),
-                                   qt_quorum_replicas (quorum),
-                                   s_heard (self, i, now_ms, s_health_window_ms (self)),
-                                   qt_quorum_holding (quorum) ? " (holding)" : "");
+        qt_stage_upstream_status_t *up = &status->upstream [i];
+        up->role = qt_quorum_role (quorum);
+        up->replicas = qt_quorum_replicas (quorum);
+        up->faults = qt_quorum_faults (quorum);
+        up->up = s_up (self, i, now_ms);
+        up->heard = s_heard (self, i, now_ms, s_health_window_ms (self));
+        up->holding = qt_quorum_holding (quorum);
+        up->late = qt_quorum_late (quorum);
+        up->skipped = qt_quorum_skipped (quorum);
+        up->evicted = qt_quorum_evicted (quorum);
+        up->unagreed = qt_quorum_unagreed (quorum);
+        up->reweighted = self->reweighted [i];
+        for (uint32_t r = 0; r < up->replicas && r < QT_QUORUM_MAX_REPLICAS; r++) {
+            up->replica_up [r] = s_replica_up (self, i, r + 1, now_ms);
+            up->standing [r] = qt_reputation_status_name (qt_reputation_status (self->reputation [i], r + 1));
+            up->reason [r] = qt_reputation_reason (self->reputation [i], r + 1);
+            up->weight [r] = self->weight [i][r];
+        }
+        status->upstreams = i + 1;
     }
-    char control [64] = "";
-    uint64_t control_dropped = self->control
-        ? qt_verifier_drops_total (self->control_verifier) + self->control_throttled : 0;
-    if (control_dropped > 0)
-        snprintf (control, sizeof control, ", %" PRIu64 " control requests dropped", control_dropped);
-    qt_notify_status ("%s; tick %" PRIu64 ", %" PRIu64 " ticks, upstream %s, %" PRIu64 " accepted, %"
-                      PRIu64 " dropped, %" PRIu64 " re-sent%s", state,
-                      self->have_last ? self->last_tick : 0, self->ticks, upstreams,
-                      qt_verifier_accepted (self->verifier), qt_verifier_drops_total (self->verifier),
-                      self->resends, control);
-    if (self->watchdog_usec > 0 && healthy) {
-        qt_notify_watchdog ();
-        self->last_watchdog_ms = now_ms;
+}
+
+void
+qt_stage_status (qt_stage_t *self, qt_stage_status_t *status)
+{
+    //  Outside the loop nothing is announced (no READY=1 after STOPPING=1)
+    void (*ready) (void *ctx) = self->options.ready;
+    self->options.ready = NULL;
+    qt_stage_status_fill (self, zclock_mono (), status);
+    self->options.ready = ready;
+}
+
+//  Every status interval: the snapshot to the daemon (STATUS=, WATCHDOG=1)
+//  and to /metrics
+void
+qt_stage_status_tick (qt_stage_t *self, int64_t now_ms)
+{
+    qt_stage_status_t status;
+    qt_stage_status_fill (self, now_ms, &status);
+    if (self->options.status) {
+        char line [QT_STAGE_STATUS_LINE];
+        qt_stage_status_line (&status, line, sizeof line);
+        self->options.status (self->options.ctx, &status, line);
     }
-    s_metrics_refresh (self, now_ms);
+    qt_stage_metrics_refresh (self, &status);
     self->last_status_ms = now_ms;
 }
 
-//  An allowance per peer address: QT_STAGE_CONTROL_RATE requests a second,
-//  bursts of QT_STAGE_CONTROL_BURST. The table is bounded: full allowances (idle
-//  peers) are forgotten when it fills, and beyond that new peers share one.
-static bool
-s_control_budget (qt_stage_t *self, const char *peer, int64_t now_ms)
-{
-    s_allowance_t *allowance = (s_allowance_t *) zhashx_lookup (self->control_peers, peer);
-    if (!allowance && zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS) {
-        zlist_t *idle = zlist_new ();
-        zlist_autofree (idle);
-        for (s_allowance_t *b = (s_allowance_t *) zhashx_first (self->control_peers); b;
-             b = (s_allowance_t *) zhashx_next (self->control_peers))
-            if (b->tokens + (double) (now_ms - b->refilled_ms) * QT_STAGE_CONTROL_RATE / 1000
-                >= QT_STAGE_CONTROL_BURST)
-                zlist_append (idle, (void *) zhashx_cursor (self->control_peers));
-        for (char *key = (char *) zlist_first (idle); key; key = (char *) zlist_next (idle))
-            zhashx_delete (self->control_peers, key);
-        zlist_destroy (&idle);
-        if (zhashx_size (self->control_peers) >= QT_STAGE_CONTROL_PEERS)
-            peer = QT_STAGE_CONTROL_OVERFLOW;
-        allowance = (s_allowance_t *) zhashx_lookup (self->control_peers, peer);
-    }
-    if (!allowance) {
-        allowance = (s_allowance_t *) zmalloc (sizeof (s_allowance_t));
-        allowance->tokens = QT_STAGE_CONTROL_BURST;
-        allowance->refilled_ms = now_ms;
-        zhashx_insert (self->control_peers, peer, allowance);
-    }
-    return s_allowance_take (allowance, QT_STAGE_CONTROL_RATE, QT_STAGE_CONTROL_BURST, now_ms);
-}
-
-//  Like the data path's drops: counted by cause (in the control verifier),
-//  logged once per cause per interval
-static void
-s_log_control_drop (qt_stage_t *self, qt_drop_cause_t cause, int64_t now_ms)
-{
-    char key [64];
-    snprintf (key, sizeof key, "%s%s", QT_CONTROL_DROP_PREFIX, qt_drop_cause_name (cause));
-    uint64_t suppressed = 0;
-    if (qt_ratelimit_pass (self->drop_log, key, now_ms, &suppressed))
-        qt_log_event (LOG_WARNING, s_message_id_of_cause (cause), UINT64_MAX, NULL, key,
-                      "dropped a control request: %s (%" PRIu64 " more of this cause since last report)",
-                      qt_drop_cause_name (cause), suppressed);
-}
-
-//  The Detail lines of one control reply (qt_role_t.details)
-typedef struct {
-    Quintet__Detail items [QT_STAGE_MAX_DETAILS];
-    Quintet__Detail *pointers [QT_STAGE_MAX_DETAILS];
-    size_t count;
-    size_t refused;
-} s_details_t;
-
-static void
-s_detail_add (void *ctx, const char *name, const char *value)
-{
-    s_details_t *details = (s_details_t *) ctx;
-    if (details->count == QT_STAGE_MAX_DETAILS || !name || !value) {
-        details->refused++;
-        return;
-    }
-    Quintet__Detail *detail = &details->items [details->count];
-    quintet__detail__init (detail);
-    detail->name = strdup (name);
-    detail->value = strdup (value);
-    details->pointers [details->count++] = detail;
-}
-
-static void
-s_details_free (s_details_t **self_p)
-{
-    s_details_t *self = *self_p;
-    for (size_t k = 0; k < self->count; k++) {
-        free (self->items [k].name);
-        free (self->items [k].value);
-    }
-    free (self);
-    *self_p = NULL;
-}
-
-//  One control request: [identity][empty][SignedMessage] from a REQ peer.
-//  Only a verified request signed by a "control" key is answered; the
-//  reply carries the stage's counters and echoes the nonce.
-//  Signs a reply and sends it back to whoever asked (the ROUTER's routing
-//  id and the REQ envelope's empty frame, both taken)
-static void
-s_control_answer (qt_stage_t *self, Quintet__ControlReply *reply, zframe_t *identity, zframe_t *empty)
-{
-    self->control_answered++;
-    Quintet__ControlMessage body = QUINTET__CONTROL_MESSAGE__INIT;
-    body.reply = reply;
-    zframe_t *sealed = qt_signer_seal (self->signer, QUINTET__PAYLOAD_TYPE__CONTROL, reply->tick,
-                                       &body.base);
-    zmsg_t *out = zmsg_new ();
-    zmsg_append (out, &identity);
-    zmsg_append (out, &empty);
-    zmsg_append (out, &sealed);
-    zmsg_send (&out, self->control);
-}
-
-//  Answers a peer's "snapshot" request (qt_catchup): only the snapshot
-//  fields and who answers, signed like every reply
-static void
-s_control_snapshot (qt_stage_t *self, qt_message_t *message, const Quintet__ControlRequest *request,
-                    zframe_t *identity, zframe_t *empty)
-{
-    Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
-    reply.nonce = request->nonce;
-    reply.role = (char *) self->role->role;
-    reply.replica = self->replica;
-    reply.tick = self->have_last ? self->last_tick : 0;
-    reply.ticks = self->ticks;
-    qt_catchup_serve (self->catchup, request, &reply);
-    s_control_answer (self, &reply, identity, empty);
-    qt_message_destroy (&message);      //  after: the reply's nonce is the request's
-}
-
-static void
-s_control (qt_stage_t *self, int64_t now_ms)
-{
-    zmsg_t *msg = zmsg_recv (self->control);
-    if (!msg)
-        return;
-    zframe_t *identity = zmsg_pop (msg);
-    zframe_t *empty = zmsg_pop (msg);
-    zframe_t *frame = zmsg_pop (msg);
-    zmsg_destroy (&msg);
-    //  What one peer address may cost, before any decoding or verifying
-    //  (the address is metadata of frames read from the wire: not of the
-    //  routing id, which the ROUTER socket made up)
-    zframe_t *wire = empty ? empty : identity;
-    const char *peer = wire ? zframe_meta (wire, "Peer-Address") : NULL;
-    if (!s_control_budget (self, peer ? peer : "?", now_ms)) {
-        self->control_throttled++;
-        uint64_t suppressed = 0;
-        if (qt_ratelimit_pass (self->drop_log, QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED, now_ms, &suppressed))
-            qt_log_event (LOG_WARNING, QT_MSG_MESSAGE_DROPPED, UINT64_MAX, peer,
-                          QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED,
-                          "dropped a control request: %s sends more than %d a second "
-                          "(%" PRIu64 " more since last report)", peer ? peer : "a peer",
-                          QT_STAGE_CONTROL_RATE, suppressed);
-        zframe_destroy (&identity);
-        zframe_destroy (&empty);
-        zframe_destroy (&frame);
-        return;
-    }
-    qt_drop_cause_t cause = QT_DROP_MALFORMED;
-    qt_message_t *message = NULL;
-    if (identity && empty && frame && zframe_size (empty) == 0)
-        message = qt_verifier_open (self->control_verifier, QT_CONTROL_TOPIC, NULL,
-                                    zframe_data (frame), zframe_size (frame), &cause);
-    else
-        qt_verifier_count (self->control_verifier, QT_DROP_MALFORMED);
-    //  Who may ask what: an operator (a control key) for status; another
-    //  replica of this role, catching up, for a snapshot (qt_catchup);
-    //  any other key nothing
-    bool operator = message && streq (message->sender->role, QT_CONTROL_ROLE);
-    bool sibling = message && self->catchup && streq (message->sender->role, self->role->role)
-                && message->sender->replica != self->replica;
-    if (message && !operator && !sibling) {
-        cause = QT_DROP_WRONG_ROLE;
-        qt_verifier_count (self->control_verifier, cause);
-        qt_message_destroy (&message);
-    }
-    const Quintet__ControlRequest *request = qt_control_request_of (message);
-    //  A request says whom it is for: one captured on its way to another
-    //  daemon (another role or replica) is not answered here
-    bool for_us = qt_control_request_for (request, self->role->role, self->replica);
-    const char *command = operator ? "status" : QT_CATCHUP_COMMAND;
-    if (!request || !for_us || strneq (request->command, command)) {
-        if (message) {
-            //  Authentic, but not a request we answer
-            cause = request && !for_us ? QT_DROP_WRONG_TARGET : QT_DROP_UNEXPECTED;
-            qt_verifier_count (self->control_verifier, cause);
-        }
-        s_log_control_drop (self, cause, now_ms);
-        qt_message_destroy (&message);
-        zframe_destroy (&identity);
-        zframe_destroy (&empty);
-        zframe_destroy (&frame);
-        return;     //  no answer: an unauthenticated peer learns nothing
-    }
-    if (sibling) {
-        s_control_snapshot (self, message, request, identity, empty);
-        zframe_destroy (&frame);
-        return;
-    }
-    bool healthy = true;
-    Quintet__ControlReply reply = QUINTET__CONTROL_REPLY__INIT;
-    reply.nonce = request->nonce;
-    reply.role = (char *) self->role->role;
-    reply.replica = self->replica;
-    reply.state = (char *) s_health (self, now_ms, &healthy);
-    reply.tick = self->have_last ? self->last_tick : 0;
-    reply.ticks = self->ticks;
-    reply.accepted = qt_verifier_accepted (self->verifier);
-    reply.resends = self->resends;
-    reply.endpoint = self->endpoint;
-    Quintet__UpstreamStatus upstreams [QT_STAGE_MAX_UPSTREAMS];
-    Quintet__UpstreamStatus *upstream_p [QT_STAGE_MAX_UPSTREAMS];
-    protobuf_c_boolean replica_up [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    char *replica_status [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    char *replica_reason [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    double replica_weight [QT_STAGE_MAX_UPSTREAMS][QT_QUORUM_MAX_REPLICAS];
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        qt_quorum_t *quorum = self->quorum [i];
-        quintet__upstream_status__init (&upstreams [i]);
-        upstreams [i].role = (char *) qt_quorum_role (quorum);
-        upstreams [i].replicas = qt_quorum_replicas (quorum);
-        upstreams [i].faults = qt_quorum_faults (quorum);
-        upstreams [i].up = s_up (self, i, now_ms);
-        upstreams [i].heard = s_heard (self, i, now_ms, s_health_window_ms (self));
-        for (uint32_t r = 0; r < upstreams [i].replicas; r++)
-            replica_up [i][r] = s_replica_up (self, i, r + 1, now_ms);
-        upstreams [i].n_replica_up = upstreams [i].replicas;
-        upstreams [i].replica_up = replica_up [i];
-        //  Reputation: the ladder's standing and the weight of the last tick
-        qt_reputation_t *reputation = self->reputation [i];
-        for (uint32_t r = 0; r < upstreams [i].replicas; r++) {
-            replica_status [i][r] = (char *) qt_reputation_status_name (qt_reputation_status (reputation, r + 1));
-            replica_reason [i][r] = (char *) qt_reputation_reason (reputation, r + 1);
-            replica_weight [i][r] = self->weight [i][r];
-        }
-        upstreams [i].n_replica_status = upstreams [i].replicas;
-        upstreams [i].replica_status = replica_status [i];
-        upstreams [i].n_replica_reason = upstreams [i].replicas;
-        upstreams [i].replica_reason = replica_reason [i];
-        upstreams [i].n_replica_weight = upstreams [i].replicas;
-        upstreams [i].replica_weight = replica_weight [i];
-        upstream_p [i] = &upstreams [i];
-    }
-    reply.n_upstreams = self->role->upstreams;
-    reply.upstreams = upstream_p;
-    //  Drops by cause: the data path's, then the control channel's under
-    //  "control/<cause>" (ControlReply has one list; quintetctl splits it)
-    Quintet__DropCount drops [2 * QT_DROP_CAUSES + 1];
-    Quintet__DropCount *drop_p [2 * QT_DROP_CAUSES + 1];
-    char control_cause [QT_DROP_CAUSES][64];
-    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
-        uint64_t count = qt_verifier_drops (self->verifier, (qt_drop_cause_t) c);
-        if (count == 0)
-            continue;
-        quintet__drop_count__init (&drops [reply.n_drops]);
-        drops [reply.n_drops].cause = (char *) qt_drop_cause_name ((qt_drop_cause_t) c);
-        drops [reply.n_drops].count = count;
-        drop_p [reply.n_drops] = &drops [reply.n_drops];
-        reply.n_drops++;
-    }
-    for (int c = QT_DROP_NONE + 1; c < QT_DROP_CAUSES; c++) {
-        uint64_t count = qt_verifier_drops (self->control_verifier, (qt_drop_cause_t) c);
-        if (count == 0)
-            continue;
-        snprintf (control_cause [c], sizeof control_cause [c], "%s%s", QT_CONTROL_DROP_PREFIX,
-                  qt_drop_cause_name ((qt_drop_cause_t) c));
-        quintet__drop_count__init (&drops [reply.n_drops]);
-        drops [reply.n_drops].cause = control_cause [c];
-        drops [reply.n_drops].count = count;
-        drop_p [reply.n_drops] = &drops [reply.n_drops];
-        reply.n_drops++;
-    }
-    if (self->control_throttled > 0) {
-        quintet__drop_count__init (&drops [reply.n_drops]);
-        drops [reply.n_drops].cause = QT_CONTROL_DROP_PREFIX QT_STAGE_THROTTLED;
-        drops [reply.n_drops].count = self->control_throttled;
-        drop_p [reply.n_drops] = &drops [reply.n_drops];
-        reply.n_drops++;
-    }
-    reply.drops = drop_p;
-    //  Details: what the stage subscribes to (the topic of every SUB socket
-    //  of an upstream, as s_connect_endpoint subscribed it), then the role's
-    s_details_t *details = (s_details_t *) zmalloc (sizeof (s_details_t));
-    for (size_t i = 0; i < self->role->upstreams; i++) {
-        char *name = zsys_sprintf ("subscription/%s", self->role->upstream [i].role);
-        s_detail_add (details, name, self->role->upstream [i].topic);
-        zstr_free (&name);
-    }
-    if (self->catchup)
-        s_detail_add (details, "catch-up", qt_catchup_state (self->catchup));
-    if (self->role->details)
-        self->role->details (self->state, s_detail_add, details);
-    reply.n_details = details->count;
-    reply.details = details->pointers;
-    s_control_answer (self, &reply, identity, empty);
-    s_details_free (&details);
-    qt_message_destroy (&message);
-    zframe_destroy (&frame);
-}
-
-//  What one upstream endpoint may cost: QT_STAGE_ENDPOINT_RATE messages a
-//  second read and verified. Over that, it is not read, nor polled, until
-//  a quarter of its burst has refilled: what it sends meanwhile queues up
-//  to the high-water marks and is dropped by ZeroMQ, costing us nothing.
-//  An honest replica sends a message per tick and a few re-sends.
-static void
-s_pause (qt_stage_t *self, s_endpoint_t *endpoint, int64_t now_ms)
-{
-    endpoint->paused_until = now_ms + (int64_t) (QT_STAGE_ENDPOINT_BURST / 4 * 1000 / QT_STAGE_ENDPOINT_RATE);
-    zpoller_remove (self->poller, endpoint->sub);
-    self->paused++;
-    char *peer = zsys_sprintf ("%s-%u", self->role->upstream [endpoint->upstream].role, endpoint->replica);
-    uint64_t suppressed = 0;
-    if (qt_ratelimit_pass (self->drop_log, QT_STAGE_THROTTLED, now_ms, &suppressed))
-        qt_log_event (LOG_WARNING, QT_MSG_MESSAGE_DROPPED, UINT64_MAX, peer, QT_STAGE_THROTTLED,
-                      "the endpoint of %s sends more than %d messages a second: not read for %" PRId64
-                      " ms (%" PRIu64 " more pauses since last report)", peer, QT_STAGE_ENDPOINT_RATE,
-                      endpoint->paused_until - now_ms, suppressed);
-    zstr_free (&peer);
-}
-
-//  Endpoints whose pause is over are read again; returns the ms until the
-//  next pause ends, or -1
-static int64_t
-s_resume (qt_stage_t *self, int64_t now_ms)
-{
-    int64_t next = -1;
-    for (size_t k = 0; k < self->subs; k++) {
-        s_endpoint_t *endpoint = &self->sub [k];
-        if (!endpoint->paused_until)
-            continue;
-        if (now_ms >= endpoint->paused_until) {
-            endpoint->paused_until = 0;
-            zpoller_add (self->poller, endpoint->sub);
-        }
-        else
-        if (next < 0 || endpoint->paused_until - now_ms < next)
-            next = endpoint->paused_until - now_ms;
-    }
-    return next;
-}
-
-//  Drains what is queued before deciding, so a burst costs one pass: one
-//  message from each readable endpoint in turn (a flooding one gets its
-//  turn, not the loop), QT_STAGE_DRAIN_MAX in all, so a flood cannot keep
-//  the loop here
-static void
-s_drain (qt_stage_t *self, int64_t now_ms)
-{
-    int drained = 0;
-    bool took = true;
-    while (took && drained < QT_STAGE_DRAIN_MAX) {
-        took = false;
-        for (size_t k = 0; k < self->subs && drained < QT_STAGE_DRAIN_MAX; k++) {
-            s_endpoint_t *endpoint = &self->sub [k];
-            if (endpoint->paused_until || !(zsock_events (endpoint->sub) & ZMQ_POLLIN))
-                continue;
-            if (s_allowance_take (&endpoint->budget, QT_STAGE_ENDPOINT_RATE, QT_STAGE_ENDPOINT_BURST, now_ms)) {
-                s_receive (self, endpoint, now_ms);
-                drained++;
-                took = true;
-            }
-            else
-                s_pause (self, endpoint, now_ms);
-        }
-    }
-}
-
-static int
-s_run (qt_stage_t *self)
-{
-    zpoller_t *poller = self->poller = zpoller_new (NULL);
-    for (size_t k = 0; k < self->subs; k++)
-        zpoller_add (poller, self->sub [k].sub);
-    if (self->control)
-        zpoller_add (poller, self->control);
-    if (self->catchup)
-        qt_catchup_poll_on (self->catchup, poller);
-    int64_t now_ms = zclock_mono ();
-    self->last_progress_ms = now_ms;
-    self->last_resend_ms = now_ms;
-    self->last_status_ms = now_ms;
-    qt_notify_watchdog_usec (&self->watchdog_usec);
-    //  Ping at least twice per watchdog interval
-    if (self->watchdog_usec > 0 && self->status_ms > (int64_t) (self->watchdog_usec / 2000))
-        self->status_ms = MAX (1, (int64_t) (self->watchdog_usec / 2000));
-    if (self->role->start && self->role->start (self->state, self)) {
-        zpoller_destroy (&poller);
-        self->poller = NULL;
-        return -1;
-    }
-    qt_log_event (LOG_NOTICE, QT_MSG_STARTED, UINT64_MAX, NULL, NULL,
-                  "quintet-%s replica %u publishing %s on %s", self->role->role, self->replica,
-                  self->role->topic, self->endpoint);
-    s_status (self, now_ms);        //  READY=1 at once if there is nothing to wait for
-    int rc = 0;
-    while (!zsys_interrupted && rc == 0) {
-        now_ms = zclock_mono ();
-        int64_t quiet_since = MAX (self->last_progress_ms, self->last_resend_ms);
-        int64_t timeout = quiet_since + self->resend_ms - now_ms;
-        int64_t status_left = self->last_status_ms + self->status_ms - now_ms;
-        if (status_left < timeout)
-            timeout = status_left;
-        for (size_t i = 0; i < self->role->upstreams; i++) {
-            int64_t left = qt_quorum_timeout (self->quorum [i], now_ms);
-            if (left >= 0 && left < timeout)
-                timeout = left;
-        }
-        int64_t paused = s_resume (self, now_ms);
-        if (paused >= 0 && paused < timeout)
-            timeout = paused;
-        int64_t catching_up = qt_catchup_timeout (self->catchup, now_ms);
-        if (catching_up >= 0 && catching_up < timeout)
-            timeout = catching_up;
-        if (timeout < 0)
-            timeout = 0;
-        void *which = zpoller_wait (poller, (int) timeout);
-        if (zpoller_terminated (poller))
-            break;
-        now_ms = zclock_mono ();
-        if (which && qt_catchup_owns (self->catchup, which))
-            qt_catchup_receive (self->catchup, which, now_ms);
-        else
-        if (which && which != self->control)
-            s_drain (self, now_ms);
-        //  Control requests are served on every pass, whatever woke the
-        //  loop: the poller reports the SUB socket first, and under a flood
-        //  it is always readable
-        for (int served = 0; self->control && served < QT_STAGE_DRAIN_MAX
-             && (zsock_events (self->control) & ZMQ_POLLIN); served++)
-            s_control (self, now_ms);
-        rc = s_process_ready (self, now_ms);
-        if (rc == 0 && self->catchup)
-            rc = qt_catchup_run (self->catchup, now_ms);
-        if (now_ms - MAX (self->last_progress_ms, self->last_resend_ms) >= self->resend_ms) {
-            s_resend (self, now_ms);
-            self->last_resend_ms = now_ms;
-        }
-        if (now_ms - self->last_status_ms >= self->status_ms)
-            s_status (self, now_ms);
-    }
-    zpoller_destroy (&poller);
-    self->poller = NULL;
-    return rc;
-}
-
-static void
-s_usage (const qt_role_t *role, FILE *out)
-{
-    fprintf (out,
-        "Usage: quintet-%s --config FILE [--check] [--verbose]\n"
-        "%s\n\n"
-        "  -c, --config FILE   the replica's configuration (ZPL); see quintet(7)/README\n"
-        "      --check         load and validate the configuration and keys, then exit\n"
-        "      --byzantine MODE  lie (tests, fault injection):",
-        role->role, role->summary);
-    //  qt_byzantine's modes, wrapped as the lines above
-    size_t column = 54;
-    for (int mode = QT_BYZANTINE_HONEST + 1; mode < QT_BYZANTINE_MODES; mode++) {
-        const char *name = qt_byzantine_mode_name ((qt_byzantine_mode_t) mode);
-        if (column + 1 + strlen (name) > 88) {
-            fprintf (out, "\n                     ");
-            column = 21;
-        }
-        fprintf (out, " %s", name);
-        column += 1 + strlen (name);
-    }
-    fprintf (out, "\n"
-        "  -v, --verbose       log at debug level\n"
-        "  -h, --help          this text\n"
-        "      --version       print the version\n\n"
-        "Publishes \"%s\"", role->topic);
-    for (size_t i = 0; i < role->upstreams; i++)
-        fprintf (out, "%s\"%s\" from %s", i ? ", " : "; consumes ", role->upstream [i].topic,
-                 role->upstream [i].role);
-    fprintf (out, ".\nSignals: SIGTERM/SIGINT stop cleanly. Exit status: 0 ok, 1 runtime error, 2 usage or configuration error.\n");
-    if (role->usage)
-        role->usage (out);
-}
-
-int
-qt_stage_main (const qt_role_t *descriptor, int argc, char *argv [])
-{
-    //  What the role publishes and consumes is the topology's, not its own
-    const qt_topology_role_t *topology = qt_topology_role (descriptor->role);
-    if (!topology) {
-        fprintf (stderr, "quintet-%s: role \"%s\" is not in the topology (common/topology.txt)\n",
-                 descriptor->role, descriptor->role);
-        return 2;
-    }
-    qt_role_t filled = *descriptor;
-    filled.topic = topology->topic;
-    filled.type = topology->type;
-    filled.upstreams = topology->upstreams;
-    for (size_t u = 0; u < topology->upstreams; u++)
-        filled.upstream [u] = topology->upstream [u];
-    const qt_role_t *role = &filled;
-    enum { OPT_CHECK = 256, OPT_VERSION, OPT_BYZANTINE };
-    static const struct option options [] = {
-        { "config", required_argument, NULL, 'c' },
-        { "check", no_argument, NULL, OPT_CHECK },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, OPT_VERSION },
-        { "byzantine", required_argument, NULL, OPT_BYZANTINE },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *config_path = NULL;
-    bool check = false, verbose = false;
-    qt_byzantine_mode_t byzantine = QT_BYZANTINE_HONEST;
-    int option;
-    while ((option = getopt_long (argc, argv, "c:vh", options, NULL)) != -1) {
-        switch (option) {
-            case 'c': config_path = optarg; break;
-            case OPT_CHECK: check = true; break;
-            case 'v': verbose = true; break;
-            case 'h': s_usage (role, stdout); return 0;
-            case OPT_VERSION: printf ("quintet-%s %s\n", role->role, QT_VERSION); return 0;
-            case OPT_BYZANTINE:
-                if (qt_byzantine_mode_parse (optarg, &byzantine)) {
-                    fprintf (stderr, "quintet-%s: --byzantine: unknown mode \"%s\"\n", role->role, optarg);
-                    return 2;
-                }
-                break;
-            default: s_usage (role, stderr); return 2;
-        }
-    }
-    if (!config_path || optind < argc) {
-        s_usage (role, stderr);
-        return 2;
-    }
-    qt_log_init (role->role, 0);
-    if (sodium_init () < 0) {
-        qt_log (LOG_ERR, "libsodium failed to initialise");
-        return 1;
-    }
-    zsys_init ();
-    zsys_catch_interrupts ();       //  SIGINT/SIGTERM set zsys_interrupted; the loop ends
-
-    qt_config_t *config = qt_config_load (config_path);
-    if (!config)
-        return 2;
-    char *error = NULL;
-    qt_stage_t *stage = s_stage_new (role, config, check, &error);
-    if (stage && !error && verbose)
-        qt_log_set_level (LOG_DEBUG);
-    if (stage && !error) {
-        stage->state = role->create (stage, config, &error);
-        if (!stage->state && !error)
-            error = zsys_sprintf ("%s: quintet/%s: invalid role configuration",
-                                  qt_config_path (config), role->role);
-    }
-    if (!error && qt_config_check_unknown (config))
-        error = strdup (qt_config_error (config));
-    if (!error && byzantine != QT_BYZANTINE_HONEST) {
-        //  wrong-role signs with another role's key from the same key directory
-        const char *secret = NULL;
-        qt_config_string (config, "quintet/secret_key", NULL, &secret);
-        char *key_dir = secret ? qt_stage_secret_path (secret) : NULL;
-        char *slash = key_dir ? strrchr (key_dir, '/') : NULL;
-        if (slash)
-            *slash = 0;
-        stage->byzantine = qt_byzantine_new (byzantine, stage->seed, role->role, stage->replica,
-                                             slash ? key_dir : ".");
-        zstr_free (&key_dir);
-        qt_log (LOG_WARNING, "BYZANTINE replica: publishing in mode %s", qt_byzantine_mode_name (byzantine));
-    }
-    if (error) {
-        qt_log_event (LOG_ERR, QT_MSG_CONFIG_ERROR, UINT64_MAX, NULL, "config", "%s", error);
-        zstr_free (&error);
-        s_stage_destroy (&stage);
-        qt_config_destroy (&config);
-        return 2;
-    }
-    int rc = 0;
-    if (check)
-        printf ("%s: configuration and keys are valid\n", config_path);
-    else {
-        rc = s_run (stage);
-        qt_notify_stopping ();
-        qt_log_event (LOG_NOTICE, QT_MSG_STOPPING, stage->have_last ? stage->last_tick : UINT64_MAX,
-                      NULL, NULL, "stopping after %" PRIu64 " ticks: %" PRIu64 " published, %"
-                      PRIu64 " accepted, %" PRIu64 " dropped, %" PRIu64 " re-sent",
-                      stage->ticks, stage->published, qt_verifier_accepted (stage->verifier),
-                      qt_verifier_drops_total (stage->verifier), stage->resends);
-        char causes [512] = "";
-        size_t used = 0;
-        for (int cause = QT_DROP_NONE + 1; cause < QT_DROP_CAUSES; cause++) {
-            uint64_t drops = qt_verifier_drops (stage->verifier, (qt_drop_cause_t) cause);
-            if (drops && used < sizeof causes)
-                used += (size_t) snprintf (causes + used, sizeof causes - used, " %s=%" PRIu64,
-                                           qt_drop_cause_name ((qt_drop_cause_t) cause), drops);
-        }
-        if (used)
-            qt_log (LOG_NOTICE, "dropped by cause:%s", causes);
-    }
-    s_stage_destroy (&stage);
-    qt_config_destroy (&config);
-    return rc ? 1 : 0;
-}

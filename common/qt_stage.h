@@ -1,12 +1,18 @@
 /*  qt_stage: the running replica of one role, shared by every daemon.
 
     A role supplies what it computes (qt_role_t: create, validate, process);
-    the stage does the rest, the same way for every role: command line,
-    config, keys and trust store, the PUB socket it publishes on, the SUB
-    socket to its upstream replicas, the receive path (verify, validate,
-    quorum and reputation per upstream role), the tick loop, re-sending its last output
+    the stage does the rest, the same way for every role: config, keys and
+    trust store, the PUB socket it publishes on, the SUB sockets to its
+    upstream replicas, the receive path (verify, validate, quorum and
+    reputation per upstream role), the tick loop, re-sending its last output
     while the pipeline makes no progress (slow joiners, restarts), drop
-    counters with rate-limited logs, and systemd notification.
+    counters with rate-limited logs, and the control channel.
+
+    The stage runs as a zactor (qt_stage_actor) on a zloop: readers for its
+    sockets, timers for re-sends, status and deadlines, and a command pipe
+    ($TERM, STATUS). The process around it (command line, signals, systemd
+    notification) is qt_daemon's; a test starts several stages in one
+    process the same way (tests/faults/reputation.c).
 
     Config keys read here (ZPL, section "quintet"):
         role, replica, batch, seed, env, env_variant, env_without, secret_key,
@@ -30,6 +36,8 @@
 #include "qt_metrics.h"
 #include "qt_reputation.h"
 #include "qt_topology.h"
+#include "qt_byzantine.h"
+#include "qt_stage_status.h"
 
 #define QT_STAGE_MAX_UPSTREAMS  QT_TOPOLOGY_MAX_UPSTREAMS
 #define QT_STAGE_MAX_KEPT       2       //  topics besides the role's own kept for re-sends
@@ -113,9 +121,51 @@ typedef struct {
     int (*restore) (void *state, const uint8_t *data, size_t size, const char **cause);
 } qt_role_t;
 
-//  The whole daemon: parses the command line, loads the config, runs the
-//  stage until SIGTERM/SIGINT. Returns the process exit code.
-int qt_stage_main (const qt_role_t *role, int argc, char *argv []);
+//  How the stage is run. The daemon (qt_daemon) fills all of it; a test
+//  leaves it zeroed (no hooks, honest, no watchdog).
+typedef struct {
+    bool check;                 //  --check: validate, bind and connect nothing
+    bool verbose;               //  --verbose: log at debug level
+    qt_byzantine_mode_t byzantine;      //  --byzantine: lie (tests only)
+    uint64_t watchdog_usec;     //  systemd's watchdog interval, 0 for none
+    //  Called in the stage's thread: ready once a quorum of every upstream
+    //  was heard, status at every status interval with the snapshot and
+    //  its STATUS= line. Either may be NULL.
+    void (*ready) (void *ctx);
+    void (*status) (void *ctx, const qt_stage_status_t *status, const char *line);
+    void *ctx;
+} qt_stage_options_t;
+
+//  The topology's topic, payload type and upstreams for a role's
+//  descriptor (common/topology.txt); -1 for a role the topology lacks
+int qt_stage_role_fill (const qt_role_t *descriptor, qt_role_t *filled);
+
+//  A stage from its config: keys, trust store, sockets bound and
+//  connected, the role's state created, every config key known. A
+//  descriptor without a topic is filled from the topology (a test may wire
+//  its own). NULL and *error (caller frees) on a bad configuration. The
+//  config must outlive the stage.
+qt_stage_t *qt_stage_new (const qt_role_t *descriptor, qt_config_t *config,
+                          const qt_stage_options_t *options, char **error);
+void qt_stage_destroy (qt_stage_t **self_p);
+
+//  The stage's actor: zactor_new (qt_stage_actor, stage) runs it until
+//  $TERM, an interrupt (zsys_interrupted) or a fatal error of the role; it
+//  then says "STOPPED" on the pipe and waits for $TERM. "STATUS" is
+//  answered with two frames: the packed Quintet__ControlReply that
+//  quintetctl status gets (unsigned: the pipe is in-process), and the
+//  STATUS= line. The stage is the actor's while it runs; the caller
+//  destroys it after zactor_destroy.
+void qt_stage_actor (zsock_t *pipe, void *stage);
+
+//  After the actor: 0, or -1 if the role failed fatally
+int qt_stage_result (qt_stage_t *self);
+
+//  The snapshot, now (not while the actor runs: it is the actor's)
+void qt_stage_status (qt_stage_t *self, qt_stage_status_t *status);
+
+//  Where the stage publishes (a bound tcp://127.0.0.1:* resolved)
+const char *qt_stage_endpoint (qt_stage_t *self);
 
 //  Publishes a payload on the role's topic for a tick; it is kept for re-sends.
 int qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload);
@@ -151,10 +201,6 @@ uint64_t qt_stage_seed (qt_stage_t *self);
 const char *qt_stage_env (qt_stage_t *self);
 const char *qt_stage_env_variant (qt_stage_t *self);
 const char *qt_stage_env_without (qt_stage_t *self);
-//  Where a configured secret key file is: a relative name is taken in
-//  systemd's credentials directory ($CREDENTIALS_DIRECTORY, LoadCredential=)
-//  when there is one, else as given. Caller frees.
-char *qt_stage_secret_path (const char *configured);
 //  State directory (created if missing), or NULL when not configured
 const char *qt_stage_state_dir (qt_stage_t *self);
 qt_quorum_t *qt_stage_quorum (qt_stage_t *self, size_t upstream);

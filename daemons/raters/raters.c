@@ -79,7 +79,7 @@ s_load_keys (raters_t *self, qt_stage_t *stage, qt_config_t *config, char **erro
         *error = strdup (qt_config_error (config));
         return -1;
     }
-    char *dir = qt_stage_secret_path (key_dir);
+    char *dir = qt_daemon_secret_path (key_dir);
     self->keys = (qt_keypair_t **) zmalloc (sizeof (qt_keypair_t *) * self->raters);
     for (uint32_t r = 1; r <= self->raters && !*error; r++) {
         char *path = zsys_sprintf ("%s/%s-%u.key", dir, QT_RATER_ROLE, r);
