@@ -529,7 +529,8 @@ qt_quorum_done_take (qt_quorum_t *self, uint64_t tick, qt_message_t **taken)
     if (taken)
         for (uint32_t i = 0; i < QT_QUORUM_MAX_REPLICAS; i++)
             taken [i] = NULL;
-    if (pending && self->agree && s_agreeing (self, pending) <= self->faults)
+    if (pending && self->agree && pending->count < self->replicas
+    &&  s_agreeing (self, pending) <= self->faults)
         self->unagreed++;
     if (pending) {
         for (uint32_t i = 0; i < self->replicas; i++) {

@@ -126,8 +126,8 @@ bool qt_quorum_holding (qt_quorum_t *self);
 uint64_t qt_quorum_late (qt_quorum_t *self);
 uint64_t qt_quorum_skipped (qt_quorum_t *self);
 uint64_t qt_quorum_evicted (qt_quorum_t *self);
-//  Ticks processed without f + 1 agreeing replicas (agreement on: after
-//  the agreement wait, or all n in and no f + 1 of them agree)
+//  Ticks processed with replicas missing and without f + 1 agreeing ones
+//  (agreement on: after the agreement wait)
 uint64_t qt_quorum_unagreed (qt_quorum_t *self);
 
 void qt_quorum_test (bool verbose);

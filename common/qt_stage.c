@@ -803,9 +803,14 @@ s_agreement_weights (qt_stage_t *self, size_t upstream, uint64_t tick, qt_messag
 {
     bool members [QT_QUORUM_MAX_REPLICAS];
     qt_quorum_t *quorum = self->quorum [upstream];
-    if (qt_quorum_agreement (quorum, tick, members) <= qt_quorum_faults (quorum))
-        return;
     double *weight = self->weight [upstream];
+    //  All present at full weight (the usual tick): f + 1 of at most 2f + 1
+    //  are a majority already, so nothing to compare
+    bool full = true;
+    for (uint32_t r = 0; r < qt_quorum_replicas (quorum); r++)
+        full &= !slots [r] || weight [r] == 1;
+    if (full || qt_quorum_agreement (quorum, tick, members) <= qt_quorum_faults (quorum))
+        return;
     double agreeing = 0, total = 0;
     for (uint32_t r = 0; r < qt_quorum_replicas (quorum); r++)
         if (slots [r]) {

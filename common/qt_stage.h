@@ -167,6 +167,10 @@ void qt_stage_status (qt_stage_t *self, qt_stage_status_t *status);
 //  Where the stage publishes (a bound tcp://127.0.0.1:* resolved)
 const char *qt_stage_endpoint (qt_stage_t *self);
 
+//  The journal MESSAGE_ID of a drop's log line (the catalog's), for every
+//  receiver of signed messages: the stages and the relay
+const char *qt_stage_message_id (qt_drop_cause_t cause);
+
 //  Publishes a payload on the role's topic for a tick; it is kept for re-sends.
 int qt_stage_publish (qt_stage_t *self, uint64_t tick, const ProtobufCMessage *payload);
 

@@ -172,8 +172,6 @@ void qt_stage_receive (qt_stage_t *self, qt_stage_endpoint_t *from, int64_t now_
 int qt_stage_process_ready (qt_stage_t *self, int64_t now_ms);
 //  No progress for resend_ms: the last output and kept topics again
 void qt_stage_resend (qt_stage_t *self, int64_t now_ms);
-//  The MESSAGE_ID of a drop's log line
-const char *qt_stage_message_id (qt_drop_cause_t cause);
 
 // -- qt_stage_control.c
 //  One control request read and answered (or dropped, counted)

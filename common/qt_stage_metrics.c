@@ -73,8 +73,8 @@ qt_stage_metrics_new (qt_stage_t *self)
         "Pending upstream ticks evicted from a full quorum window (or left out of it "
         "by the first processed tick), by upstream role.", "upstream");
     self->metric [M_UNAGREED] = qt_metrics_counter (m, "quintet_upstream_unagreed_total",
-        "Upstream ticks processed without f + 1 replicas that agree (after the agreement "
-        "wait, upstream/<role>/agree_ms), by upstream role.", "upstream");
+        "Upstream ticks processed with replicas missing and without f + 1 that agree "
+        "(after the agreement wait, upstream/<role>/agree_ms), by upstream role.", "upstream");
     self->metric [M_REWEIGHTED] = qt_metrics_counter (m, "quintet_upstream_reweighted_total",
         "Upstream ticks whose f + 1 agreeing replicas were given full weight over the "
         "reputation's (they held no majority of the weight), by upstream role.", "upstream");

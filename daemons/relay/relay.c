@@ -74,16 +74,6 @@ s_dashboard_topic (zframe_t *frame)
     return NULL;
 }
 
-static const char *
-s_message_id_of_cause (qt_drop_cause_t cause)
-{
-    if (cause == QT_DROP_BAD_SIGNATURE || cause == QT_DROP_UNKNOWN_KEY || cause == QT_DROP_WRONG_ROLE)
-        return QT_MSG_SIGNATURE_REJECTED;
-    if (cause == QT_DROP_REPLAY)
-        return QT_MSG_REPLAY_DROPPED;
-    return QT_MSG_MESSAGE_DROPPED;
-}
-
 static void
 s_drop (s_relay_t *self, const char *cause_name, const char *message_id, const char *topic)
 {
@@ -182,7 +172,7 @@ s_receive (s_relay_t *self)
                                               zframe_data (signed_frame), zframe_size (signed_frame),
                                               &cause);
     if (!message) {
-        s_drop (self, qt_drop_cause_name (cause), s_message_id_of_cause (cause), topic);
+        s_drop (self, qt_drop_cause_name (cause), qt_stage_message_id (cause), topic);
         zmsg_destroy (&msg);
         return;
     }
